@@ -1,0 +1,4 @@
+"""ecgkit: a data-pipeline-first toolkit for ECG phenotyping."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
