@@ -1,0 +1,104 @@
+"""Readers, one module per source format, behind one entry point: :func:`read_record`.
+
+Each format module exposes ``read_<format>(path, *, record_id=None) -> Record`` returning the record
+at its native sampling frequency and length; :func:`read_record` detects the format, calls the
+reader, and canonicalises sampling frequency and duration (see :func:`ecgkit.signal.conform`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Literal
+
+from ecgkit.errors import FormatError
+from ecgkit.io.detect import detect_format
+from ecgkit.record import Record
+from ecgkit.signal import conform
+
+ReaderFn = Callable[..., Record]
+
+
+def _reader(fmt: str) -> ReaderFn:
+    # Imported lazily so that reading WFDB files never pays for pydicom or lxml imports.
+    if fmt == "wfdb":
+        from ecgkit.io.wfdb import read_wfdb
+        return read_wfdb
+    if fmt == "muse":
+        from ecgkit.io.muse import read_muse
+        return read_muse
+    if fmt == "cardiosoft":
+        from ecgkit.io.cardiosoft import read_cardiosoft
+        return read_cardiosoft
+    if fmt == "dicom":
+        from ecgkit.io.dicom import read_dicom
+        return read_dicom
+    if fmt == "aecg":
+        from ecgkit.io.aecg import read_aecg
+        return read_aecg
+    if fmt == "philips":
+        from ecgkit.io.philips import read_philips
+        return read_philips
+    raise FormatError(f"no reader for format {fmt!r}")
+
+
+def read_native(path: str | Path, *, record_id: str | None = None, fmt: str | None = None) -> Record:
+    """Read a record at its native sampling frequency and length (no resampling, no crop).
+
+    Raises
+    ------
+    FormatError
+        If the format is unknown or the file is malformed.
+    SignalError
+        If the signal is unusable (missing leads, truncated data).
+    """
+    path = Path(path)
+    fmt = fmt or detect_format(path)
+    return _reader(fmt)(path, record_id=record_id)
+
+
+def read_record(
+    path: str | Path,
+    *,
+    fs: float = 500,
+    seconds: float | None = None,
+    short: Literal["pad", "reject"] = "pad",
+    record_id: str | None = None,
+) -> Record:
+    """Read one ECG file of any supported format into a canonical :class:`~ecgkit.record.Record`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file: a WFDB header (``.hea``; the signal file beside it), or a MUSE, CardioSoft,
+        Philips or HL7 aECG XML file, or a DICOM waveform file.
+    fs : float
+        Target sampling frequency in Hz; the signal is resampled with a polyphase filter when the
+        source differs.
+    seconds : float or None
+        Target duration. Longer records are cropped (from the start); shorter ones are zero-padded
+        at the end (``short="pad"``) or rejected (``short="reject"``). ``None`` keeps the length.
+    short : {"pad", "reject"}
+        What to do with records shorter than ``seconds``.
+    record_id : str or None
+        Overrides the reader's record id (default: the file stem).
+
+    Returns
+    -------
+    Record
+        ``signal`` float32 millivolts, shape (12, round(fs * seconds)) in :data:`ecgkit.record.LEADS`
+        order; ``repairs`` lists each change (resampled, cropped, padded, derived leads).
+
+    Raises
+    ------
+    FormatError, SignalError
+        Naming the file and the problem.
+
+    Examples
+    --------
+    >>> rec = read_record("records500/00000/00001_hr.hea")  # doctest: +SKIP
+    >>> rec.signal.shape, rec.signal.dtype, rec.fs
+    ((12, 5000), dtype('float32'), 500.0)
+    """
+    return conform(read_native(path, record_id=record_id), fs=fs, seconds=seconds, short=short)
+
+
+__all__ = ["read_record", "read_native", "detect_format"]
