@@ -1,0 +1,3 @@
+from ecgkit.cli import main
+
+main()
