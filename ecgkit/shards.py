@@ -1,0 +1,502 @@
+"""Shard stage: the one pass over signals, into crash-safe HDF5 shards for training.
+
+Layout of ``SHARDS_DIR``
+------------------------
+``{train,val,test}-NNNNN.h5``
+    One shard of up to ``records_per_shard`` records of one split. Datasets:
+
+    ==============  ===================  ==========================================================
+    dataset         shape, dtype         meaning
+    ==============  ===================  ==========================================================
+    ``signal``      (N, 12, L) int16     ``value * scale_mv`` millivolts (attribute ``scale_mv``), or
+                                         float16 millivolts; leads in :data:`ecgkit.record.LEADS`
+                                         order; chunked (1, 12, L), uncompressed by default
+    ``labels``      (N, T) int8          1 present, 0 absent, -1 unknown (label not in the source)
+    ``record_id``   (N,) str             manifest record id
+    ``patient_key`` (N,) str             keyed hash of the patient id (:func:`ecgkit.split.patient_keys`);
+                                         never the raw id
+    ==============  ===================  ==========================================================
+
+    File attributes: ``fs``, ``seconds``, ``n_samples``, ``leads``, ``label_names``, ``dtype``,
+    ``scale_mv``, ``units``, ``split``, ``shard``, ``ecgkit_version``, ``config`` (resolved
+    :class:`ShardConfig` as JSON, secret key redacted), ``manifest_hash``, ``plan_hash``.
+``{shard}.h5.json``
+    Sidecar written after the shard is complete: SHA-256 and size of the shard file, the plan hash,
+    the record ids written, records quarantined with reasons, repairs per record.
+``index.parquet``
+    One row per record in a shard: ``record_id``, ``split``, ``shard``, ``row``, ``shard_sha256``,
+    ``shard_bytes``, ``repairs``.
+``manifest.parquet``, ``quarantine.parquet``
+    The input manifest with ``shard``/``row`` filled and this stage's quarantines; this stage's
+    quarantine rows.
+
+Layout choices (measured, see ``benchmarks/RESULTS_shards.md``): one record per chunk without
+compression, because training reads random single records and HDF5 decompresses or caches whole
+chunks (64-record chunks or lzf cut random reads 10-1000x). Readers open files with a small chunk
+cache (:mod:`ecgkit.data`).
+
+Crash safety: each shard is written as ``NAME.h5.tmp``, fsynced, renamed, then its sidecar is
+written the same way. The plan (which record goes to which shard and row) is a pure function of
+the manifest and config, so a rerun skips every shard whose sidecar matches the plan and whose
+checksum verifies, and rewrites the rest: no duplicates, no lost records, damaged shards rewritten.
+
+Quarantine rules at this stage (a record is never silently dropped): a :class:`~ecgkit.errors.RecordError`
+from the reader (unreadable, truncated, missing leads, too short with ``short="reject"``); any
+non-finite sample (filling it would be a silent repair); all 12 leads flat (no signal at all);
+with int16 storage, a sample beyond the int16 range at ``scale_mv`` (it would clip).
+Flat or clipped single leads are kept: they are scan's ``qc_flags``, and labels remain valid.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal, Sequence
+
+import h5py
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from numpy.typing import NDArray
+
+from ecgkit import __version__
+from ecgkit.config import config_to_dict
+from ecgkit.engines import map_tasks
+from ecgkit.errors import ConfigError, RecordError, SchemaError
+from ecgkit.io import read_record
+from ecgkit.manifest import STATUS_OK, STATUS_QUARANTINED, manifest_hash, write_manifest, write_quarantine
+from ecgkit.record import LEADS
+from ecgkit.signal import FLAT_PTP_MV
+from ecgkit.split import ECG_P18, SPLITS, audit, patient_keys
+
+log = logging.getLogger(__name__)
+
+INDEX_FILE = "index.parquet"
+SIDECAR_SUFFIX = ".json"
+_HASH_BLOCK = 1 << 22
+
+
+@dataclass(frozen=True)
+class ShardConfig:
+    """Configuration of :func:`write_shards` (load with :func:`ecgkit.config.load_config`)."""
+
+    #: Target sampling frequency, Hz: 500 Hz is the native rate of PTB-XL and GE MUSE exports.
+    fs: float = 500.0
+    #: Record length, seconds: 10 s is the standard resting 12-lead ECG.
+    seconds: float = 10.0
+    #: Records per shard file: 1024 x 12 x 5000 int16 = 123 MB, small enough that a crash loses
+    #: little work and that workers balance, big enough to keep the file count low (300 files for
+    #: 300,000 records).
+    records_per_shard: int = 1024
+    #: Storage dtype: int16 with ``scale_mv`` is exact for 1 uV-resolution sources and half of
+    #: float32; float16 millivolts has <= 3.9 uV error and no range limit below 65 V.
+    dtype: Literal["int16", "float16"] = "int16"
+    #: int16 step in millivolts: 1 uV matches PTB-XL's resolution and covers +-32.7 mV, beyond any
+    #: plausible surface ECG (scan flags > 20 mV).
+    scale_mv: float = 0.001
+    #: None (default): uncompressed, ~13x faster random reads than lzf (measured); "lzf" saves ~37%.
+    compression: Literal["lzf"] | None = None
+    #: Records shorter than ``seconds``: zero-padded at the end ("pad", recorded in ``repairs``) or
+    #: quarantined ("reject").
+    short: Literal["pad", "reject"] = "pad"
+    #: Label names, in shard column order; None: the 18 ECG-P18 labels (missing columns -> -1).
+    labels: tuple[str, ...] | None = None
+    #: Worker processes; 0: one per core (parallel by default).
+    workers: int = 0
+    #: "local" process pool, or "dask" (dask.distributed, same per-shard function).
+    engine: Literal["local", "dask"] = "local"
+    #: Dask scheduler address; None starts a local Dask cluster.
+    scheduler: str | None = None
+    #: HMAC key of ``patient_key``; None uses the public default (pseudonymisation against casual
+    #: viewing only). Never written to the shards.
+    patient_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.fs <= 0 or self.seconds <= 0:
+            raise ConfigError(f"fs and seconds must be positive, got fs={self.fs}, seconds={self.seconds}")
+        if self.records_per_shard < 1:
+            raise ConfigError(f"records_per_shard must be >= 1, got {self.records_per_shard}")
+        if self.dtype not in ("int16", "float16"):
+            raise ConfigError(f"dtype must be 'int16' or 'float16', got {self.dtype!r}")
+        if self.compression not in (None, "lzf"):
+            raise ConfigError(f"compression must be None or 'lzf', got {self.compression!r}")
+        if self.short not in ("pad", "reject"):
+            raise ConfigError(f"short must be 'pad' or 'reject', got {self.short!r}")
+        if self.engine not in ("local", "dask"):
+            raise ConfigError(f"engine must be 'local' or 'dask', got {self.engine!r}")
+        if self.scale_mv <= 0:
+            raise ConfigError(f"scale_mv must be positive, got {self.scale_mv}")
+
+    @property
+    def n_samples(self) -> int:
+        """Samples per lead in the shards."""
+        return int(round(self.fs * self.seconds))
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """Label columns written to the shards."""
+        return ECG_P18 if self.labels is None else tuple(self.labels)
+
+    def public_dict(self) -> dict[str, Any]:
+        """The resolved config as written into shards: the patient key redacted, engine fields dropped
+        (they do not change the output)."""
+        d = config_to_dict(self)
+        d["patient_key"] = None if self.patient_key is None else "<secret>"
+        for name in ("workers", "engine", "scheduler"):
+            d.pop(name)
+        d["label_names"] = list(self.label_names)
+        d["n_samples"] = self.n_samples
+        return d
+
+
+@dataclass(frozen=True)
+class _ShardTask:
+    path: str
+    shard: str
+    split: str
+    record_ids: tuple[str, ...]
+    source_paths: tuple[str, ...]
+    labels: NDArray[np.int8]
+    patient_keys: tuple[str, ...]
+    plan_hash: str
+    config: ShardConfig
+    attrs: dict[str, Any]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_HASH_BLOCK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_sidecar(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(Path(str(path) + SIDECAR_SUFFIX).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _shard_is_complete(path: Path, plan_hash: str) -> dict[str, Any] | None:
+    """The sidecar of a complete shard that matches the plan and its checksum, else None."""
+    side = _read_sidecar(path)
+    if side is None or side.get("plan_hash") != plan_hash or not path.exists():
+        return None
+    if path.stat().st_size != side.get("bytes") or _sha256(path) != side.get("sha256"):
+        log.warning("shard %s fails its checksum: rewriting it", path)
+        return None
+    return side
+
+
+def _qc_problem(signal: NDArray[np.float32], config: ShardConfig) -> str | None:
+    """The reason to quarantine a conformed signal at this stage, or None (see the module docstring)."""
+    finite = np.isfinite(signal)
+    if not finite.all():
+        bad = [LEADS[i] for i in np.flatnonzero(~finite.all(axis=1))]
+        return f"non-finite samples in lead(s) {', '.join(bad)}"
+    if signal.shape[1] == 0 or ((signal.max(axis=1) - signal.min(axis=1)) < FLAT_PTP_MV).all():
+        return f"all 12 leads flat (peak-to-peak < {FLAT_PTP_MV} mV)"
+    if config.dtype == "int16":
+        limit = 32767 * config.scale_mv
+        peak = float(np.abs(signal).max())
+        if peak > limit:
+            return f"amplitude {peak:.2f} mV beyond the int16 range +-{limit:.3f} mV at scale {config.scale_mv} mV"
+    return None
+
+
+def _encode(signal: NDArray[np.float32], config: ShardConfig, out: NDArray[Any]) -> None:
+    if config.dtype == "int16":
+        np.rint(signal / np.float32(config.scale_mv), out=signal)
+        out[...] = signal  # values checked to fit int16 by _qc_problem
+    else:
+        out[...] = signal
+
+
+def _write_shard(task: _ShardTask) -> dict[str, Any]:
+    """Read a shard's records, quarantine failures, write the shard atomically; return its sidecar.
+
+    Runs in a worker: only the small sidecar dict goes back to the parent.
+    """
+    path = Path(task.path)
+    existing = _shard_is_complete(path, task.plan_hash)
+    if existing is not None:
+        existing["skipped"] = True
+        return existing
+    cfg = task.config
+    n, length = len(task.record_ids), cfg.n_samples
+    buf = np.empty((n, len(LEADS), length), dtype=cfg.dtype)
+    kept: list[int] = []
+    quarantined: dict[str, str] = {}
+    repairs: list[str] = []
+    for i, (rid, src) in enumerate(zip(task.record_ids, task.source_paths)):
+        try:
+            rec = read_record(src, fs=cfg.fs, seconds=cfg.seconds, short=cfg.short, record_id=rid)
+        except RecordError as exc:
+            quarantined[rid] = f"shard: {exc}"
+            continue
+        sig = np.array(rec.signal, dtype=np.float32)  # own copy: _encode works in place
+        problem = _qc_problem(sig, cfg)
+        if problem is not None:
+            quarantined[rid] = f"shard: record {rid} ({src}): {problem}"
+            continue
+        _encode(sig, cfg, buf[len(kept)])
+        kept.append(i)
+        repairs.append("; ".join(rec.repairs))
+    rows = np.asarray(kept, dtype=np.int64)
+    tmp = path.with_name(path.name + ".tmp")
+    Path(str(path) + SIDECAR_SUFFIX).unlink(missing_ok=True)
+    with h5py.File(tmp, "w") as f:
+        f.create_dataset("signal", data=buf[: len(kept)], chunks=(1, len(LEADS), length),
+                         compression=cfg.compression)
+        f.create_dataset("labels", data=task.labels[rows].reshape(len(kept), task.labels.shape[1]))
+        str_dt = h5py.string_dtype("utf-8")
+        f.create_dataset("record_id", data=np.array([task.record_ids[i] for i in kept], dtype=object), dtype=str_dt)
+        f.create_dataset("patient_key", data=np.array([task.patient_keys[i] for i in kept], dtype=object),
+                         dtype=str_dt)
+        for key, value in task.attrs.items():
+            f.attrs[key] = value
+        f.attrs["split"] = task.split
+        f.attrs["shard"] = task.shard
+        f.attrs["plan_hash"] = task.plan_hash
+    _fsync_path(tmp)
+    sidecar = {
+        "shard": task.shard, "split": task.split, "sha256": _sha256(tmp), "bytes": tmp.stat().st_size,
+        "plan_hash": task.plan_hash, "n_rows": len(kept), "n_planned": n,
+        "record_ids": [task.record_ids[i] for i in kept], "repairs": repairs, "quarantined": quarantined,
+    }
+    os.replace(tmp, path)
+    side_path = Path(str(path) + SIDECAR_SUFFIX)
+    side_tmp = Path(str(side_path) + ".tmp")
+    with open(side_tmp, "w") as fh:
+        json.dump(sidecar, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(side_tmp, side_path)
+    _fsync_path(path.parent)
+    sidecar["skipped"] = False
+    return sidecar
+
+
+def _label_matrix(frame: pd.DataFrame, names: Sequence[str]) -> NDArray[np.int8]:
+    """(n, T) int8 labels; columns missing from the manifest and nulls become -1 (unknown)."""
+    out = np.full((len(frame), len(names)), -1, dtype=np.int8)
+    for j, name in enumerate(names):
+        if name in frame.columns:
+            v = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            out[:, j] = np.where(np.isfinite(v), v, -1).astype(np.int8)
+    return out
+
+
+def plan_shards(manifest: pd.DataFrame, config: ShardConfig) -> pd.DataFrame:
+    """The deterministic shard plan: which record goes to which shard.
+
+    Records with ``status == "ok"`` and a split are ordered by split (train, val, test) then
+    ``record_id`` and cut into shards of ``records_per_shard``; the plan depends only on the set of
+    records, not on the manifest's row order.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``record_id``, ``source_path``, ``split``, ``shard`` (``"train-00000"``), with the
+        manifest's index (so rows can be written back).
+
+    Raises
+    ------
+    SchemaError
+        If the manifest has no ``split`` column.
+    """
+    if "split" not in manifest.columns:
+        raise SchemaError("manifest has no 'split' column; run `ecgkit split` first")
+    use = manifest.loc[(manifest["status"] == STATUS_OK) & manifest["split"].notna(),
+                       ["record_id", "source_path", "split"]].copy()
+    order = use["split"].map({s: i for i, s in enumerate(SPLITS)})
+    use = use.assign(_o=order).sort_values(["_o", "record_id"], kind="stable").drop(columns="_o")
+    pos = use.groupby("split", sort=False).cumcount().to_numpy()
+    use["shard"] = [f"{s}-{p // config.records_per_shard:05d}" for s, p in zip(use["split"], pos)]
+    return use
+
+
+def _plan_hash(ids: Sequence[str], paths: Sequence[str], labels: NDArray[np.int8], keys: Sequence[str],
+               config_json: str, mhash: str) -> str:
+    h = hashlib.sha256()
+    for part in ("\x1f".join(ids), "\x1f".join(paths), "\x1f".join(keys), config_json, mhash):
+        h.update(part.encode("utf-8"))
+        h.update(b"\x1e")
+    h.update(np.ascontiguousarray(labels).tobytes())
+    return h.hexdigest()
+
+
+def write_shards(
+    manifest: pd.DataFrame,
+    out_dir: str | Path,
+    config: ShardConfig = ShardConfig(),
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Read every split record once and write HDF5 shards, the index and the updated manifest.
+
+    Parameters
+    ----------
+    manifest : DataFrame
+        Manifest with a ``split`` column (see :func:`ecgkit.split.split_by_patient`) and optional
+        int8 label columns.
+    out_dir : str or Path
+        ``SHARDS_DIR``; created if needed. Rerunning into the same folder resumes: complete shards
+        that match the plan and their checksums are kept.
+    config : ShardConfig
+        See :class:`ShardConfig`.
+    progress : callable or None
+        Called with the number of planned records of each finished shard (the CLI's progress bar).
+
+    Returns
+    -------
+    DataFrame
+        The manifest with columns ``shard`` (string, e.g. ``"train-00003"``; null when not in a shard)
+        and ``row`` (Int64, row within the shard), and ``status``/``reason`` set for records
+        quarantined here (they keep their ``split``).
+
+    Raises
+    ------
+    SchemaError
+        If the manifest has no split, or at the end records in != records in shards + quarantined.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = config.label_names
+    mhash = manifest_hash(manifest)
+    plan = plan_shards(manifest, config)
+    labels = _label_matrix(manifest.loc[plan.index], names)
+    keys = patient_keys(manifest.loc[plan.index], config.patient_key)
+    cfg_json = json.dumps(config.public_dict(), sort_keys=True)
+    attrs = {
+        "fs": float(config.fs), "seconds": float(config.seconds), "n_samples": config.n_samples,
+        "leads": list(LEADS), "label_names": list(names), "dtype": config.dtype,
+        "scale_mv": float(config.scale_mv) if config.dtype == "int16" else 1.0, "units": "mV",
+        "ecgkit_version": __version__, "config": cfg_json, "manifest_hash": mhash,
+    }
+    tasks = []
+    shard_codes, shard_names = pd.factorize(plan["shard"], sort=False)
+    for k, shard in enumerate(shard_names):
+        sel = np.flatnonzero(shard_codes == k)
+        ids = tuple(plan["record_id"].iloc[sel])
+        paths = tuple(plan["source_path"].iloc[sel])
+        pkeys = tuple(keys[sel])
+        lab = labels[sel]
+        tasks.append(_ShardTask(
+            path=str(out_dir / f"{shard}.h5"), shard=shard, split=str(plan["split"].iloc[sel[0]]),
+            record_ids=ids, source_paths=paths, labels=lab, patient_keys=pkeys,
+            plan_hash=_plan_hash(ids, paths, lab, pkeys, cfg_json, mhash), config=config, attrs=attrs,
+        ))
+    _remove_stale(out_dir, {t.shard for t in tasks})
+    sidecars: list[dict[str, Any]] = []
+    for side in map_tasks(_write_shard, tasks, workers=config.workers, engine=config.engine,
+                          scheduler=config.scheduler):
+        sidecars.append(side)
+        log.info("shard %s: %d rows, %d quarantined%s", side["shard"], side["n_rows"], len(side["quarantined"]),
+                 " (kept, checksum ok)" if side["skipped"] else "")
+        if progress is not None:
+            progress(int(side["n_planned"]))
+    return _finish(manifest, plan, sidecars, out_dir)
+
+
+def _remove_stale(out_dir: Path, planned: set[str]) -> None:
+    """Delete temporary files and shards of earlier plans that this plan does not have."""
+    for p in out_dir.glob("*.tmp"):
+        p.unlink()
+    for split in SPLITS:
+        for p in out_dir.glob(f"{split}-*.h5"):
+            if p.stem not in planned:
+                log.info("removing shard %s of an earlier plan", p.name)
+                p.unlink()
+                Path(str(p) + SIDECAR_SUFFIX).unlink(missing_ok=True)
+
+
+def _finish(manifest: pd.DataFrame, plan: pd.DataFrame, sidecars: list[dict[str, Any]], out_dir: Path) -> pd.DataFrame:
+    sidecars = sorted(sidecars, key=lambda s: s["shard"])
+    index = pd.DataFrame({
+        "record_id": [r for s in sidecars for r in s["record_ids"]],
+        "split": [s["split"] for s in sidecars for _ in s["record_ids"]],
+        "shard": [s["shard"] for s in sidecars for _ in s["record_ids"]],
+        "row": np.concatenate([np.arange(s["n_rows"], dtype=np.int64) for s in sidecars] or [np.zeros(0, np.int64)]),
+        "shard_sha256": [s["sha256"] for s in sidecars for _ in s["record_ids"]],
+        "shard_bytes": np.array([s["bytes"] for s in sidecars for _ in s["record_ids"]], dtype=np.int64),
+        "repairs": [r for s in sidecars for r in s["repairs"]],
+    })
+    quarantined = {rid: reason for s in sidecars for rid, reason in s["quarantined"].items()}
+    n_in = len(plan)
+    dup = index["record_id"][index["record_id"].duplicated()]
+    in_both = set(quarantined) & set(index["record_id"])
+    if len(dup) or in_both or n_in != len(index) + len(quarantined) \
+            or set(plan["record_id"]) != set(index["record_id"]) | set(quarantined):
+        raise SchemaError(
+            f"shard accounting failed in {out_dir}: {n_in} records planned, {len(index)} in shards, "
+            f"{len(quarantined)} quarantined, duplicates {dup.head(5).tolist()}, in both {sorted(in_both)[:5]}")
+    tmp = out_dir / (INDEX_FILE + ".tmp")
+    pq.write_table(pa.Table.from_pandas(index, preserve_index=False), tmp)
+    os.replace(tmp, out_dir / INDEX_FILE)
+
+    out = manifest.copy()
+    pos = pd.Series(np.arange(len(out)), index=out["record_id"].to_numpy())
+    shard_col = pd.Series(pd.NA, index=out.index, dtype="string")
+    row_col = pd.Series(pd.NA, index=out.index, dtype="Int64")
+    at = pos.loc[index["record_id"].to_numpy()].to_numpy()
+    shard_col.iloc[at] = index["shard"].to_numpy()
+    row_col.iloc[at] = index["row"].to_numpy()
+    out["shard"] = shard_col
+    out["row"] = row_col
+    newly = pd.Series(False, index=out.index)
+    if quarantined:
+        qat = pos.loc[list(quarantined)].to_numpy()
+        out.loc[out.index[qat], "status"] = STATUS_QUARANTINED
+        out.loc[out.index[qat], "reason"] = list(quarantined.values())
+        newly.iloc[qat] = True
+    write_manifest(out, out_dir)
+    write_quarantine(out.loc[newly], out_dir, "shard")
+    audit(out)
+    n_skipped = sum(bool(s["skipped"]) for s in sidecars)
+    log.info("shards: %d records in %d shards (%d kept from an earlier run), %d quarantined, in %s",
+             len(index), len(sidecars), n_skipped, len(quarantined), out_dir)
+    return out
+
+
+def read_index(shards_dir: str | Path) -> pd.DataFrame:
+    """Read ``SHARDS_DIR/index.parquet``.
+
+    Raises
+    ------
+    SchemaError
+        If there is no index (the shard stage has not completed there).
+    """
+    path = Path(shards_dir) / INDEX_FILE
+    if not path.exists():
+        raise SchemaError(f"no shard index at {path}; run `ecgkit shard` first")
+    return pq.read_table(path).to_pandas()
+
+
+def verify_shards(shards_dir: str | Path) -> list[str]:
+    """Check every shard listed in the index against its SHA-256; return the damaged or missing ones."""
+    shards_dir = Path(shards_dir)
+    index = read_index(shards_dir)
+    expected = index.groupby("shard")["shard_sha256"].first()
+    bad = []
+    for shard, sha in expected.items():
+        path = shards_dir / f"{shard}.h5"
+        if not path.exists() or _sha256(path) != sha:
+            bad.append(str(shard))
+    return bad
+
+
+__all__ = ["ShardConfig", "write_shards", "plan_shards", "read_index", "verify_shards"]

@@ -1,0 +1,363 @@
+"""Split stage: patient-level train/val/test splits and a leakage audit.
+
+Two methods, both grouped by patient (every record of a patient lands in one split; a record
+without a ``patient_id`` counts as its own patient):
+
+- ``"stratified"`` (default): multi-label iterative stratification (Sechidis, Tsoumakas & Vlahavas,
+  "On the stratification of multi-label data", ECML PKDD 2011) run over *patients*, weighting each
+  patient by its number of records, so that each split's prevalence of each label is close to the
+  cohort's. Deterministic for a seed and independent of the manifest's row order.
+- ``"hash"``: a keyed hash (HMAC-SHA256) of the patient id mapped to [0, 1) and cut at the cumulative
+  ratios. A patient's split depends only on its id and the key, so growing a cohort (monthly
+  re-exports) never moves an existing patient to another split.
+
+This module works on tables only: it imports neither torch nor h5py.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+from typing import Literal, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from ecgkit.errors import ConfigError, SchemaError
+from ecgkit.manifest import STATUS_OK
+
+log = logging.getLogger(__name__)
+
+#: The ECG-P18 label names in task order (the label stage adds one int8 column per name).
+ECG_P18: tuple[str, ...] = ("LVH", "RVH", "AFIB", "AFL", "IVCD", "NIVCD", "RBBB", "LBBB", "IRBBB", "ILBBB",
+                            "1AVB", "2AVB", "3AVB", "EAR", "VBIG", "VT", "VPC", "APC")
+
+#: Split names, in the order of ``ratios``.
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+#: Default HMAC key of the hash split. It is public, so the split is reproducible by anyone with the
+#: manifest; pass your own ``key`` to make the assignment unpredictable from patient ids alone.
+DEFAULT_SPLIT_KEY = b"ecgkit-split-v1"
+#: Default HMAC key of :func:`patient_keys` (the pseudonymous patient key written into shards). Set a
+#: secret key for real pseudonymisation: with a public key, anyone holding a candidate patient id can
+#: recompute its key.
+DEFAULT_PATIENT_KEY = b"ecgkit-patient-key-v1"
+
+
+def label_columns(manifest: pd.DataFrame, labels: Sequence[str] | None = None) -> tuple[str, ...]:
+    """Return the label columns to use: ``labels`` if given, else the ECG-P18 names present.
+
+    Raises
+    ------
+    SchemaError
+        If an explicitly requested label column is missing from the manifest.
+    """
+    if labels is None:
+        return tuple(name for name in ECG_P18 if name in manifest.columns)
+    missing = [name for name in labels if name not in manifest.columns]
+    if missing:
+        raise SchemaError(f"manifest lacks label column(s) {missing}; it has {list(manifest.columns)}")
+    return tuple(labels)
+
+
+def _group_keys(manifest: pd.DataFrame) -> pd.Series:
+    """One grouping key per row: the patient id, or ``record:<record_id>`` when it is missing."""
+    pid = manifest["patient_id"].astype("string")
+    # The prefixes keep a patient id that happens to equal some record id from merging with it.
+    return ("patient:" + pid).fillna("record:" + manifest["record_id"].astype("string"))
+
+
+def _hmac_unit(keys: Sequence[str], key: bytes) -> NDArray[np.float64]:
+    """Map each string to a uniform number in [0, 1) with HMAC-SHA256 (first 8 bytes / 2**64)."""
+    digests = b"".join(hmac.new(key, k.encode("utf-8"), hashlib.sha256).digest()[:8] for k in keys)
+    return np.frombuffer(digests, dtype=">u8").astype(np.float64) / 2.0 ** 64
+
+
+def patient_keys(manifest: pd.DataFrame, key: bytes | str | None = None) -> NDArray[np.object_]:
+    """Pseudonymous per-row patient keys: hex HMAC-SHA256 (first 16 bytes) of the grouping key.
+
+    Records without a patient id get a key of their own (from their record id). These keys, not the
+    raw ids, go into shards, so patient identities stay in the manifest.
+
+    Returns
+    -------
+    NDArray[object], shape (n_rows,)
+        32-character lowercase hex strings.
+    """
+    k = DEFAULT_PATIENT_KEY if key is None else (key.encode() if isinstance(key, str) else key)
+    groups = _group_keys(manifest).tolist()
+    return np.array([hmac.new(k, g.encode("utf-8"), hashlib.sha256).hexdigest()[:32] for g in groups],
+                    dtype=object)
+
+
+def _check_ratios(ratios: Sequence[float]) -> NDArray[np.float64]:
+    r = np.asarray(ratios, dtype=np.float64)
+    if r.shape != (len(SPLITS),) or (r < 0).any() or not np.isfinite(r).all() or r.sum() <= 0:
+        raise ConfigError(f"ratios must be three non-negative numbers (train, val, test), got {ratios!r}")
+    return r / r.sum()
+
+
+def _positive_matrix(frame: pd.DataFrame, labels: Sequence[str]) -> NDArray[np.int8]:
+    """(n_rows, n_labels) int8, 1 where the label is positive; unknown (-1) and missing count as 0."""
+    if not labels:
+        return np.zeros((len(frame), 0), dtype=np.int8)
+    values = frame[list(labels)].apply(pd.to_numeric, errors="coerce").fillna(0).to_numpy()
+    return (values == 1).astype(np.int8)
+
+
+def _iterative_stratification(
+    weight: NDArray[np.int64], pos: NDArray[np.int64], ratios: NDArray[np.float64], rng: np.random.Generator
+) -> NDArray[np.int8]:
+    """Assign groups to splits by iterative stratification (Sechidis et al. 2011, Algorithm 1).
+
+    Parameters
+    ----------
+    weight : NDArray[int64], shape (G,)
+        Records per group (patient).
+    pos : NDArray[int64], shape (G, T)
+        Positive records per group and label.
+    ratios : NDArray[float64], shape (S,)
+        Target fraction per split, summing to 1.
+
+    Returns
+    -------
+    NDArray[int8], shape (G,)
+        Split index per group.
+
+    Notes
+    -----
+    The algorithm repeatedly takes the label with the fewest positive records among unassigned
+    groups (the rarest labels are placed first, when there is still room to balance them) and gives
+    each group carrying it to the split that most lacks that label, breaking ties by the split that
+    most lacks records, then at random. Groups without any positive label are placed last, filling
+    each split's remaining record deficit in a random order (vectorised). Demands are counted in
+    records, so the record ratios hold even when patients have many records.
+    """
+    n_groups, n_labels = pos.shape
+    split_of = np.full(n_groups, -1, dtype=np.int8)
+    need = ratios * weight.sum()                       # (S,) records each split still lacks
+    need_label = ratios[:, None] * pos.sum(axis=0)     # (S, T) positive records each split still lacks
+    has = pos > 0
+    remaining = has.sum(axis=0).astype(np.int64)       # (T,) unassigned groups carrying each label
+    while n_labels and remaining.max(initial=0) > 0:
+        candidates = np.flatnonzero(remaining > 0)
+        label = int(candidates[np.argmin(remaining[candidates])])
+        members = np.flatnonzero(has[:, label] & (split_of < 0))
+        for g in rng.permutation(members):
+            col = need_label[:, label]
+            best = np.flatnonzero(col == col.max())
+            if len(best) > 1:
+                sub = need[best]
+                best = best[sub == sub.max()]
+            s = int(best[0] if len(best) == 1 else rng.choice(best))
+            split_of[g] = s
+            need[s] -= weight[g]
+            need_label[s] -= pos[g]
+            remaining -= has[g]
+    rest = rng.permutation(np.flatnonzero(split_of < 0))
+    if len(rest):
+        # Fill the remaining record deficits in split order along one shuffled cumulative sum.
+        deficit = np.clip(need, 0, None)
+        total = weight[rest].sum()
+        bounds = np.cumsum(deficit / deficit.sum() * total) if deficit.sum() > 0 else np.cumsum(ratios * total)
+        midpoints = np.cumsum(weight[rest]) - weight[rest] / 2.0
+        split_of[rest] = np.minimum(np.searchsorted(bounds, midpoints, side="right"), len(ratios) - 1)
+    return split_of
+
+
+def split_by_patient(
+    manifest: pd.DataFrame,
+    *,
+    ratios: Sequence[float] = (0.7, 0.1, 0.2),
+    seed: int = 0,
+    method: Literal["stratified", "hash"] = "stratified",
+    labels: Sequence[str] | None = None,
+    key: bytes | str | None = None,
+) -> pd.DataFrame:
+    """Assign every usable record to train/val/test, grouped by patient.
+
+    Parameters
+    ----------
+    manifest : DataFrame
+        A manifest (see :mod:`ecgkit.manifest`), optionally with int8 label columns (1, 0, -1 unknown).
+    ratios : sequence of 3 floats
+        Target record fractions of train, val and test (normalised to sum 1; ``(7, 1, 2)`` works).
+    seed : int
+        Seed of the stratified method (the hash method ignores it).
+    method : {"stratified", "hash"}
+        See the module docstring.
+    labels : sequence of str or None
+        Label columns to stratify on; default: the ECG-P18 names present in the manifest. With no
+        label column, the stratified method is a grouped random split (logged).
+    key : bytes or str or None
+        HMAC key of the hash method; default :data:`DEFAULT_SPLIT_KEY`.
+
+    Returns
+    -------
+    DataFrame
+        A copy of the manifest with column ``split`` (string): ``"train"``, ``"val"`` or ``"test"``
+        for rows with ``status == "ok"``, null for quarantined rows. An existing ``split`` column is
+        replaced.
+
+    Raises
+    ------
+    ConfigError
+        On invalid ratios or method.
+    SchemaError
+        If an explicitly requested label column is missing.
+
+    Examples
+    --------
+    >>> df = split_by_patient(manifest, ratios=(7, 1, 2), seed=0)  # doctest: +SKIP
+    >>> df["split"].value_counts(normalize=True).round(2).to_dict()  # doctest: +SKIP
+    {'train': 0.7, 'test': 0.2, 'val': 0.1}
+    """
+    r = _check_ratios(ratios)
+    if method not in ("stratified", "hash"):
+        raise ConfigError(f"split method must be 'stratified' or 'hash', got {method!r}")
+    out = manifest.copy()
+    ok = (out["status"] == STATUS_OK).to_numpy()
+    frame = out.loc[ok]
+    groups = _group_keys(frame)
+    # sort=True: group numbering (and hence the seeded assignment) does not depend on row order.
+    codes, uniques = pd.factorize(groups, sort=True)
+    split_idx: NDArray[np.int8]
+    if method == "hash":
+        k = DEFAULT_SPLIT_KEY if key is None else (key.encode() if isinstance(key, str) else key)
+        u = _hmac_unit([str(g) for g in uniques], k)
+        group_split = np.minimum(np.searchsorted(np.cumsum(r), u, side="right"), len(SPLITS) - 1)
+        split_idx = group_split.astype(np.int8)[codes]
+    else:
+        cols = label_columns(out, labels)
+        if not cols:
+            log.info("no label columns in the manifest: stratified split falls back to a grouped random split")
+        weight = np.bincount(codes, minlength=len(uniques)).astype(np.int64)
+        pos_rows = _positive_matrix(frame, cols)
+        pos = np.zeros((len(uniques), len(cols)), dtype=np.int64)
+        np.add.at(pos, codes, pos_rows)
+        group_split = _iterative_stratification(weight, pos, r, np.random.default_rng(seed))
+        split_idx = group_split[codes]
+    split = pd.Series(pd.NA, index=out.index, dtype="string")
+    split.loc[ok] = np.asarray(SPLITS, dtype=object)[split_idx]
+    out["split"] = split
+    n_no_pid = int(frame["patient_id"].isna().sum())
+    log.info("split %d records of %d patients (%s, ratios %s); %d records without patient id",
+             len(frame), len(uniques), method, np.round(r, 3).tolist(), n_no_pid)
+    return out
+
+
+@dataclass(frozen=True)
+class SplitAudit:
+    """Result of :func:`audit`.
+
+    Attributes
+    ----------
+    counts : dict split -> int
+        Records per split (status ok).
+    patients : dict split -> int
+        Distinct patients per split (records without patient id count as their own patient).
+    ratios : dict split -> float
+        Record fraction per split.
+    target : dict split -> float
+        Target ratios (normalised).
+    max_ratio_drift : float
+        Largest ``|ratio - target|`` over splits.
+    ratios_ok : bool
+        ``max_ratio_drift <= tolerance``.
+    prevalence : dict label -> dict split -> float
+        Fraction of records with the label positive among those where it is known (not -1), per split
+        and ``"all"``; NaN where no record has it known.
+    leaked_patients : tuple of str
+        Patients found in more than one split (raw ids; empty after a successful audit).
+    n_without_patient_id : int
+        Status-ok records without a patient id.
+    n_quarantined : int
+        Records with status quarantined (they carry no split).
+    """
+
+    counts: Mapping[str, int]
+    patients: Mapping[str, int]
+    ratios: Mapping[str, float]
+    target: Mapping[str, float]
+    max_ratio_drift: float
+    ratios_ok: bool
+    prevalence: Mapping[str, Mapping[str, float]]
+    leaked_patients: tuple[str, ...]
+    n_without_patient_id: int
+    n_quarantined: int
+
+    def summary(self) -> str:
+        """A short multi-line text summary (counts, ratios, prevalence per split)."""
+        lines = ["split   records  patients  ratio  target"]
+        for s in SPLITS:
+            lines.append(f"{s:<6} {self.counts[s]:>8} {self.patients[s]:>9}  {self.ratios[s]:.3f}  {self.target[s]:.3f}")
+        lines.append(f"records without patient id: {self.n_without_patient_id}; quarantined: {self.n_quarantined}")
+        if self.prevalence:
+            lines.append("prevalence %   " + "  ".join(f"{s:>6}" for s in (*SPLITS, "all")))
+            for name, per in self.prevalence.items():
+                lines.append(f"{name:<14} " + "  ".join(f"{100 * per[s]:6.2f}" for s in (*SPLITS, "all")))
+        return "\n".join(lines)
+
+
+def audit(
+    manifest: pd.DataFrame,
+    *,
+    ratios: Sequence[float] = (0.7, 0.1, 0.2),
+    tolerance: float = 0.02,
+    labels: Sequence[str] | None = None,
+) -> SplitAudit:
+    """Check a split: no patient in two splits, every usable record split, ratios near the target.
+
+    Only status-ok records are audited (a record quarantined by the shard stage keeps the split it
+    was planned in, for the record, but is in no shard). Leakage and missing splits are errors. Ratio drift beyond ``tolerance`` is only logged as a
+    warning (and reported in ``ratios_ok``): a tiny cohort, a cohort dominated by a few patients with
+    many records, or a hash split of a small cohort cannot hit the ratios exactly, and that is not
+    a correctness problem.
+
+    Raises
+    ------
+    SchemaError
+        If the manifest has no ``split`` column, a status-ok record has no (or an unknown) split, or
+        a patient appears in more than one split (the message
+        names up to 5 of them).
+    """
+    if "split" not in manifest.columns:
+        raise SchemaError("manifest has no 'split' column; run `ecgkit split` first")
+    r = _check_ratios(ratios)
+    ok = manifest["status"] == STATUS_OK
+    frame = manifest.loc[ok]
+    split = frame["split"].astype("string")
+    bad = frame.loc[split.isna() | ~split.isin(SPLITS), "record_id"]
+    if len(bad):
+        raise SchemaError(f"{len(bad)} status-ok record(s) have no valid split, e.g. {bad.head(5).tolist()}")
+    groups = _group_keys(frame)
+    per_group = pd.DataFrame({"g": groups.to_numpy(), "s": split.to_numpy()}).groupby("g")["s"].nunique()
+    leaked = tuple(str(g).removeprefix("patient:") for g in per_group.index[per_group > 1])
+    if leaked:
+        raise SchemaError(f"{len(leaked)} patient(s) appear in more than one split, e.g. {list(leaked[:5])}")
+    n = max(len(frame), 1)
+    counts = {s: int((split == s).sum()) for s in SPLITS}
+    pats = {s: int(groups[(split == s).to_numpy()].nunique()) for s in SPLITS}
+    got = {s: counts[s] / n for s in SPLITS}
+    target = {s: float(t) for s, t in zip(SPLITS, r)}
+    drift = float(max(abs(got[s] - target[s]) for s in SPLITS)) if len(frame) else 0.0
+    prevalence: dict[str, dict[str, float]] = {}
+    for name in label_columns(manifest, labels):
+        v = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        known = np.isfinite(v) & (v != -1)
+        per: dict[str, float] = {}
+        for s in (*SPLITS, "all"):
+            m = known & ((split == s).to_numpy() if s != "all" else True)
+            per[s] = float((v[m] == 1).mean()) if m.any() else float("nan")
+        prevalence[name] = per
+    result = SplitAudit(
+        counts=counts, patients=pats, ratios=got, target=target, max_ratio_drift=drift,
+        ratios_ok=drift <= tolerance, prevalence=prevalence, leaked_patients=leaked,
+        n_without_patient_id=int(frame["patient_id"].isna().sum()), n_quarantined=int((~ok).sum()),
+    )
+    if not result.ratios_ok:
+        log.warning("split ratios %s drift %.3f from target %s (tolerance %.3f) over %d records",
+                    {s: round(v, 3) for s, v in got.items()}, drift, target, tolerance, len(frame))
+    return result
