@@ -27,3 +27,76 @@ def main(verbose: int) -> None:
 
 # Stage commands follow, one per stage; each parses options, calls the stage's Python entry point,
 # and prints a one-line summary.
+
+
+def _parse_ratios(value: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(p) for p in value.replace(",", ":").split(":"))
+    except ValueError as exc:
+        raise click.BadParameter(f"expected three numbers like 7:1:2, got {value!r}") from exc
+    if len(parts) != 3 or min(parts) < 0 or sum(parts) <= 0:
+        raise click.BadParameter(f"expected three non-negative numbers like 7:1:2, got {value!r}")
+    return parts  # type: ignore[return-value]
+
+
+@main.command("split")
+@click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--ratios", default="7:1:2", show_default=True, help="train:val:test record ratios.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the stratified split.")
+@click.option("--method", type=click.Choice(["stratified", "hash"]), default="stratified", show_default=True,
+              help="stratified: iterative stratification over label columns; hash: keyed hash of patient id.")
+@click.option("--key", default=None, help="HMAC key of --method hash (default: ecgkit's public key).")
+def split_command(cohort_dir: str, ratios: str, seed: int, method: str, key: str | None) -> None:
+    """Add a patient-level train/val/test split to COHORT_DIR/manifest.parquet."""
+    from ecgkit.manifest import read_manifest, write_manifest
+    from ecgkit.split import audit, split_by_patient
+
+    r = _parse_ratios(ratios)
+    out = split_by_patient(read_manifest(cohort_dir), ratios=r, seed=seed, method=method,  # type: ignore[arg-type]
+                           key=key)
+    report = audit(out, ratios=r)
+    write_manifest(out, cohort_dir)
+    click.echo(report.summary())
+    click.echo(f"split: {sum(report.counts.values())} records ({method}, seed {seed}) -> "
+               + ", ".join(f"{s} {n}" for s, n in report.counts.items())
+               + f"; {report.n_without_patient_id} without patient id"
+               + ("" if report.ratios_ok else f"; ratio drift {report.max_ratio_drift:.3f}"))
+
+
+@main.command("shard")
+@click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="SHARDS_DIR.")
+@click.option("--config", "config_path", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="YAML file with a 'shard' section of ShardConfig keys.")
+@click.option("--fs", type=float, default=None, help="Sampling frequency, Hz [500].")
+@click.option("--seconds", type=float, default=None, help="Record length, s [10].")
+@click.option("--records-per-shard", type=int, default=None, help="Records per shard file [1024].")
+@click.option("--workers", type=int, default=None, help="Worker processes, 0 = one per core [0].")
+@click.option("--dtype", type=click.Choice(["int16", "float16"]), default=None, help="Storage dtype [int16].")
+@click.option("--compression", type=click.Choice(["lzf"]), default=None, help="Compression [none].")
+@click.option("--short", type=click.Choice(["pad", "reject"]), default=None, help="Short records [pad].")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default=None, help="Engine [local].")
+@click.option("--scheduler", default=None, help="Dask scheduler address (with --engine dask).")
+@click.option("--max-quarantine-rate", type=float, default=0.05, show_default=True,
+              help="Exit with status 1 when more than this fraction of records is quarantined here.")
+def shard_command(cohort_dir: str, out_dir: str, config_path: str | None, max_quarantine_rate: float,
+                  **overrides: object) -> None:
+    """Read every split record of COHORT_DIR once and write HDF5 shards to --out."""
+    from tqdm import tqdm
+
+    from ecgkit.config import load_config
+    from ecgkit.manifest import STATUS_OK, read_manifest
+    from ecgkit.shards import ShardConfig, plan_shards, write_shards
+
+    config = load_config(ShardConfig, config_path, overrides, section="shard" if config_path else None)
+    manifest = read_manifest(cohort_dir)
+    n_planned = len(plan_shards(manifest, config))
+    with tqdm(total=n_planned, unit="rec", desc="shard") as bar:
+        out = write_shards(manifest, out_dir, config, progress=bar.update)
+    newly = int(((manifest["status"] == STATUS_OK) & (out["status"] != STATUS_OK)).sum())
+    n_shards = out["shard"].nunique()
+    click.echo(f"shard: {n_planned - newly} records in {n_shards} shards, {newly} quarantined "
+               f"(see {out_dir}/quarantine.parquet) -> {out_dir}")
+    if n_planned and newly / n_planned > max_quarantine_rate:
+        click.echo(f"shard: quarantine rate {newly / n_planned:.1%} exceeds {max_quarantine_rate:.1%}", err=True)
+        sys.exit(1)

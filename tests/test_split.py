@@ -1,0 +1,161 @@
+"""Tests of the split stage on the real PTB-XL fixture (500 records, 466 patients).
+
+Golden values: the patient ids and stand-in labels come from ``ptbxl_database.csv`` (see
+``tests/ptbxl_cohort.py``); expected counts below are computed from that CSV in the test itself.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecgkit.errors import ConfigError, SchemaError
+from ecgkit.split import ECG_P18, SPLITS, _iterative_stratification, audit, patient_keys, split_by_patient
+from ptbxl_cohort import ptbxl_manifest
+
+
+@pytest.fixture(scope="module")
+def manifest(ptbxl_dir):
+    return ptbxl_manifest(ptbxl_dir)
+
+
+def _patients_in_several_splits(df: pd.DataFrame) -> list[str]:
+    ok = df[df["split"].notna()]
+    n = ok.groupby("patient_id")["split"].nunique()
+    return n[n > 1].index.tolist()
+
+
+def test_stratified_split_groups_patients_and_hits_7_1_2(manifest):
+    out = split_by_patient(manifest, ratios=(7, 1, 2), seed=0)
+    assert list(out.columns) == [*manifest.columns, "split"]
+    assert out["split"].dtype == "string"
+    assert set(out["split"]) == set(SPLITS)
+    assert _patients_in_several_splits(out) == []
+    frac = out["split"].value_counts(normalize=True)
+    for name, target in zip(SPLITS, (0.7, 0.1, 0.2)):
+        assert abs(frac[name] - target) <= 0.02, (name, frac[name])
+    # the input is not modified
+    assert "split" not in manifest.columns
+
+
+def test_stratified_split_keeps_label_prevalence_close(manifest):
+    out = split_by_patient(manifest, seed=0)
+    rep = audit(out)
+    # LVH: 35 of 500 records (7.0 %) in the CSV; IRBBB 20 (4.0 %); each split within 1.5 pp
+    assert rep.prevalence["LVH"]["all"] == pytest.approx(35 / 500)
+    assert rep.prevalence["IRBBB"]["all"] == pytest.approx(20 / 500)
+    for name in ("LVH", "IRBBB"):
+        for s in SPLITS:
+            assert abs(rep.prevalence[name][s] - rep.prevalence[name]["all"]) <= 0.015, (name, s)
+    # every split gets at least one record of each label with >= 10 positives
+    for name in manifest.columns.intersection(ECG_P18):
+        if (manifest[name] == 1).sum() >= 10:
+            assert all((out.loc[out["split"] == s, name] == 1).any() for s in SPLITS), name
+
+
+def test_same_seed_same_split_regardless_of_row_order(manifest):
+    a = split_by_patient(manifest, seed=3)
+    shuffled = manifest.sample(frac=1.0, random_state=1)
+    b = split_by_patient(shuffled, seed=3).set_index("record_id").loc[a["record_id"]]
+    assert (a["split"].to_numpy() == b["split"].to_numpy()).all()
+    c = split_by_patient(manifest, seed=4)
+    assert (a["split"] != c["split"]).any()
+
+
+def test_hash_split_never_moves_a_patient_when_the_cohort_grows(manifest):
+    small = split_by_patient(manifest.iloc[:300], method="hash")
+    big = split_by_patient(manifest, method="hash")
+    merged = small[["record_id", "split"]].merge(big[["record_id", "split"]], on="record_id")
+    assert len(merged) == 300
+    assert (merged["split_x"] == merged["split_y"]).all()
+    assert _patients_in_several_splits(big) == []
+    # a different key gives a different assignment
+    other = split_by_patient(manifest, method="hash", key="site-secret")
+    assert (other["split"] != big["split"]).any()
+
+
+def test_records_without_patient_id_count_as_their_own_patient(manifest):
+    df = manifest.copy()
+    df.loc[:99, "patient_id"] = pd.NA
+    out = split_by_patient(df, seed=0)
+    rep = audit(out)
+    assert rep.n_without_patient_id == 100
+    assert out.loc[:99, "split"].notna().all()
+    # 100 one-record pseudo-patients plus the distinct ids among the other 400 records
+    expected = 100 + df.loc[100:, "patient_id"].nunique()
+    assert sum(rep.patients.values()) == expected
+
+
+def test_quarantined_records_get_no_split(manifest):
+    df = manifest.copy()
+    df.loc[[0, 5], "status"] = "quarantined"
+    df.loc[[0, 5], "reason"] = "scan: unreadable"
+    out = split_by_patient(df, seed=0)
+    assert out.loc[[0, 5], "split"].isna().all()
+    assert out["split"].notna().sum() == 498
+    assert audit(out).n_quarantined == 2
+
+
+def test_stratified_without_label_columns_is_a_grouped_random_split(manifest):
+    df = manifest.drop(columns=list(manifest.columns.intersection(ECG_P18)))
+    out = split_by_patient(df, seed=0)
+    assert _patients_in_several_splits(out) == []
+    rep = audit(out)
+    assert rep.prevalence == {}
+    assert rep.ratios_ok and rep.max_ratio_drift <= 0.02
+
+
+def test_audit_raises_on_leakage_naming_the_patient(manifest):
+    out = split_by_patient(manifest, seed=0)
+    pid = manifest["patient_id"].value_counts().index[0]  # a patient with several records
+    rows = out.index[out["patient_id"] == pid]
+    assert len(rows) >= 2
+    out.loc[rows[0], "split"] = "train"
+    out.loc[rows[1], "split"] = "test"
+    with pytest.raises(SchemaError, match=str(pid)):
+        audit(out)
+
+
+def test_audit_raises_when_a_usable_record_has_no_split(manifest):
+    out = split_by_patient(manifest, seed=0)
+    out.loc[7, "split"] = pd.NA
+    with pytest.raises(SchemaError, match=out.loc[7, "record_id"]):
+        audit(out)
+
+
+def test_audit_reports_ratio_drift_without_raising(manifest, caplog):
+    out = split_by_patient(manifest.iloc[:20], seed=0)
+    rep = audit(out, ratios=(0.2, 0.4, 0.4), tolerance=0.02)
+    assert not rep.ratios_ok
+    assert rep.max_ratio_drift > 0.02
+    assert "drift" in caplog.text
+    assert sum(rep.counts.values()) == 20
+
+
+def test_iterative_stratification_splits_a_single_label_exactly():
+    # 10 one-record patients all positive for label 0, 10 negatives: 7/1/2 of each
+    weight = np.ones(20, dtype=np.int64)
+    pos = np.zeros((20, 1), dtype=np.int64)
+    pos[:10, 0] = 1
+    got = _iterative_stratification(weight, pos, np.array([0.7, 0.1, 0.2]), np.random.default_rng(0))
+    assert np.bincount(got[:10], minlength=3).tolist() == [7, 1, 2]
+    assert np.bincount(got[10:], minlength=3).tolist() == [7, 1, 2]
+
+
+def test_invalid_ratios_and_method_raise_config_error(manifest):
+    with pytest.raises(ConfigError, match="ratios"):
+        split_by_patient(manifest, ratios=(0.7, 0.3))
+    with pytest.raises(ConfigError, match="method"):
+        split_by_patient(manifest, method="random")  # type: ignore[arg-type]
+
+
+def test_patient_keys_are_keyed_hashes_not_ids(manifest):
+    keys = patient_keys(manifest)
+    assert keys.shape == (500,)
+    assert all(len(k) == 32 for k in keys)
+    assert not set(keys) & set(manifest["patient_id"])
+    # same patient -> same key; a different key -> different keys
+    same = manifest.groupby("patient_id").indices
+    multi = next(v for v in same.values() if len(v) > 1)
+    assert len(set(keys[multi])) == 1
+    assert (patient_keys(manifest, "secret") != keys).all()
