@@ -259,7 +259,7 @@ def _write_shard(task: _ShardTask) -> dict[str, Any]:
     tmp = path.with_name(path.name + ".tmp")
     Path(str(path) + SIDECAR_SUFFIX).unlink(missing_ok=True)
     with h5py.File(tmp, "w") as f:
-        f.create_dataset("signal", data=buf[: len(kept)], chunks=(1, len(LEADS), length),
+        f.create_dataset("signal", data=buf[: len(kept)], chunks=(1, len(LEADS), length) if kept else None,
                          compression=cfg.compression)
         f.create_dataset("labels", data=task.labels[rows].reshape(len(kept), task.labels.shape[1]))
         str_dt = h5py.string_dtype("utf-8")
