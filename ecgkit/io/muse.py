@@ -30,6 +30,10 @@ _ENCODING_DECL = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._
 _CONFIRMED = re.compile(r"^\s*(confirmed|overread|reviewed|edited)\s+by\b", re.I)
 
 
+class _Unclosed(Exception):
+    """An element's start tag has no end tag (internal; surfaces as FormatError)."""
+
+
 def _find_open(doc: bytes, name: bytes, pos: int, end: int) -> tuple[int, int]:
     """Position of the next ``<name>`` or ``<name attr=..>`` start tag and of its content, or (-1, -1)."""
     needle = b"<" + name
@@ -54,7 +58,7 @@ def _blocks(doc: bytes, name: bytes, start: int = 0, end: int | None = None, *,
 
     Raises
     ------
-    ValueError
+    _Unclosed
         If a start tag has no matching end tag (a truncated or malformed document).
     """
     end = len(doc) if end is None else end
@@ -67,7 +71,7 @@ def _blocks(doc: bytes, name: bytes, start: int = 0, end: int | None = None, *,
             return out
         k = doc.find(close, body, end)
         if k < 0:
-            raise ValueError(f"element <{name.decode()}> is not closed")
+            raise _Unclosed(f"element <{name.decode()}> is not closed")
         out.append(doc[body:k])
         if first:
             return out
@@ -233,7 +237,7 @@ def read_muse(path: str | Path, *, record_id: str | None = None) -> Record:
                           path=path, record_id=rid)
     try:
         leads, fs, native = _decode_leads(doc, codec, path, rid)
-    except ValueError as exc:  # an element we need is not closed
+    except _Unclosed as exc:
         raise FormatError(f"malformed XML: {exc}", path=path, record_id=rid) from exc
     repairs: list[str] = []
     limb = ("III", "aVR", "aVL", "aVF")
@@ -262,7 +266,7 @@ def read_muse(path: str | Path, *, record_id: str | None = None) -> Record:
         test_block = _blocks_first(doc, b"TestDemographics") or b""
         diag = _blocks_first(doc, b"Diagnosis")
         stmt_blocks = _blocks(diag, b"DiagnosisStatement") if diag is not None else []
-    except ValueError as exc:
+    except _Unclosed as exc:
         raise FormatError(f"malformed XML: {exc}", path=path, record_id=rid) from exc
     sex_text = (_text(demo_block, b"Gender", codec) or "").upper()
     sex = {"MALE": "M", "M": "M", "FEMALE": "F", "F": "F"}.get(sex_text)
