@@ -85,6 +85,21 @@ def pseudonymize(patient_id: str, key: str) -> str:
     return hmac.new(key.encode(), patient_id.encode(), hashlib.sha256).hexdigest()[:20]
 
 
+def _wfdb_referenced_files(headers: list[Path]) -> set[Path]:
+    """Signal files named by WFDB headers (and the headers themselves), from their signal lines only."""
+    out: set[Path] = set()
+    for hea in headers:
+        out.add(hea)
+        try:
+            lines = [ln for ln in hea.read_bytes().decode("utf-8", errors="replace").splitlines()
+                     if ln.strip() and not ln.lstrip().startswith("#")]
+        except OSError:
+            continue
+        for ln in lines[1:]:
+            out.add(hea.parent / ln.split()[0])
+    return out
+
+
 def _walk(sources: Sequence[str | Path]) -> tuple[list[_Candidate], list[dict[str, str]]]:
     """Find record candidates under each source; return them and the skipped files with reasons."""
     candidates: list[_Candidate] = []
@@ -99,7 +114,7 @@ def _walk(sources: Sequence[str | Path]) -> tuple[list[_Candidate], list[dict[st
         else:
             skipped.append({"path": str(src), "reason": "does not exist"})
             continue
-        headers = {p.with_suffix("") for p in files if p.suffix.lower() == ".hea"}
+        referenced = _wfdb_referenced_files([p for p in files if p.suffix.lower() == ".hea"])
         for p in files:
             suffix = "".join(p.suffixes[-1:]).lower()
             if p.name.startswith("."):
@@ -109,7 +124,7 @@ def _walk(sources: Sequence[str | Path]) -> tuple[list[_Candidate], list[dict[st
             elif suffix in _NOT_RECORDS:
                 skipped.append({"path": str(p), "reason": _NOT_RECORDS[suffix]})
             elif suffix in _WFDB_SIDECARS:
-                if p.with_suffix("") in headers or any(h.parent == p.parent for h in headers):
+                if p in referenced or (suffix not in _WFDB_SIGNAL and p.with_suffix(".hea") in referenced):
                     what = "signal file" if suffix in _WFDB_SIGNAL else "annotation file (not used)"
                     skipped.append({"path": str(p), "reason": f"WFDB {what}, read through its .hea header"})
                 elif suffix in _WFDB_SIGNAL:

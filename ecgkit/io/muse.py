@@ -70,7 +70,9 @@ def _blocks(doc: bytes, name: bytes, start: int = 0, end: int | None = None, *,
         if body < 0:
             return out
         k = doc.find(close, body, end)
-        if k < 0:
+        # MUSE never nests an element in itself: a second start tag before the end tag means
+        # the first element was not closed (a damaged file), not nesting
+        if k < 0 or _find_open(doc, name, body, k)[0] >= 0:
             raise _Unclosed(f"element <{name.decode()}> is not closed")
         out.append(doc[body:k])
         if first:
@@ -148,7 +150,14 @@ def _parse_age(value: str | None, units: str | None) -> float | None:
 def _decode_leads(doc: bytes, codec: str, path: Path, rid: str) -> tuple[dict[str, NDArray[np.float32]], float,
                                                                            list[str]]:
     rhythm = None
-    for block in _blocks(doc, b"Waveform"):
+    # fast path: jump straight to the Rhythm waveform instead of scanning the Median one first
+    marker = doc.find(b"<WaveformType>Rhythm</WaveformType>")
+    if marker >= 0:
+        start = doc.rfind(b"<Waveform>", 0, marker)
+        if start >= 0:
+            found = _blocks(doc, b"Waveform", start, first=True)
+            rhythm = found[0] if found else None
+    for block in ([] if rhythm is not None else _blocks(doc, b"Waveform")):
         if (_text(block, b"WaveformType", codec) or "").lower() == "rhythm":
             rhythm = block
             break
