@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -15,6 +16,16 @@ from ecgkit import __version__
 def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _section(config_file: Path | None, name: str) -> str | None:
+    """Use the stage's section of a pipeline YAML when the file has one, else its top level."""
+    if config_file is None:
+        return None
+    import yaml
+
+    loaded = yaml.safe_load(config_file.read_text()) or {}
+    return name if isinstance(loaded, dict) and isinstance(loaded.get(name), dict) else None
 
 
 @click.group()
@@ -27,6 +38,66 @@ def main(verbose: int) -> None:
 
 # Stage commands follow, one per stage; each parses options, calls the stage's Python entry point,
 # and prints a one-line summary.
+
+
+@main.command("scan")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Cohort directory to write.")
+@click.option("--workers", type=int, default=None, help="Worker processes (default: 1).")
+@click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path), default=None,
+              help="YAML file with ScanConfig keys (a 'scan' section or top level).")
+@click.option("--pseudonymize/--no-pseudonymize", default=False,
+              help="Replace patient IDs by a keyed hash; the key is read from $ECGKIT_PSEUDONYM_KEY, never stored.")
+@click.option("--max-quarantine-rate", type=float, default=None,
+              help="Exit non-zero when more than this fraction of records is quarantined (default 0.05).")
+def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, config_file: Path | None,
+             pseudonymize: bool, max_quarantine_rate: float | None) -> None:
+    """Walk SOURCES (files and folders), read every record, write OUT/manifest.parquet."""
+    import json
+    import os
+    import time
+
+    from tqdm import tqdm
+
+    from ecgkit.config import load_config
+    from ecgkit.manifest import write_manifest, write_quarantine
+    from ecgkit.scan import ScanConfig, scan, scan_summary
+
+    key = None
+    if pseudonymize:
+        key = os.environ.get("ECGKIT_PSEUDONYM_KEY")
+        if not key:
+            raise click.UsageError("--pseudonymize needs the key in the ECGKIT_PSEUDONYM_KEY environment variable")
+    config = load_config(ScanConfig, config_file, {"workers": workers, "pseudonymize_key": key,
+                                                   "max_quarantine_rate": max_quarantine_rate},
+                         section=_section(config_file, "scan"))
+    counts = {"ok": 0, "quarantined": 0}
+    start = time.perf_counter()
+    with tqdm(desc="scan", unit="rec", dynamic_ncols=True) as bar:
+        def progress(n_ok: int, n_q: int) -> None:
+            counts["ok"] += n_ok
+            counts["quarantined"] += n_q
+            bar.update(n_ok + n_q)
+            bar.set_postfix(ok=counts["ok"], quarantined=counts["quarantined"], refresh=False)
+
+        df = scan(list(sources), config, progress=progress)
+    seconds = time.perf_counter() - start
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_manifest(df, out_dir)
+    write_quarantine(df, out_dir, "scan")
+    skipped = df.attrs.get("skipped", [])
+    import pandas as pd
+
+    pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(out_dir / "skipped_files.csv", index=False)
+    summary = scan_summary(df, config, seconds=seconds)
+    (out_dir / "scan_summary.json").write_text(json.dumps(summary, indent=2))
+    click.echo(f"scan: {summary['records']} records, {summary['ok']} ok, {summary['quarantined']} quarantined "
+               f"({summary['quarantine_rate']:.1%}), {summary['skipped_files']} files skipped (see "
+               f"{out_dir / 'skipped_files.csv'}), {summary['records_per_s']} records/s -> {out_dir / 'manifest.parquet'}")
+    if summary["quarantine_rate"] > config.max_quarantine_rate:
+        click.echo(f"scan: quarantine rate {summary['quarantine_rate']:.1%} exceeds the limit "
+                   f"{config.max_quarantine_rate:.1%}; see {out_dir / 'quarantine.parquet'}", err=True)
+        sys.exit(3)
 
 
 def _parse_ratios(value: str) -> tuple[float, float, float]:

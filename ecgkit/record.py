@@ -62,6 +62,10 @@ def lead_order(names: Iterable[str], *, path: str | None = None, record_id: str 
         if canon is not None and canon not in found:
             found[canon] = i
     missing = [lead for lead in LEADS if lead not in found]
+    if len(found) < 3:
+        raise SignalError(
+            f"not a 12-lead ECG: {len(names)} channel(s) ({', '.join(map(str, names)) or 'none'}), "
+            f"{len(found)} of the 12 standard leads", path=path, record_id=record_id)
     if missing:
         raise SignalError(
             f"missing lead(s) {', '.join(missing)}; the source has {', '.join(map(str, names)) or 'no leads'}",

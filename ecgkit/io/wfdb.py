@@ -1,0 +1,301 @@
+"""WFDB records (PTB-XL, PhysioNet Challenge ``.hea`` + ``.mat``, PTB Diagnostic, synthetic cohorts).
+
+The common case (every signal in format 16, one sample per frame, no skew; signal files ``.dat`` or
+the Challenge's MATLAB v4 ``.mat`` with a byte offset) is decoded with a small header parser and
+``np.fromfile``: ``wfdb.rdsamp`` spends ~80% of its time parsing headers (``MEASUREMENTS.md``).
+Everything else (formats 212, 310, 8, multi-segment records, ...) goes through the ``wfdb`` library.
+Both paths produce identical physical values: ``(digital - baseline) / gain`` in the header's units,
+converted to millivolts.
+
+Header comments understood (case-insensitive keys):
+
+``Age``, ``Sex``                PhysioNet Challenge / PTB Diagnostic demographics
+``Dx``                          SNOMED-CT codes, turned into statements with ``data/snomed_ct.csv``
+``ECG date``                    PTB Diagnostic acquisition date (dd/mm/yyyy)
+``Reason for admission``        PTB Diagnostic diagnosis, kept as a statement
+``Patient``, ``Acquired``,
+``Statement``                   written by :mod:`ecgkit.synth` (and by users exporting their own)
+
+Other comment lines are ignored: they may hold free-text identifiers.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ecgkit._resources import data_path
+from ecgkit.errors import FormatError, SignalError
+from ecgkit.record import Record, lead_order
+
+logger = logging.getLogger(__name__)
+
+# record line: name[/nseg] nsig [fs[/counter][(base)] [nsamp [time [date]]]]
+_RECORD_LINE = re.compile(
+    r"^(?P<name>[^\s/]+)(?:/(?P<nseg>\d+))?\s+(?P<nsig>\d+)"
+    r"(?:\s+(?P<fs>[0-9.eE+-]+)(?:/[0-9.eE+-]+)?(?:\([0-9.eE+-]+\))?"
+    r"(?:\s+(?P<nsamp>\d+)(?:\s+(?P<time>[0-9:.]+))?(?:\s+(?P<date>[0-9/]+))?)?)?"
+)
+# signal line: file fmt[xspf][:skew][+offset] [gain[(baseline)][/units] [adcres [adczero [init [cksum [bsize [desc]]]]]]]
+_SIGNAL_LINE = re.compile(
+    r"^(?P<file>\S+)\s+(?P<fmt>\d+)(?:x(?P<spf>\d+))?(?::(?P<skew>\d+))?(?:\+(?P<offset>\d+))?"
+    r"(?:\s+(?P<gain>[0-9.eE+-]+)?(?:\((?P<baseline>-?\d+)\))?(?:/(?P<units>\S+))?"
+    r"(?:\s+(?P<adcres>-?\d+)(?:\s+(?P<adczero>-?\d+)(?:\s+(?P<init>-?\d+)(?:\s+(?P<cksum>-?\d+)"
+    r"(?:\s+(?P<bsize>\d+)(?:\s+(?P<desc>.*))?)?)?)?)?)?)?\s*$"
+)
+_UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}
+_DEFAULT_GAIN = 200.0  # WFDB's default ADC units per physical unit when the header gives 0 or none
+_MISSING_16 = -32768  # WFDB's "no sample" value for format 16
+
+
+@functools.lru_cache(maxsize=1)
+def snomed_terms() -> dict[str, str]:
+    """SNOMED-CT code -> term, from the shipped ``data/snomed_ct.csv``."""
+    import csv
+
+    with open(data_path("snomed_ct.csv"), newline="", encoding="utf-8") as fh:
+        return {row["code"].strip(): row["term"].strip() for row in csv.DictReader(fh)}
+
+
+def _parse_age(value: str) -> float | None:
+    try:
+        age = float(value)
+    except ValueError:
+        return None
+    return age if np.isfinite(age) and 0 <= age < 150 else None
+
+
+def _parse_sex(value: str) -> str | None:
+    v = value.strip().lower()
+    if v in ("m", "male", "man", "0"):
+        return "M"
+    if v in ("f", "female", "woman", "1"):
+        return "F"
+    return None
+
+
+def _parse_datetime(value: str, formats: tuple[str, ...]) -> datetime | None:
+    value = value.strip()
+    for fmt in formats:
+        try:
+            return datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+    return None
+
+
+class _Header:
+    """Parsed WFDB header: record line, signal specs, comments."""
+
+    __slots__ = ("name", "nsig", "fs", "nsamp", "base_dt", "signals", "comments")
+
+    def __init__(self, text: str, path: Path):
+        lines = [ln.strip() for ln in text.splitlines()]
+        body = [ln for ln in lines if ln and not ln.startswith("#")]
+        self.comments = [ln[1:].strip() for ln in lines if ln.startswith("#")]
+        if not body:
+            raise FormatError("WFDB header has no record line", path=path)
+        m = _RECORD_LINE.match(body[0])
+        if m is None:
+            raise FormatError(f"invalid WFDB record line {body[0]!r}", path=path)
+        if m.group("nseg"):
+            raise FormatError("multi-segment WFDB records are not 12-lead resting ECGs ecgkit reads", path=path)
+        self.name = m.group("name")
+        self.nsig = int(m.group("nsig"))
+        self.fs = float(m.group("fs")) if m.group("fs") else 250.0
+        self.nsamp = int(m.group("nsamp")) if m.group("nsamp") else None
+        self.base_dt = None
+        if m.group("time") and m.group("date"):
+            self.base_dt = _parse_datetime(f"{m.group('date')} {m.group('time')}",
+                                           ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S.%f"))
+        sig_lines = body[1:1 + self.nsig]
+        if len(sig_lines) != self.nsig:
+            raise FormatError(f"WFDB header declares {self.nsig} signals but has {len(sig_lines)} signal lines",
+                              path=path)
+        self.signals = []
+        for ln in sig_lines:
+            s = _SIGNAL_LINE.match(ln)
+            if s is None:
+                raise FormatError(f"invalid WFDB signal line {ln!r}", path=path)
+            self.signals.append(s.groupdict())
+
+
+def _read_header(path: Path) -> _Header:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise FormatError(f"cannot read header: {exc.strerror}", path=path) from exc
+    if not raw.strip():
+        raise FormatError("empty WFDB header", path=path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"WFDB header is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+                          path=path) from exc
+    return _Header(text, path)
+
+
+def _fast_path_ok(hdr: _Header) -> bool:
+    return all(s["fmt"] == "16" and s["spf"] in (None, "1") and s["skew"] in (None, "0") for s in hdr.signals)
+
+
+def _decode_fast(hdr: _Header, path: Path, record_id: str) -> NDArray[np.float32]:
+    """Decode format-16 signal files with np.fromfile; returns (nsig, nsamp) physical, header units."""
+    by_file: dict[str, list[int]] = {}
+    for i, s in enumerate(hdr.signals):
+        by_file.setdefault(s["file"], []).append(i)
+    nsamp = hdr.nsamp
+    out: NDArray[np.float32] | None = None
+    for fname, chans in by_file.items():
+        fpath = path.parent / fname
+        offset = int(hdr.signals[chans[0]]["offset"] or 0)
+        try:
+            size = fpath.stat().st_size
+        except OSError as exc:
+            raise FormatError(f"signal file {fname} named by the header is missing", path=path,
+                              record_id=record_id) from exc
+        frame_bytes = 2 * len(chans)
+        n_file = (size - offset) // frame_bytes if size > offset else 0
+        if nsamp is None:
+            nsamp = n_file
+        expected = offset + nsamp * frame_bytes
+        if size != expected:
+            kind = "truncated" if size < expected else "longer than declared"
+            raise SignalError(
+                f"signal file {fname} is {kind}: the header promises {nsamp} samples x {len(chans)} signals "
+                f"({expected} bytes incl. {offset}-byte offset), the file has {size} bytes",
+                path=path, record_id=record_id)
+        if nsamp == 0:
+            raise SignalError(f"signal file {fname} holds 0 samples", path=path, record_id=record_id)
+        data = np.fromfile(fpath, dtype="<i2", offset=offset).reshape(nsamp, len(chans))
+        if out is None:
+            out = np.empty((hdr.nsig, nsamp), dtype=np.float32)
+        gain = np.array([float(hdr.signals[c]["gain"] or 0) or _DEFAULT_GAIN for c in chans])
+        base = np.array([int(hdr.signals[c]["baseline"] if hdr.signals[c]["baseline"] is not None
+                             else hdr.signals[c]["adczero"] or 0) for c in chans], dtype=np.float64)
+        digital = data.T
+        phys = (digital - base[:, None]) / gain[:, None]
+        missing = digital == _MISSING_16
+        if missing.any():
+            phys[missing] = np.nan
+        out[chans] = phys
+    if out is None:
+        raise SignalError("WFDB header declares no signals", path=path, record_id=record_id)
+    return out
+
+
+def _decode_wfdb_lib(hdr: _Header, path: Path, record_id: str) -> NDArray[np.float32]:
+    import wfdb  # slow import, needed only for uncommon formats
+
+    try:
+        rec = wfdb.rdrecord(str(path.with_suffix("")), physical=True)
+    except Exception as exc:  # wfdb raises bare ValueError/IndexError/OSError on bad files
+        raise SignalError(f"wfdb could not decode the signal: {type(exc).__name__}: {exc}",
+                          path=path, record_id=record_id) from exc
+    sig = np.asarray(rec.p_signal, dtype=np.float32).T
+    if hdr.nsamp is not None and sig.shape[1] != hdr.nsamp:
+        raise SignalError(f"signal has {sig.shape[1]} samples, the header promises {hdr.nsamp}",
+                          path=path, record_id=record_id)
+    return sig
+
+
+def _metadata(hdr: _Header) -> dict:
+    meta: dict = {"statements": [], "codes": {}, "age": None, "sex": None, "patient_id": None,
+                  "acquired_at": hdr.base_dt}
+    for comment in hdr.comments:
+        key, sep, value = comment.partition(":")
+        if not sep:
+            continue
+        key = key.strip().lower()
+        value = value.strip()
+        if key == "age":
+            meta["age"] = _parse_age(value)
+        elif key == "sex":
+            meta["sex"] = _parse_sex(value)
+        elif key == "dx":
+            codes = [c.strip() for c in value.split(",") if c.strip() and c.strip().lower() != "unknown"]
+            terms = snomed_terms()
+            meta["codes"]["snomed"] = codes
+            meta["statements"].extend(terms.get(c, f"SNOMED-CT {c}") for c in codes)
+        elif key == "ecg date":
+            meta["acquired_at"] = _parse_datetime(value, ("%d/%m/%Y", "%Y-%m-%d")) or meta["acquired_at"]
+        elif key == "reason for admission" and value.lower() not in ("", "n/a"):
+            meta["statements"].append(value)
+        elif key == "patient" and value:
+            meta["patient_id"] = value
+        elif key == "acquired" and value:
+            meta["acquired_at"] = _parse_datetime(value, ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"))
+        elif key == "statement" and value:
+            meta["statements"].append(value)
+    return meta
+
+
+def read_wfdb(path: str | Path, *, record_id: str | None = None) -> Record:
+    """Read a 12-lead WFDB record at its native sampling frequency.
+
+    Parameters
+    ----------
+    path : str or Path
+        The header file (``.hea``); the signal files it names are read from the same folder.
+    record_id : str or None
+        Defaults to the record name in the header.
+
+    Returns
+    -------
+    Record
+        ``signal`` float32 mV, shape (12, nsamp), canonical lead order. Extra channels (Frank XYZ,
+        rhythm strips) are dropped; ``native_leads`` keeps all channel names.
+
+    Raises
+    ------
+    FormatError
+        Empty, non-UTF-8 or malformed header; missing signal file.
+    SignalError
+        Truncated or over-long signal file, missing leads, unsupported units.
+
+    Examples
+    --------
+    >>> rec = read_wfdb("records500/00000/00001_hr.hea")  # doctest: +SKIP
+    >>> rec.signal.shape, rec.fs
+    ((12, 5000), 500.0)
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".hea":
+        path = path.with_suffix(".hea")
+    hdr = _read_header(path)
+    rid = record_id or hdr.name
+    names = [(s["desc"] or "").strip() for s in hdr.signals]
+    order = lead_order(names, path=str(path), record_id=rid)
+    sig = _decode_fast(hdr, path, rid) if _fast_path_ok(hdr) else _decode_wfdb_lib(hdr, path, rid)
+    sig = sig[order]
+    scale = []
+    for i in order:
+        unit = (hdr.signals[i]["units"] or "mV").strip().lower()
+        if unit not in _UNIT_TO_MV:
+            raise SignalError(f"lead {names[i]} has units {unit!r}, expected a voltage (mV, uV, V)",
+                              path=path, record_id=rid)
+        scale.append(_UNIT_TO_MV[unit])
+    scale_arr = np.asarray(scale, dtype=np.float32)
+    if not np.all(scale_arr == 1.0):
+        sig = sig * scale_arr[:, None]
+    meta = _metadata(hdr)
+    return Record(
+        record_id=rid,
+        patient_id=meta["patient_id"],
+        signal=np.ascontiguousarray(sig, dtype=np.float32),
+        fs=hdr.fs,
+        source_format="wfdb",
+        source_path=str(path),
+        statements=meta["statements"],
+        acquired_at=meta["acquired_at"],
+        age=meta["age"],
+        sex=meta["sex"],
+        native_fs=hdr.fs,
+        native_leads=tuple(names),
+        codes=meta["codes"],
+    )

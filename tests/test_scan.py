@@ -1,0 +1,155 @@
+"""The scan stage on real PTB-XL, Challenge and MUSE files, and on corrupted copies of them."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from ecgkit.cli import main
+from ecgkit.manifest import SCAN_COLUMNS, read_manifest
+from ecgkit.scan import ScanConfig, pseudonymize, scan
+
+MUSE_NAME = "MUSE_20200923_093504_79000_example.xml"
+
+
+def test_ptbxl_tree_is_joined_with_its_database(ptbxl_dir: Path) -> None:
+    df = scan([ptbxl_dir], ScanConfig(workers=2))
+    db = pd.read_csv(ptbxl_dir / "ptbxl_database.csv").set_index("filename_hr")
+    assert list(df.columns) == list(SCAN_COLUMNS)
+    assert len(df) == 500 and (df["status"] == "ok").all()
+    assert set(df["record_id"]) == {f"records500/{i // 1000 * 1000:05d}/{i:05d}_hr" for i in range(1, 501)}
+    row = df.set_index("record_id").loc["records500/00000/00001_hr"]
+    assert row["patient_id"] == "15709"
+    assert row["statements"] == ["sinusrhythmus periphere niederspannung"]
+    assert json.loads(row["codes"]) == {"scp": {"NORM": 100.0, "LVOLT": 0.0, "SR": 0.0}}
+    assert row["age"] == 56.0 and row["sex"] == "F"  # PTB-XL sex 1 = female
+    assert str(row["acquired_at"]) == "1984-11-09 09:17:34"
+    # every record carries its PTB-XL patient and report
+    joined = db.loc[df["record_id"]]
+    assert df["patient_id"].tolist() == [str(int(p)) for p in joined["patient_id"]]
+    # ecg_id 443 has an empty report: no statement rather than an empty one
+    assert df["statements"].tolist() == [[r.strip()] if r.strip() else [] for r in joined["report"]]
+    assert df["fs"].eq(500.0).all() and df["n_samples"].eq(5000).all()
+
+
+def test_workers_give_the_same_manifest(shared_data: Path) -> None:
+    one = scan([shared_data / "cinc2021"], ScanConfig(workers=1, chunk_size=8))
+    two = scan([shared_data / "cinc2021"], ScanConfig(workers=2, chunk_size=8))
+    pd.testing.assert_frame_equal(one, two)
+    assert len(one) == 50
+
+
+def test_scan_of_all_shared_data(shared_data: Path) -> None:
+    df = scan([shared_data])
+    quarantined = df[df["status"] == "quarantined"]
+    # MIT-BIH record 100 (MLII, V5) is the only file that is not a 12-lead ECG
+    assert quarantined["record_id"].tolist() == ["physionet-samples/100"]
+    assert "not a 12-lead ECG: 2 channel(s) (MLII, V5)" in quarantined["reason"].iloc[0]
+    assert df["source_format"].value_counts().to_dict() == {
+        "wfdb": 52, "philips": 3, "dicom": 2, "muse": 1, "cardiosoft": 1, "aecg": 1}
+    skipped = {Path(s["path"]).name: s["reason"] for s in df.attrs["skipped"]}
+    assert skipped["records500.tar.xz"] == "compressed archive: unpack it first"
+    assert skipped["README.md"] == "documentation"
+    assert skipped["100.atr"].startswith("WFDB annotation file")
+    assert skipped["E07500.mat"] == "WFDB signal file, read through its .hea header"
+
+
+def _corrupt_cohort(shared_data: Path, ptbxl_record1: Path, root: Path) -> dict[str, str]:
+    """Copies of real files, broken in each way the issue lists; returns record_id -> expected reason."""
+    root.mkdir()
+    good = root / "good"
+    good.mkdir()
+    for f in ptbxl_record1.parent.glob("0000[12]_hr.*"):
+        shutil.copy(f, good / f.name)
+    shutil.copy(shared_data / "muse" / MUSE_NAME, good / "muse.xml")
+    bad = root / "bad"
+    bad.mkdir()
+    expected = {}
+
+    (bad / "empty.xml").write_bytes(b"")
+    expected["bad/empty"] = "empty file"
+    for name, mutate, reason in [
+        ("truncated", lambda d: d[:50000], "truncated"),
+        ("mismatch", None, "promises 6000 samples"),
+        ("noV3", None, "missing lead(s) V3"),
+        ("latin1", None, "not UTF-8"),
+    ]:
+        hea = (ptbxl_record1.parent / "00003_hr.hea").read_text()
+        hea = hea.replace("00003_hr", name)
+        dat = (ptbxl_record1.parent / "00003_hr.dat").read_bytes()
+        if mutate is not None:
+            dat = mutate(dat)
+        raw = hea.encode()
+        if name == "mismatch":
+            raw = hea.replace(f"{name} 12 500 5000", f"{name} 12 500 6000").encode()
+        if name == "noV3":
+            raw = hea.replace(" 0 V3\n", " 0 X3\n").encode()
+        if name == "latin1":
+            raw = raw + "# Bemerkung: Gr\xf6\xdfe\n".encode("latin-1")
+        (bad / f"{name}.hea").write_bytes(raw)
+        (bad / f"{name}.dat").write_bytes(dat)
+        expected[f"bad/{name}"] = reason
+    muse = (shared_data / "muse" / MUSE_NAME).read_bytes()
+    (bad / "cut.xml").write_bytes(muse[: len(muse) // 2])
+    expected["bad/cut"] = "truncated or malformed XML"
+    at = muse.rindex(b"</Waveform>")  # the Rhythm waveform's end tag
+    (bad / "garbled.xml").write_bytes(muse[:at] + b"</Wave>" + muse[at + len(b"</Waveform>"):])
+    expected["bad/garbled"] = "malformed XML: element <Waveform> is not closed"
+    (bad / "note.xml").write_text('<?xml version="1.0"?><Note><to>x</to></Note>')
+    expected["bad/note"] = "<Note> is not an ECG format"
+    (bad / "blob.bin").write_bytes(b"\x00\x01binary stuff" * 20)
+    expected["bad/blob"] = "unknown format"
+    (bad / "orphan.dat").write_bytes(b"\x00" * 100)
+    expected["bad/orphan"] = "WFDB signal file without its .hea header"
+    return expected
+
+
+def test_corrupted_copies_are_quarantined_with_reasons(shared_data: Path, ptbxl_record1: Path,
+                                                       tmp_path: Path) -> None:
+    expected = _corrupt_cohort(shared_data, ptbxl_record1, tmp_path / "cohort")
+    df = scan([tmp_path / "cohort"]).set_index("record_id")
+    assert sorted(df.index[df["status"] == "ok"]) == ["good/00001_hr", "good/00002_hr", "good/muse"]
+    bad = df[df["status"] == "quarantined"]
+    assert sorted(bad.index) == sorted(expected)
+    for rid, reason in expected.items():
+        msg = bad.loc[rid, "reason"]
+        assert reason in msg, (rid, msg)
+        assert rid in msg  # the message names the record
+    assert len(df) == 3 + len(expected)  # records in = ok + quarantined
+
+
+def test_cli_scan_writes_manifest_quarantine_and_summary(shared_data: Path, ptbxl_record1: Path,
+                                                        tmp_path: Path) -> None:
+    expected = _corrupt_cohort(shared_data, ptbxl_record1, tmp_path / "cohort")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["scan", str(tmp_path / "cohort"), "--out", str(out),
+                                       "--max-quarantine-rate", "1.0"])
+    assert result.exit_code == 0, result.output
+    assert f"scan: {3 + len(expected)} records, 3 ok, {len(expected)} quarantined" in result.output
+    manifest = read_manifest(out)
+    quarantine = pd.read_parquet(out / "quarantine.parquet")
+    assert sorted(quarantine["record_id"]) == sorted(expected)
+    assert set(quarantine["stage"]) == {"scan"}
+    summary = json.loads((out / "scan_summary.json").read_text())
+    assert summary["records"] == len(manifest) == summary["ok"] + summary["quarantined"]
+    # the default 5% limit fails the job
+    strict = CliRunner().invoke(main, ["scan", str(tmp_path / "cohort"), "--out", str(tmp_path / "o2")])
+    assert strict.exit_code == 3
+
+
+def test_pseudonymized_ids_never_store_raw_ids_or_key(shared_data: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ECGKIT_PSEUDONYM_KEY", "s3cret-key")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["scan", str(shared_data / "muse"), "--out", str(out), "--pseudonymize"])
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(out)
+    assert manifest["patient_id"].tolist() == [pseudonymize("201700237", "s3cret-key")]
+    for f in out.iterdir():
+        data = f.read_bytes()
+        assert b"201700237" not in data and b"s3cret-key" not in data, f.name
+        assert b"TESTONE" not in data and b"06-10-1980" not in data, f.name
