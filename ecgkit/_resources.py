@@ -1,4 +1,4 @@
-"""Locate data files shipped with ecgkit (the repo's ``data/`` folder, installed as ``ecgkit.data``)."""
+"""Locate data files shipped with ecgkit (the repo's ``data/`` folder, installed as ``ecgkit._data``)."""
 from __future__ import annotations
 
 from importlib import resources
@@ -8,8 +8,8 @@ from pathlib import Path
 def data_path(name: str) -> Path:
     """Return the path of a shipped data file, e.g. ``data_path("snomed_ct.csv")``.
 
-    Works both for an installed package (``ecgkit.data``) and for a source checkout run without
-    installing (``data/`` beside ``ecgkit/``).
+    Works both for an installed package (``ecgkit._data``; ``ecgkit.data`` is the shard reader) and
+    for a source checkout run without installing (``data/`` beside ``ecgkit/``).
 
     Raises
     ------
@@ -17,7 +17,7 @@ def data_path(name: str) -> Path:
         If no shipped file has that name.
     """
     try:
-        candidate = Path(str(resources.files("ecgkit.data") / name))
+        candidate = Path(str(resources.files("ecgkit._data") / name))
         if candidate.exists():
             return candidate
     except ModuleNotFoundError:

@@ -137,8 +137,8 @@ def split_command(cohort_dir: str, ratios: str, seed: int, method: str, key: str
 @main.command("shard")
 @click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="SHARDS_DIR.")
-@click.option("--config", "config_path", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="YAML file with a 'shard' section of ShardConfig keys.")
+@click.option("--config", "config_file", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML file with ShardConfig keys (a 'shard' section or top level).")
 @click.option("--fs", type=float, default=None, help="Sampling frequency, Hz [500].")
 @click.option("--seconds", type=float, default=None, help="Record length, s [10].")
 @click.option("--records-per-shard", type=int, default=None, help="Records per shard file [1024].")
@@ -148,26 +148,32 @@ def split_command(cohort_dir: str, ratios: str, seed: int, method: str, key: str
 @click.option("--short", type=click.Choice(["pad", "reject"]), default=None, help="Short records [pad].")
 @click.option("--engine", type=click.Choice(["local", "dask"]), default=None, help="Engine [local].")
 @click.option("--scheduler", default=None, help="Dask scheduler address (with --engine dask).")
-@click.option("--max-quarantine-rate", type=float, default=0.05, show_default=True,
-              help="Exit with status 1 when more than this fraction of records is quarantined here.")
-def shard_command(cohort_dir: str, out_dir: str, config_path: str | None, max_quarantine_rate: float,
-                  **overrides: object) -> None:
-    """Read every split record of COHORT_DIR once and write HDF5 shards to --out."""
+@click.option("--max-quarantine-rate", type=float, default=None,
+              help="Exit non-zero when more than this fraction of records is quarantined here [0.05].")
+def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, **overrides: object) -> None:
+    """Read every split record of COHORT_DIR once and write HDF5 shards to --out.
+
+    The patient key in the shards is an HMAC of the patient id; the key is read from
+    $ECGKIT_PSEUDONYM_KEY when set (never stored), else ecgkit's public default key is used.
+    """
+    import os
+
     from tqdm import tqdm
 
     from ecgkit.config import load_config
     from ecgkit.manifest import STATUS_OK, read_manifest
     from ecgkit.shards import ShardConfig, plan_shards, write_shards
 
-    config = load_config(ShardConfig, config_path, overrides, section="shard" if config_path else None)
+    overrides["patient_key"] = os.environ.get("ECGKIT_PSEUDONYM_KEY") or None
+    config = load_config(ShardConfig, config_file, overrides, section=_section(config_file, "shard"))
     manifest = read_manifest(cohort_dir)
     n_planned = len(plan_shards(manifest, config))
-    with tqdm(total=n_planned, unit="rec", desc="shard") as bar:
+    with tqdm(total=n_planned, unit="rec", desc="shard", dynamic_ncols=True) as bar:
         out = write_shards(manifest, out_dir, config, progress=bar.update)
     newly = int(((manifest["status"] == STATUS_OK) & (out["status"] != STATUS_OK)).sum())
-    n_shards = out["shard"].nunique()
-    click.echo(f"shard: {n_planned - newly} records in {n_shards} shards, {newly} quarantined "
-               f"(see {out_dir}/quarantine.parquet) -> {out_dir}")
-    if n_planned and newly / n_planned > max_quarantine_rate:
-        click.echo(f"shard: quarantine rate {newly / n_planned:.1%} exceeds {max_quarantine_rate:.1%}", err=True)
-        sys.exit(1)
+    rate = newly / n_planned if n_planned else 0.0
+    click.echo(f"shard: {n_planned - newly} records in {out['shard'].nunique()} shards, {newly} quarantined "
+               f"({rate:.1%}, see {Path(out_dir) / 'quarantine.parquet'}) -> {Path(out_dir) / 'index.parquet'}")
+    if rate > config.max_quarantine_rate:
+        click.echo(f"shard: quarantine rate {rate:.1%} exceeds the limit {config.max_quarantine_rate:.1%}", err=True)
+        sys.exit(3)

@@ -114,6 +114,9 @@ class ShardConfig:
     #: HMAC key of ``patient_key``; None uses the public default (pseudonymisation against casual
     #: viewing only). Never written to the shards.
     patient_key: str | None = None
+    #: The CLI exits with status 3 when more than this fraction of records is quarantined here
+    #: (same default as scan: a higher rate means a systematic problem worth stopping for).
+    max_quarantine_rate: float = 0.05
 
     def __post_init__(self) -> None:
         if self.fs <= 0 or self.seconds <= 0:
@@ -142,11 +145,11 @@ class ShardConfig:
         return ECG_P18 if self.labels is None else tuple(self.labels)
 
     def public_dict(self) -> dict[str, Any]:
-        """The resolved config as written into shards: the patient key redacted, engine fields dropped
-        (they do not change the output)."""
+        """The resolved config as written into shards: the patient key redacted; fields that do not
+        change the output (engine, workers, quarantine limit) dropped."""
         d = config_to_dict(self)
         d["patient_key"] = None if self.patient_key is None else "<secret>"
-        for name in ("workers", "engine", "scheduler"):
+        for name in ("workers", "engine", "scheduler", "max_quarantine_rate"):
             d.pop(name)
         d["label_names"] = list(self.label_names)
         d["n_samples"] = self.n_samples
