@@ -374,8 +374,11 @@ def write_shards(
     Raises
     ------
     SchemaError
-        If the manifest has no split, or at the end records in != records in shards + quarantined.
+        Before any work, if the manifest has no split, a patient is in two splits, or a status-ok
+        record has no split (:func:`ecgkit.split.audit`); at the end, if records in != records in
+        shards + records quarantined.
     """
+    audit(manifest, ratios=None)  # fail fast on leakage or usable records without a split
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = config.label_names
@@ -468,7 +471,7 @@ def _finish(manifest: pd.DataFrame, plan: pd.DataFrame, sidecars: list[dict[str,
         newly.iloc[qat] = True
     write_manifest(out, out_dir)
     write_quarantine(out.loc[newly], out_dir, "shard")
-    audit(out)
+    audit(out, ratios=None)
     n_skipped = sum(bool(s["skipped"]) for s in sidecars)
     log.info("shards: %d records in %d shards (%d kept from an earlier run), %d quarantined, in %s",
              len(index), len(sidecars), n_skipped, len(quarantined), out_dir)

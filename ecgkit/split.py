@@ -304,13 +304,14 @@ class SplitAudit:
 def audit(
     manifest: pd.DataFrame,
     *,
-    ratios: Sequence[float] = (0.7, 0.1, 0.2),
+    ratios: Sequence[float] | None = (0.7, 0.1, 0.2),
     tolerance: float = 0.02,
     labels: Sequence[str] | None = None,
 ) -> SplitAudit:
     """Check a split: no patient in two splits, every usable record split, ratios near the target.
 
-    Only status-ok records are audited (a record quarantined by the shard stage keeps the split it
+    ``ratios=None`` skips the ratio check (the shard stage audits splits made with ratios it does
+    not know). Only status-ok records are audited (a record quarantined by the shard stage keeps the split it
     was planned in, for the record, but is in no shard). Leakage and missing splits are errors. Ratio drift beyond ``tolerance`` is only logged as a
     warning (and reported in ``ratios_ok``): a tiny cohort, a cohort dominated by a few patients with
     many records, or a hash split of a small cohort cannot hit the ratios exactly, and that is not
@@ -325,7 +326,6 @@ def audit(
     """
     if "split" not in manifest.columns:
         raise SchemaError("manifest has no 'split' column; run `ecgkit split` first")
-    r = _check_ratios(ratios)
     ok = manifest["status"] == STATUS_OK
     frame = manifest.loc[ok]
     split = frame["split"].astype("string")
@@ -341,7 +341,7 @@ def audit(
     counts = {s: int((split == s).sum()) for s in SPLITS}
     pats = {s: int(groups[(split == s).to_numpy()].nunique()) for s in SPLITS}
     got = {s: counts[s] / n for s in SPLITS}
-    target = {s: float(t) for s, t in zip(SPLITS, r)}
+    target = got if ratios is None else {s: float(t) for s, t in zip(SPLITS, _check_ratios(ratios))}
     drift = float(max(abs(got[s] - target[s]) for s in SPLITS)) if len(frame) else 0.0
     prevalence: dict[str, dict[str, float]] = {}
     for name in label_columns(manifest, labels):

@@ -120,3 +120,22 @@ def test_errors_name_the_problem(shards):
         ShardDataset(shards["int16"], split="holdout")
     with pytest.raises(SchemaError, match="no shard index"):
         ShardDataset(shards["int16"] / "missing")
+
+
+def test_returned_batches_are_never_overwritten_while_referenced(shards):
+    ds = ShardDataset(shards["int16"], split="train")
+    first, _ = ds.get_batch([0, 1, 2])
+    expected = first.copy()
+    tensor = torch.from_numpy(ds.get_batch([3, 4, 5])[0])  # only the tensor holds this one
+    expected_t = tensor.numpy().copy()
+    view = ds.get_batch([6, 7, 8])[0][1]  # only a view holds this one
+    expected_v = view.copy()
+    addresses = set()
+    for start in range(10, 40, 3):  # more batches of the same shape than buffers kept for reuse
+        x, _ = ds.get_batch([start, start + 1, start + 2])
+        addresses.add(x.ctypes.data)
+    assert np.array_equal(first, expected)
+    assert np.array_equal(tensor.numpy(), expected_t)
+    assert np.array_equal(view, expected_v)
+    # dropped batches are recycled: the loop above needed only a couple of output buffers
+    assert len(addresses) <= 2

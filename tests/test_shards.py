@@ -244,6 +244,16 @@ def test_shard_without_split_column_raises(ptbxl_dir, tmp_path):
         write_shards(ptbxl_manifest(ptbxl_dir, 3), tmp_path, ShardConfig(workers=1))
 
 
+def test_shard_refuses_a_leaky_split_before_reading_anything(cohort, tmp_path):
+    bad = cohort.copy()
+    pid = bad["patient_id"].value_counts().index[0]
+    rows = bad.index[bad["patient_id"] == pid]
+    bad.loc[rows[0], "split"], bad.loc[rows[1], "split"] = "train", "test"
+    with pytest.raises(SchemaError, match=str(pid)):
+        write_shards(bad, tmp_path / "leaky", ShardConfig(workers=1))
+    assert not (tmp_path / "leaky").exists()
+
+
 def test_shard_config_rejects_bad_values():
     with pytest.raises(ConfigError, match="dtype"):
         make_config(ShardConfig, {"dtype": "int8"})

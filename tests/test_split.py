@@ -130,6 +130,8 @@ def test_audit_reports_ratio_drift_without_raising(manifest, caplog):
     assert rep.max_ratio_drift > 0.02
     assert "drift" in caplog.text
     assert sum(rep.counts.values()) == 20
+    unchecked = audit(out, ratios=None)  # no target: no drift, no warning
+    assert unchecked.ratios_ok and unchecked.max_ratio_drift == 0.0
 
 
 def test_iterative_stratification_splits_a_single_label_exactly():
