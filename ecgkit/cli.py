@@ -107,7 +107,7 @@ def _parse_ratios(value: str) -> tuple[float, float, float]:
         raise click.BadParameter(f"expected three numbers like 7:1:2, got {value!r}") from exc
     if len(parts) != 3 or min(parts) < 0 or sum(parts) <= 0:
         raise click.BadParameter(f"expected three non-negative numbers like 7:1:2, got {value!r}")
-    return parts  # type: ignore[return-value]
+    return parts
 
 
 @main.command("split")
@@ -123,8 +123,8 @@ def split_command(cohort_dir: str, ratios: str, seed: int, method: str, key: str
     from ecgkit.split import audit, split_by_patient
 
     r = _parse_ratios(ratios)
-    out = split_by_patient(read_manifest(cohort_dir), ratios=r, seed=seed, method=method,  # type: ignore[arg-type]
-                           key=key)
+    out = split_by_patient(read_manifest(cohort_dir), ratios=r, seed=seed,
+                           method=method, key=key)  # type: ignore[arg-type]
     report = audit(out, ratios=r)
     write_manifest(out, cohort_dir)
     click.echo(report.summary())
@@ -137,7 +137,8 @@ def split_command(cohort_dir: str, ratios: str, seed: int, method: str, key: str
 @main.command("shard")
 @click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="SHARDS_DIR.")
-@click.option("--config", "config_file", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--config", "config_file", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="YAML file with ShardConfig keys (a 'shard' section or top level).")
 @click.option("--fs", type=float, default=None, help="Sampling frequency, Hz [500].")
 @click.option("--seconds", type=float, default=None, help="Record length, s [10].")
@@ -173,7 +174,9 @@ def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, **ove
     newly = int(((manifest["status"] == STATUS_OK) & (out["status"] != STATUS_OK)).sum())
     rate = newly / n_planned if n_planned else 0.0
     click.echo(f"shard: {n_planned - newly} records in {out['shard'].nunique()} shards, {newly} quarantined "
-               f"({rate:.1%}, see {Path(out_dir) / 'quarantine.parquet'}) -> {Path(out_dir) / 'index.parquet'}")
+               f"({rate:.1%}, see {Path(out_dir) / 'quarantine.parquet'}) "
+               f"-> {Path(out_dir) / 'index.parquet'}")
     if rate > config.max_quarantine_rate:
-        click.echo(f"shard: quarantine rate {rate:.1%} exceeds the limit {config.max_quarantine_rate:.1%}", err=True)
+        click.echo(f"shard: quarantine rate {rate:.1%} exceeds the limit "
+                   f"{config.max_quarantine_rate:.1%}", err=True)
         sys.exit(3)

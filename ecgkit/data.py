@@ -55,9 +55,11 @@ class _Handle:
 
     def pread(self, row: int, dest: NDArray[Any]) -> None:
         """Copy record ``row``'s bytes into ``dest`` (a C-contiguous (12, L) view)."""
-        got = os.preadv(self.fd, [memoryview(dest).cast("B")], int(self.offsets[row]))  # type: ignore[index]
+        view = memoryview(dest).cast("B")  # type: ignore[arg-type]
+        got = os.preadv(self.fd, [view], int(self.offsets[row]))  # type: ignore[index]
         if got != self.record_bytes:
-            raise SchemaError(f"shard {self.path} is truncated: row {row} gave {got} of {self.record_bytes} bytes")
+            raise SchemaError(f"shard {self.path} is truncated: row {row} gave {got} of "
+                              f"{self.record_bytes} bytes")
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -120,7 +122,8 @@ class ShardDataset(torch.utils.data.Dataset):
         names = all_names if tasks is None else tuple(tasks)
         unknown = [t for t in names if t not in all_names]
         if unknown:
-            raise SchemaError(f"task(s) {unknown} not in the shards of {self.shards_dir}; they have {list(all_names)}")
+            raise SchemaError(f"task(s) {unknown} not in the shards of {self.shards_dir}; "
+                              f"they have {list(all_names)}")
         cols = [all_names.index(t) for t in names]
         self._labels = np.ascontiguousarray(labels[:, cols])
         self._label_names = names

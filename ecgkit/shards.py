@@ -216,7 +216,8 @@ def _qc_problem(signal: NDArray[np.float32], config: ShardConfig) -> str | None:
         limit = 32767 * config.scale_mv
         peak = float(np.abs(signal).max())
         if peak > limit:
-            return f"amplitude {peak:.2f} mV beyond the int16 range +-{limit:.3f} mV at scale {config.scale_mv} mV"
+            return (f"amplitude {peak:.2f} mV beyond the int16 range +-{limit:.3f} mV "
+                    f"at scale {config.scale_mv} mV")
     return None
 
 
@@ -266,7 +267,8 @@ def _write_shard(task: _ShardTask) -> dict[str, Any]:
                          compression=cfg.compression)
         f.create_dataset("labels", data=task.labels[rows].reshape(len(kept), task.labels.shape[1]))
         str_dt = h5py.string_dtype("utf-8")
-        f.create_dataset("record_id", data=np.array([task.record_ids[i] for i in kept], dtype=object), dtype=str_dt)
+        f.create_dataset("record_id", data=np.array([task.record_ids[i] for i in kept], dtype=object),
+                         dtype=str_dt)
         f.create_dataset("patient_key", data=np.array([task.patient_keys[i] for i in kept], dtype=object),
                          dtype=str_dt)
         for key, value in task.attrs.items():
@@ -411,7 +413,8 @@ def write_shards(
     for side in map_tasks(_write_shard, tasks, workers=config.workers, engine=config.engine,
                           scheduler=config.scheduler):
         sidecars.append(side)
-        log.info("shard %s: %d rows, %d quarantined%s", side["shard"], side["n_rows"], len(side["quarantined"]),
+        log.info("shard %s: %d rows, %d quarantined%s", side["shard"], side["n_rows"],
+                 len(side["quarantined"]),
                  " (kept, checksum ok)" if side["skipped"] else "")
         if progress is not None:
             progress(int(side["n_planned"]))
@@ -430,13 +433,16 @@ def _remove_stale(out_dir: Path, planned: set[str]) -> None:
                 Path(str(p) + SIDECAR_SUFFIX).unlink(missing_ok=True)
 
 
-def _finish(manifest: pd.DataFrame, plan: pd.DataFrame, sidecars: list[dict[str, Any]], out_dir: Path) -> pd.DataFrame:
+def _finish(manifest: pd.DataFrame, plan: pd.DataFrame, sidecars: list[dict[str, Any]],
+            out_dir: Path) -> pd.DataFrame:
+    """Build the index from the sidecars, check the accounting, write index, manifest, quarantine."""
     sidecars = sorted(sidecars, key=lambda s: s["shard"])
     index = pd.DataFrame({
         "record_id": [r for s in sidecars for r in s["record_ids"]],
         "split": [s["split"] for s in sidecars for _ in s["record_ids"]],
         "shard": [s["shard"] for s in sidecars for _ in s["record_ids"]],
-        "row": np.concatenate([np.arange(s["n_rows"], dtype=np.int64) for s in sidecars] or [np.zeros(0, np.int64)]),
+        "row": np.concatenate([np.arange(s["n_rows"], dtype=np.int64) for s in sidecars]
+                              or [np.zeros(0, np.int64)]),
         "shard_sha256": [s["sha256"] for s in sidecars for _ in s["record_ids"]],
         "shard_bytes": np.array([s["bytes"] for s in sidecars for _ in s["record_ids"]], dtype=np.int64),
         "repairs": [r for s in sidecars for r in s["repairs"]],
@@ -449,7 +455,8 @@ def _finish(manifest: pd.DataFrame, plan: pd.DataFrame, sidecars: list[dict[str,
             or set(plan["record_id"]) != set(index["record_id"]) | set(quarantined):
         raise SchemaError(
             f"shard accounting failed in {out_dir}: {n_in} records planned, {len(index)} in shards, "
-            f"{len(quarantined)} quarantined, duplicates {dup.head(5).tolist()}, in both {sorted(in_both)[:5]}")
+            f"{len(quarantined)} quarantined, duplicates {dup.head(5).tolist()}, "
+            f"in both {sorted(in_both)[:5]}")
     tmp = out_dir / (INDEX_FILE + ".tmp")
     pq.write_table(pa.Table.from_pandas(index, preserve_index=False), tmp)
     os.replace(tmp, out_dir / INDEX_FILE)

@@ -161,7 +161,8 @@ def _iterative_stratification(
         # Fill the remaining record deficits in split order along one shuffled cumulative sum.
         deficit = np.clip(need, 0, None)
         total = weight[rest].sum()
-        bounds = np.cumsum(deficit / deficit.sum() * total) if deficit.sum() > 0 else np.cumsum(ratios * total)
+        share = deficit / deficit.sum() if deficit.sum() > 0 else ratios
+        bounds = np.cumsum(share * total)
         midpoints = np.cumsum(weight[rest]) - weight[rest] / 2.0
         split_of[rest] = np.minimum(np.searchsorted(bounds, midpoints, side="right"), len(ratios) - 1)
     return split_of
@@ -232,7 +233,7 @@ def split_by_patient(
     else:
         cols = label_columns(out, labels)
         if not cols:
-            log.info("no label columns in the manifest: stratified split falls back to a grouped random split")
+            log.info("no label columns in the manifest: the stratified split is a grouped random split")
         weight = np.bincount(codes, minlength=len(uniques)).astype(np.int64)
         pos_rows = _positive_matrix(frame, cols)
         pos = np.zeros((len(uniques), len(cols)), dtype=np.int64)
@@ -292,8 +293,10 @@ class SplitAudit:
         """A short multi-line text summary (counts, ratios, prevalence per split)."""
         lines = ["split   records  patients  ratio  target"]
         for s in SPLITS:
-            lines.append(f"{s:<6} {self.counts[s]:>8} {self.patients[s]:>9}  {self.ratios[s]:.3f}  {self.target[s]:.3f}")
-        lines.append(f"records without patient id: {self.n_without_patient_id}; quarantined: {self.n_quarantined}")
+            lines.append(f"{s:<6} {self.counts[s]:>8} {self.patients[s]:>9}  "
+                         f"{self.ratios[s]:.3f}  {self.target[s]:.3f}")
+        lines.append(f"records without patient id: {self.n_without_patient_id}; "
+                     f"quarantined: {self.n_quarantined}")
         if self.prevalence:
             lines.append("prevalence %   " + "  ".join(f"{s:>6}" for s in (*SPLITS, "all")))
             for name, per in self.prevalence.items():
@@ -311,11 +314,12 @@ def audit(
     """Check a split: no patient in two splits, every usable record split, ratios near the target.
 
     ``ratios=None`` skips the ratio check (the shard stage audits splits made with ratios it does
-    not know). Only status-ok records are audited (a record quarantined by the shard stage keeps the split it
-    was planned in, for the record, but is in no shard). Leakage and missing splits are errors. Ratio drift beyond ``tolerance`` is only logged as a
-    warning (and reported in ``ratios_ok``): a tiny cohort, a cohort dominated by a few patients with
-    many records, or a hash split of a small cohort cannot hit the ratios exactly, and that is not
-    a correctness problem.
+    not know). Only status-ok records are audited (a record quarantined by the shard stage keeps
+    the split it was planned in, for the record, but is in no shard). Leakage and missing splits
+    are errors. Ratio drift beyond ``tolerance`` is only logged as a warning (and reported in
+    ``ratios_ok``): a tiny cohort, a cohort dominated by a few patients with many records, or a
+    hash split of a small cohort cannot hit the ratios exactly, and that is not a correctness
+    problem.
 
     Raises
     ------

@@ -106,7 +106,8 @@ def test_shard_attributes_labels_and_patient_keys(written, cohort):
 def test_index_and_manifest_are_consistent(written, cohort):
     out_dir, out, cfg = written
     index = read_index(out_dir)
-    assert list(index.columns) == ["record_id", "split", "shard", "row", "shard_sha256", "shard_bytes", "repairs"]
+    assert list(index.columns) == ["record_id", "split", "shard", "row", "shard_sha256", "shard_bytes",
+                                   "repairs"]
     assert len(index) == 120 and index["record_id"].is_unique
     assert list(out.columns) == [*cohort.columns, *SHARD_COLUMNS]
     merged = index.merge(out, on="record_id", suffixes=("", "_m"))
@@ -268,7 +269,8 @@ def test_plan_is_independent_of_row_order(cohort):
     cfg = ShardConfig(records_per_shard=25)
     a = plan_shards(cohort, cfg)
     b = plan_shards(cohort.sample(frac=1.0, random_state=0), cfg)
-    assert a[["record_id", "shard"]].reset_index(drop=True).equals(b[["record_id", "shard"]].reset_index(drop=True))
+    cols = ["record_id", "shard"]
+    assert a[cols].reset_index(drop=True).equals(b[cols].reset_index(drop=True))
 
 
 def test_dask_engine_writes_the_same_shards(cohort, written, tmp_path):
