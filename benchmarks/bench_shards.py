@@ -176,15 +176,21 @@ def run(args: argparse.Namespace, work: Path) -> None:
         return out
 
     lzf = ShardDataset(lzf_dir, "train")
+    # ecgkit's HDF5 read path (low-level H5Dread per run, used for compressed shards) on the same
+    # uncompressed shards, to show what the pread fast path adds
+    h5read = ShardDataset(shard_dir, "train")
+    for k in range(len(h5read._paths)):
+        h5read._handle(k).offsets = None
     reuse = np.empty((args.batch, 12, 5000), np.float32)
     # warm-up: open handles, touch buffers
-    for fn in (ds.get_batch, lzf.get_batch, read_npy, read_h5py_loop):
+    for fn in (ds.get_batch, lzf.get_batch, h5read.get_batch, read_npy, read_h5py_loop):
         fn(batches[0][:8])
 
     methods = {
         "wfdb.rdsamp per record": (read_wfdb, slow),
         "ecgkit ShardDataset.get_batch": (ds.get_batch, batches),
         "ecgkit ShardDataset.get_batch(out=reused)": (lambda b: ds.get_batch(b, out=reuse), batches),
+        "ecgkit ShardDataset, H5Dread path (no pread)": (h5read.get_batch, batches),
         "np.load per-record .npy": (read_npy, batches),
         "h5py ds[i] loop (same shards)": (read_h5py_loop, batches),
         "h5py fancy indexing ds[sorted rows]": (read_h5py_fancy, slow),
