@@ -98,7 +98,8 @@ class ShardConfig:
     #: int16 step in millivolts: 1 uV matches PTB-XL's resolution and covers +-32.7 mV, beyond any
     #: plausible surface ECG (scan flags > 20 mV).
     scale_mv: float = 0.001
-    #: None (default): uncompressed, ~13x faster random reads than lzf (measured); "lzf" saves ~37%.
+    #: None (default): uncompressed random reads are ~10x faster than lzf (measured in
+    #: benchmarks/bench_shards.py); "lzf" saves 37% of the disk space.
     compression: Literal["lzf"] | None = None
     #: Records shorter than ``seconds``: zero-padded at the end ("pad", recorded in ``repairs``) or
     #: quarantined ("reject").
