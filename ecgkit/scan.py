@@ -30,7 +30,6 @@ from ecgkit.errors import ConfigError, RecordError
 from ecgkit.io import read_native
 from ecgkit.io.detect import detect_format
 from ecgkit.manifest import STATUS_OK, STATUS_QUARANTINED, conform
-from ecgkit.signal import qc_flags
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +173,7 @@ def _read_row(cand: _Candidate) -> dict[str, Any]:
         acquired_at=rec.acquired_at,
         age=rec.age,
         sex=rec.sex,
-        qc_flags=qc_flags(rec.signal, rec.fs) + [f"repair:{r}" for r in rec.repairs],
+        qc_flags=list(rec.qc_flags or ()) + [f"repair:{r}" for r in rec.repairs],
         status=STATUS_OK,
         reason=None,
     )
