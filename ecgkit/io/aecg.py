@@ -136,7 +136,8 @@ def read_aecg(path: str | Path, *, record_id: str | None = None) -> Record:
         names.append(code)
         columns.append((origin + scale * samples).astype(np.float32))
     if not columns:
-        raise FormatError("no rhythm waveform: the RHYTHM series has no lead sequences", path=path, record_id=rid)
+        raise FormatError("no rhythm waveform: the RHYTHM series has no lead sequences",
+                          path=path, record_id=rid)
     if interval_s is None or interval_s <= 0:
         raise FormatError("the RHYTHM series has no time sequence with a positive increment",
                           path=path, record_id=rid)

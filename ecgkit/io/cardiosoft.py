@@ -55,8 +55,9 @@ def _acquired_at(root: etree._Element) -> datetime | None:
     if obs is None:
         return None
     try:
-        parts = [int(text(obs, name) or "") for name in ("Year", "Month", "Day", "Hour", "Minute", "Second")]
-        return datetime(*parts)
+        fields = ("Year", "Month", "Day", "Hour", "Minute", "Second")
+        y, mo, d, h, mi, s = (int(text(obs, name) or "") for name in fields)
+        return datetime(y, mo, d, h, mi, s)
     except ValueError:
         return None
 
@@ -115,7 +116,8 @@ def read_cardiosoft(path: str | Path, *, record_id: str | None = None) -> Record
     try:
         fs = float(text(strip, "SampleRate") or "")
     except ValueError as exc:
-        raise FormatError("StripData/SampleRate is missing or not a number", path=path, record_id=rid) from exc
+        raise FormatError("StripData/SampleRate is missing or not a number",
+                          path=path, record_id=rid) from exc
     res_el = find(strip, "Resolution")
     unit = ((res_el.get("units") if res_el is not None else None) or "uVperLsb").lower()
     if unit not in _UNIT_TO_MV:
@@ -123,7 +125,8 @@ def read_cardiosoft(path: str | Path, *, record_id: str | None = None) -> Record
     try:
         mv_per_lsb = float(text(res_el) or "") * _UNIT_TO_MV[unit]
     except ValueError as exc:
-        raise FormatError("StripData/Resolution is missing or not a number", path=path, record_id=rid) from exc
+        raise FormatError("StripData/Resolution is missing or not a number",
+                          path=path, record_id=rid) from exc
     declared = text(strip, "ChannelSampleCountTotal")
 
     waves = findall(strip, "WaveformData")

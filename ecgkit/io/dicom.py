@@ -40,8 +40,9 @@ _LEAD_CODE_NUMBERS = {1: "I", 2: "II", 3: "V1", 4: "V2", 5: "V3", 6: "V4", 7: "V
 _LEAD_CODE = re.compile(r"^(?:5\.6\.3-9-|2:|MDC_ECG_LEAD_)(\d+)$")
 _MEANING_JUNK = re.compile(r"\(.*?\)|^\s*lead\s+", re.IGNORECASE)
 _UNIT_TO_MV = {"uv": 1e-3, "mv": 1.0, "v": 1e3, "nv": 1e-6}
-_DTYPES = {(8, "SB"): np.int8, (8, "UB"): np.uint8, (16, "SS"): np.dtype("<i2"),
-           (16, "US"): np.dtype("<u2"), (32, "SL"): np.dtype("<i4"), (32, "UL"): np.dtype("<u4")}
+_DTYPES: dict[tuple[int, str], np.dtype] = {
+    (8, "SB"): np.dtype("i1"), (8, "UB"): np.dtype("u1"), (16, "SS"): np.dtype("<i2"),
+    (16, "US"): np.dtype("<u2"), (32, "SL"): np.dtype("<i4"), (32, "UL"): np.dtype("<u4")}
 _AGE_UNITS = {"Y": 1.0, "M": 1 / 12, "W": 7 / 365.25, "D": 1 / 365.25}
 
 
@@ -152,7 +153,8 @@ def read_dicom(path: str | Path, *, record_id: str | None = None) -> Record:
                           f"(expected one of {', '.join(ECG_SOP_CLASSES)})", path=path, record_id=rid)
     seq = ds.get("WaveformSequence")
     if not seq:
-        raise FormatError("no rhythm waveform: WaveformSequence is missing or empty", path=path, record_id=rid)
+        raise FormatError("no rhythm waveform: WaveformSequence is missing or empty",
+                          path=path, record_id=rid)
     group = _pick_rhythm(seq)
     if group is None:
         raise FormatError("no rhythm waveform: every multiplex group is derived (median beat)",
@@ -174,10 +176,10 @@ def read_dicom(path: str | Path, *, record_id: str | None = None) -> Record:
     if len(channels) != n_ch:
         raise FormatError(f"ChannelDefinitionSequence has {len(channels)} items, "
                           f"NumberOfWaveformChannels is {n_ch}", path=path, record_id=rid)
-    need = n * n_ch * np.dtype(dtype).itemsize
+    need = n * n_ch * dtype.itemsize
     if len(raw_bytes) < need:
         raise SignalError(f"WaveformData has {len(raw_bytes)} bytes, expected {need} "
-                          f"({n} samples x {n_ch} channels x {np.dtype(dtype).itemsize} bytes)",
+                          f"({n} samples x {n_ch} channels x {dtype.itemsize} bytes)",
                           path=path, record_id=rid)
     raw = np.frombuffer(raw_bytes, dtype=dtype, count=n * n_ch).reshape(n, n_ch).T  # (channels, samples)
 

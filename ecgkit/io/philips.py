@@ -72,10 +72,12 @@ def _number(value: str | None, what: str, path: Path, rid: str) -> float:
         raise FormatError(f"{what} is missing or not a number ({value!r})", path=path, record_id=rid) from exc
 
 
-def _decode_blob(pw: etree._Element, n_samples: int, n_leads: int, path: Path, rid: str) -> list[NDArray[np.int16]]:
+def _decode_blob(pw: etree._Element, n_samples: int, n_leads: int, path: Path,
+                 rid: str) -> list[NDArray[np.int16]]:
     encoding = (pw.get("dataencoding") or "Base64").strip().lower()
     if encoding != "base64":
-        raise FormatError(f"unsupported waveform encoding {pw.get('dataencoding')!r}", path=path, record_id=rid)
+        raise FormatError(f"unsupported waveform encoding {pw.get('dataencoding')!r}",
+                          path=path, record_id=rid)
     bits = pw.get("bitspersample") or pw.get("nbitspersample") or "16"
     if bits.strip() != "16":
         raise FormatError(f"unsupported {bits} bits per sample (only 16)", path=path, record_id=rid)
@@ -97,7 +99,8 @@ def _decode_blob(pw: etree._Element, n_samples: int, n_leads: int, path: Path, r
         raise FormatError(f"unsupported waveform compression {method!r}", path=path, record_id=rid)
     values = np.frombuffer(blob[: len(blob) // 2 * 2], dtype="<i2")
     if len(values) < n_samples * n_leads:
-        raise SignalError(f"uncompressed waveform has {len(values)} samples, expected {n_samples} x {n_leads}",
+        raise SignalError(f"uncompressed waveform has {len(values)} samples, "
+                          f"expected {n_samples} x {n_leads}",
                           path=path, record_id=rid)
     return [values[k * n_samples:(k + 1) * n_samples] for k in range(n_leads)]
 
@@ -202,8 +205,10 @@ def read_philips(path: str | Path, *, record_id: str | None = None) -> Record:
                           path=path, record_id=rid)
     pw = find(root, "waveforms/parsedwaveforms")
     if pw is None:
-        raise FormatError("no rhythm waveform: <waveforms/parsedwaveforms> is missing", path=path, record_id=rid)
-    fs = _number(_attr_or_text(pw, root, ("samplespersecond",), ("dataacquisition/signalcharacteristics/samplingrate",)),
+        raise FormatError("no rhythm waveform: <waveforms/parsedwaveforms> is missing",
+                          path=path, record_id=rid)
+    fs = _number(_attr_or_text(pw, root, ("samplespersecond",),
+                               ("dataacquisition/signalcharacteristics/samplingrate",)),
                  "sampling rate", path, rid)
     uv_per_lsb = _number(_attr_or_text(pw, root, ("resolution",),
                                        ("dataacquisition/signalcharacteristics/resolution",

@@ -22,7 +22,8 @@ from ecgkit.io.detect import detect_format
 
 NS = {"h": "urn:hl7-org:v3"}
 MDC = {"MDC_ECG_LEAD_I": "I", "MDC_ECG_LEAD_II": "II", "MDC_ECG_LEAD_III": "III", "MDC_ECG_LEAD_AVR": "aVR",
-       "MDC_ECG_LEAD_AVL": "aVL", "MDC_ECG_LEAD_AVF": "aVF", **{f"MDC_ECG_LEAD_V{k}": f"V{k}" for k in range(1, 7)}}
+       "MDC_ECG_LEAD_AVL": "aVL", "MDC_ECG_LEAD_AVF": "aVF",
+       **{f"MDC_ECG_LEAD_V{k}": f"V{k}" for k in range(1, 7)}}
 ORDER = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
 
 

@@ -75,7 +75,8 @@ def test_dicom_metadata_and_statements(dicom_dir: Path) -> None:
     assert two.acquired_at == datetime(2006, 2, 1, 10, 24, 3)
     assert str(ds2.AcquisitionDateTime) == "20060201102403"
     assert one.age is None and two.age is None and "PatientAge" not in ds1 and "PatientAge" not in ds2
-    texts = [str(a.UnformattedTextValue) for a in ds2.WaveformAnnotationSequence if "UnformattedTextValue" in a]
+    texts = [str(a.UnformattedTextValue) for a in ds2.WaveformAnnotationSequence
+             if "UnformattedTextValue" in a]
     assert two.statements == texts and len(texts) == 8
     assert two.statements[0] == "ATRIAL FIBRILLATION"
     assert one.statements == [] and "WaveformAnnotationSequence" not in ds1

@@ -233,7 +233,8 @@ def test_philips_metadata(philips_dir: Path, name: str) -> None:
 
 def test_philips_metadata_golden_values(philips_dir: Path) -> None:
     a, b, c = (read_philips(philips_dir / n) for n in FILES)
-    assert (a.patient_id, a.age, a.sex, a.acquired_at) == ("1112010721168bdc", 50.0, "M", datetime(2011, 12, 1, 7, 27, 34))
+    assert (a.patient_id, a.age, a.sex) == ("1112010721168bdc", 50.0, "M")
+    assert a.acquired_at == datetime(2011, 12, 1, 7, 27, 34)
     assert (b.patient_id, b.age, b.sex) == ("xxxxxx", 69.0, None)  # dob 1951-01-01, acquired 2020-05-18
     assert (c.patient_id, c.age, c.sex) == ("9999", 32.0, "F")  # dob 1976-01-01, acquired 2008-12-23
 
