@@ -166,3 +166,17 @@ def test_cardiosoft_non_numeric_sample(cs_file: Path, tmp_path: Path) -> None:
         w.text = w.text.replace(",", ",x", 1)
     with pytest.raises(SignalError, match="lead I holds a value that is not a number"):
         read_cardiosoft(_edit(cs_file, tmp_path / "nan.xml", corrupt))
+
+
+def test_cardiosoft_external_entities_are_not_resolved(cs_file: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    data = cs_file.read_bytes()
+    doctype = f'<!DOCTYPE CardiologyXML [<!ENTITY e SYSTEM "file://{secret}">]>\n'
+    data = data.replace(b"<CardiologyXML>", doctype.encode() + b"<CardiologyXML>", 1)
+    data = data.replace(b"<PID>1532006361</PID>", b"<PID>&e;</PID>", 1)
+    bad = tmp_path / "xxe.xml"
+    bad.write_bytes(data)
+    rec = read_cardiosoft(bad)
+    assert rec.patient_id is None  # the entity stays an unresolved reference, never the file's content
+    assert rec.signal.shape == (12, 5000)
