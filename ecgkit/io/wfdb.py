@@ -167,11 +167,11 @@ def _decode_fast(hdr: _Header, path: Path, record_id: str, order: NDArray[np.int
     """
     chans_of: dict[str, list[int]] = {}
     for i, spec in enumerate(hdr.signals):
-        chans_of.setdefault(spec["file"], []).append(i)
+        chans_of.setdefault(str(spec["file"]), []).append(i)
     nsamp = hdr.nsamp
     blocks: list[NDArray[np.int16]] = []
     column: dict[int, int] = {}  # header channel -> column of the stacked (nsamp, n) array
-    for fname in dict.fromkeys(hdr.signals[i]["file"] for i in order):
+    for fname in dict.fromkeys(str(hdr.signals[i]["file"]) for i in order):
         chans = chans_of[fname]
         fpath = os.path.join(os.path.dirname(path), fname)
         offset = int(hdr.signals[chans[0]]["offset"] or 0)
