@@ -95,7 +95,7 @@ def _analyze(text: str, vocab: Vocabulary,
     """Decisions for one report: (statement index, statement text, decision)."""
     out: list[tuple[int, str, Decision]] = []
     in_comparison = False
-    for i, stmt in enumerate(split_statements(text, vocab.continuation), start=1):
+    for i, stmt in enumerate(split_statements(text, vocab.continuation, vocab.abbreviations), start=1):
         key = (normalize_text(stmt), in_comparison)
         got = cache.get(key)
         if got is None:

@@ -18,7 +18,8 @@ _FOLD = str.maketrans({
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 # A sentence ends at . ! ? after a word of 3+ characters (so "v.a." and "z.n." stay whole, and
 # decimals such as "4.46" are not cut), or at a semicolon.
-_SENTENCE_END = re.compile(r"(?<=[^\W_]{3})[.!?](?=\s|$)|;")
+_SENTENCE_END = re.compile(r"(?:(?<=[^\W_]{3})|(?<=\)))[.!?](?=\s|$)|;")
+_LAST_WORD = re.compile(r"([^\W_]+)\W*$")
 # UTF-8 text that was decoded as Latin-1/cp1252 ("VorhofflimmernÃ¤") shows these lead bytes.
 _MOJIBAKE = re.compile("[\u00c2\u00c3][\u0080-\u00bf]")
 
@@ -73,7 +74,22 @@ def normalize_text(text: str) -> str:
     return f" {words} " if words else " "
 
 
-def split_statements(text: str, continuation: frozenset[str] | tuple[str, ...] = ()) -> list[str]:
+def _split_sentences(line: str, abbreviations: frozenset[str]) -> list[str]:
+    parts: list[str] = []
+    pos = 0
+    for m in _SENTENCE_END.finditer(line):
+        if m.group(0) != ";" and abbreviations:
+            word = _LAST_WORD.search(line, pos, m.start())
+            if word is not None and normalize_text(word.group(1)).strip() in abbreviations:
+                continue
+        parts.append(line[pos:m.start()])
+        pos = m.end()
+    parts.append(line[pos:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def split_statements(text: str, continuation: frozenset[str] | tuple[str, ...] = (),
+                     abbreviations: frozenset[str] = frozenset()) -> list[str]:
     """Cut a report into statements: lines, joined where a line continues the previous one, then sentences.
 
     Parameters
@@ -83,6 +99,8 @@ def split_statements(text: str, continuation: frozenset[str] | tuple[str, ...] =
     continuation : collection of str
         Normalised words or phrases that, starting a line, attach it to the previous line
         (MUSE's "with 1st degree A-V block" qualifies the line above it).
+    abbreviations : frozenset of str
+        Normalised words whose trailing period does not end a sentence ("amplitudkrit.", "vent.").
 
     Returns
     -------
@@ -101,5 +119,5 @@ def split_statements(text: str, continuation: frozenset[str] | tuple[str, ...] =
         lines.append(line.strip())
     statements: list[str] = []
     for line in lines:
-        statements.extend(part.strip() for part in _SENTENCE_END.split(line) if part and part.strip())
+        statements.extend(_split_sentences(line, abbreviations))
     return statements

@@ -77,6 +77,8 @@ class Vocabulary:
         Words allowed between a ``before`` cue and its finding, and between a finding and an ``after`` cue.
     continuation : tuple of str
         Normalised words that attach a line to the previous statement.
+    abbreviations : frozenset of str
+        Normalised words whose trailing period does not end a sentence.
     automaton : ahocorasick.Automaton
         Keys are normalised phrases padded with spaces, values :class:`Entry`.
     source : str
@@ -90,6 +92,7 @@ class Vocabulary:
     window_before: int
     window_after: int
     continuation: tuple[str, ...]
+    abbreviations: frozenset[str]
     automaton: Any
     source: str
     n_phrases: int
@@ -108,13 +111,27 @@ def _expand(phrase: str, macros: dict[str, list[str]], where: str) -> list[str]:
 
 
 def _variants(phrase: str) -> set[str]:
-    """The normalised phrase plus its umlaut-stripped and umlaut-dropped spellings."""
+    """The normalised phrase plus spellings with umlauts written as the base letter or lost.
+
+    Each word varies on its own ("inkomplett hgersidigt skaenkelblock" keeps one umlaut and lost
+    another); phrases with many umlaut words fall back to varying all words alike.
+    """
     norm = normalize_text(phrase)
-    out = {norm}
-    if _DIGRAPHS.search(norm):
-        out.add(_DIGRAPHS.sub(lambda m: m.group(0)[0], norm))
-        out.add(_DIGRAPHS.sub("", norm))
-    return {v for v in out if v.strip()}
+    words = norm.split()
+    options = []
+    for w in words:
+        if _DIGRAPHS.search(w):
+            options.append({w, _DIGRAPHS.sub(lambda m: m.group(0)[0], w), _DIGRAPHS.sub("", w)})
+        else:
+            options.append({w})
+    n_combos = 1
+    for o in options:
+        n_combos *= len(o)
+    if n_combos <= 27:
+        out = {f" {' '.join(combo)} " for combo in itertools.product(*options)}
+    else:
+        out = {norm, _DIGRAPHS.sub(lambda m: m.group(0)[0], norm), _DIGRAPHS.sub("", norm)}
+    return {v for v in out if v.strip() and all(w for w in v.split(" ")[1:-1])}
 
 
 def _as_list(value: Any, where: str) -> list[str]:
@@ -130,7 +147,7 @@ def _compile(raw: dict, source: str) -> Vocabulary:
         raise ConfigError(f"vocabulary {source} must hold a mapping")
     unknown = sorted(set(raw) - {"name", "version", "labels", "window_before", "window_after", "macros",
                                  "phrases", "other", "conditional", "excluded", "implies", "cues",
-                                 "continuation"})
+                                 "continuation", "abbreviations"})
     if unknown:
         raise ConfigError(f"vocabulary {source} has unknown key(s) {unknown}")
     labels = tuple(str(x) for x in raw.get("labels") or ())
@@ -201,7 +218,9 @@ def _compile(raw: dict, source: str) -> Vocabulary:
         name=str(raw.get("name", Path(source).stem)), version=str(raw.get("version", "")),
         labels=labels, implies=implies,
         window_before=int(raw.get("window_before", 5)), window_after=int(raw.get("window_after", 4)),
-        continuation=tuple(c for c in continuation if c), automaton=automaton, source=source,
+        continuation=tuple(c for c in continuation if c),
+        abbreviations=frozenset(normalize_text(str(a)).strip() for a in raw.get("abbreviations") or ()),
+        automaton=automaton, source=source,
         n_phrases=len(findings),
     )
 
