@@ -75,11 +75,13 @@ def normalize_text(text: str) -> str:
 
 
 def _split_sentences(line: str, abbreviations: frozenset[str]) -> list[str]:
+    if "." not in line and ";" not in line and "!" not in line and "?" not in line:
+        return [line]
     parts: list[str] = []
     pos = 0
     for m in _SENTENCE_END.finditer(line):
         if m.group(0) != ";" and abbreviations:
-            word = _LAST_WORD.search(line, pos, m.start())
+            word = _LAST_WORD.search(line[max(pos, m.start() - 24):m.start()])
             if word is not None and normalize_text(word.group(1)).strip() in abbreviations:
                 continue
         parts.append(line[pos:m.start()])

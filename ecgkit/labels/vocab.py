@@ -193,7 +193,8 @@ def _compile(raw: dict, source: str) -> Vocabulary:
     for p in _as_list(raw.get("other"), "other"):
         add_finding(p, None, OTHER, "other")
 
-    for rule, spec in (raw.get("cues") or {}).items():
+    for name, spec in (raw.get("cues") or {}).items():
+        rule = str(name).split("/")[0]  # "excluded/sa_block": a second, differently scoped excluded rule
         if rule not in CUE_RULES:
             raise ConfigError(f"vocabulary {source}: unknown cue rule {rule!r}; known: {list(CUE_RULES)}")
         restrict = tuple(check_label(str(x), f"cues.{rule}.labels") for x in spec.get("labels") or ()) or None
@@ -225,10 +226,20 @@ def _compile(raw: dict, source: str) -> Vocabulary:
     )
 
 
+class _PhraseLoader(yaml.SafeLoader):
+    """YAML loader that keeps yes/no/on/off as strings: "no" is a negation cue, not False."""
+
+
+_PhraseLoader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 @lru_cache(maxsize=8)
 def _load_cached(path: str, mtime_ns: int) -> Vocabulary:
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        raw = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_PhraseLoader)  # noqa: S506
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read vocabulary file {path}: {exc}") from exc
     return _compile(raw, path)
