@@ -98,3 +98,26 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
         click.echo(f"scan: quarantine rate {summary['quarantine_rate']:.1%} exceeds the limit "
                    f"{config.max_quarantine_rate:.1%}; see {out_dir / 'quarantine.parquet'}", err=True)
         sys.exit(3)
+
+
+@main.command("label")
+@click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--vocabulary", default="ecg-p18", show_default=True,
+              help="Shipped vocabulary name (ecg-p18) or path to a vocabulary YAML file.")
+@click.option("--uncertain", type=click.Choice(["positive", "negative", "mask"]), default="positive",
+              show_default=True, help="Value of hedged mentions ('possible RVH'): 1, 0 or -1.")
+@click.option("--source", type=click.Choice(["text", "codes", "both"]), default="text", show_default=True,
+              help="Label from statements, from structured codes (SCP/SNOMED), or either.")
+def label_cmd(cohort_dir: str, vocabulary: str, uncertain: str, source: str) -> None:
+    """Add label columns and label_provenance to COHORT_DIR/manifest.parquet."""
+    from ecgkit.labels import label_manifest, load_vocabulary
+    from ecgkit.manifest import read_manifest, write_manifest
+
+    vocab = load_vocabulary(vocabulary)
+    manifest = read_manifest(cohort_dir)
+    labelled = label_manifest(manifest, vocabulary=vocab, uncertain=uncertain, source=source)
+    write_manifest(labelled, cohort_dir)
+    counts = ", ".join(f"{lab} {int((labelled[lab] == 1).sum())}" for lab in vocab.labels)
+    masked = int((labelled[list(vocab.labels)] == -1).to_numpy().sum())
+    click.echo(f"labelled {len(labelled)} records with {vocab.name} {vocab.version} (source={source}, "
+               f"uncertain={uncertain}); positives: {counts}" + (f"; masked: {masked}" if masked else ""))

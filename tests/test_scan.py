@@ -169,5 +169,6 @@ def test_placeholder_ids_in_real_exports_become_null(shared_data: Path) -> None:
     # DICOM example 1 says "removed", the Philips examples "xxxxxx": de-identified, not one patient
     df = scan([shared_data / "dicom", shared_data / "philips"]).set_index("record_id")
     assert pd.isna(df.loc["example-DICOM1", "patient_id"])
-    assert pd.isna(df.loc["129DYPRG", "patient_id"])
+    assert pd.isna(df.loc["2020-5-18_15-48-11", "patient_id"])
+    assert df.loc["129DYPRG", "patient_id"] == "1112010721168bdc"
     assert (df["status"] == "ok").all() and len(df) == 5
