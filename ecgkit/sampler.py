@@ -143,7 +143,14 @@ def major_task_weights(n_tasks: int, major_tasks: Sequence[int], major_weight: f
     return w
 
 
-def _check_labels(labels: ArrayLike) -> NDArray[np.int8]:
+def check_labels(labels: ArrayLike) -> NDArray[np.int8]:
+    """Validate a (N, T) label matrix of 1/0/-1 and return it as int8 (no copy when already int8).
+
+    Raises
+    ------
+    SchemaError
+        Wrong shape, non-integer dtype, or a value other than 1, 0, -1 (naming row and task).
+    """
     arr = np.asarray(labels)
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise SchemaError(f"labels must be a non-empty (N, T) array, got shape {arr.shape}")
@@ -210,7 +217,7 @@ class TaskAwareSampler:
     def __init__(self, labels: ArrayLike, batch_size: int, *, task_weights: ArrayLike | str | None = None,
                  weight_fn: WeightFn = "log", seed: int = 0, batches_per_epoch: int | None = None,
                  rank: int = 0, world_size: int = 1) -> None:
-        lab = _check_labels(labels)
+        lab = check_labels(labels)
         n_records, n_tasks = lab.shape
         if int(batch_size) != batch_size or not 1 <= batch_size < 2 ** 31:
             raise ConfigError(f"batch_size must be an integer in [1, 2**31), got {batch_size!r}")
@@ -459,7 +466,7 @@ def oversample_indices(labels: ArrayLike, k: int, *, seed: int = 0, base_size: i
         (M,) int64 record indices: the base set (ascending) followed by the added records in the
         order they were added. Shuffle before use.
     """
-    lab = _check_labels(labels)
+    lab = check_labels(labels)
     n, n_tasks = lab.shape
     if int(k) != k or k < 1:
         raise ConfigError(f"k must be a positive integer, got {k!r}")
