@@ -94,12 +94,15 @@ def test_draw_kernel_matches_reference(member_dtype: type) -> None:
     key = s.epoch_key(2)
     ids = np.array([0, 1, 5, 1000, 123456], dtype=np.int64)
     members = s._members.astype(member_dtype)
+    # both draw paths are exercised: rejection on bit masks (-1) and explicit lists (>= 0)
+    assert (s._class_start == -1).any() and (s._class_start >= 0).any()
     tasks = np.empty(len(ids), np.int64)
     idx = np.empty((len(ids), 7), np.int64)
     K._draw_batches(key, ids, 7, s._task_prob, s._task_alias, s._pos_prob, s._class_start,
-                    s._class_count, members, tasks, idx)
+                    s._class_count, members, s._class_bits, s.n_records, tasks, idx)
     ref_tasks, ref_idx = K.draw_batches_reference(int(key), ids, 7, s._task_prob, s._task_alias, s._pos_prob,
-                                                  s._class_start, s._class_count, s._members)
+                                                  s._class_start, s._class_count, s._members,
+                                                  s._class_bits, s.n_records)
     np.testing.assert_array_equal(tasks, ref_tasks)
     np.testing.assert_array_equal(idx, ref_idx)
     # the public draw() is the same kernel
@@ -211,6 +214,21 @@ def test_record_weights_equal_class_weight_per_record(p18_labels: np.ndarray,
     n1, n0 = (y == 1).sum(), (y == 0).sum()
     ratio = (math.log(n1) / n1) / (math.log(n0) / n0)  # w(n_1) / w(n_0)
     assert w[y == 1][0] / w[y == 0][0] == pytest.approx(ratio)
+
+
+def test_records_uniform_within_rejection_drawn_class() -> None:
+    rng = np.random.default_rng(12)
+    lab = (rng.random((400, 1)) < 0.3).astype(np.int8)
+    lab[rng.random(400) < 0.1, 0] = -1
+    s = TaskAwareSampler(lab, 500, seed=2)
+    assert s._class_start[0, 0] == -1 and s._class_start[0, 1] >= 0  # negatives by rejection
+    tasks, idx = s.draw(0, np.arange(400))
+    neg = np.flatnonzero(lab[:, 0] == 0)
+    counts = np.bincount(idx.ravel(), minlength=400)
+    assert counts[lab[:, 0] == -1].sum() == 0
+    assert counts[neg].sum() == pytest.approx(idx.size * s.class_probs[0, 0], rel=0.02)
+    assert stats.chisquare(counts[neg]).pvalue > 1e-3
+    assert stats.chisquare(counts[lab[:, 0] == 1]).pvalue > 1e-3
 
 
 def test_heavily_masked_task_never_draws_unknown() -> None:
