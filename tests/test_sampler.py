@@ -218,7 +218,7 @@ def test_record_weights_equal_class_weight_per_record(p18_labels: np.ndarray,
 
 def test_records_uniform_within_rejection_drawn_class() -> None:
     rng = np.random.default_rng(12)
-    lab = (rng.random((400, 1)) < 0.3).astype(np.int8)
+    lab = (rng.random((400, 1)) < 0.15).astype(np.int8)
     lab[rng.random(400) < 0.1, 0] = -1
     s = TaskAwareSampler(lab, 500, seed=2)
     assert s._class_start[0, 0] == -1 and s._class_start[0, 1] >= 0  # negatives by rejection
