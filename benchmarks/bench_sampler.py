@@ -18,7 +18,6 @@ import argparse
 import math
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -39,14 +38,15 @@ def p18_labels(n: int, seed: int = 0) -> np.ndarray:
     return lab
 
 
-def timed(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def measure(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one call of ``fn()``.
+
+    CPU time leaves out the time the process waited for a core, which on a shared machine is most
+    of the noise; both are reported.
+    """
+    w0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w0, time.process_time() - c0
 
 
 def main() -> None:
@@ -100,25 +100,34 @@ def main() -> None:
         rng.choice(args.records, size=n_batches * bs, p=weights)
 
     total = n_batches * bs
-    print(f"ecgkit sampler benchmark: {total:,} draws over {args.records:,} records x 18 tasks, batch {bs}, "
-          f"median of {args.repeats}; python {platform.python_version()}, numpy {np.__version__}, "
-          f"torch {torch.__version__} ({torch.get_num_threads()} thread), cpus {os.cpu_count()}")
+    print(f"ecgkit sampler benchmark: {total:,} draws over {args.records:,} records x 18 tasks, "
+          f"batch {bs}, best of {args.repeats} interleaved runs; python {platform.python_version()}, "
+          f"numpy {np.__version__}, torch {torch.__version__} ({torch.get_num_threads()} thread), "
+          f"cpus {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
     print(f"  TaskAwareSampler build (tables for 18 tasks): {build_s * 1e3:.0f} ms")
-    rates = {}
-    for name, fn in [("ecgkit TaskAwareSampler (iterated, task-aware)", ecgkit_iter),
-                     ("ecgkit TaskAwareSampler.draw (one kernel call)", ecgkit_bulk),
-                     ("torch WeightedRandomSampler (iterated)", torch_wrs),
-                     ("numpy Generator.choice(p=)", numpy_choice),
-                     ("torch.multinomial (kernel only)", torch_multinomial)]:
-        sec = timed(fn, args.repeats)
-        rates[name] = total / sec
-        print(f"  {name:<48s} {total / sec / 1e6:8.2f} M draws/s  ({sec:.3f} s)")
-    ours = rates["ecgkit TaskAwareSampler (iterated, task-aware)"]
+    methods = [("ecgkit TaskAwareSampler (iterated, task-aware)", ecgkit_iter),
+               ("ecgkit TaskAwareSampler.draw (one kernel call)", ecgkit_bulk),
+               ("torch WeightedRandomSampler (iterated)", torch_wrs),
+               ("numpy Generator.choice(p=)", numpy_choice),
+               ("torch.multinomial (kernel only)", torch_multinomial)]
+    best = {name: [math.inf, math.inf] for name, _ in methods}
+    for _ in range(args.repeats):  # interleaved, so a burst of load on the machine hits all methods
+        for name, fn in methods:
+            wall, cpu = measure(fn)
+            best[name] = [min(best[name][0], wall), min(best[name][1], cpu)]
+    print(f"  {'method':<48s} {'wall M/s':>9s} {'cpu M/s':>9s}")
+    for name, (wall, cpu) in best.items():
+        print(f"  {name:<48s} {total / wall / 1e6:9.2f} {total / cpu / 1e6:9.2f}")
+    ours = best["ecgkit TaskAwareSampler (iterated, task-aware)"]
     for ref in ("torch WeightedRandomSampler (iterated)", "numpy Generator.choice(p=)",
                 "torch.multinomial (kernel only)"):
-        print(f"  ratio ecgkit iterated / {ref}: {ours / rates[ref]:.1f}x")
-    print(f"  targets: >= 10x WeightedRandomSampler: {'MET' if ours >= 10 * rates['torch WeightedRandomSampler (iterated)'] else 'NOT MET'}; "
-          f">= 20 M draws/s on one core: {'MET' if ours >= 20e6 else 'NOT MET'}")
+        print(f"  ratio ecgkit iterated / {ref}: wall {best[ref][0] / ours[0]:.1f}x, "
+              f"cpu {best[ref][1] / ours[1]:.1f}x")
+    wrs = best["torch WeightedRandomSampler (iterated)"]
+    ten_x = "MET" if wrs[1] >= 10 * ours[1] else "NOT MET"
+    twenty = "MET" if total / ours[1] >= 20e6 else "NOT MET"
+    print(f"  targets (cpu time): >= 10x WeightedRandomSampler: {ten_x}; "
+          f">= 20 M draws/s on one core: {twenty}")
 
 
 if __name__ == "__main__":

@@ -159,7 +159,9 @@ def _draw_batches(key: np.uint64, batch_ids: NDArray[np.int64], batch_size: int,
                 bits = class_bits[t, c]
                 while True:
                     state += GAMMA
-                    r = min(np.int64(_to_unit(_mix64(state)) * f_records), n_records - 1)
+                    r = np.int64(_to_unit(_mix64(state)) * f_records)
+                    if r >= n_records:  # u < 1 makes this impossible; guards the index all the same
+                        r = n_records - 1
                     if (bits[r >> 6] >> np.uint64(r & 63)) & _ONE:
                         break
                 out_idx[i, j] = r

@@ -248,7 +248,7 @@ class TaskAwareSampler:
 
         counts = np.stack([(lab == 0).sum(axis=0), (lab == 1).sum(axis=0)], axis=1).astype(np.int64)
         self.class_counts: NDArray[np.int64] = counts  # (T, 2): known negatives, known positives
-        usable = (counts > 0).all(axis=1)
+        usable: NDArray[np.bool_] = np.asarray((counts > 0).all(axis=1), dtype=bool)
         # Per (task, class): a bit mask over records (N/8 bytes) for the rejection draw of large
         # classes, and an explicit index list for the others (see _sampler_kernels._draw_batches).
         n_words = (n_records + 63) // 64
@@ -267,20 +267,21 @@ class TaskAwareSampler:
                     rec = np.flatnonzero(lab[:, t] == c)
                     pieces.append(rec)
                     starts[t, c] = offset
-                    offset += rec.shape[0]
+                    offset += int(rec.shape[0])
         # int32 halves the lists and the cache they occupy; int64 only past 2**31 records.
         member_dtype = np.int32 if n_records < 2 ** 31 else np.int64
-        self._members = (np.concatenate(pieces) if pieces else np.empty(0, np.int64)).astype(member_dtype)
+        all_members = np.concatenate(pieces) if pieces else np.empty(0, np.int64)
+        self._members: NDArray[Any] = all_members.astype(member_dtype)
         self._class_start = starts
         self._class_count = counts
 
         class_probs = np.zeros((n_tasks, 2), dtype=np.float64)
-        for t in np.flatnonzero(usable):
-            mass = counts[t] * class_weights(counts[t], weight_fn)
+        for task in np.flatnonzero(usable):
+            mass = counts[task] * class_weights(counts[task], weight_fn)
             if mass.sum() <= 0:
-                usable[t] = False
+                usable[task] = False
                 continue
-            class_probs[t] = mass / mass.sum()
+            class_probs[task] = mass / mass.sum()
         self.class_probs: NDArray[np.float64] = class_probs  # (T, 2): P(class | task)
         self.task_probs: NDArray[np.float64] = self._task_probs(task_weights, usable)  # (T,)
         if not usable.all():
@@ -291,7 +292,8 @@ class TaskAwareSampler:
         self._task_prob, self._task_alias = _k._build_alias(self.task_probs)
         self._pos_prob = np.ascontiguousarray(class_probs[:, 1])
 
-    def _task_probs(self, task_weights: ArrayLike | str | None, usable: NDArray[np.bool_]) -> NDArray[np.float64]:
+    def _task_probs(self, task_weights: ArrayLike | str | None,
+                    usable: NDArray[np.bool_]) -> NDArray[np.float64]:
         if task_weights is None or (isinstance(task_weights, str) and task_weights == "uniform"):
             w = np.ones(self.n_tasks, dtype=np.float64)
         elif isinstance(task_weights, str):

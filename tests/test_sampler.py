@@ -408,7 +408,8 @@ def test_dataloader_batch_sampler_gives_same_stream(num_workers: int) -> None:
 
     lab = _small_labels(n=300)
     data = np.arange(300 * 2).reshape(300, 2)
-    loader = DataLoader(TaskBatchDataset(_ArrayDataset(data)), batch_sampler=TaskAwareSampler(lab, 12, seed=4),
+    loader = DataLoader(TaskBatchDataset(_ArrayDataset(data)),
+                        batch_sampler=TaskAwareSampler(lab, 12, seed=4),
                         collate_fn=collate_task_batch, num_workers=num_workers)
     got = [(task, batch.tolist()) for task, batch in loader]
     direct = [(task, data[idx].tolist()) for task, idx in TaskAwareSampler(lab, 12, seed=4)]
