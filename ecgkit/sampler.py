@@ -8,8 +8,9 @@ is the record's class (0 or 1) in task ``t`` and ``n_c`` the class's count among
 label for ``t`` is known. Records labelled -1 for ``t`` are never drawn for ``t``.
 
 Equivalently a class is chosen with probability ``n_c w(n_c) / sum_c' n_c' w(n_c')`` and then a record
-uniformly within the class; the kernel does exactly that (two small alias tables and one gather), so a
-draw costs a few nanoseconds whatever N is.
+uniformly within the class; the kernel does exactly that (an alias table over tasks, a threshold
+for the class, then a record from the class's index list or, for a class holding >= 1/4 of the
+records, by rejection on its bit mask), so a draw costs a few nanoseconds and stays in cache.
 
 This module imports neither torch nor h5py. Using it with a PyTorch ``DataLoader``::
 
