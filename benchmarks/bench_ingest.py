@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ecgkit.io import read_record  # noqa: E402
 from ecgkit.io.muse import read_muse  # noqa: E402
-from ecgkit.scan import ScanConfig, scan  # noqa: E402
+from ecgkit.ingest import ScanConfig, scan  # noqa: E402
 
 
 def _best(fn, repeats: int) -> float:

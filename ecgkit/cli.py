@@ -61,7 +61,7 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
 
     from ecgkit.config import load_config
     from ecgkit.manifest import write_manifest, write_quarantine
-    from ecgkit.scan import ScanConfig, scan, scan_summary
+    from ecgkit.ingest import ScanConfig, scan, scan_summary
 
     key = None
     if pseudonymize:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from ecgkit.cli import main
 from ecgkit.manifest import SCAN_COLUMNS, read_manifest
-from ecgkit.scan import ScanConfig, pseudonymize, scan
+from ecgkit.ingest import ScanConfig, pseudonymize, scan
 
 MUSE_NAME = "MUSE_20200923_093504_79000_example.xml"
 
@@ -160,7 +160,7 @@ def test_pseudonymized_ids_never_store_raw_ids_or_key(shared_data: Path, tmp_pat
     ("201700237", False), ("P000123", False), ("x1", False), ("subject1", False),
 ])
 def test_placeholder_patient_ids(pid: str, placeholder: bool) -> None:
-    from ecgkit.scan import is_placeholder_id
+    from ecgkit.ingest import is_placeholder_id
 
     assert is_placeholder_id(pid) is placeholder
 

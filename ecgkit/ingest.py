@@ -1,4 +1,4 @@
-"""The scan stage: walk sources, read every record once, write the cohort manifest.
+"""The ingest stage (``ecgkit scan``): walk sources, read every record once, write the cohort manifest.
 
 ``scan`` reads each record's metadata, statements and signal (to validate it and compute QC
 flags), and returns one manifest row per record with ``status`` and ``reason``. Records that fail to
