@@ -166,6 +166,8 @@ class TrainResult:
         One row per completed epoch (the rows of ``metrics.csv``).
     interval_losses : list of (step, loss)
         Mean training loss of each log interval run in this call.
+    interval_samples_per_s : list of (step, samples/s)
+        Throughput of each log interval (all processes together), for steady-state measurements.
     stopped_early : bool
     samples_per_s : float
         Training throughput of this call (all processes together).
@@ -177,6 +179,7 @@ class TrainResult:
     best_val_macro_auroc: float
     history: list[dict[str, Any]]
     interval_losses: list[tuple[int, float]] = field(default_factory=list)
+    interval_samples_per_s: list[tuple[int, float]] = field(default_factory=list)
     stopped_early: bool = False
     samples_per_s: float = float("nan")
 
@@ -426,6 +429,45 @@ def predict(model: nn.Module, dataset: Any, *, n_tasks: int | None = None, devic
     return out
 
 
+def train_step(model: nn.Module, weighting: LossWeighting, opt: torch.optim.Optimizer, sched: Any, x: torch.Tensor,
+               y: torch.Tensor, task: int, *, amp: bool, grad_clip: float = 0.0,
+               distributed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on a batch already on the device (also used by the GPU benchmark's ceiling).
+
+    Parameters
+    ----------
+    x : float tensor (B, leads, L); y : int8 tensor (B, H) with -1 unknown
+    task : int
+        The batch's task (task-aware: loss on that head only), or -1 for a joint multi-label batch.
+
+    Returns
+    -------
+    task_losses : (H,) detached per-head losses; present : (H,) bool, heads that had a loss
+    """
+    n_heads = y.shape[1]
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        logits = model(x)  # (B, H)
+    if task >= 0:  # task-aware: this batch trains its task's head only
+        present = F.one_hot(torch.tensor(task, device=x.device), n_heads).bool()
+        head_loss = F.binary_cross_entropy_with_logits(logits[:, task].float(), y[:, task].float())
+        task_losses = head_loss * present
+    else:
+        task_losses, present = masked_bce(logits, y)
+    loss = weighting(task_losses, present)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if distributed:
+        for p in weighting.parameters():  # not inside DDP: average by hand
+            torch.distributed.all_reduce(p.grad, op=torch.distributed.ReduceOp.AVG)
+    if grad_clip > 0:
+        params = [p for g in opt.param_groups for p in g["params"]]
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()
+    if sched is not None:
+        sched.step()
+    return task_losses.detach(), present
+
+
 # --------------------------------------------------------------------------- checkpoints
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -610,6 +652,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
             "ecgkit_version": __version__}, path)
 
     interval_losses: list[tuple[int, float]] = []
+    interval_rates: list[tuple[int, float]] = []
     iv_sum = torch.zeros(n_heads, dtype=torch.float64, device=device)
     iv_cnt = torch.zeros(n_heads, dtype=torch.float64, device=device)
     iv_t0, iv_samples = time.perf_counter(), 0
@@ -627,24 +670,8 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
             batches = tqdm(loader, desc=f"epoch {epoch}", total=len(loader), leave=False)
         for task, signals, labels, k in batches:
             x, y = _to_device(signals, labels, device, scale)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                logits = model(x)  # (B, H)
-            if task >= 0:  # task-aware: this batch trains its task's head only
-                present = F.one_hot(torch.tensor(task, device=device), n_heads).bool()
-                head_loss = F.binary_cross_entropy_with_logits(logits[:, task].float(), y[:, task].float())
-                task_losses = head_loss * present
-            else:
-                task_losses, present = masked_bce(logits, y)
-            loss = weighting(task_losses, present)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if dist_info.world_size > 1:
-                for p in weighting.parameters():  # not inside DDP: average by hand
-                    torch.distributed.all_reduce(p.grad, op=torch.distributed.ReduceOp.AVG)
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(raw_model.parameters(), config.grad_clip)
-            opt.step()
-            sched.step()
+            task_losses, present = train_step(model, weighting, opt, sched, x, y, task, amp=use_amp,
+                                              grad_clip=config.grad_clip, distributed=dist_info.world_size > 1)
             step += 1
             tl = task_losses.detach().double()
             iv_sum += tl
@@ -659,6 +686,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
                 mean_loss = float(iv_sum.sum() / iv_cnt.sum().clamp(min=1))
                 rate = iv_samples * dist_info.world_size / max(time.perf_counter() - iv_t0, 1e-9)
                 interval_losses.append((step, mean_loss))
+                interval_rates.append((step, rate))
                 if dist_info.main:
                     heads = " ".join(f"{h}={v:.4f}" for h, v, c in zip(head_names, per_head, seen) if c)
                     logger.info("step %d epoch %d loss %.4f lr %.3e samples/s %.0f | %s", step, epoch, mean_loss,
@@ -673,7 +701,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
             if config.max_steps is not None and step >= config.max_steps:
                 checkpoint(epoch, k + 1, sampler_state, out / LAST_CKPT)
                 logger.info("reached max_steps=%d at epoch %d batch %d", step, epoch, k + 1)
-                return _finish(out, step, epoch, best, history, interval_losses, False, run_samples,
+                return _finish(out, step, epoch, best, history, (interval_losses, interval_rates), False, run_samples,
                                run_t0, dist_info, writer)
             if config.checkpoint_interval and step % config.checkpoint_interval == 0:
                 checkpoint(epoch, k + 1, sampler_state, out / LAST_CKPT)
@@ -722,18 +750,19 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
             logger.info("early stop after epoch %d: no gain in %d epochs", epoch, config.patience)
             stopped_early = True
             break
-    return _finish(out, step, epoch + 1 if history else epoch, best, history, interval_losses, stopped_early,
+    return _finish(out, step, epoch + 1 if history else epoch, best, history, (interval_losses, interval_rates), stopped_early,
                    run_samples, run_t0, dist_info, writer)
 
 
 def _finish(out: Path, step: int, epoch: int, best: float, history: list[dict[str, Any]],
-            interval_losses: list[tuple[int, float]], stopped_early: bool, samples: int, t0: float,
+            intervals: tuple[list[tuple[int, float]], list[tuple[int, float]]], stopped_early: bool, samples: int,
+            t0: float,
             dist_info: _Dist, writer: Any) -> TrainResult:
     if writer is not None:
         writer.close()
     rate = samples * dist_info.world_size / max(time.perf_counter() - t0, 1e-9)
     return TrainResult(out, step, len(history), best if np.isfinite(best) else float("nan"), history,
-                       interval_losses, stopped_early, rate)
+                       intervals[0], intervals[1], stopped_early, rate)
 
 
 # --------------------------------------------------------------------------- runs after training
