@@ -271,7 +271,7 @@ def _raw_scale(dataset: Any) -> float | None:
         params = inspect.signature(dataset.get_batch).parameters
     except (TypeError, ValueError):
         return None
-    scale = getattr(dataset, "scale", None)
+    scale = getattr(dataset, "scale_mv", None)
     if "raw" in params and isinstance(scale, (int, float, np.floating)):
         return float(scale)
     return None
@@ -282,18 +282,35 @@ class _BatchSource(torch.utils.data.Dataset):
 
     Runs in DataLoader workers: one ``get_batch`` call per batch (the shard reader makes it a few
     fast contiguous reads), labels from the in-memory (N, H) matrix of major + auxiliary labels.
+    ``mode`` sets what crosses to the main process and the GPU: ``"raw"`` (stored int16, scaled on
+    the GPU), ``"bfloat16"`` (under bf16 autocast the first convolution rounds its input to bf16
+    anyway, so shipping bf16 is numerically identical and halves the bytes) or ``"float32"``.
     """
 
-    def __init__(self, dataset: Any, labels: NDArray[np.int8], raw: bool):
-        self.dataset, self.labels, self.raw = dataset, labels, raw
+    def __init__(self, dataset: Any, labels: NDArray[np.int8], mode: str):
+        self.dataset, self.labels, self.mode = dataset, labels, mode
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, item: tuple[int, NDArray[np.int64], int]) -> tuple[int, torch.Tensor, torch.Tensor, int]:
         task, idx, k = item
-        signals, _ = self.dataset.get_batch(idx, raw=True) if self.raw else self.dataset.get_batch(idx)
-        return task, torch.from_numpy(np.ascontiguousarray(signals)), torch.from_numpy(self.labels[idx]), k
+        if self.mode == "raw":
+            signals, _ = self.dataset.get_batch(idx, raw=True)
+            x = torch.from_numpy(np.ascontiguousarray(signals))
+        else:
+            signals, _ = self.dataset.get_batch(idx)
+            x = torch.from_numpy(np.ascontiguousarray(signals, dtype=np.float32))
+            if self.mode == "bfloat16":
+                x = x.to(torch.bfloat16)
+        return task, x, torch.from_numpy(self.labels[idx]), k
+
+
+def _ship_mode(dataset: Any, amp_on_cuda: bool) -> tuple[str, float | None]:
+    scale = _raw_scale(dataset)
+    if scale is not None:
+        return "raw", scale
+    return ("bfloat16" if amp_on_cuda else "float32"), None
 
 
 def _loader(source: _BatchSource, items: Any, cfg: TrainConfig, device: torch.device) -> torch.utils.data.DataLoader:
@@ -377,7 +394,10 @@ def _optimizer(cfg: TrainConfig, model: nn.Module, weighting: nn.Module, total_s
 def _to_device(signals: torch.Tensor, labels: torch.Tensor, device: torch.device,
                scale: float | None) -> tuple[torch.Tensor, torch.Tensor]:
     x = signals.to(device, non_blocking=True)
-    x = x.float() * scale if scale is not None else x.float()  # int16 -> mV on the device
+    if scale is not None:
+        x = x.float() * scale  # int16 -> mV on the device
+    elif x.dtype != torch.bfloat16:
+        x = x.float()
     return x, labels.to(device, non_blocking=True)
 
 
@@ -405,12 +425,12 @@ def predict(model: nn.Module, dataset: Any, *, n_tasks: int | None = None, devic
     """
     device = torch.device(device)
     n = len(dataset)
-    scale = _raw_scale(dataset)
+    mode, scale = _ship_mode(dataset, amp and device.type == "cuda")
     labels = np.zeros((n, 1), dtype=np.int8)
     chunks = [np.arange(s, min(s + batch_size, n), dtype=np.int64) for s in range(0, n, batch_size)]
     items = [(-1, c, j) for j, c in enumerate(chunks) if j % world_size == rank]
     cfg = TrainConfig(num_workers=num_workers)
-    loader = _loader(_BatchSource(dataset, labels, scale is not None), items, cfg, device)
+    loader = _loader(_BatchSource(dataset, labels, mode), items, cfg, device)
     was_training = model.training
     model.eval()
     out: NDArray[np.float32] | None = None
@@ -628,8 +648,10 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     if config.compile and device.type == "cuda":
         model = torch.compile(model)
     use_amp = config.amp and device.type == "cuda"
-    scale = _raw_scale(train_ds)
-    source = _BatchSource(train_ds, labels_all, scale is not None)
+    ship, scale = _ship_mode(train_ds, use_amp)
+    source = _BatchSource(train_ds, labels_all, ship)
+    logger.info("data path: %s batches from %d worker(s) to %s", ship, config.num_workers if device.type == "cuda"
+                else 0, device)
 
     writer = None
     if config.tensorboard and dist_info.main:

@@ -14,13 +14,13 @@ class FakeShardDataset:
     """Learnable synthetic ECG-like data: task k positive adds a sinusoid to lead k % 12.
 
     Same protocol as ``ecgkit.data.ShardDataset``: ``len``, ``get_batch(indices, raw=False)``,
-    ``labels`` (N, T) int8 with -1 unknown, ``label_names``, ``fs``, ``scale`` (mV per int16 unit).
+    ``labels`` (N, T) int8 with -1 unknown, ``label_names``, ``fs``, ``scale_mv`` (mV per int16 unit; the proposed raw extension).
     """
 
     def __init__(self, n: int, n_tasks: int = 3, length: int = 256, seed: int = 0, unknown: float = 0.1):
         rng = np.random.default_rng(seed)
         self.fs = 100.0
-        self.scale = 0.005
+        self.scale_mv = 0.005
         self.label_names = tuple(f"T{k}" for k in range(n_tasks))
         labels = (rng.random((n, n_tasks)) < np.linspace(0.3, 0.15, n_tasks)).astype(np.int8)
         t = np.arange(length) / self.fs
@@ -28,7 +28,7 @@ class FakeShardDataset:
         for k in range(n_tasks):
             sig[labels[:, k] == 1, k % 12] += np.sin(2 * np.pi * (3 + 4 * k) * t).astype(np.float32)
         labels[rng.random((n, n_tasks)) < unknown] = -1
-        self.raw = np.round(sig / self.scale).astype(np.int16)
+        self.raw = np.round(sig / self.scale_mv).astype(np.int16)
         self.labels = labels
 
     def __len__(self) -> int:
@@ -37,7 +37,7 @@ class FakeShardDataset:
     def get_batch(self, indices: Any, raw: bool = False) -> tuple[np.ndarray, np.ndarray]:
         idx = np.asarray(indices)
         sig = self.raw[idx]
-        return (sig if raw else sig.astype(np.float32) * np.float32(self.scale)), self.labels[idx]
+        return (sig if raw else sig.astype(np.float32) * np.float32(self.scale_mv)), self.labels[idx]
 
 
 class FakeTaskAwareSampler:
