@@ -229,10 +229,11 @@ def main() -> None:
 
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if device.type == "cuda" and not torch.cuda.is_available() and not args.build_only:
         sys.exit("no CUDA device visible; use --device cpu for a smoke test")
     result: dict = {"ecgkit": __version__, "torch": torch.__version__, "python": platform.python_version(),
-                    "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
+                    "device": (torch.cuda.get_device_name() if device.type == "cuda" and torch.cuda.is_available()
+                               else platform.processor() or "cpu"),
                     "cpus": os.cpu_count(), "world_size": world, "blocks": args.blocks,
                     "batch_size_per_gpu": args.batch_size, "compile": args.compile, "amp_bf16": args.amp,
                     "workers": args.workers, "steps": args.steps}
