@@ -405,7 +405,7 @@ def _bootstrap_metrics(y_true: NDArray, y_score: NDArray, pred: NDArray, w: NDAr
         known = y_true[:, k] >= 0
         au[:, k] = _auroc_weighted(y_true[known, k], y_score[known, k], w[:, known])
         ap[:, k] = _ap_weighted(y_true[known, k], y_score[known, k], w[:, known])
-    out = {"auroc": au, "ap": ap}
+    out: dict[str, NDArray] = {"auroc": au, "ap": ap}
     out.update(_confusion_weighted(y_true, pred, w))
     with warnings.catch_warnings():  # a resample where no task has both classes gives NaN
         warnings.simplefilter("ignore", RuntimeWarning)

@@ -93,7 +93,7 @@ def build_report(y_val: NDArray, s_val: NDArray, y_eval: NDArray, s_eval: NDArra
     if reference_specificity is not None:
         sens = M.sensitivity_at_specificity(y_eval, s_eval, reference_specificity)
         for i, n in enumerate(names):
-            report["per_task"][n]["sensitivity_at_reference_specificity"] = float(np.atleast_1d(sens)[i])
+            report["per_task"][n]["sensitivity_at_reference_specificity"] = float(np.atleast_1d(np.asarray(sens))[i])
         report["reference_specificity"] = reference_specificity
     if n_bootstrap > 0:
         ci = M.bootstrap_ci(y_eval, s_eval, thr, n_resamples=n_bootstrap, seed=seed)

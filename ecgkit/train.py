@@ -41,7 +41,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal, Mapping
+from typing import Any, Iterator, Literal, Mapping, cast
 
 import numpy as np
 import torch
@@ -646,7 +646,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         model = nn.parallel.DistributedDataParallel(
             raw_model, device_ids=[device.index] if device.type == "cuda" else None)
     if config.compile and device.type == "cuda":
-        model = torch.compile(model)
+        model = cast(nn.Module, torch.compile(model))
     use_amp = config.amp and device.type == "cuda"
     ship, scale = _ship_mode(train_ds, use_amp)
     source = _BatchSource(train_ds, labels_all, ship)
