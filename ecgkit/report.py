@@ -97,7 +97,9 @@ def build_report(y_val: NDArray, s_val: NDArray, y_eval: NDArray, s_eval: NDArra
         report["reference_specificity"] = reference_specificity
     if n_bootstrap > 0:
         ci = M.bootstrap_ci(y_eval, s_eval, thr, n_resamples=n_bootstrap, seed=seed)
-        report["per_task_ci"] = {n: {k: [float(ci.low[k][i]), float(ci.high[k][i])] for k in PER_TASK_KEYS}
+        low = {k: np.asarray(ci.low[k]) for k in PER_TASK_KEYS}
+        high = {k: np.asarray(ci.high[k]) for k in PER_TASK_KEYS}
+        report["per_task_ci"] = {n: {k: [float(low[k][i]), float(high[k][i])] for k in PER_TASK_KEYS}
                                  for i, n in enumerate(names)}
         report["summary_ci"] = {k: [float(ci.low[k]), float(ci.high[k])] for k in MULTI_KEYS}
         report["ci_level"] = ci.level
