@@ -196,8 +196,8 @@ def make_morphology(labels: set[str], rng: np.random.Generator) -> Morphology:
     t_v = _wave((-0.02, 0.05, -u * v_amp * 0.3), (0.0, 0.035, -u * v_amp * 0.2))
     # --- ventricular escape (3AVB): wide, LBBB-like -----------------------------------------------
     qrs_e = _wave((0.015, 0.008, np.array([0.15, 0.0, -0.1])),
-                  (0.050, 0.018, _rot_frontal(np.array([0.8, 0.0, -0.6]) * amp, axis)),
-                  (0.100, 0.018, _rot_frontal(np.array([0.8, 0.3, -0.4]) * amp, axis)))
+                  (0.045, 0.014, _rot_frontal(np.array([1.0, 0.3, -0.8]) * amp * 1.4, axis)),
+                  (0.095, 0.015, _rot_frontal(np.array([0.9, 0.6, -0.5]) * amp * 1.4, axis)))
     t_e = _wave((-0.02, 0.05, np.array([-0.3, -0.1, 0.3]) * amp * 0.6), (0.0, 0.035, np.array([-0.2, 0, 0.2]) * amp))
 
     t_c = _wave((-0.03, 0.05, t_vec * 0.6), (0.0, 0.035, t_vec * 0.5))
@@ -318,7 +318,7 @@ def _add_ectopy(labels: set[str], rng: np.random.Generator, seconds: float, p_t:
         if slots:
             i = int(rng.choice(slots[: max(1, len(slots) // 2 + 1)]))
             n = int(rng.integers(3, 9))
-            rr_vt = 60.0 / float(rng.uniform(120, 200))
+            rr_vt = 60.0 / float(rng.uniform(120, 170))
             start = q_t[i - 1] + max(0.35, 0.55 * (q_t[i] - q_t[i - 1]))
             run = [start + k * rr_vt for k in range(n)]
             end = run[-1] + max(0.6, rr_vt * 1.5)
