@@ -91,17 +91,25 @@ def _atrial_baseline(beats: Beats, rng: np.random.Generator, t: NDArray[np.float
 
 
 def _noise(rng: np.random.Generator, t: NDArray[np.float64], level: float) -> NDArray[np.float32]:
-    """Baseline wander, powerline interference and muscle noise for the 8 simulated leads (mV)."""
+    """Baseline wander, powerline interference and muscle noise for the 8 simulated leads (mV).
+
+    float32 throughout: this is the most expensive step of a record (SIMD sin and normal draws).
+    """
     n = t.size
-    freqs = rng.uniform(0.05, 0.45, size=(8, 2, 1))
-    amps = rng.uniform(0.0, 0.12 * level, size=(8, 2, 1))
-    phases = rng.uniform(0, 2 * np.pi, size=(8, 2, 1))
-    wander = (amps * np.sin(2 * np.pi * freqs * t[None, None, :] + phases)).sum(axis=1)
+    t32 = t.astype(np.float32)
+    freqs = rng.uniform(0.05, 0.45, size=(8, 2, 1)).astype(np.float32)
+    amps = rng.uniform(0.0, 0.12 * level, size=(8, 2, 1)).astype(np.float32)
+    phases = rng.uniform(0, 2 * np.pi, size=(8, 2, 1)).astype(np.float32)
+    wander = (amps * np.sin(np.float32(2 * np.pi) * freqs * t32[None, None, :] + phases)).sum(axis=1)
     mains = rng.choice([50.0, 60.0])
     pl_amp = rng.uniform(0.0, 0.02 * level) if rng.random() < 0.5 else 0.0
-    power = pl_amp * np.sin(2 * np.pi * mains * t + rng.uniform(0, 2 * np.pi))
-    muscle = rng.normal(0.0, rng.uniform(0.003, 0.015 * level), size=(8, n))
-    return (wander + power[None, :] + muscle).astype(np.float32)
+    out = wander
+    if pl_amp:
+        out += np.float32(pl_amp) * np.sin(np.float32(2 * np.pi * mains) * t32 + np.float32(rng.uniform(0, 2 * np.pi)))
+    muscle = rng.standard_normal(size=(8, n), dtype=np.float32)
+    muscle *= np.float32(rng.uniform(0.003, 0.015 * level))
+    out += muscle
+    return out
 
 
 def _axis_deg(sig12: NDArray[np.float32], lo: int, hi: int) -> int:
