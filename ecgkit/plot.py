@@ -92,7 +92,10 @@ def plot_ecg(signal: NDArray[np.floating], fs: float, *, title: str | None = Non
             fig = Figure(figsize=(width_mm / 25.4 + 0.4, height_mm / 25.4 + (0.6 if title else 0.3)))
         ax = fig.add_axes((0.01, 0.01, 0.98, 0.98 if not title else 0.93))
     elif fig is None:
-        fig = ax.get_figure()  # type: ignore[assignment]
+        parent = ax.get_figure()
+        if not isinstance(parent, Figure):
+            raise SignalError("plot_ecg was given an axes that belongs to no figure")
+        fig = parent
     _grid(ax, width_mm, height_mm)
     t_mm = np.arange(n) / fs * _MM_PER_S
     segments: list[NDArray[np.float64]] = []

@@ -148,11 +148,11 @@ def simulate_record(labels: set[str], morph: Morphology, rng: np.random.Generato
         return int(round((t_s + _MARGIN_S) * fs))
 
     p_templates = {}
-    for kind, wave in ((P_SINUS, morph.p_sinus), (P_ECTOPIC, morph.p_ectopic), (P_APC, morph.p_apc)):
-        if kind in beats.p_kinds:
-            p_templates[kind] = _render_wave(wave, fs, _P_PRE_S, 0.18)
-    for t, kind in zip(beats.p_times, beats.p_kinds):
-        _place(buf, p_templates[kind], idx(t - _P_PRE_S))
+    for p_kind, wave in ((P_SINUS, morph.p_sinus), (P_ECTOPIC, morph.p_ectopic), (P_APC, morph.p_apc)):
+        if p_kind in beats.p_kinds:
+            p_templates[p_kind] = _render_wave(wave, fs, _P_PRE_S, 0.18)
+    for t, p_kind in zip(beats.p_times, beats.p_kinds):
+        _place(buf, p_templates[p_kind], idx(t - _P_PRE_S))
     q_templates, t_templates = {}, {}
     for kind in set(beats.qrs_kinds):
         q_templates[kind] = _render_wave(morph.qrs[kind], fs, _QRS_PRE_S, 0.3)
