@@ -173,3 +173,24 @@ def evaluate_command(run_dir: str, split: str, baseline: str | None, threshold_r
     extra = f", delta-m {rep['delta_m']['all']:+.2f}%" if "delta_m" in rep else ""
     click.echo(f"{split}: macro AUROC {s['macro_auroc']:.4f}, recall {s['recall_multi']:.4f}, jaccard "
                f"{s['jaccard']:.4f}, exact {s['exact_match']:.4f}{extra} -> {rep['files']['md']}")
+
+
+@main.command("synth")
+@click.option("--patients", "n_patients", type=int, required=True, help="Number of patients (1-8 ECGs each).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder.")
+@click.option("--format", "fmt", type=click.Choice(["wfdb", "muse", "both"]), default="wfdb", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--label-noise", type=float, default=0.0, show_default=True,
+              help="Probability of flipping each label in the statements (truth.parquet keeps the truth).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Processes.")
+def synth_cmd(n_patients: int, out_dir: str, fmt: str, seed: int, label_noise: float, workers: int) -> None:
+    """Write a synthetic phenotyped cohort (WFDB and/or GE MUSE XML) with truth.parquet."""
+    import time
+
+    from ecgkit.synth import synth_cohort
+
+    start = time.perf_counter()
+    truth = synth_cohort(n_patients, out_dir, fmt=fmt, seed=seed, label_noise=label_noise, workers=workers)
+    elapsed = time.perf_counter() - start
+    click.echo(f"synth: {n_patients} patients, {len(truth)} files ({fmt}) in {out_dir} "
+               f"in {elapsed:.1f} s ({len(truth) / max(elapsed, 1e-9):.0f} files/s); truth: {out_dir}/truth.parquet")
