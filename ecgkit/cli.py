@@ -5,6 +5,7 @@ Only this module and ``pipelines/`` wire stages together, set up logging, and ow
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
 
     from ecgkit.config import load_config
     from ecgkit.manifest import write_manifest, write_quarantine
-    from ecgkit.scan import ScanConfig, scan, scan_summary
+    from ecgkit.ingest import ScanConfig, scan, scan_summary
 
     key = None
     if pseudonymize:
@@ -98,6 +99,129 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
         click.echo(f"scan: quarantine rate {summary['quarantine_rate']:.1%} exceeds the limit "
                    f"{config.max_quarantine_rate:.1%}; see {out_dir / 'quarantine.parquet'}", err=True)
         sys.exit(3)
+
+
+@main.command("label")
+@click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--vocabulary", default="ecg-p18", show_default=True,
+              help="Shipped vocabulary name (ecg-p18) or path to a vocabulary YAML file.")
+@click.option("--uncertain", type=click.Choice(["positive", "negative", "mask"]), default="positive",
+              show_default=True, help="Value of hedged mentions ('possible RVH'): 1, 0 or -1.")
+@click.option("--source", type=click.Choice(["text", "codes", "both"]), default="text", show_default=True,
+              help="Label from statements, from structured codes (SCP/SNOMED), or either.")
+def label_cmd(cohort_dir: str, vocabulary: str, uncertain: str, source: str) -> None:
+    """Add label columns and label_provenance to COHORT_DIR/manifest.parquet."""
+    from ecgkit.labels import label_manifest, load_vocabulary
+    from ecgkit.manifest import read_manifest, write_manifest
+
+    vocab = load_vocabulary(vocabulary)
+    manifest = read_manifest(cohort_dir)
+    labelled = label_manifest(manifest, vocabulary=vocab, uncertain=uncertain, source=source)
+    write_manifest(labelled, cohort_dir)
+    counts = ", ".join(f"{lab} {int((labelled[lab] == 1).sum())}" for lab in vocab.labels)
+    masked = int((labelled[list(vocab.labels)] == -1).to_numpy().sum())
+    click.echo(f"labelled {len(labelled)} records with {vocab.name} {vocab.version} (source={source}, "
+               f"uncertain={uncertain}); positives: {counts}" + (f"; masked: {masked}" if masked else ""))
+
+
+@main.command("train")
+@click.argument("shards_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory.")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), help="YAML TrainConfig.")
+@click.option("--epochs", type=int, help="Maximum epochs.")
+@click.option("--device", help="cuda, cpu or auto.")
+@click.option("--blocks", type=click.Choice(["8", "16"]), help="Residual blocks (8: CO-TASK, 16: Hannun 34-layer).")
+@click.option("--aux-tasks", type=int, help="Number of CO-TASK auxiliary tasks.")
+@click.option("--weighting", type=click.Choice(["equal", "dwa", "uncertainty"]), help="Task-loss weighting.")
+@click.option("--sampler", type=click.Choice(["task_aware", "joint"]), help="Batch construction.")
+@click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def train_command(shards_dir: str, out_dir: str, config_file: str | None, epochs: int | None, device: str | None,
+                  blocks: str | None, aux_tasks: int | None, weighting: str | None, sampler: str | None,
+                  resume: bool, no_progress: bool) -> None:
+    """Train a multi-head 1D ResNet on SHARDS_DIR (multi-GPU: torchrun --nproc_per_node G -m ecgkit train)."""
+    from ecgkit.config import load_config
+    from ecgkit.train import TrainConfig, train
+
+    overrides = {"shards_dir": shards_dir, "epochs": epochs, "device": device, "aux_tasks": aux_tasks,
+                 "weighting": weighting, "sampler": sampler, "blocks": None if blocks is None else int(blocks),
+                 "progress": not no_progress}
+    cfg = load_config(TrainConfig, config_file, overrides)
+    res = train(cfg, out_dir, resume=resume)
+    if int(os.environ.get("RANK", "0")) == 0:  # one summary line, not one per torchrun process
+        click.echo(f"trained {res.step} steps, {res.epoch} epochs, best val macro AUROC "
+                   f"{res.best_val_macro_auroc:.4f}, {res.samples_per_s:.0f} samples/s -> {res.run_dir}")
+
+
+@main.command("evaluate")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--split", default="test", show_default=True, help="Split to evaluate.")
+@click.option("--baseline", type=click.Path(exists=True, file_okay=False), help="Baseline run for delta-m.")
+@click.option("--threshold", "threshold_rule", default="max_f1", show_default=True,
+              help="max_f1, or a target specificity such as 0.95 (chosen on the validation split).")
+@click.option("--bootstrap", "n_bootstrap", default=1000, show_default=True, help="Bootstrap resamples for CIs.")
+@click.option("--reference-specificity", type=float, help="Report sensitivity at this specificity.")
+@click.option("--device", default="auto", show_default=True)
+def evaluate_command(run_dir: str, split: str, baseline: str | None, threshold_rule: str, n_bootstrap: int,
+                     reference_specificity: float | None, device: str) -> None:
+    """Evaluate RUN_DIR on a split: report.json, report.md and plots in RUN_DIR/eval-SPLIT."""
+    from ecgkit.report import evaluate
+
+    rep = evaluate(run_dir, split, baseline=baseline, threshold_rule=threshold_rule, n_bootstrap=n_bootstrap,
+                   reference_specificity=reference_specificity, device=device)
+    s = rep["summary"]
+    extra = f", delta-m {rep['delta_m']['all']:+.2f}%" if "delta_m" in rep else ""
+    click.echo(f"{split}: macro AUROC {s['macro_auroc']:.4f}, recall {s['recall_multi']:.4f}, jaccard "
+               f"{s['jaccard']:.4f}, exact {s['exact_match']:.4f}{extra} -> {rep['files']['md']}")
+
+
+@main.command("synth")
+@click.option("--patients", "n_patients", type=int, required=True, help="Number of patients (1-8 ECGs each).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder.")
+@click.option("--format", "fmt", type=click.Choice(["wfdb", "muse", "both"]), default="wfdb", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--label-noise", type=float, default=0.0, show_default=True,
+              help="Probability of flipping each label in the statements (truth.parquet keeps the truth).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Processes.")
+def synth_cmd(n_patients: int, out_dir: str, fmt: str, seed: int, label_noise: float, workers: int) -> None:
+    """Write a synthetic phenotyped cohort (WFDB and/or GE MUSE XML) with truth.parquet."""
+    import time
+
+    from ecgkit.synth import synth_cohort
+
+    start = time.perf_counter()
+    truth = synth_cohort(n_patients, out_dir, fmt=fmt, seed=seed, label_noise=label_noise, workers=workers)
+    elapsed = time.perf_counter() - start
+    click.echo(f"synth: {n_patients} patients, {len(truth)} files ({fmt}) in {out_dir} "
+               f"in {elapsed:.1f} s ({len(truth) / max(elapsed, 1e-9):.0f} files/s); truth: {out_dir}/truth.parquet")
+
+
+@main.command("demo")
+@click.option("--patients", type=int, default=None, help="Synthetic patients (default 600, ~2 records each).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("ecgkit-demo"), show_default=True,
+              help="Folder for the cohort, shards, run and report.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
+@click.option("--epochs", type=int, default=None)
+@click.option("--workers", type=int, default=None)
+@click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path), default=None,
+              help="YAML with DemoConfig keys (see pipelines/demo.yaml).")
+def demo_cmd(patients: int | None, out_dir: Path, device: str | None, epochs: int | None, workers: int | None,
+             config_file: Path | None) -> None:
+    """Run the whole pipeline on a synthetic cohort: synth, scan, label, split, shard, train, evaluate."""
+    import time
+
+    from ecgkit.config import load_config
+    from ecgkit.pipeline import DemoConfig, run_demo
+
+    config = load_config(DemoConfig, config_file, {"patients": patients, "device": device, "epochs": epochs,
+                                                   "workers": workers}, section=_section(config_file, "demo"))
+    start = time.perf_counter()
+    result = run_demo(out_dir, config, progress=lambda line: click.echo(f"demo | {line}"))
+    click.echo(f"demo | done in {time.perf_counter() - start:.0f} s: test macro AUROC {result.macro_auroc:.3f}, "
+               f"labeler macro F1 vs ground truth {result.labeler_macro_f1:.3f}")
+    click.echo(f"demo | report: {result.report_md}")
+    for plot in result.plots:
+        click.echo(f"demo | plot:   {plot}")
 
 
 def _parse_ratios(value: str) -> tuple[float, float, float]:

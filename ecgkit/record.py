@@ -6,6 +6,7 @@ Every reader in :mod:`ecgkit.io` returns a :class:`Record`; every later stage tr
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +28,7 @@ _LEAD_JUNK = re.compile(r"[\s_\-.]+")
 _LEAD_ALIASES = {"1": "I", "2": "II", "3": "III", "AR": "aVR", "AL": "aVL", "AF": "aVF"}
 
 
+@functools.lru_cache(maxsize=1024)  # exports repeat a handful of spellings millions of times
 def canonical_lead(name: str) -> str | None:
     """Map a source lead name to its canonical spelling, or ``None`` if it is not one of the 12.
 
@@ -111,6 +113,9 @@ class Record:
     repairs : tuple of str
         Visible record of every change made to the source signal (``"resampled 1000->500 Hz"``,
         ``"padded 4000->5000 samples"``, ``"derived III,aVR,aVL,aVF from I,II"``).
+    qc_flags : tuple of str or None
+        Signal QC findings on the native signal (see :func:`ecgkit.signal.qc_flags`); records from
+        :func:`ecgkit.io.read_record` always carry them, ``None`` means "not computed".
     """
 
     record_id: str
@@ -127,6 +132,7 @@ class Record:
     native_leads: tuple[str, ...] = ()
     codes: Mapping[str, Any] = field(default_factory=dict)
     repairs: tuple[str, ...] = ()
+    qc_flags: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         sig = self.signal

@@ -6,6 +6,7 @@ All functions are vectorised over leads (one call for all 12), per ``MEASUREMENT
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from fractions import Fraction
 from typing import Literal
 
@@ -32,47 +33,84 @@ def resample(signal: NDArray[np.float32], fs_in: float, fs_out: float) -> NDArra
     Raises
     ------
     ValueError
-        If the rate ratio is not a ratio of small integers (after rounding to 1e-6 Hz).
+        If the rate ratio is not a ratio of integers below 1000 (exact to 1e-6 Hz).
     """
     if fs_in == fs_out:
         return signal
     ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
-    if abs(float(ratio) - fs_out / fs_in) > 1e-6:
+    if abs(float(ratio) * fs_in - fs_out) > 1e-6:  # the achieved rate must be exact to 1 uHz
         raise ValueError(f"cannot resample {fs_in} -> {fs_out} Hz with a small rational ratio")
     out = resample_poly(signal, ratio.numerator, ratio.denominator, axis=-1)
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
+def lead_stats(signal: NDArray[np.floating]) -> NDArray[np.float64]:
+    """Per-lead max, min, samples at max, samples at min and non-finite samples (NaN/inf ignored).
+
+    Returns
+    -------
+    NDArray[float64], shape (leads, 5)
+        The same layout as :func:`ecgkit.io._decode.decode_int16` returns with its decode.
+    """
+    finite = np.isfinite(signal)
+    if finite.all():
+        clean = signal
+        n_bad = np.zeros(signal.shape[0])
+    else:
+        n_bad = (~finite).sum(axis=1)
+        clean = np.where(finite, signal, np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN leads give NaN max/min, flagged below
+        hi = np.nanmax(clean, axis=1) if clean is not signal else clean.max(axis=1)
+        lo = np.nanmin(clean, axis=1) if clean is not signal else clean.min(axis=1)
+    n_hi = np.count_nonzero(clean == hi[:, None], axis=1)
+    n_lo = np.count_nonzero(clean == lo[:, None], axis=1)
+    return np.stack([hi, lo, n_hi, n_lo, n_bad], axis=1).astype(np.float64)
+
+
+def qc_flags_from_stats(stats: NDArray[np.float64], n_samples: int, fs: float) -> list[str]:
+    """QC flags from :func:`lead_stats` (or the fused decoder's statistics); see :func:`qc_flags`."""
+    flags: list[str] = []
+    hi, lo, n_hi, n_lo, n_bad = stats.T
+    for i in np.flatnonzero(n_bad > 0):
+        flags.append(f"nan:{LEADS[i]}")
+    with np.errstate(invalid="ignore"):
+        ptp = hi - lo
+        valid = np.isfinite(ptp)
+        for i in np.flatnonzero(valid & (ptp < FLAT_PTP_MV) | ~valid):
+            flags.append(f"flat:{LEADS[i]}")
+        for i in np.flatnonzero(valid & (np.maximum(hi, -lo) > MAX_PLAUSIBLE_MV)):
+            flags.append(f"amplitude:{LEADS[i]}")
+        clipped = valid & (n_hi + n_lo > CLIPPED_FRACTION * n_samples) & (ptp >= FLAT_PTP_MV)
+    for i in np.flatnonzero(clipped):
+        flags.append(f"clipped:{LEADS[i]}")
+    duration = n_samples / fs
+    if duration < MIN_DURATION_S:
+        flags.append(f"short:{duration:.1f}s")
+    return flags
+
+
 def qc_flags(signal: NDArray[np.floating], fs: float) -> list[str]:
     """Compute signal QC findings; QC never changes the data.
+
+    Parameters
+    ----------
+    signal : NDArray, shape (12, n_samples)
+        Millivolts, canonical lead order.
+    fs : float
+        Sampling frequency, Hz.
 
     Returns
     -------
     list of str
-        Flags such as ``"nan:V3"``, ``"flat:V3"``, ``"clipped:II"``, ``"amplitude:V1"``,
+        Flags such as ``"nan:V3"`` (non-finite samples), ``"flat:V3"`` (peak-to-peak below
+        :data:`FLAT_PTP_MV`, or no finite sample), ``"clipped:II"`` (over :data:`CLIPPED_FRACTION` of
+        samples at the lead's extreme values), ``"amplitude:V1"`` (beyond :data:`MAX_PLAUSIBLE_MV`),
         ``"short:4.0s"``; empty when the record is clean.
     """
-    flags: list[str] = []
-    finite = np.isfinite(signal)
-    for i in np.flatnonzero(~finite.all(axis=1)):
-        flags.append(f"nan:{LEADS[i]}")
-    clean = np.where(finite, signal, 0.0)
-    ptp = clean.max(axis=1) - clean.min(axis=1)
-    for i in np.flatnonzero(ptp < FLAT_PTP_MV):
-        flags.append(f"flat:{LEADS[i]}")
-    peak = np.abs(clean).max(axis=1)
-    for i in np.flatnonzero(peak > MAX_PLAUSIBLE_MV):
-        flags.append(f"amplitude:{LEADS[i]}")
-    if signal.shape[1]:
-        hi = clean.max(axis=1, keepdims=True)
-        lo = clean.min(axis=1, keepdims=True)
-        at_rail = ((clean == hi) | (clean == lo)).mean(axis=1)
-        for i in np.flatnonzero((at_rail > CLIPPED_FRACTION) & (ptp >= FLAT_PTP_MV)):
-            flags.append(f"clipped:{LEADS[i]}")
-    duration = signal.shape[1] / fs
-    if duration < MIN_DURATION_S:
-        flags.append(f"short:{duration:.1f}s")
-    return flags
+    if signal.shape[1] == 0:
+        return ["short:0.0s"]
+    return qc_flags_from_stats(lead_stats(signal), signal.shape[1], fs)
 
 
 def conform(

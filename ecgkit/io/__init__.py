@@ -6,13 +6,14 @@ reader, and canonicalises sampling frequency and duration (see :func:`ecgkit.sig
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Callable, Literal
 
 from ecgkit.errors import FormatError
 from ecgkit.io.detect import detect_format
 from ecgkit.record import Record
-from ecgkit.signal import conform
+from ecgkit.signal import conform, qc_flags
 
 ReaderFn = Callable[..., Record]
 
@@ -43,6 +44,8 @@ def _reader(fmt: str) -> ReaderFn:
 def read_native(path: str | Path, *, record_id: str | None = None, fmt: str | None = None) -> Record:
     """Read a record at its native sampling frequency and length (no resampling, no crop).
 
+    The record carries its QC flags (``Record.qc_flags``), computed on the native signal.
+
     Raises
     ------
     FormatError
@@ -52,7 +55,10 @@ def read_native(path: str | Path, *, record_id: str | None = None, fmt: str | No
     """
     path = Path(path)
     fmt = fmt or detect_format(path)
-    return _reader(fmt)(path, record_id=record_id)
+    rec = _reader(fmt)(path, record_id=record_id)
+    if rec.qc_flags is None:  # readers may compute QC while decoding; the rest get it here
+        rec = dataclasses.replace(rec, qc_flags=tuple(qc_flags(rec.signal, rec.fs)))
+    return rec
 
 
 def read_record(

@@ -63,7 +63,7 @@ def _blocks(doc: bytes, name: bytes, start: int = 0, end: int | None = None, *,
     """
     end = len(doc) if end is None else end
     close = b"</" + name + b">"
-    out = []
+    out: list[bytes] = []
     pos = start
     while True:
         _, body = _find_open(doc, name, pos, end)

@@ -1,0 +1,19 @@
+"""Label stage: turn cardiologists' free-text statements (and structured codes) into ECG-P18 labels.
+
+Entry points
+------------
+label_texts(texts, vocabulary="ecg-p18", uncertain="positive") -> DataFrame
+    One int8 column per label for a column of reports.
+explain(text, vocabulary="ecg-p18") -> list[Mention]
+    Which phrase matched in which statement and which rule decided it.
+label_manifest(manifest, *, vocabulary="ecg-p18", uncertain="positive", source="text") -> DataFrame
+    The manifest with label columns and ``label_provenance`` added.
+"""
+from __future__ import annotations
+
+from ecgkit.labels.cohort import LabelConfig, label_codes, label_manifest
+from ecgkit.labels.core import Mention, explain, label_texts, provenance
+from ecgkit.labels.vocab import Vocabulary, load_vocabulary
+
+__all__ = ["LabelConfig", "Mention", "Vocabulary", "explain", "label_codes", "label_manifest", "label_texts",
+           "load_vocabulary", "provenance"]

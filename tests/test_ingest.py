@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from ecgkit.cli import main
 from ecgkit.manifest import SCAN_COLUMNS, read_manifest
-from ecgkit.scan import ScanConfig, pseudonymize, scan
+from ecgkit.ingest import ScanConfig, pseudonymize, scan
 
 MUSE_NAME = "MUSE_20200923_093504_79000_example.xml"
 
@@ -153,3 +153,22 @@ def test_pseudonymized_ids_never_store_raw_ids_or_key(shared_data: Path, tmp_pat
         data = f.read_bytes()
         assert b"201700237" not in data and b"s3cret-key" not in data, f.name
         assert b"TESTONE" not in data and b"06-10-1980" not in data, f.name
+
+
+@pytest.mark.parametrize("pid,placeholder", [
+    ("removed", True), ("xxxxxx", True), ("", True), ("Anonymous", True), ("000000", True), ("N/A", True),
+    ("201700237", False), ("P000123", False), ("x1", False), ("subject1", False),
+])
+def test_placeholder_patient_ids(pid: str, placeholder: bool) -> None:
+    from ecgkit.ingest import is_placeholder_id
+
+    assert is_placeholder_id(pid) is placeholder
+
+
+def test_placeholder_ids_in_real_exports_become_null(shared_data: Path) -> None:
+    # DICOM example 1 says "removed", the Philips examples "xxxxxx": de-identified, not one patient
+    df = scan([shared_data / "dicom", shared_data / "philips"]).set_index("record_id")
+    assert pd.isna(df.loc["example-DICOM1", "patient_id"])
+    assert pd.isna(df.loc["2020-5-18_15-48-11", "patient_id"])
+    assert df.loc["129DYPRG", "patient_id"] == "1112010721168bdc"
+    assert (df["status"] == "ok").all() and len(df) == 5

@@ -1,4 +1,4 @@
-"""The scan stage: walk sources, read every record once, write the cohort manifest.
+"""The ingest stage (``ecgkit scan``): walk sources, read every record once, write the cohort manifest.
 
 ``scan`` reads each record's metadata, statements and signal (to validate it and compute QC
 flags), and returns one manifest row per record with ``status`` and ``reason``. Records that fail to
@@ -17,6 +17,7 @@ import hmac
 import json
 import logging
 import os
+import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,7 +31,6 @@ from ecgkit.errors import ConfigError, RecordError
 from ecgkit.io import read_native
 from ecgkit.io.detect import detect_format
 from ecgkit.manifest import STATUS_OK, STATUS_QUARANTINED, conform
-from ecgkit.signal import qc_flags
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,18 @@ class _Candidate:
     path: str
     record_id: str
     root: str
+
+
+# De-identification placeholders that exports write instead of a real patient id ("removed",
+# "xxxxxx", "anonymous", ...). Taken as ids they would join unrelated patients into one, so a
+# patient-level split would group them; they become null (each record its own patient).
+_PLACEHOLDER_ID = re.compile(r"^\s*(?:|[x*?#0-]+|removed|anonym(?:ous|ized|ised)?|unknown|n/?a|none|null|"
+                             r"deidentified|de-identified|redacted)\s*$", re.IGNORECASE)
+
+
+def is_placeholder_id(patient_id: str | None) -> bool:
+    """Whether a patient id is a de-identification placeholder rather than an id."""
+    return patient_id is None or bool(_PLACEHOLDER_ID.match(patient_id))
 
 
 def pseudonymize(patient_id: str, key: str) -> str:
@@ -164,7 +176,7 @@ def _read_row(cand: _Candidate) -> dict[str, Any]:
         row.update(status=STATUS_QUARANTINED, reason=str(exc))
         return row
     row.update(
-        patient_id=rec.patient_id,
+        patient_id=None if is_placeholder_id(rec.patient_id) else rec.patient_id,
         fs=float(rec.fs),
         n_samples=rec.n_samples,
         duration_s=rec.duration_s,
@@ -174,7 +186,7 @@ def _read_row(cand: _Candidate) -> dict[str, Any]:
         acquired_at=rec.acquired_at,
         age=rec.age,
         sex=rec.sex,
-        qc_flags=qc_flags(rec.signal, rec.fs) + [f"repair:{r}" for r in rec.repairs],
+        qc_flags=list(rec.qc_flags or ()) + [f"repair:{r}" for r in rec.repairs],
         status=STATUS_OK,
         reason=None,
     )
@@ -215,7 +227,7 @@ def _join_ptbxl(df: pd.DataFrame, roots: Iterable[str]) -> pd.DataFrame:
                 continue
             n_joined += 1
             pid = rec.get("patient_id")
-            df.at[i, "patient_id"] = None if pd.isna(pid) else str(int(pid))
+            df.at[i, "patient_id"] = None if pid is None or pd.isna(pid) else str(int(pid))
             report = rec.get("report")
             df.at[i, "statements"] = [report.strip()] if isinstance(report, str) and report.strip() else []
             try:
@@ -225,7 +237,7 @@ def _join_ptbxl(df: pd.DataFrame, roots: Iterable[str]) -> pd.DataFrame:
             df.at[i, "codes"] = json.dumps({"scp": scp}, sort_keys=True)
             df.at[i, "age"] = _ptbxl_age(rec.get("age"))
             sex = rec.get("sex")
-            df.at[i, "sex"] = {0: "M", 1: "F"}.get(int(sex)) if not pd.isna(sex) else None
+            df.at[i, "sex"] = None if sex is None or pd.isna(sex) else {0: "M", 1: "F"}.get(int(sex))
             when = pd.to_datetime(rec.get("recording_date"), errors="coerce")
             df.at[i, "acquired_at"] = None if pd.isna(when) else when.to_pydatetime()
         logger.info("joined %d records with %s", n_joined, csv)

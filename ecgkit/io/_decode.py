@@ -1,0 +1,83 @@
+"""Fused int16 -> millivolt decode with the per-lead statistics QC needs, in one pass.
+
+Decoding a 12-lead record with NumPy costs a gather, a conversion, two arithmetic passes and four
+more passes for QC (min, max, count at min, count at max). This numba kernel does all of it in one
+pass over the samples, which is what keeps the WFDB read path near the speed of ``np.fromfile``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+#: WFDB's "no sample" value for 16-bit formats
+MISSING_INT16 = -32768
+
+
+@njit(cache=True, nogil=True)
+def _decode_int16_kernel(data, order, base, inv_gain, out, stats):  # pragma: no cover - compiled
+    # data (n, n_chan) int16; order (L,) int64; base, inv_gain (L,) float32; out (L, n) float32;
+    # stats (L, 5) float64: max, min, count at max, count at min, count missing
+    n = data.shape[0]
+    for k in range(order.shape[0]):
+        c = order[k]
+        b = base[k]
+        g = inv_gain[k]
+        hi = -np.inf
+        lo = np.inf
+        n_hi = 0
+        n_lo = 0
+        n_missing = 0
+        for t in range(n):
+            d = data[t, c]
+            if d == -32768:
+                out[k, t] = np.nan
+                n_missing += 1
+                continue
+            v = (np.float32(d) - b) * g
+            out[k, t] = v
+            if v > hi:
+                hi = v
+                n_hi = 1
+            elif v == hi:
+                n_hi += 1
+            if v < lo:
+                lo = v
+                n_lo = 1
+            elif v == lo:
+                n_lo += 1
+        stats[k, 0] = hi
+        stats[k, 1] = lo
+        stats[k, 2] = n_hi
+        stats[k, 3] = n_lo
+        stats[k, 4] = n_missing
+
+
+def decode_int16(data: NDArray[np.int16], order: NDArray[np.int64], base: NDArray[np.float32],
+                 inv_gain: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.float64]]:
+    """Decode selected channels of interleaved int16 samples to physical units, with QC statistics.
+
+    Parameters
+    ----------
+    data : NDArray[int16], shape (n_samples, n_channels)
+        Interleaved digital samples as stored (frame after frame).
+    order : NDArray[int64], shape (L,)
+        Channel of ``data`` for each output row.
+    base, inv_gain : NDArray[float32], shape (L,)
+        Baseline (ADC units) and 1/gain (physical units per ADC unit) of each output row.
+
+    Returns
+    -------
+    signal : NDArray[float32], shape (L, n_samples)
+        ``(digital - base) * inv_gain``; WFDB's missing value -32768 becomes NaN.
+    stats : NDArray[float64], shape (L, 5)
+        Per row: max, min, samples at the max, samples at the min, missing samples (ignoring NaN).
+    """
+    order = np.ascontiguousarray(order, dtype=np.int64)
+    if data.ndim != 2 or (order.size and (order.min() < 0 or order.max() >= data.shape[1])):
+        raise ValueError(f"order {order.tolist()} does not index the {data.shape[-1]} channels of data")
+    out = np.empty((order.size, data.shape[0]), dtype=np.float32)
+    stats = np.empty((order.size, 5), dtype=np.float64)
+    _decode_int16_kernel(data, order, np.ascontiguousarray(base, dtype=np.float32),
+                         np.ascontiguousarray(inv_gain, dtype=np.float32), out, stats)
+    return out, stats

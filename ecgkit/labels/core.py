@@ -1,0 +1,243 @@
+"""Label free-text ECG statements: :func:`label_texts` (a column of reports) and :func:`explain` (one)."""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+import numpy as np
+import pandas as pd
+
+from ecgkit.labels.normalize import decode_bytes, normalize_text, split_statements
+from ecgkit.labels.rules import Decision, decide_statement
+from ecgkit.labels.vocab import Vocabulary, load_vocabulary
+
+logger = logging.getLogger(__name__)
+
+UncertainPolicy = Literal["positive", "negative", "mask"]
+_POLICY_VALUE = {"positive": 1, "negative": 0, "mask": -1}
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One label phrase found in a report and the rule that decided it.
+
+    Attributes
+    ----------
+    label : str
+        Vocabulary label (``"RBBB"``).
+    decision : str
+        ``"asserted"`` (sets the label), ``"uncertain"`` (set by the ``uncertain`` policy), or one that
+        does not set it: ``"negated"`` (incl. "no longer present"), ``"replaced"`` ("X has replaced Y":
+        Y), ``"history"``, ``"comparison"`` (a change line after "When compared with ..." without a
+        "now present"/"has replaced" mark), ``"excluded"`` ("Confirmed by ..." lines, "minimal voltage
+        criteria for LVH", conditions such as a 2:1 block inside atrial flutter).
+    phrase : str
+        The matched phrase, normalised.
+    statement : int
+        1-based index of the statement (line with its continuation lines, or sentence).
+    text : str
+        The statement as written.
+    cue : str or None
+        The cue phrase (or condition) behind a decision other than "asserted".
+    via : str or None
+        For implied labels, the label that implies it (VPC via VBIG).
+    """
+
+    label: str
+    decision: str
+    phrase: str
+    statement: int
+    text: str
+    cue: str | None = None
+    via: str | None = None
+
+
+def _check_policy(uncertain: str) -> int:
+    if uncertain not in _POLICY_VALUE:
+        raise ValueError(f"uncertain must be one of {list(_POLICY_VALUE)}, got {uncertain!r}")
+    return _POLICY_VALUE[uncertain]
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _as_text(value: Any, row: Any) -> str:
+    """One input element as report text: a str, bytes, or a sequence of statement lines."""
+    if isinstance(value, str):
+        return value
+    if _is_missing(value):
+        return ""
+    if isinstance(value, (bytes, bytearray)):
+        return decode_bytes(bytes(value))
+    if isinstance(value, (list, tuple, np.ndarray, pd.Series)):
+        lines = []
+        for i, item in enumerate(value):
+            if isinstance(item, str):
+                lines.append(item)
+            elif isinstance(item, (bytes, bytearray)):
+                lines.append(decode_bytes(bytes(item)))
+            elif not _is_missing(item):
+                raise TypeError(f"label_texts: row {row!r}, statement {i} is {type(item).__name__}, "
+                                f"expected str")
+        return "\n".join(lines)
+    raise TypeError(f"label_texts: row {row!r} is {type(value).__name__}, expected str, a list of str "
+                    f"statements, or None")
+
+
+def _analyze(text: str, vocab: Vocabulary,
+             cache: dict[tuple[str, bool], tuple[list[Decision], bool]]) -> list[tuple[int, str, Decision]]:
+    """Decisions for one report: (statement index, statement text, decision)."""
+    out: list[tuple[int, str, Decision]] = []
+    in_comparison = False
+    for i, stmt in enumerate(split_statements(text, vocab.continuation, vocab.abbreviations), start=1):
+        key = (normalize_text(stmt), in_comparison)
+        got = cache.get(key)
+        if got is None:
+            got = decide_statement(key[0], vocab, in_comparison)
+            cache[key] = got
+        decisions, starts = got
+        out.extend((i, stmt, d) for d in decisions)
+        in_comparison = in_comparison or starts
+    return out
+
+
+def _aggregate(decisions: Iterable[Decision], index: dict[str, int], row: np.ndarray, unc: int) -> None:
+    """Fill one int8 label row: asserted -> 1, else uncertain -> policy value, else 0."""
+    for d in decisions:
+        j = index[d.label]
+        if d.decision == "asserted":
+            row[j] = 1
+        elif d.decision == "uncertain" and row[j] != 1:
+            row[j] = unc if row[j] == 0 or unc == 1 else row[j]
+
+
+def label_texts(texts: Iterable[Any] | pd.Series | str, vocabulary: str | Path | Vocabulary = "ecg-p18",
+                uncertain: UncertainPolicy = "positive") -> pd.DataFrame:
+    """Label report texts with the vocabulary's labels by string matching with context rules.
+
+    Parameters
+    ----------
+    texts : iterable or pandas.Series
+        One element per record: a report ``str`` (lines separated by newlines), a list/array of
+        statement lines, ``bytes`` (UTF-8, else cp1252), or a missing value (None, NaN, pd.NA) which
+        gets all zeros. A single ``str`` is one record.
+    vocabulary : str, Path or Vocabulary
+        ``"ecg-p18"`` (shipped) or a path to a vocabulary YAML file with the same keys.
+    uncertain : {"positive", "negative", "mask"}
+        Value for labels only mentioned with a hedge ("possible RVH"): 1, 0, or -1 (so training can
+        mask them). A label asserted elsewhere in the same report is 1 regardless.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Shape (n_records, n_labels), one int8 column per label in vocabulary order, values in
+        {0, 1} (and -1 under ``uncertain="mask"``); index is the Series' index or 0..n-1.
+
+    Raises
+    ------
+    TypeError
+        If an element is of another type (int, dict, ...); the message names the row.
+    ValueError
+        If ``uncertain`` is not one of the three policies.
+
+    Notes
+    -----
+    Identical reports are labelled once (``pandas.factorize``) and statements are cached within a
+    call, so archives where most reports repeat label at millions of reports per minute.
+
+    Examples
+    --------
+    >>> label_texts(["Atrial fibrillation\\nwith rapid ventricular response", None])[["AFIB", "AFL"]]
+       AFIB  AFL
+    0     1    0
+    1     0    0
+    """
+    unc = _check_policy(uncertain)
+    vocab = load_vocabulary(vocabulary)
+    if isinstance(texts, (str, bytes)):
+        texts = [texts]
+    if isinstance(texts, pd.Series):
+        index = texts.index
+        values = texts.tolist()
+    else:
+        values = list(texts)
+        index = pd.RangeIndex(len(values))
+    rows = index.tolist() if isinstance(texts, pd.Series) else range(len(values))
+    keys = [v if isinstance(v, str) else _as_text(v, r) for v, r in zip(values, rows)]
+    out, _ = _label_keys(keys, vocab, unc, with_provenance=False)
+    return pd.DataFrame(out, index=index, columns=list(vocab.labels))
+
+
+def _label_keys(keys: list[str], vocab: Vocabulary, unc: int, *,
+                with_provenance: bool) -> tuple[np.ndarray, list[str]]:
+    """Label report strings, each distinct report once; optionally with provenance strings."""
+    codes, uniques = pd.factorize(pd.Series(keys, dtype=object), sort=False)
+    col = {lab: j for j, lab in enumerate(vocab.labels)}
+    table = np.zeros((len(uniques), len(vocab.labels)), dtype=np.int8)
+    prov = [""] * len(uniques)
+    cache: dict[tuple[str, bool], tuple[list[Decision], bool]] = {}
+    for u, text in enumerate(uniques):
+        if not text:
+            continue
+        found = _analyze(text, vocab, cache)
+        _aggregate((d for _, _, d in found), col, table[u], unc)
+        if with_provenance and found:
+            prov[u] = provenance(Mention(d.label, d.decision, d.phrase, i, stmt, d.cue, d.via)
+                                 for i, stmt, d in found)
+    logger.debug("labelled %d texts (%d unique, %d unique statements)", len(codes), len(uniques), len(cache))
+    if not len(codes):
+        return np.zeros((0, len(vocab.labels)), dtype=np.int8), []
+    return table[codes], [prov[c] for c in codes] if with_provenance else []
+
+
+def explain_many(texts: list[str], vocab: Vocabulary, unc: int) -> tuple[np.ndarray, list[str]]:
+    """Labels (int8, shape (n, n_labels)) and provenance strings for report strings (missing = "")."""
+    return _label_keys(texts, vocab, unc, with_provenance=True)
+
+
+def explain(text: Any, vocabulary: str | Path | Vocabulary = "ecg-p18") -> list[Mention]:
+    """Every label phrase found in one report, with the statement and the rule that decided it.
+
+    Parameters
+    ----------
+    text : str, list of str, bytes or None
+        One report, as for one element of :func:`label_texts`.
+    vocabulary : str, Path or Vocabulary
+        As for :func:`label_texts`.
+
+    Returns
+    -------
+    list of Mention
+        In report order; empty for a missing or empty report. ``pd.DataFrame(explain(t))`` gives a table.
+
+    Examples
+    --------
+    >>> [(m.label, m.decision) for m in explain("RBBB with possible RVH")]
+    [('RBBB', 'asserted'), ('RVH', 'uncertain')]
+    """
+    vocab = load_vocabulary(vocabulary)
+    report = _as_text(text, 0)
+    return [Mention(d.label, d.decision, d.phrase, i, stmt, d.cue, d.via)
+            for i, stmt, d in _analyze(report, vocab, {})]
+
+
+def provenance(mentions: Iterable[Mention]) -> str:
+    """A compact, human-readable account of mentions (the manifest's ``label_provenance``).
+
+    ``LABEL<-'phrase' (stmt N)`` for asserted mentions, ``LABEL?`` for uncertain and ``LABEL-`` for
+    the others, with the deciding rule and cue: ``RVH?<-'right ventricular hypertrophy' (stmt 1,
+    uncertain: 'possible')``.
+    """
+    parts = []
+    for m in mentions:
+        mark = "" if m.decision == "asserted" else "?" if m.decision == "uncertain" else "-"
+        via = f" via {m.via}" if m.via else ""
+        why = "" if m.decision == "asserted" else f", {m.decision}: '{m.cue}'"
+        parts.append(f"{m.label}{mark}<-'{m.phrase}'{via} (stmt {m.statement}{why})")
+    return "; ".join(parts)

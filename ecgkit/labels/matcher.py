@@ -1,0 +1,96 @@
+"""Multi-pattern matching of one normalised statement: whole words, longest phrase first.
+
+One pass of the vocabulary's Aho-Corasick automaton yields every phrase occurrence. Finding phrases
+and cue phrases are then resolved separately, each longest-first with no overlaps among themselves,
+so a finding ("voltage criteria for lvh") and a cue that shares its words ("minimal voltage criteria")
+both survive, while "incomplete right bundle branch block" hides the "right bundle branch block"
+inside it and "complete right bundle branch block" never offers "complete ... block" to 3AVB.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ecgkit.labels.vocab import Cue, Entry, Finding, Vocabulary
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One selected phrase occurrence; ``first``/``last`` are word indices (inclusive)."""
+
+    first: int
+    last: int
+    key: str
+    finding: Finding | None
+    cues: tuple[Cue, ...]
+
+    @property
+    def phrase(self) -> str:
+        return self.key.strip()
+
+
+def _select(spans: list[tuple[int, int, Entry]], n_chars: int) -> list[tuple[int, int, Entry]]:
+    """Longest spans first, then leftmost; drop any span overlapping an accepted one.
+
+    Spans include their padding spaces, so two adjacent phrases share one space; only the inner
+    characters ``start+1 .. end-1`` are claimed.
+    """
+    if len(spans) <= 1:
+        return spans
+    spans.sort(key=lambda s: (s[0] - s[1], s[0]))
+    taken = bytearray(n_chars + 1)
+    out = []
+    for start, end, entry in spans:
+        if taken.find(1, start + 1, end) != -1:
+            continue
+        taken[start + 1:end] = b"\x01" * (end - start - 1)
+        out.append((start, end, entry))
+    out.sort(key=lambda s: s[0])
+    return out
+
+
+def match_statement(norm: str, vocab: Vocabulary) -> tuple[list[Hit], list[Hit]]:
+    """Find the finding phrases and cue phrases of one normalised statement.
+
+    Parameters
+    ----------
+    norm : str
+        Output of :func:`ecgkit.labels.normalize.normalize_text` (padded with spaces).
+    vocab : Vocabulary
+        The compiled vocabulary.
+
+    Returns
+    -------
+    findings, cues : list of Hit
+        Each sorted by position. Findings include out-of-vocabulary ("other") findings.
+    """
+    finding_spans: list[tuple[int, int, Entry]] = []
+    cue_spans: list[tuple[int, int, Entry]] = []
+    for end, entry in vocab.automaton.iter(norm):
+        start = end - len(entry.key) + 1
+        if entry.finding is not None:
+            finding_spans.append((start, end, entry))
+        if entry.cues:
+            cue_spans.append((start, end, entry))
+    if not finding_spans:
+        # only a section mark ("When compared with ...") matters in a statement without findings
+        marks = [c for c in cue_spans if any(cue.rule == "comparison" for cue in c[2].cues)]
+        return [], _hits(norm, marks[:1], cues=True)
+    n = len(norm)
+    return (_hits(norm, _select(finding_spans, n), cues=False),
+            _hits(norm, _select(cue_spans, n), cues=True))
+
+
+def _hits(norm: str, spans: list[tuple[int, int, Entry]], *, cues: bool) -> list[Hit]:
+    """Turn character spans (sorted by start) into word-indexed hits, counting spaces once (O(n))."""
+    out = []
+    pos = 0
+    words = 0
+    for start, _end, entry in spans:
+        words += norm.count(" ", pos, start)
+        pos = start
+        last = words + entry.key.count(" ") - 2
+        if cues:
+            out.append(Hit(words, last, entry.key, None, entry.cues))
+        else:
+            out.append(Hit(words, last, entry.key, entry.finding, ()))
+    return out

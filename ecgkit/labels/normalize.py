@@ -1,0 +1,125 @@
+"""Text normalisation and statement splitting for the label matcher.
+
+A report is cut into *statements* (lines, then sentences); each statement is normalised to lower-case
+ASCII words separated by single spaces and padded with one space at each end. Phrases go through
+the same normalisation, so a phrase ``" rbbb "`` can only match whole words.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# German and Swedish letters fold to their conventional ASCII spelling (vorhofflimmern, förmaksflimmer
+# -> foermaksflimmer), both cases; PTB-XL writes upper-case umlauts inside lower-case words (ischÄmie).
+_FOLD = str.maketrans({
+    "ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "å": "aa", "æ": "ae", "ø": "oe",
+    "Ä": "ae", "Ö": "oe", "Ü": "ue", "Å": "aa", "Æ": "ae", "Ø": "oe", "ẞ": "ss",
+})
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+# A sentence ends at . ! ? after a word of 3+ characters (so "v.a." and "z.n." stay whole, and
+# decimals such as "4.46" are not cut), or at a semicolon.
+_SENTENCE_END = re.compile(r"(?:(?<=[^\W_]{3})|(?<=\)))[.!?](?=\s|$)|;")
+_LAST_WORD = re.compile(r"([^\W_]+)\W*$")
+# UTF-8 text that was decoded as Latin-1/cp1252 ("VorhofflimmernÃ¤") shows these lead bytes.
+_MOJIBAKE = re.compile("[\u00c2\u00c3][\u0080-\u00bf]")
+
+
+def _repair_mojibake(text: str) -> str:
+    if not _MOJIBAKE.search(text):
+        return text
+    for codec in ("cp1252", "latin-1"):
+        try:
+            return text.encode(codec).decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            continue
+    return text
+
+
+def decode_bytes(raw: bytes) -> str:
+    """Decode report bytes: UTF-8 when valid, else cp1252, else Latin-1 (never fails)."""
+    for codec in ("utf-8", "cp1252"):
+        try:
+            return raw.decode(codec)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1")
+
+
+def normalize_text(text: str) -> str:
+    """Normalise one statement to ``" word word ... "`` (lower-case ASCII, padded with spaces).
+
+    Parameters
+    ----------
+    text : str
+        Any text; umlauts of either case, accents and punctuation are allowed.
+
+    Returns
+    -------
+    str
+        Words of ``[a-z0-9]`` separated by one space, with one leading and one trailing space;
+        ``" "`` for text without words.
+
+    Examples
+    --------
+    >>> normalize_text("Unvollständiger Rechtsschenkelblock, ischÄmie")
+    ' unvollstaendiger rechtsschenkelblock ischaemie '
+    """
+    if not text.isascii():
+        text = _repair_mojibake(text).translate(_FOLD).lower()
+        if not text.isascii():
+            text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    else:
+        text = text.lower()
+    words = _NON_WORD.sub(" ", text).strip()
+    return f" {words} " if words else " "
+
+
+def _split_sentences(line: str, abbreviations: frozenset[str]) -> list[str]:
+    if "." not in line and ";" not in line and "!" not in line and "?" not in line:
+        return [line]
+    parts: list[str] = []
+    pos = 0
+    for m in _SENTENCE_END.finditer(line):
+        if m.group(0) != ";" and abbreviations:
+            word = _LAST_WORD.search(line[max(pos, m.start() - 24):m.start()])
+            if word is not None and normalize_text(word.group(1)).strip() in abbreviations:
+                continue
+        parts.append(line[pos:m.start()])
+        pos = m.end()
+    parts.append(line[pos:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def split_statements(text: str, continuation: frozenset[str] | tuple[str, ...] = (),
+                     abbreviations: frozenset[str] = frozenset()) -> list[str]:
+    """Cut a report into statements: lines, joined where a line continues the previous one, then sentences.
+
+    Parameters
+    ----------
+    text : str
+        The report; lines separated by newlines (a MUSE record's ``StmtText`` lines joined with ``\\n``).
+    continuation : collection of str
+        Normalised words or phrases that, starting a line, attach it to the previous line
+        (MUSE's "with 1st degree A-V block" qualifies the line above it).
+    abbreviations : frozenset of str
+        Normalised words whose trailing period does not end a sentence ("amplitudkrit.", "vent.").
+
+    Returns
+    -------
+    list of str
+        Raw statement texts (not normalised), empty ones dropped, in source order.
+    """
+    lines: list[str] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if lines and continuation:
+            head = normalize_text(line[:40])
+            if any(head.startswith(f" {word} ") for word in continuation):
+                lines[-1] = f"{lines[-1]} {line.strip()}"
+                continue
+        lines.append(line.strip())
+    statements: list[str] = []
+    for line in lines:
+        statements.extend(_split_sentences(line, abbreviations))
+    return statements

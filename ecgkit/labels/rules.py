@@ -1,0 +1,147 @@
+"""Context rules: decide, for each label phrase found in a statement, whether it asserts the label.
+
+Rules are scoped to one statement (a line plus its continuation lines, or one sentence):
+
+* a ``before`` cue qualifies label phrases that start at most ``window_before`` words after it, up to
+  a break word ("with", "but", ...) or an out-of-vocabulary finding ("RBBB with possible RVH": the
+  hedge reaches RVH only);
+* an ``after`` cue qualifies the nearest label phrase ending at most ``window_after`` words before it
+  ("anterolateraler infarkt möglich" hedges the infarct, not a bundle branch block before it);
+* ``replaced`` ("X has replaced Y") marks everything after it in the statement, ``replaced_by``
+  everything before it;
+* ``statement_excluded`` ("Confirmed by ...") voids the whole statement; ``comparison`` ("When
+  compared with ECG of ...") starts the comparison section: from there to the end of the report a
+  finding counts only when a ``current`` cue ("has replaced", "now present", "new") marks it.
+
+Precedence when several rules apply: excluded > negated > replaced > history > comparison >
+uncertain > asserted.
+"""
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+from typing import cast
+
+from ecgkit.labels.matcher import match_statement
+from ecgkit.labels.vocab import ASSERT, CONDITIONAL, EXCLUDED, OTHER, Finding, Vocabulary
+
+#: Decisions, in precedence order; only "asserted" and "uncertain" can set a label.
+DECISIONS = ("excluded", "negated", "replaced", "history", "comparison", "uncertain", "asserted")
+_RANK = {d: i for i, d in enumerate(DECISIONS)}
+# cue rule -> decision it leads to (no_longer is a negation that names the serial comparison)
+_DECISION_OF = {"excluded": "excluded", "negated": "negated", "no_longer": "negated",
+                "replaced": "replaced", "replaced_by": "replaced", "history": "history",
+                "uncertain": "uncertain"}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One label mention in one statement and what the rules made of it."""
+
+    label: str
+    decision: str
+    phrase: str
+    cue: str | None
+    via: str | None = None
+
+
+def _cue_applies(cue_labels: tuple[str, ...] | None, labels: tuple[str, ...]) -> bool:
+    return cue_labels is None or any(lab in cue_labels for lab in labels)
+
+
+def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple[list[Decision], bool]:
+    """Apply the context rules to one normalised statement.
+
+    Parameters
+    ----------
+    norm : str
+        Normalised statement (see :func:`ecgkit.labels.normalize.normalize_text`).
+    vocab : Vocabulary
+        Compiled vocabulary.
+    in_comparison : bool
+        True when an earlier statement of the report opened the comparison section.
+
+    Returns
+    -------
+    decisions : list of Decision
+        One per label a label phrase mentions (implied labels included), in statement order.
+    starts_comparison : bool
+        Whether this statement opens the comparison section for the statements after it.
+    """
+    findings, cues = match_statement(norm, vocab)
+    starts_comparison = any(c.rule == "comparison" for h in cues for c in h.cues)
+    labelled = [h for h in findings if h.finding is not None and h.finding.kind != OTHER]
+    if not labelled:
+        return [], starts_comparison
+
+    excluded_stmt = next((h.phrase for h in cues for c in h.cues if c.rule == "statement_excluded"), None)
+    comparison_at = min((h.first for h in cues for c in h.cues if c.rule == "comparison"), default=None)
+    # barriers end a cue's reach: break words and out-of-vocabulary findings
+    barriers = sorted([h.first for h in cues if any(c.rule == "break" for c in h.cues)]
+                      + [h.first for h in findings if h.finding is not None and h.finding.kind == OTHER])
+    stmt_labels = {lab for h in labelled if h.finding is not None and h.finding.kind == ASSERT
+                   for lab in h.finding.labels}
+    before = [h for h in cues if any(c.side == "before" and c.rule not in ("replaced",) for c in h.cues)]
+    before_ends = [h.last for h in before]
+    after = [h for h in cues if any(c.side == "after" and c.rule != "replaced_by" for c in h.cues)]
+    after_starts = [h.first for h in after]
+    # "X has replaced Y" reaches to the end of the statement, "Y replaced by X" to its start
+    replaced = [(h.last, h.phrase, c.labels) for h in cues for c in h.cues
+                if c.rule == "replaced" and c.side == "before"]
+    replaced_by = [(h.first, h.phrase, c.labels) for h in cues for c in h.cues
+                   if c.rule == "replaced_by" and c.side == "after"]
+
+    def blocked(lo: int, hi: int) -> bool:
+        """Is there a barrier at a word index strictly between lo and hi?"""
+        i = bisect_right(barriers, lo)
+        return i < len(barriers) and barriers[i] < hi
+
+    out: list[Decision] = []
+    for n, h in enumerate(labelled):
+        f = cast(Finding, h.finding)
+        decision, cue_phrase = "asserted", None
+        current = False
+        if excluded_stmt is not None:
+            decision, cue_phrase = "excluded", excluded_stmt
+        elif f.kind == EXCLUDED:
+            decision, cue_phrase = "excluded", h.phrase
+        elif f.kind == CONDITIONAL and f.requires is not None and f.requires not in stmt_labels:
+            decision, cue_phrase = "excluded", f"no {f.requires} in statement"
+        elif f.kind == CONDITIONAL and f.forbids is not None and f.forbids in stmt_labels:
+            decision, cue_phrase = "excluded", f"{f.forbids} in statement"
+        else:
+            hits: list[tuple[str, str]] = []  # (cue rule, cue phrase)
+            hits += [("replaced", p) for pos, p, labs in replaced
+                     if pos < h.first and _cue_applies(labs, f.labels)]
+            hits += [("replaced_by", p) for pos, p, labs in replaced_by
+                     if pos > h.last and _cue_applies(labs, f.labels)]
+            # cues ending at most window_before words before the finding, no barrier between
+            lo = bisect_left(before_ends, h.first - vocab.window_before - 1)
+            hi = bisect_left(before_ends, h.first)
+            for c in before[lo:hi]:
+                if blocked(c.last, h.first):
+                    continue
+                hits += [(cue.rule, c.phrase) for cue in c.cues
+                         if cue.side == "before" and _cue_applies(cue.labels, f.labels)]
+            # cues starting at most window_after words after it, if it is the nearest label phrase
+            next_label = labelled[n + 1].first if n + 1 < len(labelled) else None
+            lo = bisect_right(after_starts, h.last)
+            hi = bisect_right(after_starts, h.last + vocab.window_after + 1)
+            for c in after[lo:hi]:
+                if (next_label is not None and next_label < c.first) or blocked(h.last, c.first):
+                    continue
+                hits += [(cue.rule, c.phrase) for cue in c.cues
+                         if cue.side == "after" and _cue_applies(cue.labels, f.labels)]
+            for rule, phrase in hits:
+                if rule == "current":
+                    current = True
+                elif rule in _DECISION_OF and _RANK[_DECISION_OF[rule]] < _RANK[decision]:
+                    decision, cue_phrase = _DECISION_OF[rule], phrase
+            in_section = in_comparison or (comparison_at is not None and comparison_at < h.first)
+            if in_section and not current and _RANK[decision] > _RANK["comparison"]:
+                decision, cue_phrase = "comparison", "comparison section"
+        for lab in f.labels:
+            out.append(Decision(lab, decision, h.phrase, cue_phrase))
+            for implied in vocab.implies.get(lab, ()):
+                out.append(Decision(implied, decision, h.phrase, cue_phrase, via=lab))
+    return out, starts_comparison

@@ -1,0 +1,272 @@
+"""Label vocabularies: versioned YAML files compiled once into one Aho-Corasick automaton.
+
+The shipped vocabulary is ``data/ecg_p18.yaml`` (name ``"ecg-p18"``); a user vocabulary is a path to
+a file with the same keys (see the comments at the top of the shipped file).
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import ahocorasick
+import yaml
+
+from ecgkit._resources import data_path
+from ecgkit.errors import ConfigError
+from ecgkit.labels.normalize import normalize_text
+
+SHIPPED = {"ecg-p18": "ecg_p18.yaml"}
+
+#: Context rules a cue can carry. ``before``/``after`` say on which side of its finding the cue stands.
+CUE_RULES = ("negated", "no_longer", "history", "uncertain", "excluded", "replaced", "replaced_by",
+             "current", "comparison", "statement_excluded", "break")
+
+# Finding kinds: a phrase asserts its labels, names an out-of-vocabulary finding, mentions a label
+# without asserting it, or asserts it only under a condition on the statement.
+ASSERT, OTHER, EXCLUDED, CONDITIONAL = "assert", "other", "excluded", "conditional"
+
+_MACRO = re.compile(r"\{([A-Za-z0-9_]+)\}")
+_DIGRAPHS = re.compile(r"ae|oe|ue|aa")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a matched phrase says: its labels, its kind, and for conditional phrases the condition."""
+
+    labels: tuple[str, ...]
+    kind: str
+    requires: str | None = None
+    forbids: str | None = None
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One role of a matched cue phrase: a rule, the side it stands on, and the labels it may qualify."""
+
+    rule: str
+    side: str  # "before" (cue precedes finding), "after", or "mark" (whole statement / section)
+    labels: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Automaton value for one normalised phrase (padded with spaces)."""
+
+    key: str
+    finding: Finding | None
+    cues: tuple[Cue, ...]
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """A compiled vocabulary.
+
+    Attributes
+    ----------
+    name, version : str
+        From the file; written next to labelled manifests for provenance.
+    labels : tuple of str
+        Output column order.
+    implies : dict
+        label -> labels it also asserts.
+    window_before, window_after : int
+        Words allowed between a ``before`` cue and its finding, and between a finding and an ``after`` cue.
+    continuation : tuple of str
+        Normalised words that attach a line to the previous statement.
+    abbreviations : frozenset of str
+        Normalised words whose trailing period does not end a sentence.
+    automaton : ahocorasick.Automaton
+        Keys are normalised phrases padded with spaces, values :class:`Entry`.
+    source : str
+        The file it was built from.
+    """
+
+    name: str
+    version: str
+    labels: tuple[str, ...]
+    implies: dict[str, tuple[str, ...]]
+    window_before: int
+    window_after: int
+    continuation: tuple[str, ...]
+    abbreviations: frozenset[str]
+    automaton: Any
+    source: str
+    n_phrases: int
+
+
+def _expand(phrase: str, macros: dict[str, list[str]], where: str) -> list[str]:
+    names = _MACRO.findall(phrase)
+    if not names:
+        return [phrase]
+    for name in names:
+        if name not in macros:
+            raise ConfigError(f"vocabulary {where}: phrase {phrase!r} uses unknown macro {{{name}}}")
+    parts = _MACRO.split(phrase)  # literal, name, literal, name, ...
+    choices = [[p] if i % 2 == 0 else macros[p] for i, p in enumerate(parts)]
+    return ["".join(combo) for combo in itertools.product(*choices)]
+
+
+def _variants(phrase: str) -> set[str]:
+    """The normalised phrase plus spellings with umlauts written as the base letter or lost.
+
+    Each word varies on its own ("inkomplett hgersidigt skaenkelblock" keeps one umlaut and lost
+    another); phrases with many umlaut words fall back to varying all words alike.
+    """
+    norm = normalize_text(phrase)
+    words = norm.split()
+    options = []
+    for w in words:
+        if _DIGRAPHS.search(w):
+            options.append({w, _DIGRAPHS.sub(lambda m: m.group(0)[0], w), _DIGRAPHS.sub("", w)})
+        else:
+            options.append({w})
+    n_combos = 1
+    for o in options:
+        n_combos *= len(o)
+    if n_combos <= 27:
+        out = {f" {' '.join(combo)} " for combo in itertools.product(*options)}
+    else:
+        out = {norm, _DIGRAPHS.sub(lambda m: m.group(0)[0], norm), _DIGRAPHS.sub("", norm)}
+    return {v for v in out if v.strip() and all(w for w in v.split(" ")[1:-1])}
+
+
+def _as_list(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, list):
+        raise ConfigError(f"vocabulary {where} must be a list of phrases, got {type(value).__name__}")
+    return [str(v) for v in value]
+
+
+def _compile(raw: dict, source: str) -> Vocabulary:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"vocabulary {source} must hold a mapping")
+    unknown = sorted(set(raw) - {"name", "version", "labels", "window_before", "window_after", "macros",
+                                 "phrases", "other", "conditional", "excluded", "implies", "cues",
+                                 "continuation", "abbreviations"})
+    if unknown:
+        raise ConfigError(f"vocabulary {source} has unknown key(s) {unknown}")
+    labels = tuple(str(x) for x in raw.get("labels") or ())
+    if not labels:
+        raise ConfigError(f"vocabulary {source} lists no labels")
+    known = set(labels)
+    macros = {str(k): [str(v) for v in vs] for k, vs in (raw.get("macros") or {}).items()}
+
+    findings: dict[str, dict[str, Any]] = {}
+    cues: dict[str, list[Cue]] = {}
+
+    def add_finding(phrase: str, label: str | None, kind: str, where: str,
+                    requires: str | None = None, forbids: str | None = None) -> None:
+        for expanded in _expand(phrase, macros, where):
+            for key in _variants(expanded):
+                slot = findings.setdefault(key, {"labels": [], "kind": kind, "requires": requires,
+                                                 "forbids": forbids})
+                rank = {ASSERT: 3, CONDITIONAL: 2, EXCLUDED: 1, OTHER: 0}
+                if rank[kind] > rank[slot["kind"]]:
+                    slot.update(kind=kind, labels=[], requires=requires, forbids=forbids)
+                if kind == slot["kind"] and label is not None and label not in slot["labels"]:
+                    slot["labels"].append(label)
+
+    def check_label(label: str, where: str) -> str:
+        if label not in known:
+            raise ConfigError(f"vocabulary {source}: {where} names unknown label {label!r}")
+        return label
+
+    for label, phrases in (raw.get("phrases") or {}).items():
+        check_label(str(label), "phrases")
+        for p in _as_list(phrases, f"phrases.{label}"):
+            add_finding(p, str(label), ASSERT, f"phrases.{label}")
+    for label, phrases in (raw.get("excluded") or {}).items():
+        check_label(str(label), "excluded")
+        for p in _as_list(phrases, f"excluded.{label}"):
+            add_finding(p, str(label), EXCLUDED, f"excluded.{label}")
+    for i, cond in enumerate(raw.get("conditional") or []):
+        label = check_label(str(cond.get("label")), f"conditional[{i}]")
+        req = check_label(str(cond["requires"]), f"conditional[{i}]") if cond.get("requires") else None
+        forb = check_label(str(cond["forbids"]), f"conditional[{i}]") if cond.get("forbids") else None
+        for p in _as_list(cond.get("phrases"), f"conditional[{i}].phrases"):
+            add_finding(p, label, CONDITIONAL, f"conditional[{i}]", requires=req, forbids=forb)
+    for p in _as_list(raw.get("other"), "other"):
+        add_finding(p, None, OTHER, "other")
+
+    for name, spec in (raw.get("cues") or {}).items():
+        rule = str(name).split("/")[0]  # "excluded/sa_block": a second, differently scoped excluded rule
+        if rule not in CUE_RULES:
+            raise ConfigError(f"vocabulary {source}: unknown cue rule {rule!r}; known: {list(CUE_RULES)}")
+        restrict = tuple(check_label(str(x), f"cues.{rule}.labels") for x in spec.get("labels") or ()) or None
+        for side in ("before", "after", "marks"):
+            for p in _as_list(spec.get(side), f"cues.{rule}.{side}"):
+                for expanded in _expand(p, macros, f"cues.{rule}"):
+                    for key in _variants(expanded):
+                        cue = Cue(rule, "mark" if side == "marks" else side, restrict)
+                        if cue not in cues.setdefault(key, []):
+                            cues[key].append(cue)
+
+    implies = {check_label(str(k), "implies"): tuple(check_label(str(x), "implies") for x in v)
+               for k, v in (raw.get("implies") or {}).items()}
+    automaton = ahocorasick.Automaton()
+    for key in set(findings) | set(cues):
+        f = findings.get(key)
+        finding = None if f is None else Finding(tuple(f["labels"]), f["kind"], f["requires"], f["forbids"])
+        automaton.add_word(key, Entry(key, finding, tuple(cues.get(key, ()))))
+    automaton.make_automaton()
+    continuation = tuple(normalize_text(str(c)).strip() for c in raw.get("continuation") or ())
+    return Vocabulary(
+        name=str(raw.get("name", Path(source).stem)), version=str(raw.get("version", "")),
+        labels=labels, implies=implies,
+        window_before=int(raw.get("window_before", 5)), window_after=int(raw.get("window_after", 4)),
+        continuation=tuple(c for c in continuation if c),
+        abbreviations=frozenset(normalize_text(str(a)).strip() for a in raw.get("abbreviations") or ()),
+        automaton=automaton, source=source,
+        n_phrases=len(findings),
+    )
+
+
+class _PhraseLoader(yaml.SafeLoader):
+    """YAML loader that keeps yes/no/on/off as strings: "no" is a negation cue, not False."""
+
+
+_PhraseLoader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str, mtime_ns: int) -> Vocabulary:
+    try:
+        raw = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_PhraseLoader)  # noqa: S506
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read vocabulary file {path}: {exc}") from exc
+    return _compile(raw, path)
+
+
+def load_vocabulary(vocabulary: str | Path | Vocabulary = "ecg-p18") -> Vocabulary:
+    """Load and compile a vocabulary, once per file version (cached on path and modification time).
+
+    Parameters
+    ----------
+    vocabulary : str, Path or Vocabulary
+        A shipped name (``"ecg-p18"``), a path to a YAML vocabulary file, or an already loaded one.
+
+    Raises
+    ------
+    ConfigError
+        If the name is unknown, the file is missing or malformed, or it names unknown labels/macros.
+    """
+    if isinstance(vocabulary, Vocabulary):
+        return vocabulary
+    name = str(vocabulary)
+    if name in SHIPPED:
+        path = data_path(SHIPPED[name])
+    else:
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"unknown vocabulary {name!r}: not a shipped name ({sorted(SHIPPED)}) "
+                              f"and no file at {path}")
+    path = path.resolve()
+    return _load_cached(str(path), path.stat().st_mtime_ns)

@@ -1,0 +1,144 @@
+"""The Hannun et al. (2019) 1D ResNet with a shared bottom and one logistic head per task.
+
+Architecture (Hannun et al., Nat Med 2019, and the authors' ``awni/ecg`` code):
+
+- stem: conv (kernel 16, 32 filters) -> BN -> ReLU;
+- ``n_blocks`` residual blocks; block i has ``32 * 2**(i // 4)`` filters and subsamples by 2 when
+  i is odd (every other block). Each block is pre-activation: [BN -> ReLU ->] conv -> BN -> ReLU ->
+  dropout -> conv, where the leading BN-ReLU is skipped in block 0 (the stem already applied it);
+  the shortcut is a max-pool of the same stride, zero-padded along channels when they double;
+- head: BN -> ReLU -> global average pool over time -> one logistic output per task.
+
+"Same" padding as in Keras (kernel 16 is even: 7 samples left, 8 right at stride 1), so a block
+maps T samples to ceil(T / stride). 8 blocks (the CO-TASK backbone, 0.63 M parameters) or 16
+blocks (Hannun's 34-layer network, 10.5 M parameters).
+
+The heads are one ``Linear(C, n_tasks)``: row k of its weight and bias is task k's logistic head,
+which is exactly T independent heads on the shared features, computed in one matmul.
+:meth:`ResNet1d.keep_heads` cuts it to a subset (used by ``ecgkit.train.export`` to drop the CO-TASK
+auxiliary heads).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["ResNet1dConfig", "ResNet1d", "make_model"]
+
+
+@dataclass(frozen=True)
+class ResNet1dConfig:
+    """Hyper-parameters of :class:`ResNet1d` (saved in every checkpoint to rebuild the model)."""
+
+    n_tasks: int
+    # 12 standard leads in the canonical order (ecgkit.record.LEADS)
+    n_leads: int = 12
+    # 8 = CO-TASK backbone; 16 = Hannun's 34-layer network
+    n_blocks: int = 8
+    # Hannun: 32 filters at the start, doubled every 4 blocks
+    base_filters: int = 32
+    increase_every: int = 4
+    # Hannun: kernel 16 at every layer
+    kernel_size: int = 16
+    # Hannun used 0.2 between the two convolutions of a block
+    dropout: float = 0.2
+
+
+def _same_pad(length: int, kernel: int, stride: int) -> tuple[int, int]:
+    """Keras 'same' padding (left, right) so that output length = ceil(length / stride)."""
+    out = math.ceil(length / stride)
+    total = max((out - 1) * stride + kernel - length, 0)
+    return total // 2, total - total // 2
+
+
+class _SameConv1d(nn.Conv1d):
+    """Conv1d with Keras 'same' padding at any stride (kernel 16 needs asymmetric padding)."""
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, C_in, T) -> (B, C_out, ceil(T / stride))
+        left, right = _same_pad(x.shape[-1], self.kernel_size[0], self.stride[0])
+        return super().forward(F.pad(x, (left, right)))
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, dropout: float, first: bool):
+        super().__init__()
+        self.pre = nn.Identity() if first else nn.Sequential(nn.BatchNorm1d(c_in), nn.ReLU(inplace=True))
+        self.conv1 = _SameConv1d(c_in, c_out, kernel, stride=stride, bias=False)
+        self.bn2 = nn.BatchNorm1d(c_out)
+        self.drop = nn.Dropout(dropout)
+        self.conv2 = _SameConv1d(c_out, c_out, kernel, bias=False)
+        self.stride = stride
+        self.pad_channels = c_out - c_in
+        if self.pad_channels < 0:
+            raise ValueError(f"channels may only grow along the network, got {c_in} -> {c_out}")
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, C_in, T) -> (B, C_out, ceil(T / stride))
+        shortcut = x
+        if self.stride > 1:
+            shortcut = F.max_pool1d(shortcut, self.stride, ceil_mode=True)  # (B, C_in, T')
+        if self.pad_channels:
+            shortcut = F.pad(shortcut, (0, 0, 0, self.pad_channels))  # zeros for new channels
+        out = self.conv1(self.pre(x))  # (B, C_out, T')
+        out = self.conv2(self.drop(F.relu(self.bn2(out))))  # (B, C_out, T')
+        return out + shortcut
+
+
+class ResNet1d(nn.Module):
+    """Hannun 1D ResNet: (B, leads, T) float -> (B, n_tasks) logits.
+
+    Parameters
+    ----------
+    config : ResNet1dConfig
+    """
+
+    def __init__(self, config: ResNet1dConfig):
+        super().__init__()
+        if config.n_tasks < 1 or config.n_blocks < 1:
+            raise ValueError(f"need n_tasks >= 1 and n_blocks >= 1, got {config}")
+        self.config = config
+        c = config.base_filters
+        self.stem = nn.Sequential(
+            _SameConv1d(config.n_leads, c, config.kernel_size, bias=False), nn.BatchNorm1d(c), nn.ReLU(inplace=True))
+        blocks = []
+        for i in range(config.n_blocks):
+            c_out = config.base_filters * 2 ** (i // config.increase_every)
+            stride = 2 if i % 2 == 1 else 1
+            blocks.append(_ResBlock(c, c_out, config.kernel_size, stride, config.dropout, first=(i == 0)))
+            c = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.post = nn.Sequential(nn.BatchNorm1d(c), nn.ReLU(inplace=True))
+        self.n_features = c
+        # one logistic head per task: row k of the weight is task k's head
+        self.heads = nn.Linear(c, config.n_tasks)
+
+    def features(self, x: Tensor) -> Tensor:
+        """Shared bottom: (B, leads, T) -> pooled features (B, C)."""
+        h = self.stem(x)  # (B, 32, T)
+        h = self.blocks(h)  # (B, C, T / 2**(n_blocks // 2))
+        h = self.post(h)  # (B, C, T')
+        return h.mean(dim=-1)  # (B, C)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, leads, T) -> logits (B, n_tasks); apply ``torch.sigmoid`` for probabilities."""
+        return self.heads(self.features(x))
+
+    def keep_heads(self, tasks: Sequence[int]) -> "ResNet1d":
+        """A copy of this model with only the given heads (in that order); the bottom is shared-copied."""
+        tasks = list(tasks)
+        cfg = ResNet1dConfig(**{**asdict(self.config), "n_tasks": len(tasks)})
+        out = ResNet1d(cfg)
+        state = {k: v for k, v in self.state_dict().items() if not k.startswith("heads.")}
+        state["heads.weight"] = self.heads.weight.detach()[tasks].clone()
+        state["heads.bias"] = self.heads.bias.detach()[tasks].clone()
+        out.load_state_dict(state)
+        return out
+
+
+def make_model(n_tasks: int, **kwargs: Any) -> ResNet1d:
+    """Build a :class:`ResNet1d`, e.g. ``make_model(18, n_blocks=16)``."""
+    return ResNet1d(ResNet1dConfig(n_tasks=n_tasks, **kwargs))

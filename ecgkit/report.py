@@ -1,0 +1,299 @@
+"""Evaluation reports: metrics with CIs at validation-chosen thresholds, as JSON, Markdown and plots.
+
+``build_report`` works on arrays (labels and scores of the validation and evaluation splits) so
+any model's outputs can be reported; ``evaluate`` wires it to a run directory written by
+``ecgkit.train``. Plots use matplotlib's Agg backend (no display needed).
+
+Files written by :func:`write_report` into ``out_dir``: ``report.json``, ``report.md``,
+``roc.png`` (ROC curve per task), ``metrics_bar.png`` (per-task AUROC/AP/F1 bars) and, when a
+``metrics.csv`` training history is given, ``training_curves.png``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ecgkit import metrics as M
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["build_report", "write_report", "evaluate", "PER_TASK_KEYS", "MULTI_KEYS"]
+
+PER_TASK_KEYS = ("auroc", "ap", "f1", "precision", "sensitivity", "specificity")
+MULTI_KEYS = ("macro_auroc", "recall_multi", "jaccard", "exact_match")
+
+
+def _clean(x: Any) -> Any:
+    """JSON-ready: arrays to lists, NaN/inf to None."""
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _clean(x.tolist())
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def build_report(y_val: NDArray, s_val: NDArray, y_eval: NDArray, s_eval: NDArray, label_names: Sequence[str], *,
+                 split: str = "test", threshold_rule: str | float = "max_f1", n_bootstrap: int = 1000,
+                 seed: int = 0, baseline: dict[str, Any] | None = None,
+                 reference_specificity: float | None = None) -> dict[str, Any]:
+    """All evaluation numbers of one model on one split, thresholds chosen on validation only.
+
+    Parameters
+    ----------
+    y_val, s_val : (N_val, T) labels (1/0/-1) and scores of the validation split
+        Used only to choose the thresholds.
+    y_eval, s_eval : (N, T) labels and scores of the evaluated split
+    label_names : T names
+    threshold_rule : "max_f1" or a target specificity
+    n_bootstrap : int
+        Bootstrap resamples for the 95 % CIs (0: no CIs).
+    baseline : dict, optional
+        Another report (e.g. a single-task run's); adds ``delta_m`` (percent) on per-task AUROC,
+        AP and F1 and on all three together.
+    reference_specificity : float, optional
+        Adds ``sensitivity_at_reference_specificity`` per task (e.g. a cardiologist's specificity).
+
+    Returns
+    -------
+    dict
+        ``split``, ``n_records``, ``label_names``, ``threshold_rule``, ``thresholds``, ``per_task``
+        (name -> metric -> value), ``per_task_ci`` (name -> metric -> [low, high]), ``summary``
+        (macro AUROC and the multi-label metrics), ``summary_ci``, ``prevalence``, optional
+        ``delta_m``; and ``_curves`` (ROC points for plotting, not written to JSON).
+    """
+    names = list(label_names)
+    y_eval = np.asarray(y_eval)
+    s_eval = np.asarray(s_eval, dtype=np.float64)
+    thr = M.choose_thresholds(np.asarray(y_val), np.asarray(s_val, dtype=np.float64), threshold_rule)
+    per = M.per_task_metrics(y_eval, s_eval, thr)
+    pred = s_eval >= thr[None, :]
+    summary = {"macro_auroc": M.macro_auroc(y_eval, s_eval), "recall_multi": M.recall_multi(y_eval, pred),
+               "jaccard": M.jaccard(y_eval, pred), "exact_match": M.exact_match(y_eval, pred)}
+    report: dict[str, Any] = {
+        "split": split, "n_records": int(len(y_eval)), "label_names": names, "threshold_rule": threshold_rule,
+        "thresholds": {n: float(t) for n, t in zip(names, thr)},
+        "per_task": {n: {k: float(per[k][i]) for k in PER_TASK_KEYS} for i, n in enumerate(names)},
+        "summary": summary,
+        "prevalence": {n: float((y_eval[:, i] == 1).sum() / max((y_eval[:, i] >= 0).sum(), 1))
+                       for i, n in enumerate(names)},
+    }
+    if reference_specificity is not None:
+        sens = M.sensitivity_at_specificity(y_eval, s_eval, reference_specificity)
+        for i, n in enumerate(names):
+            report["per_task"][n]["sensitivity_at_reference_specificity"] = float(np.atleast_1d(np.asarray(sens))[i])
+        report["reference_specificity"] = reference_specificity
+    if n_bootstrap > 0:
+        ci = M.bootstrap_ci(y_eval, s_eval, thr, n_resamples=n_bootstrap, seed=seed)
+        low = {k: np.asarray(ci.low[k]) for k in PER_TASK_KEYS}
+        high = {k: np.asarray(ci.high[k]) for k in PER_TASK_KEYS}
+        report["per_task_ci"] = {n: {k: [float(low[k][i]), float(high[k][i])] for k in PER_TASK_KEYS}
+                                 for i, n in enumerate(names)}
+        report["summary_ci"] = {k: [float(ci.low[k]), float(ci.high[k])] for k in MULTI_KEYS}
+        report["ci_level"] = ci.level
+        report["n_bootstrap"] = n_bootstrap
+    if baseline is not None:
+        report["delta_m"] = delta_m_vs(report, baseline)
+    curves = {}
+    for i, n in enumerate(names):
+        known = y_eval[:, i] >= 0
+        y, s = y_eval[known, i], s_eval[known, i]
+        if (y == 1).any() and (y == 0).any():
+            thr_i, sens, spec = M._roc_points(y, s)
+            curves[n] = (1.0 - spec, sens)
+    report["_curves"] = curves
+    return report
+
+
+def delta_m_vs(report: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
+    """Δm (percent) of ``report`` over ``baseline`` on the tasks both have, per metric and overall."""
+    tasks = [n for n in report["label_names"] if n in baseline.get("per_task", {})]
+    out: dict[str, Any] = {"tasks": tasks}
+    allm, allb = [], []
+    for key in ("auroc", "ap", "f1"):
+        m = np.array([report["per_task"][t][key] for t in tasks], dtype=float)
+        b = np.array([np.nan if baseline["per_task"][t][key] is None else baseline["per_task"][t][key]
+                      for t in tasks], dtype=float)
+        out[key] = M.delta_m(m, b)
+        allm.append(m)
+        allb.append(b)
+    out["all"] = M.delta_m(np.concatenate(allm), np.concatenate(allb)) if tasks else float("nan")
+    return out
+
+
+def _fmt(v: Any, ci: Sequence[Any] | None = None) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    s = f"{v:.3f}"
+    if ci is not None and ci[0] is not None and ci[1] is not None and all(math.isfinite(c) for c in ci):
+        s += f" ({ci[0]:.3f}-{ci[1]:.3f})"
+    return s
+
+
+def _markdown(report: dict[str, Any], title: str) -> str:
+    ci = report.get("per_task_ci", {})
+    lines = [f"# {title}", "",
+             f"Split `{report['split']}`, {report['n_records']} records. Thresholds chosen on the validation split "
+             f"by `{report['threshold_rule']}`."
+             + (f" Brackets: {int(100 * report['ci_level'])} % bootstrap CIs ({report['n_bootstrap']} resamples)."
+                if "ci_level" in report else ""), "",
+             "| metric | value |", "|---|---|"]
+    for k in MULTI_KEYS:
+        lines.append(f"| {k} | {_fmt(report['summary'][k], report.get('summary_ci', {}).get(k))} |")
+    if "delta_m" in report:
+        d = report["delta_m"]
+        lines.append(f"| Δm vs baseline (AUROC, AP, F1; %) | {_fmt(d['all'])} |")
+    lines += ["", "| task | prevalence | threshold | " + " | ".join(PER_TASK_KEYS) + " |",
+              "|---|---|---|" + "---|" * len(PER_TASK_KEYS)]
+    for n in report["label_names"]:
+        row = [n, f"{report['prevalence'][n]:.4f}", _fmt(report["thresholds"][n])]
+        row += [_fmt(report["per_task"][n][k], ci.get(n, {}).get(k)) for k in PER_TASK_KEYS]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Plots: `roc.png`, `metrics_bar.png`" + (", `training_curves.png`" if report.get("_has_history")
+                                                            else "") + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _plot_roc(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = report["label_names"]
+    cols = min(6, max(len(names), 1))
+    rows = math.ceil(len(names) / cols) or 1
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.6 * rows), squeeze=False)
+    for ax, n in zip(axes.ravel(), names):
+        if n in report["_curves"]:
+            fpr, tpr = report["_curves"][n]
+            ax.plot(fpr, tpr, lw=1.2)
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.5, ls="--")
+        ax.set_title(f"{n} AUROC {_fmt(report['per_task'][n]['auroc'])}", fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.tick_params(labelsize=6)
+    for ax in axes.ravel()[len(names):]:
+        ax.axis("off")
+    fig.supxlabel("1 - specificity")
+    fig.supylabel("sensitivity")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_bars(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = report["label_names"]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(names) + 2), 3.5))
+    for j, key in enumerate(("auroc", "ap", "f1")):
+        vals = [report["per_task"][n][key] for n in names]
+        vals = [np.nan if v is None else v for v in vals]
+        ax.bar(x + (j - 1) * 0.27, vals, width=0.27, label=key.upper())
+    ax.set_xticks(x, names, rotation=60, fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    ax.set_title(f"per-task metrics ({report['split']})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_history(history: list[dict[str, str]], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    epochs = [int(r["epoch"]) for r in history]
+    fig, ax = plt.subplots(1, 2, figsize=(8, 3))
+    ax[0].plot(epochs, [float(r["train_loss"]) for r in history], marker="o")
+    ax[0].set_title("training loss", fontsize=9)
+    ax[1].plot(epochs, [float(r.get("val_macro_auroc") or "nan") for r in history], marker="o")
+    ax[1].set_title("validation macro AUROC", fontsize=9)
+    for a in ax:
+        a.set_xlabel("epoch")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(report: dict[str, Any], out_dir: str | Path, *, history_csv: str | Path | None = None,
+                 title: str = "ecgkit evaluation") -> dict[str, Path]:
+    """Write ``report.json``, ``report.md`` and the PNG plots; return their paths by name."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "report.json", "md": out / "report.md", "roc": out / "roc.png",
+             "bars": out / "metrics_bar.png"}
+    history = None
+    if history_csv is not None and Path(history_csv).exists():
+        with open(history_csv, newline="") as fh:
+            history = list(csv.DictReader(fh))
+    report = {**report, "_has_history": bool(history)}
+    paths["json"].write_text(json.dumps(_clean({k: v for k, v in report.items() if not k.startswith("_")}),
+                                        indent=1))
+    paths["md"].write_text(_markdown(report, title))
+    _plot_roc(report, paths["roc"])
+    _plot_bars(report, paths["bars"])
+    if history:
+        paths["curves"] = out / "training_curves.png"
+        _plot_history(history, paths["curves"])
+    return paths
+
+
+def evaluate(run_dir: str | Path, split: str = "test", *, baseline: str | Path | None = None,
+             threshold_rule: str | float = "max_f1", n_bootstrap: int = 1000, seed: int = 0,
+             reference_specificity: float | None = None, device: str = "auto", datasets: dict[str, Any] | None = None,
+             out_dir: str | Path | None = None) -> dict[str, Any]:
+    """Evaluate a trained run on a split and write its report (default into ``RUN_DIR/eval-<split>``).
+
+    Thresholds are chosen on the run's validation split, then applied to ``split``.
+
+    Parameters
+    ----------
+    run_dir : path
+        Written by :func:`ecgkit.train.train`; its config names the shards.
+    baseline : path, optional
+        Another run directory evaluated the same way (e.g. single-task); adds Δm.
+    datasets : dict, optional
+        ``{"val": ..., split: ...}`` ShardDataset-like objects instead of the run's shards.
+
+    Returns
+    -------
+    dict
+        The report (see :func:`build_report`), plus ``files``.
+    """
+    from ecgkit.train import METRICS_FILE, predict_run  # torch lives on the training side
+
+    run = Path(run_dir)
+    datasets = datasets or {}
+    y_val, s_val, names = predict_run(run, "val", device=device, dataset=datasets.get("val"))
+    y, s, _ = predict_run(run, split, device=device, dataset=datasets.get(split))
+    base_report = None
+    if baseline is not None:
+        base_dir = Path(baseline)
+        existing = base_dir / f"eval-{split}" / "report.json"
+        if existing.exists():
+            base_report = json.loads(existing.read_text())
+        else:
+            base_report = evaluate(base_dir, split, threshold_rule=threshold_rule, n_bootstrap=0, seed=seed,
+                                   device=device, datasets=datasets)
+    report = build_report(y_val, s_val, y, s, names, split=split, threshold_rule=threshold_rule,
+                          n_bootstrap=n_bootstrap, seed=seed, baseline=base_report,
+                          reference_specificity=reference_specificity)
+    out = Path(out_dir) if out_dir is not None else run / f"eval-{split}"
+    files = write_report(report, out, history_csv=run / METRICS_FILE, title=f"ecgkit evaluation of {run.name}")
+    report["files"] = {k: str(v) for k, v in files.items()}
+    logger.info("evaluated %s on %s: macro AUROC %.4f", run, split, report["summary"]["macro_auroc"])
+    return report

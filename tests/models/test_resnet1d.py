@@ -1,0 +1,81 @@
+"""The Hannun 1D ResNet: shapes, parameter counts, padding, head surgery."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ecgkit.models import ResNet1d, ResNet1dConfig, make_model
+
+
+def _expected_params(n_blocks: int, n_tasks: int, leads: int = 12, k: int = 16) -> int:
+    """Parameter count from the architecture's definition (convs have no bias; BN has 2 per channel)."""
+    total = leads * 32 * k + 2 * 32  # stem conv + BN
+    c = 32
+    for i in range(n_blocks):
+        c_out = 32 * 2 ** (i // 4)
+        total += (0 if i == 0 else 2 * c) + c * c_out * k + 2 * c_out + c_out * c_out * k
+        c = c_out
+    return total + 2 * c + c * n_tasks + n_tasks  # post BN + heads
+
+
+@pytest.mark.parametrize("n_blocks, golden", [(8, 631_506), (16, 10_471_506)])
+def test_parameter_count_matches_the_definition(n_blocks: int, golden: int) -> None:
+    # golden: the 0.63 M / 10.5 M of MEASUREMENTS.md, exact value from _expected_params
+    model = make_model(18, n_blocks=n_blocks)
+    assert sum(p.numel() for p in model.parameters()) == _expected_params(n_blocks, 18) == golden
+
+
+@pytest.mark.parametrize("length", [5000, 2500, 1001])
+def test_shapes_and_subsampling(length: int) -> None:
+    model = make_model(5, n_blocks=8).eval()
+    x = torch.randn(3, 12, length)
+    h = model.blocks(model.stem(x))
+    # every other block subsamples by 2 with 'same' padding: ceil four times
+    expected_t = length
+    for _ in range(4):
+        expected_t = math.ceil(expected_t / 2)
+    assert h.shape == (3, 64, expected_t)
+    logits = model(x)
+    assert logits.shape == (3, 5) and logits.dtype == torch.float32
+
+
+def test_filters_double_every_four_blocks_with_zero_padded_shortcut() -> None:
+    model = make_model(2, n_blocks=16, dropout=0.0)
+    widths = [b.conv2.out_channels for b in model.blocks]
+    assert widths == [32] * 4 + [64] * 4 + [128] * 4 + [256] * 4
+    strides = [b.conv1.stride[0] for b in model.blocks]
+    assert strides == [1, 2] * 8
+    block = model.blocks[4].eval()  # 32 -> 64 channels, stride 1
+    with torch.no_grad():
+        block.conv2.weight.zero_()  # residual branch = 0: output is the shortcut alone
+        x = torch.randn(2, 32, 50)
+        y = block(x)
+    assert torch.equal(y[:, :32], x) and torch.count_nonzero(y[:, 32:]) == 0
+
+
+def test_max_pooled_shortcut() -> None:
+    model = make_model(2, n_blocks=8)
+    block = model.blocks[1].eval()  # stride 2
+    with torch.no_grad():
+        block.conv2.weight.zero_()
+        x = torch.arange(2 * 32 * 7, dtype=torch.float32).reshape(2, 32, 7)
+        y = block(x)
+    assert y.shape == (2, 32, 4)
+    assert torch.equal(y[..., :3], x[..., 1:7:2]) and torch.equal(y[..., 3], x[..., 6])
+
+
+def test_keep_heads_drops_auxiliary_heads_exactly() -> None:
+    torch.manual_seed(0)
+    model = make_model(7, n_blocks=8).eval()
+    x = torch.randn(4, 12, 800)
+    small = model.keep_heads(range(3)).eval()
+    assert small.config.n_tasks == 3 and small.heads.out_features == 3
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), model(x)[:, :3], rtol=0, atol=1e-6)
+
+
+def test_invalid_config_raises() -> None:
+    with pytest.raises(ValueError, match="n_tasks"):
+        ResNet1d(ResNet1dConfig(n_tasks=0))
