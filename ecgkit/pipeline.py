@@ -40,7 +40,7 @@ class DemoConfig:
     fs_cpu: float = 100.0
     fs_gpu: float = 500.0
     #: training epochs (early stopping on validation macro AUROC may end sooner)
-    epochs: int = 8
+    epochs: int = 6
     #: records per batch on CPU / GPU
     batch_size_cpu: int = 64
     batch_size_gpu: int = 256
