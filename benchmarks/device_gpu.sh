@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The single-GPU session behind BENCHMARKS.md's GPU and quiet-CPU numbers (run by the `device` tool on
+# an H100 box: torch/h5py/numba preinstalled; wfdb, pydicom, pyahocorasick carried as wheels in .whl/,
+# the real fixtures carried in .devdata/). Usage: benchmarks/device_gpu.sh gpu|cpu OUTDIR
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${2:-/tmp/out}
+mkdir -p "$out"
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl 2>&1 | tail -2
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
+mkdir -p ../shared && ln -sfn "$PWD/.devdata" ../shared/data
+case "$1" in
+gpu)
+  nvidia-smi -L; python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name())'
+  timeout 150 python3 benchmarks/bench_train_gpu.py --records 8192 --val-records 1024 --steps 40 --warmup 30 \
+      --eval 2>&1 | tail -25 | tee "$out/gpu_smoke.txt"
+  timeout 330 python3 benchmarks/bench_train_gpu.py --shards /tmp/bench-shards --keep --eval 2>&1 | tail -40 \
+      | tee "$out/gpu_bench.txt"
+  ;;
+cpu)
+  lscpu | grep -E "Model name|^CPU\(s\)"
+  taskset -c 2 python3 benchmarks/bench_ingest.py --repeats 5 2>&1 | tee "$out/ingest.txt"
+  taskset -c 3 python3 benchmarks/bench_sampler.py 2>&1 | tail -20 | tee "$out/sampler.txt"
+  taskset -c 4 python3 benchmarks/bench_labels.py --n 1000000 --baseline-n 5000 2>&1 | tail -20 | tee "$out/labels.txt"
+  taskset -c 5,6 python3 benchmarks/bench_shards.py --workers 2 2>&1 | tail -30 | tee "$out/shards.txt"
+  ;;
+esac
