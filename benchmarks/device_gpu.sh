@@ -19,9 +19,9 @@ gpu)
   ;;
 cpu)
   lscpu | grep -E "Model name|^CPU\(s\)"
-  taskset -c 2 python3 benchmarks/bench_ingest.py --repeats 5 2>&1 | tee "$out/ingest.txt"
-  taskset -c 3 python3 benchmarks/bench_sampler.py 2>&1 | tail -20 | tee "$out/sampler.txt"
-  taskset -c 4 python3 benchmarks/bench_labels.py --n 1000000 --baseline-n 5000 2>&1 | tail -20 | tee "$out/labels.txt"
-  taskset -c 5,6 python3 benchmarks/bench_shards.py --workers 2 2>&1 | tail -30 | tee "$out/shards.txt"
+  taskset -c 2,3 python3 benchmarks/bench_ingest.py --repeats 5 2>&1 | tee "$out/ingest.txt"
+  taskset -c 4 python3 benchmarks/bench_sampler.py 2>&1 | tail -20 | tee "$out/sampler.txt"
+  taskset -c 5 python3 benchmarks/bench_labels.py --n 1000000 --baseline-n 5000 2>&1 | tail -20 | tee "$out/labels.txt"
+  taskset -c 6,7 python3 benchmarks/bench_shards.py --workers 2 2>&1 | tail -30 | tee "$out/shards.txt"
   ;;
 esac
