@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 import pandas as pd
@@ -46,7 +46,7 @@ class DemoConfig:
     batch_size_gpu: int = 256
     #: "task_aware" (CO-TASK sampler) or "joint"; joint trains all 18 heads on every batch, which
     #: is what a few CPU minutes can afford
-    sampler: str = "joint"
+    sampler: Literal["task_aware", "joint"] = "joint"
     #: CO-TASK auxiliary tasks
     aux_tasks: int = 0
     #: "auto", "cpu" or "cuda"
