@@ -12,10 +12,19 @@ mkdir -p ../shared && ln -sfn "$PWD/.devdata" ../shared/data
 case "$1" in
 gpu)
   nvidia-smi -L; python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name())'
-  timeout 150 python3 benchmarks/bench_train_gpu.py --records 8192 --val-records 1024 --steps 40 --warmup 30 \
-      --eval 2>&1 | tail -25 | tee "$out/gpu_smoke.txt"
-  timeout 330 python3 benchmarks/bench_train_gpu.py --shards /tmp/bench-shards --keep --eval 2>&1 | tail -40 \
+  df -h /tmp /dev/shm | tee "$out/disk.txt"
+  timeout 120 python3 benchmarks/bench_train_gpu.py --build-only --shards /tmp/bench-shards 2>&1 | tail -5 \
+      | tee "$out/gpu_build.txt"
+  timeout 280 python3 benchmarks/bench_train_gpu.py --shards /tmp/bench-shards --eval 2>&1 | tail -40 \
       | tee "$out/gpu_bench.txt"
+  timeout 150 python3 benchmarks/bench_train_gpu.py --shards /tmp/bench-shards --no-compile --skip-loader \
+      --steps 200 --warmup 30 2>&1 | tail -20 | tee "$out/gpu_bench_nocompile.txt"
+  ;;
+scale)
+  # 300,000 synthetic records end to end; the raw archive (36 GB) on tmpfs, the shards on disk
+  rm -rf /tmp/bench-shards; nproc; free -g | head -2; df -h /tmp /dev/shm
+  timeout "${3:-420}" python3 benchmarks/scale_run.py --patients 150000 --workers 16 --out /tmp/scale \
+      --raw-dir /dev/shm/scale-raw 2>&1 | tail -30 | tee "$out/scale_run.txt"
   ;;
 cpu)
   lscpu | grep -E "Model name|^CPU\(s\)"

@@ -40,10 +40,15 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--out", type=Path, default=Path("/tmp/ecgkit-scale"))
     ap.add_argument("--fmt", default="wfdb")
+    ap.add_argument("--raw-dir", type=Path, default=None,
+                    help="where the synthetic archive goes (default OUT/raw); e.g. a tmpfs when the disk "
+                         "cannot hold both the raw files and the shards")
     ap.add_argument("--keep", action="store_true", help="keep the raw files and shards")
     args = ap.parse_args()
-    if args.out.exists():
-        shutil.rmtree(args.out)
+    raw = args.raw_dir or args.out / "raw"
+    for d in (args.out, raw):
+        if d.exists():
+            shutil.rmtree(d)
     results: dict[str, dict[str, float]] = {}
 
     def report(stage: str, t0: float, n: int) -> None:
@@ -55,11 +60,11 @@ def main() -> None:
               f"largest worker {child:6.0f} MiB", flush=True)
 
     t = time.perf_counter()
-    truth = synth_cohort(args.patients, args.out / "raw", fmt=args.fmt, seed=0, workers=args.workers)
+    truth = synth_cohort(args.patients, raw, fmt=args.fmt, seed=0, workers=args.workers)
     report("synth", t, len(truth))
 
     t = time.perf_counter()
-    manifest = scan([args.out / "raw"], ScanConfig(workers=args.workers, chunk_size=256))
+    manifest = scan([raw], ScanConfig(workers=args.workers, chunk_size=256))
     write_manifest(manifest, args.out / "cohort")
     write_quarantine(manifest, args.out / "cohort", "scan")
     report("scan", t, len(manifest))
@@ -87,6 +92,7 @@ def main() -> None:
                       "cpu_count": os.cpu_count(), "total_seconds": round(total, 1), "stages": results}))
     if not args.keep:
         shutil.rmtree(args.out)
+        shutil.rmtree(raw, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -295,7 +295,15 @@ class _BatchSource(torch.utils.data.Dataset):
 
     def __getitem__(self, item: tuple[int, NDArray[np.int64], int]) -> tuple[int, torch.Tensor, torch.Tensor, int]:
         task, idx, k = item
-        if self.mode == "raw":
+        if self.mode == "raw" and hasattr(self.dataset, "stored_dtype"):  # ShardDataset
+            shape = (len(idx), len(self.dataset.leads), int(self.dataset.n_samples))
+            x = torch.from_numpy(np.empty(0, dtype=self.dataset.stored_dtype)).new_empty(shape)
+            if torch.utils.data.get_worker_info() is not None:
+                # Fill the batch straight into shared memory: the DataLoader then passes it to the
+                # main process as a file descriptor instead of copying 30 MB per batch of 256.
+                x.share_memory_()
+            self.dataset.get_batch(idx, out=x.numpy(), raw=True)
+        elif self.mode == "raw":
             signals, _ = self.dataset.get_batch(idx, raw=True)
             x = torch.from_numpy(np.ascontiguousarray(signals))
         else:
