@@ -7,7 +7,7 @@ writes its own files, so any step can be rerun alone with its own command::
     RAW/     COHORT/manifest.parquet   SHARDS/    RUN/          RUN/eval-test/report.{json,md}, *.png
 
 ``RUN/eval-test/example_ecg.png`` shows the test record with the most labels on ECG paper, with its
-labels and the model's top scores.
+labels and the labels the model calls (score at or above the validation-chosen threshold).
 """
 from __future__ import annotations
 
@@ -92,8 +92,10 @@ def _labeler_f1(manifest: pd.DataFrame, truth: pd.DataFrame, labels: tuple[str, 
     return float(np.mean(f1s)) if f1s else float("nan")
 
 
-def _plot_example(run_dir: Path, shards_dir: Path, manifest: pd.DataFrame, path: Path, device: str) -> Path:
-    """Plot the test record with the most labels as a 12-lead ECG, titled with truth and model scores."""
+def _plot_example(run_dir: Path, shards_dir: Path, manifest: pd.DataFrame, report: dict[str, Any], path: Path,
+                  device: str) -> Path:
+    """Plot the test record with the most labels as a 12-lead ECG, titled with its labels and the
+    model's calls (score at or above the label's validation threshold from the report)."""
     from ecgkit.data import ShardDataset
     from ecgkit.io import read_record
     from ecgkit.plot import plot_ecg
@@ -104,10 +106,11 @@ def _plot_example(run_dir: Path, shards_dir: Path, manifest: pd.DataFrame, path:
     k = int(np.argmax((y_true == 1).sum(axis=1)))
     source = manifest.set_index("record_id").loc[record_ids[k], "source_path"]
     record = read_record(source)
+    thresholds = report.get("thresholds", {})
     true = [n for n, v in zip(names, y_true[k]) if v == 1] or ["none"]
-    top = sorted(zip(y_score[k].tolist(), names), reverse=True)[:3]
-    title = (f"{record_ids[k]} (test)   labels: {', '.join(true)}   model: "
-             + ", ".join(f"{n} {p:.2f}" for p, n in top))
+    called = [f"{n} {s:.2f}" for n, s in zip(names, y_score[k].tolist())
+              if thresholds.get(n) is not None and s >= thresholds[n]] or ["none"]
+    title = f"{record_ids[k]} (test)   labels: {', '.join(true)}   model calls: {', '.join(called)}"
     fig = plot_ecg(record.signal, record.fs, title=title)
     fig.savefig(path, dpi=110)
     return path
@@ -196,7 +199,8 @@ def run_demo(out_dir: str | Path, config: DemoConfig | None = None, *,
 
     report = evaluate(run_dir, "test", device="cuda" if cuda else "cpu")
     eval_dir = run_dir / "eval-test"
-    _plot_example(run_dir, out / "shards", manifest, eval_dir / "example_ecg.png", "cuda" if cuda else "cpu")
+    _plot_example(run_dir, out / "shards", manifest, report, eval_dir / "example_ecg.png",
+                  "cuda" if cuda else "cpu")
     lap("evaluate")
     macro = float(report["summary"]["macro_auroc"])
     (out / "demo_summary.json").write_text(json.dumps({"config": cfg.__dict__, "seconds": seconds,
