@@ -32,6 +32,8 @@ _MAJOR_COLOUR = "#e88d8d"
 _TRACE_COLOUR = "black"
 #: left margin holding the calibration pulses (1 mV x 0.2 s = 10 x 5 mm, as electrocardiographs print)
 _LEFT_MM = 8.0
+#: white box behind lead names so they stay readable where a tall trace crosses them
+_LABEL_BOX: dict[str, Any] = {"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 0.5}
 
 
 def _grid(ax: Axes, x0: float, x1: float, y0: float, y1: float) -> None:
@@ -134,7 +136,7 @@ def plot_ecg(signal: NDArray[np.floating], fs: float, *, title: str | None = Non
             y = baseline + sig[LEADS.index(lead), lo:hi] * _MM_PER_MV
             segments.append(np.column_stack([t_mm[lo:hi], y]))
             ax.text(t_mm[lo] + 1.0, baseline + 8.0, lead, fontsize=7, va="bottom", ha="left",
-                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 0.5}, zorder=3)
+                    bbox=_LABEL_BOX, zorder=3)
         for c in range(1, 4):  # lead-change marks
             x = c * panel_s * _MM_PER_S
             ax.plot([x, x], [baseline - 3, baseline + 3], color=_TRACE_COLOUR, lw=linewidth)
@@ -142,7 +144,7 @@ def plot_ecg(signal: NDArray[np.floating], fs: float, *, title: str | None = Non
     pulses.append(_calibration_pulse(base_r))
     segments.append(np.column_stack([t_mm, base_r + strip * _MM_PER_MV]))
     ax.text(1.0, base_r + 8.0, rhythm_lead, fontsize=7, va="bottom", ha="left",
-            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 0.5}, zorder=3)
+            bbox=_LABEL_BOX, zorder=3)
     ax.add_collection(LineCollection(segments, colors=_TRACE_COLOUR, linewidths=linewidth, zorder=2))
     ax.add_collection(LineCollection(pulses, colors=_TRACE_COLOUR, linewidths=linewidth, zorder=1.5))
     ax.set_xlim(x_lo, width_mm)
@@ -153,8 +155,7 @@ def plot_ecg(signal: NDArray[np.floating], fs: float, *, title: str | None = Non
     for spine in ax.spines.values():
         spine.set_visible(False)
     ax.text(width_mm - 1, y_lo + 1, f"{_MM_PER_S:g} mm/s  {_MM_PER_MV:g} mm/mV  {fs:g} Hz", fontsize=6,
-            ha="right", va="bottom", bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.7, "pad": 0.5},
-            zorder=3)
+            ha="right", va="bottom", bbox=_LABEL_BOX, zorder=3)
     if title:
         fig.suptitle(title, fontsize=9, x=0.01, ha="left")
     return fig

@@ -40,7 +40,8 @@ def _kernel_manager() -> object:
     try:
         specs.get_kernel_spec("python3")
     except NoSuchKernel:
-        pytest.fail("no 'python3' kernel: ipykernel is not installed; install the test extra: pip install -e '.[test]'")
+        pytest.fail("no 'python3' kernel: ipykernel is not installed; "
+                    "install the test extra: pip install -e '.[test]'")
     return AsyncKernelManager(kernel_name="python3", kernel_spec_manager=specs)
 
 
@@ -63,8 +64,11 @@ def test_notebook_executes_and_builds_a_consistent_cohort(tmp_path: Path, shared
     # and finds the real fixtures wherever this test session found them
     env = dict(os.environ, ECGKIT_SHARED_DATA=str(shared_data),
                PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
-    client = NotebookClient(nb, km=_kernel_manager(), timeout=300, resources={"metadata": {"path": str(tmp_path)}})
-    client.execute(env=env)  # raises CellExecutionError, naming the cell, if any cell fails
+    client = NotebookClient(nb, km=_kernel_manager(), timeout=300,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    # raises CellExecutionError, naming the cell, if any cell fails; cleanup_kc: shut the kernel down
+    # at the end (nbclient leaves a kernel it did not start itself running by default)
+    client.execute(env=env, cleanup_kc=True)
 
     work = tmp_path / "walkthrough"
     results = json.loads((work / "results.json").read_text())
