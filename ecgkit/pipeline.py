@@ -43,8 +43,8 @@ class DemoConfig:
     fs_cpu: float = 100.0
     fs_gpu: float = 500.0
     #: residual blocks of the ResNet on CPU / GPU: on 2 CPU cores 4 blocks cost a third of the 8-block
-    #: CO-TASK backbone per step and reached a higher validation AUROC after each of the first epochs
-    #: on this cohort (0.76 / 0.81 after epochs 1 / 2, vs 0.66 after epoch 1 with 8 blocks)
+    #: CO-TASK backbone per step, and on this cohort reached a higher validation AUROC after the first
+    #: epoch (0.76 vs 0.66) and 0.835 after 4 (benchmarks/RESULTS_demo.md)
     blocks_cpu: int = 4
     blocks_gpu: int = 8
     #: training epochs (early stopping on validation macro AUROC may end sooner); 4 keeps the CPU
@@ -186,7 +186,8 @@ def run_demo(out_dir: str | Path, config: DemoConfig | None = None, *,
     write_manifest(manifest, cohort)
     say(f"shard: {fs:g} Hz shards in {out / 'shards'} ({lap('shard')} s)")
 
-    tcfg = TrainConfig(shards_dir=str(out / "shards"), sampler=cfg.sampler, aux_tasks=cfg.aux_tasks,
+    # absolute, so that `ecgkit evaluate RUN` finds the shards from any working directory
+    tcfg = TrainConfig(shards_dir=str((out / "shards").resolve()), sampler=cfg.sampler, aux_tasks=cfg.aux_tasks,
                        epochs=cfg.epochs, batch_size=cfg.batch_size_gpu if cuda else cfg.batch_size_cpu,
                        blocks=cfg.blocks_gpu if cuda else cfg.blocks_cpu,
                        seed=cfg.seed, device="cuda" if cuda else "cpu", compile=cuda, num_workers=4 if cuda else 0,
