@@ -200,9 +200,10 @@ def synth_cmd(n_patients: int, out_dir: str, fmt: str, seed: int, label_noise: f
 @click.option("--patients", type=int, default=None, help="Synthetic patients (default 600, ~2 records each).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("ecgkit-demo"), show_default=True,
               help="Folder for the cohort, shards, run and report.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None)
-@click.option("--epochs", type=int, default=None)
-@click.option("--workers", type=int, default=None)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+              help="Training device (default auto: cuda when available).")
+@click.option("--epochs", type=int, default=None, help="Maximum training epochs (default 4).")
+@click.option("--workers", type=int, default=None, help="Processes for synth, scan and shard (default 2).")
 @click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path), default=None,
               help="YAML with DemoConfig keys (see pipelines/demo.yaml).")
 def demo_cmd(patients: int | None, out_dir: Path, device: str | None, epochs: int | None, workers: int | None,

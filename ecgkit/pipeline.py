@@ -4,7 +4,10 @@ Like NeuroKit's ``ecg_process``, this module only composes the stages; each stag
 writes its own files, so any step can be rerun alone with its own command::
 
     synth -> scan -> label -> split -> shard -> train -> evaluate
-    RAW/     COHORT/manifest.parquet   SHARDS/    RUN/          RUN/eval-test/report.{json,md}
+    RAW/     COHORT/manifest.parquet   SHARDS/    RUN/          RUN/eval-test/report.{json,md}, *.png
+
+``RUN/eval-test/example_ecg.png`` shows the test record with the most labels on ECG paper, with its
+labels and the labels the model calls (score at or above the validation-chosen threshold).
 """
 from __future__ import annotations
 
@@ -39,8 +42,14 @@ class DemoConfig:
     #: and voltages while making a CPU epoch 5x cheaper than 500 Hz; on a GPU the native 500 Hz
     fs_cpu: float = 100.0
     fs_gpu: float = 500.0
-    #: training epochs (early stopping on validation macro AUROC may end sooner)
-    epochs: int = 6
+    #: residual blocks of the ResNet on CPU / GPU: on 2 CPU cores 4 blocks cost a third of the 8-block
+    #: CO-TASK backbone per step, and on this cohort reached a higher validation AUROC after the first
+    #: epoch (0.76 vs 0.66) and 0.835 after 4 (benchmarks/RESULTS_demo.md)
+    blocks_cpu: int = 4
+    blocks_gpu: int = 8
+    #: training epochs (early stopping on validation macro AUROC may end sooner); 4 keeps the CPU
+    #: demo within a few minutes on 2 cores (about 95 CPU-seconds per epoch with 4 blocks at 100 Hz)
+    epochs: int = 4
     #: records per batch on CPU / GPU
     batch_size_cpu: int = 64
     batch_size_gpu: int = 256
@@ -81,6 +90,30 @@ def _labeler_f1(manifest: pd.DataFrame, truth: pd.DataFrame, labels: tuple[str, 
         tp = float(np.sum(y & p))
         f1s.append(2 * tp / (y.sum() + p.sum()))
     return float(np.mean(f1s)) if f1s else float("nan")
+
+
+def _plot_example(run_dir: Path, shards_dir: Path, manifest: pd.DataFrame, report: dict[str, Any], path: Path,
+                  device: str) -> Path:
+    """Plot the test record with the most labels as a 12-lead ECG, titled with its labels and the
+    model's calls (score at or above the label's validation threshold from the report)."""
+    from ecgkit.data import ShardDataset
+    from ecgkit.io import read_record
+    from ecgkit.plot import plot_ecg
+    from ecgkit.train import predict_run
+
+    y_true, y_score, names = predict_run(run_dir, "test", device=device)
+    record_ids = ShardDataset(shards_dir, "test").record_ids  # the order of predict_run's rows
+    k = int(np.argmax((y_true == 1).sum(axis=1)))
+    source = manifest.set_index("record_id").loc[record_ids[k], "source_path"]
+    record = read_record(source)
+    thresholds = report.get("thresholds", {})
+    true = [n for n, v in zip(names, y_true[k]) if v == 1] or ["none"]
+    called = [f"{n} {s:.2f}" for n, s in zip(names, y_score[k].tolist())
+              if thresholds.get(n) is not None and s >= thresholds[n]] or ["none"]
+    title = f"{record_ids[k]} (test)   labels: {', '.join(true)}   model calls: {', '.join(called)}"
+    fig = plot_ecg(record.signal, record.fs, title=title)
+    fig.savefig(path, dpi=110)
+    return path
 
 
 def run_demo(out_dir: str | Path, config: DemoConfig | None = None, *,
@@ -153,8 +186,10 @@ def run_demo(out_dir: str | Path, config: DemoConfig | None = None, *,
     write_manifest(manifest, cohort)
     say(f"shard: {fs:g} Hz shards in {out / 'shards'} ({lap('shard')} s)")
 
-    tcfg = TrainConfig(shards_dir=str(out / "shards"), sampler=cfg.sampler, aux_tasks=cfg.aux_tasks,
+    # absolute, so that `ecgkit evaluate RUN` finds the shards from any working directory
+    tcfg = TrainConfig(shards_dir=str((out / "shards").resolve()), sampler=cfg.sampler, aux_tasks=cfg.aux_tasks,
                        epochs=cfg.epochs, batch_size=cfg.batch_size_gpu if cuda else cfg.batch_size_cpu,
+                       blocks=cfg.blocks_gpu if cuda else cfg.blocks_cpu,
                        seed=cfg.seed, device="cuda" if cuda else "cpu", compile=cuda, num_workers=4 if cuda else 0,
                        warmup_steps=20, patience=3, tensorboard=True, log_interval=20)
     if not cuda:
@@ -164,8 +199,10 @@ def run_demo(out_dir: str | Path, config: DemoConfig | None = None, *,
     say(f"train: {run_dir} ({lap('train')} s)")
 
     report = evaluate(run_dir, "test", device="cuda" if cuda else "cpu")
-    lap("evaluate")
     eval_dir = run_dir / "eval-test"
+    _plot_example(run_dir, out / "shards", manifest, report, eval_dir / "example_ecg.png",
+                  "cuda" if cuda else "cpu")
+    lap("evaluate")
     macro = float(report["summary"]["macro_auroc"])
     (out / "demo_summary.json").write_text(json.dumps({"config": cfg.__dict__, "seconds": seconds,
                                                        "macro_auroc": macro, "labeler_macro_f1": f1}, indent=2))

@@ -216,7 +216,9 @@ def _plot_history(history: list[dict[str, str]], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    epochs = [int(r["epoch"]) for r in history]
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [int(r["epoch"]) + 1 for r in history]  # metrics.csv counts from 0; people count from 1
     fig, ax = plt.subplots(1, 2, figsize=(8, 3))
     ax[0].plot(epochs, [float(r["train_loss"]) for r in history], marker="o")
     ax[0].set_title("training loss", fontsize=9)
@@ -224,6 +226,7 @@ def _plot_history(history: list[dict[str, str]], path: Path) -> None:
     ax[1].set_title("validation macro AUROC", fontsize=9)
     for a in ax:
         a.set_xlabel("epoch")
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))  # no "epoch 0.5" ticks
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

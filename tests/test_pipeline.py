@@ -5,10 +5,13 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from click.testing import CliRunner
 
 from ecgkit.cli import main
+from ecgkit.config import load_config
 from ecgkit.manifest import read_manifest
+from ecgkit.pipeline import DemoConfig
 from ecgkit.shards import read_index
 
 
@@ -38,6 +41,14 @@ def test_demo_runs_every_stage_and_accounts_for_every_record(tmp_path: Path) -> 
     assert 0.0 <= summary["macro_auroc"] <= 1.0
     report = json.loads((out / "run" / "eval-test" / "report.json").read_text())
     assert report["summary"]["macro_auroc"] == summary["macro_auroc"]
-    for png in ("roc.png", "metrics_bar.png", "training_curves.png"):
+    for png in ("roc.png", "metrics_bar.png", "training_curves.png", "example_ecg.png"):
         assert (out / "run" / "eval-test" / png).stat().st_size > 10_000
+        assert f"plot:   {out / 'run' / 'eval-test' / png}" in result.output
     assert f"test macro AUROC {summary['macro_auroc']:.3f}" in result.output
+
+
+def test_pipelines_demo_yaml_lists_every_demo_setting_at_its_default() -> None:
+    # pipelines/demo.yaml documents the demo's settings; it must not drift from DemoConfig
+    path = Path(__file__).resolve().parent.parent / "pipelines" / "demo.yaml"
+    assert load_config(DemoConfig, path, section="demo") == DemoConfig()
+    assert set(yaml.safe_load(path.read_text())["demo"]) == set(DemoConfig.__dataclass_fields__)

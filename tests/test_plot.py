@@ -51,3 +51,28 @@ def test_draws_into_given_axes_and_rejects_bad_shapes() -> None:
         plot_ecg(np.zeros((8, 5000)), 500)
     with pytest.raises(SignalError, match="sampling frequency"):
         plot_ecg(np.zeros((12, 5000)), 0)
+
+
+def test_tall_traces_get_more_paper_and_rows_start_with_calibration_pulse() -> None:
+    sig = np.zeros((12, 5000), dtype=np.float32)
+    sig[LEADS.index("V1"), 2600] = 3.2   # top row, third column: peak at 105 + 32 = 137 mm
+    sig[LEADS.index("II"), 100] = -2.4   # rhythm strip: trough at 15 - 24 = -9 mm
+    fig = plot_ecg(sig, 500)
+    ax = fig.axes[0]
+    y_lo, y_hi = ax.get_ylim()
+    # paper grows in whole 5 mm squares (with >= 2 mm to spare) so that no trace touches the edge
+    assert (y_lo, y_hi) == (-15.0, 140.0)
+    for seg in ecg_panel_data(fig):
+        assert seg[:, 1].min() > y_lo and seg[:, 1].max() < y_hi
+    # a quiet signal keeps the standard 4 rows x 30 mm
+    assert plot_ecg(_ramp_signal() * 0, 500).axes[0].get_ylim() == (0.0, 120.0)
+    # one 1 mV x 0.2 s (10 mm x 5 mm) pulse left of each of the 4 rows, ending before the traces
+    pulses = [c for c in ax.collections if c.get_zorder() == 1.5][0].get_segments()
+    assert len(pulses) == 4
+    for p, baseline in zip(pulses, (105.0, 75.0, 45.0, 15.0)):
+        p = np.asarray(p)
+        assert p[:, 1].max() - p[:, 1].min() == pytest.approx(10.0)
+        assert p[:, 1].min() == pytest.approx(baseline)
+        top = p[p[:, 1] == p[:, 1].max(), 0]
+        assert top.max() - top.min() == pytest.approx(5.0)
+        assert p[:, 0].max() < 0
