@@ -139,3 +139,26 @@ def test_returned_batches_are_never_overwritten_while_referenced(shards):
     assert np.array_equal(view, expected_v)
     # dropped batches are recycled: the loop above needed only a couple of output buffers
     assert len(addresses) <= 2
+
+
+@pytest.mark.parametrize("kind, cache", [("int16", False), ("int16", True), ("lzf", False), ("float16", False)])
+def test_raw_batches_are_the_stored_values(shards, kind, cache):
+    import h5py
+
+    ds = ShardDataset(shards[kind], split="train", cache=cache)
+    idx = np.array([7, 0, 1, 2, 7, len(ds) - 1])
+    raw, y = ds.get_batch(idx, raw=True)
+    stored = "float16" if kind == "float16" else "int16"
+    assert raw.dtype == ds.stored_dtype == np.dtype(stored) and raw.shape == (6, 12, 5000)
+    # the exact bytes of the shard file
+    index = read_index(shards[kind]).set_index("record_id")
+    for j, i in enumerate(idx):
+        shard, row = index.loc[ds.record_ids[i], ["shard", "row"]]
+        with h5py.File(shards[kind] / f"{shard}.h5", "r") as f:
+            assert np.array_equal(raw[j], f["signal"][int(row)])
+    x, y2 = ds.get_batch(idx)
+    assert np.array_equal(y, y2)
+    assert np.array_equal(raw.astype(np.float32) * np.float32(ds.scale_mv), x)
+    assert ds.scale_mv == (0.001 if kind != "float16" else 1.0)
+    with pytest.raises(ValueError, match=stored):
+        ds.get_batch(idx, out=np.empty((6, 12, 5000), np.float32), raw=True)
