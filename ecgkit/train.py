@@ -150,8 +150,9 @@ class TrainConfig:
         if self.weighting not in ("equal", "dwa", "uncertainty"):
             raise ValueError(f"weighting must be equal, dwa or uncertainty, got {self.weighting!r}")
         if self.oversample_k is not None and (self.oversample_k < 1 or self.sampler != "joint"):
-            raise ValueError(f"oversample_k must be a positive integer and needs sampler='joint' (the task-aware "
-                             f"sampler rebalances by itself), got {self.oversample_k} with {self.sampler!r}")
+            raise ValueError(f"oversample_k must be a positive integer and needs sampler='joint' (the "
+                             f"task-aware sampler rebalances by itself), got {self.oversample_k} with "
+                             f"{self.sampler!r}")
 
 
 @dataclass(frozen=True)

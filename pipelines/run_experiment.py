@@ -114,8 +114,9 @@ def run_experiment(spec: dict[str, Any], shards_dir: str | Path, out: Path, *, d
         values = {**common, **{k: v for k, v in (overrides or {}).items() if k != "per_task"}}
         cfg = make_config(TrainConfig, values)
         if cfg.aux_tasks > n_tasks * (n_tasks - 1) // 2:
-            raise ConfigError(f"arm {arm!r}: aux_tasks={cfg.aux_tasks} exceeds the {n_tasks * (n_tasks - 1) // 2} "
-                              f"distinct pairs of its {n_tasks} tasks")
+            n_pairs = n_tasks * (n_tasks - 1) // 2
+            raise ConfigError(f"arm {arm!r}: aux_tasks={cfg.aux_tasks} exceeds the {n_pairs} distinct pairs "
+                              f"of its {n_tasks} tasks")
 
     reports: dict[str, dict[str, Any]] = {}
     skipped: list[str] = []
@@ -177,7 +178,8 @@ def run_experiment(spec: dict[str, Any], shards_dir: str | Path, out: Path, *, d
         lines.append("| **Δm vs single-task (%)** | " + " | ".join(
             f"{v:+.2f}" if np.isfinite(v) else "n/a" for v in dms) + " |")
     if skipped:
-        lines += ["", f"No single-task model for {', '.join(skipped)}: no positive or no negative training record."]
+        lines += ["", f"No single-task model for {', '.join(skipped)}: no positive or no negative "
+                  "training record."]
     out.mkdir(parents=True, exist_ok=True)
     (out / "comparison.md").write_text("\n".join(lines) + "\n")
     (out / "comparison.json").write_text(json.dumps(table, indent=1, default=float))

@@ -141,7 +141,8 @@ def test_returned_batches_are_never_overwritten_while_referenced(shards):
     assert len(addresses) <= 2
 
 
-@pytest.mark.parametrize("kind, cache", [("int16", False), ("int16", True), ("lzf", False), ("float16", False)])
+@pytest.mark.parametrize("kind, cache", [("int16", False), ("int16", True), ("lzf", False),
+                                         ("float16", False)])
 def test_raw_batches_are_the_stored_values(shards, kind, cache):
     import h5py
 

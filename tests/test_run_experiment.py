@@ -50,7 +50,8 @@ SPEC = {
 
 
 @pytest.mark.slow
-def test_experiment_trains_every_arm_on_the_same_shards_and_tabulates_them(shards: Path, tmp_path: Path) -> None:
+def test_experiment_trains_every_arm_on_the_same_shards_and_tabulates_them(shards: Path,
+                                                                           tmp_path: Path) -> None:
     pipe = _load_pipeline()
     out = tmp_path / "exp"
     table = pipe.run_experiment(SPEC, shards, out, device="cpu")

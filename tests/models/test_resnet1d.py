@@ -96,8 +96,8 @@ def test_blocks_are_pre_activation_bn_relu_dropout_conv() -> None:
 
     def manual(x: torch.Tensor, train: bool) -> torch.Tensor:
         def bn(m: torch.nn.BatchNorm1d, h: torch.Tensor) -> torch.Tensor:
-            return torch.nn.functional.batch_norm(h, m.running_mean, m.running_var, m.weight, m.bias, False, 0.0,
-                                                  m.eps)
+            return torch.nn.functional.batch_norm(h, m.running_mean, m.running_var, m.weight, m.bias,
+                                                  False, 0.0, m.eps)
         h = torch.relu(bn(bn1, x))
         h = block.conv1(h)
         h = torch.nn.functional.dropout(torch.relu(bn(bn2, h)), 0.5, training=train)
