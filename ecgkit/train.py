@@ -386,11 +386,41 @@ def _setup(cfg: TrainConfig) -> tuple[torch.device, _Dist]:
 
 
 def _all_gather_rows(x: NDArray, dist_info: _Dist) -> list[NDArray]:
+    return _all_gather_objects(x, dist_info)
+
+
+def _all_gather_objects(x: Any, dist_info: _Dist) -> list[Any]:
+    """``x`` of every rank, in rank order (``[x]`` without torchrun); every rank must call it."""
     if dist_info.world_size == 1:
         return [x]
     out: list[Any] = [None] * dist_info.world_size
     torch.distributed.all_gather_object(out, x)
     return out
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    """This process's dropout streams: the CPU generator and, on CUDA, its device's generator."""
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def _restore_rng(saved: Mapping[str, Any], rank: int, device: torch.device) -> None:
+    """Restore this rank's generators from a checkpoint's ``rng`` entry (one state per rank)."""
+    per_rank = saved.get("per_rank")
+    if per_rank is not None:
+        if len(per_rank) <= rank:
+            raise ConfigError(f"the checkpoint holds random states of {len(per_rank)} rank(s); cannot resume "
+                              f"rank {rank}: resume with the world size it was written with")
+        mine = per_rank[rank]
+        torch.set_rng_state(mine["torch"])
+        if device.type == "cuda" and mine.get("cuda") is not None:
+            torch.cuda.set_rng_state(mine["cuda"], device)
+        return
+    # checkpoints of earlier versions: rank 0's CPU state and rank 0's view of every device
+    torch.set_rng_state(saved["torch"])
+    cuda = saved.get("cuda")
+    if device.type == "cuda" and cuda is not None:
+        torch.cuda.set_rng_state(cuda[min(device.index or 0, len(cuda) - 1)], device)
 
 
 # --------------------------------------------------------------------------- model and optimiser
@@ -663,14 +693,16 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         weighting.load_extra_state(ckpt["weighting_extra"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
-        sampler.load_state_dict(ckpt["sampler"])
+        # every rank is at the same position of its own stream; rank 0 saved its state
+        sampler.load_state_dict({**ckpt["sampler"], "rank": dist_info.rank} if "rank" in ckpt["sampler"]
+                                else ckpt["sampler"])
         step, start_epoch, skip = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
         history, best, bad_epochs = ckpt["history"], ckpt["best"], ckpt["bad_epochs"]
-        ep_sum = torch.tensor(ckpt["epoch_loss_sum"], dtype=torch.float64, device=device)
-        ep_cnt = torch.tensor(ckpt["epoch_loss_count"], dtype=torch.float64, device=device)
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(ckpt["rng"]["cuda"][min(dist_info.local_rank, len(ckpt["rng"]["cuda"]) - 1)])
+        _restore_rng(ckpt["rng"], dist_info.rank, device)  # raises when the world size changed
+        per_rank = ckpt["rng"].get("per_rank")
+        losses = per_rank[dist_info.rank] if per_rank is not None else ckpt  # this rank's partial epoch
+        ep_sum = torch.tensor(losses["epoch_loss_sum"], dtype=torch.float64, device=device)
+        ep_cnt = torch.tensor(losses["epoch_loss_count"], dtype=torch.float64, device=device)
         logger.info("resumed %s at epoch %d, batch %d, step %d", out, start_epoch, skip, step)
     else:
         torch.manual_seed(config.seed + 1000 * dist_info.rank)  # per-rank dropout stream
@@ -693,16 +725,19 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         writer = SummaryWriter(str(out / "tb"), purge_step=step if ckpt is not None else None)
 
     def checkpoint(epoch: int, batch_in_epoch: int, sampler_state: Any, path: Path) -> None:
+        # Every rank calls this at the same step: each rank's dropout streams and partial epoch losses
+        # are gathered so that a resumed multi-GPU run continues exactly too.
+        mine = {**_rng_state(device), "epoch_loss_sum": ep_sum.tolist(), "epoch_loss_count": ep_cnt.tolist()}
+        per_rank = _all_gather_objects(mine, dist_info)
         if not dist_info.main:
             return
-        cuda_rng = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
         _atomic_save({
             "model": raw_model.state_dict(), "model_config": dataclasses.asdict(raw_model.config),
             "weighting": weighting.state_dict(), "weighting_extra": weighting.extra_state(),
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "sampler": sampler_state,
             "epoch": epoch, "batch_in_epoch": batch_in_epoch, "step": step, "history": history, "best": best,
             "bad_epochs": bad_epochs, "epoch_loss_sum": ep_sum.tolist(), "epoch_loss_count": ep_cnt.tolist(),
-            "rng": {"torch": torch.get_rng_state(), "cuda": cuda_rng},
+            "rng": {"torch": torch.get_rng_state(), "per_rank": per_rank},
             "config": config_to_dict(config), "label_names": label_names, "head_names": head_names,
             "n_major": n_major, "aux_tasks": aux_defs, "fs": getattr(train_ds, "fs", None),
             "ecgkit_version": __version__}, path)
@@ -764,6 +799,9 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         skip = 0
 
         # ---- end of epoch: loss weights, validation, early stopping, checkpoints, CSV
+        if dist_info.world_size > 1:  # epoch losses over all ranks: the same DWA weights everywhere
+            torch.distributed.all_reduce(ep_sum)
+            torch.distributed.all_reduce(ep_cnt)
         ep_mean = (ep_sum / ep_cnt.clamp(min=1)).float().cpu()
         weighting.observe(ep_mean, (ep_cnt > 0).cpu())
         weighting.end_epoch()
@@ -816,6 +854,8 @@ def _finish(out: Path, step: int, epoch: int, best: float, history: list[dict[st
             dist_info: _Dist, writer: Any) -> TrainResult:
     if writer is not None:
         writer.close()
+    if dist_info.world_size > 1:  # no rank returns before rank 0 has written the run's files
+        torch.distributed.barrier()
     rate = samples * dist_info.world_size / max(time.perf_counter() - t0, 1e-9)
     return TrainResult(out, step, len(history), best if np.isfinite(best) else float("nan"), history,
                        intervals[0], intervals[1], stopped_early, rate)
