@@ -272,8 +272,8 @@ def test_two_rank_run_resumes_exactly(tmp_path: Path) -> None:
     script = tmp_path / "ddp.py"
     script.write_text(_DDP_SCRIPT)
     repo = Path(__file__).resolve().parent.parent
-    proc = subprocess.run([sys.executable, str(script), str(port), str(tmp_path), str(repo), str(repo / "tests")],
-                          capture_output=True, text=True, timeout=900)
+    args = [sys.executable, str(script), str(port), str(tmp_path), str(repo), str(repo / "tests")]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     import json
 
