@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -131,14 +132,18 @@ class ShardDataset(torch.utils.data.Dataset):
         self._n_samples = int(attrs["n_samples"])
         self._leads = tuple(attrs["leads"])
         self._stored_dtype = np.dtype(attrs["dtype"])
-        self._scale = np.float32(attrs["scale_mv"])
+        self._scale_mv = float(attrs["scale_mv"])
+        self._scale = np.float32(self._scale_mv)
         self.config: dict[str, Any] = json.loads(attrs["config"])
         self._files: dict[int, h5py.File] = {}
         self._handles: dict[int, _Handle] = {}
         self._pid = os.getpid()
+        # the trainer's reader threads share one dataset: opening a shard is the only shared write
+        # (reads of an open shard are positional preads, safe from any thread)
+        self._open_lock = threading.Lock()
         self._mspace: dict[int, Any] = {}
         self._scratch: NDArray[Any] | None = None
-        self._recycle: list[NDArray[np.float32]] = []
+        self._recycle: list[NDArray[Any]] = []
         self._cache: NDArray[Any] | None = self._load_all() if cache else None
 
     def _read_meta(self) -> tuple[NDArray[np.int8], dict[str, Any]]:
@@ -183,17 +188,25 @@ class ShardDataset(torch.utils.data.Dataset):
             self._files, self._handles, self._mspace, self._pid = {}, {}, {}, pid
         h = self._handles.get(k)
         if h is None:
-            f = h5py.File(self._paths[k], "r", rdcc_nbytes=self._rdcc)
-            self._files[k] = f
-            h = _Handle(f["signal"], self._paths[k])
-            self._handles[k] = h
+            with self._open_lock:
+                h = self._handles.get(k)
+                if h is None:
+                    f = h5py.File(self._paths[k], "r", rdcc_nbytes=self._rdcc)
+                    self._files[k] = f
+                    h = _Handle(f["signal"], self._paths[k])
+                    self._handles[k] = h
         return h
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_files"], state["_handles"], state["_mspace"], state["_scratch"] = {}, {}, {}, None
         state["_recycle"] = []
+        del state["_open_lock"]
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._open_lock = threading.Lock()
 
     def close(self) -> None:
         """Close the open shard files (they reopen on the next read)."""
@@ -228,21 +241,18 @@ class ShardDataset(torch.utils.data.Dataset):
         ----------
         indices : array-like of int, shape (B,)
             Positions in the split (negative positions count from the end); repeats allowed.
-        out : NDArray[float32], shape (B, 12, L), optional
+        out : NDArray[float32] (or the stored dtype with ``raw``), shape (B, 12, L), optional
             Array to fill (for example a reused, pinned buffer). Reusing one saves the page faults
             of a fresh 61 MB allocation per batch of 256, about a third of the batch's time.
-            With ``raw=True`` its dtype is the stored dtype (:attr:`stored_dtype`).
         raw : bool
-            Return the stored values (int16 counts of :attr:`scale_mv` millivolts, or float16
-            millivolts) without converting them. The trainer ships these to the GPU and scales there:
-            it halves the bytes a DataLoader worker writes and skips the float conversion on the CPU
-            (measured on an H200 box: the loader was the bottleneck with float32 conversion).
+            Return the stored values (int16 or float16, see :attr:`stored_dtype`) without converting
+            them; millivolts are ``raw * scale_mv``. Half the bytes of float32 and no conversion pass:
+            the trainer ships raw batches to the GPU and scales them there.
 
         Returns
         -------
-        signals : NDArray[float32], shape (B, 12, L)
-            Millivolts, leads in :data:`ecgkit.record.LEADS` order (``out`` when given); with
-            ``raw=True`` the stored dtype, times :attr:`scale_mv` giving millivolts.
+        signals : NDArray[float32] (stored dtype with ``raw``), shape (B, 12, L)
+            Millivolts, leads in :data:`ecgkit.record.LEADS` order (``out`` when given).
         labels : NDArray[int8], shape (B, T)
             1 present, 0 absent, -1 unknown, columns in :attr:`label_names` order.
 
@@ -261,31 +271,22 @@ class ShardDataset(torch.utils.data.Dataset):
         shape = (len(idx), len(self._leads), self._n_samples)
         dtype = self._stored_dtype if raw else np.dtype(np.float32)
         if out is None:
-            out = np.empty(shape, dtype=dtype) if raw else self._fresh_out(shape)
+            out = self._fresh_out(shape, dtype)
         elif out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
             raise ValueError(f"out must be a C-contiguous {dtype} array of shape {shape}, got "
                              f"{out.dtype} {out.shape}")
         if self._cache is not None:
-            if raw:
-                np.take(self._cache, idx, axis=0, out=out)
-            else:
-                for j, i in enumerate(idx.tolist()):
+            for j, i in enumerate(idx.tolist()):
+                if raw:
+                    out[j] = self._cache[i]
+                else:
                     self._convert(self._cache[i], out[j])
         else:
-            self._read_rows(idx, out, raw)
+            self._read_rows(idx, out, raw=raw)
         return out, self._labels[idx]
 
-    @property
-    def stored_dtype(self) -> np.dtype:
-        """dtype of the stored signal (int16 counts, or float16 millivolts)."""
-        return self._stored_dtype
-
-    @property
-    def scale_mv(self) -> float:
-        """Millivolts per stored unit: raw batches times this are millivolts (1.0 for float16)."""
-        return float(self._scale) if self._stored_dtype == np.int16 else 1.0
-
-    def _fresh_out(self, shape: tuple[int, int, int]) -> NDArray[np.float32]:
+    def _fresh_out(self, shape: tuple[int, int, int],
+                   dtype: np.dtype[Any] = np.dtype(np.float32)) -> NDArray[Any]:
         """An output array that no one else references.
 
         A fresh 61 MB array per batch of 256 costs ~15-25 ms of page faults here (measured: half of
@@ -296,9 +297,9 @@ class ShardDataset(torch.utils.data.Dataset):
         for prev in self._recycle:
             # 3 references: the list, the loop variable, getrefcount's argument (no enumerate():
             # its cached result tuple would hold one more).
-            if prev.shape == shape and sys.getrefcount(prev) <= 3:
+            if prev.shape == shape and prev.dtype == dtype and sys.getrefcount(prev) <= 3:
                 return prev
-        out = np.empty(shape, dtype=np.float32)
+        out = np.empty(shape, dtype=dtype)
         self._recycle = [out, *self._recycle[: _RECYCLE - 1]]
         return out
 
@@ -321,7 +322,7 @@ class ShardDataset(torch.utils.data.Dataset):
         return self._scratch[:size].reshape(shape)
 
     def _read_rows(self, idx: NDArray[np.int64], out: NDArray[Any], raw: bool = False) -> None:
-        """Fill ``out[j]`` with record ``idx[j]`` in float32 millivolts (stored values when ``raw``).
+        """Fill ``out[j]`` with record ``idx[j]`` in float32 millivolts (stored values with ``raw``).
 
         Uncompressed shards: one ``pread`` per record at the chunk's byte offset in the file (a
         (1, 12, L) chunk is the record's bytes in C order), which skips HDF5's per-read overhead
@@ -339,7 +340,7 @@ class ShardDataset(torch.utils.data.Dataset):
             h = self._handle(int(s[a]))
             pos, count = int(order[a]), b - a
             if h.offsets is not None:
-                if raw:  # straight into the output, no conversion
+                if raw:  # the record's bytes go straight into the output row
                     for j in range(count):
                         h.pread(int(r[a + j]), out[pos + j])
                     continue
@@ -348,7 +349,7 @@ class ShardDataset(torch.utils.data.Dataset):
                     h.pread(int(r[a + j]), one)
                     self._convert(one, out[pos + j])
                 continue
-            buf = out[pos:pos + count] if raw else self._scratch_for((count, *rec_shape))
+            buf = self._scratch_for((count, *rec_shape))
             mspace = self._mspace.get(count)
             if mspace is None:
                 mspace = h5py.h5s.create_simple((count, *rec_shape))
@@ -356,7 +357,9 @@ class ShardDataset(torch.utils.data.Dataset):
             h.fspace.select_hyperslab((int(r[a]), 0, 0), (count, *rec_shape))
             # Low-level read into a reused buffer: ~3x faster than Dataset.read_direct.
             h.dsid.read(mspace, h.fspace, buf)
-            if not raw:
+            if raw:
+                out[pos:pos + count] = buf
+            else:
                 self._convert(buf, out[pos:pos + count])
 
     # -- metadata --------------------------------------------------------------------------------
@@ -369,6 +372,16 @@ class ShardDataset(torch.utils.data.Dataset):
     def label_names(self) -> tuple[str, ...]:
         """Task names of the label columns."""
         return self._label_names
+
+    @property
+    def stored_dtype(self) -> np.dtype[Any]:
+        """dtype of the shards' ``signal`` (what ``get_batch(raw=True)`` returns)."""
+        return self._stored_dtype
+
+    @property
+    def scale_mv(self) -> float:
+        """Millivolts per stored unit (``get_batch(raw=True)`` values times this are mV)."""
+        return self._scale_mv
 
     @property
     def fs(self) -> float:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import inspect
-import json
 import logging
 import math
 import os
@@ -88,6 +87,9 @@ class TrainConfig:
     aux_tasks: int = 0
     # share of task-aware batches given to auxiliary tasks; None = every head picked uniformly
     aux_task_fraction: float | None = None
+    # joint sampler only: UCSF-style per-class oversampling, duplicating minority-class records until
+    # each (task, class) has this many (None = off); the baseline to compare the task-aware sampler with
+    oversample_k: int | None = None
     # how per-task losses add up: equal, dwa (Liu et al.) or uncertainty (Kendall et al.)
     weighting: Literal["equal", "dwa", "uncertainty"] = "equal"
     # DWA temperature; Liu et al. used 2
@@ -155,6 +157,10 @@ class TrainConfig:
             raise ValueError(f"sampler must be 'task_aware' or 'joint', got {self.sampler!r}")
         if self.weighting not in ("equal", "dwa", "uncertainty"):
             raise ValueError(f"weighting must be equal, dwa or uncertainty, got {self.weighting!r}")
+        if self.oversample_k is not None and (self.oversample_k < 1 or self.sampler != "joint"):
+            raise ValueError(f"oversample_k must be a positive integer and needs sampler='joint' (the "
+                             f"task-aware sampler rebalances by itself), got {self.oversample_k} with "
+                             f"{self.sampler!r}")
 
 
 @dataclass(frozen=True)
@@ -208,10 +214,22 @@ def _task_aware_sampler(labels: NDArray, batch_size: int, *, task_weights: NDArr
                             batches_per_epoch=batches_per_epoch, rank=rank, world_size=world_size)
 
 
-def _make_aux(labels: NDArray, n_aux: int, seed: int) -> tuple[list[dict], NDArray]:
+def _make_aux(labels: NDArray, n_aux: int, seed: int,
+              task_names: list[str] | None = None) -> tuple[list[dict], NDArray]:
     from ecgkit.cotask import aux_labels, make_aux_tasks
-    defs = make_aux_tasks(labels, n_aux, seed=seed)
+    defs = make_aux_tasks(labels, n_aux, seed=seed, task_names=task_names)
     return defs, np.asarray(aux_labels(defs, labels), dtype=np.int8)
+
+
+def _save_aux(defs: list[dict], path: Path) -> None:
+    """Write the definitions in the ``ecgkit.cotask`` file format (readable by ``load_aux_tasks``)."""
+    from ecgkit.cotask import save_aux_tasks
+    save_aux_tasks(defs, path)
+
+
+def _oversample(labels: NDArray, k: int, seed: int) -> NDArray[np.int64]:
+    from ecgkit.sampler import oversample_indices
+    return oversample_indices(labels, k, seed=seed)
 
 
 def _apply_aux(defs: list[dict], labels: NDArray) -> NDArray:
@@ -225,10 +243,19 @@ class JointBatchSampler:
     Same protocol as ``TaskAwareSampler``: iterating yields ``(-1, indices int64 (batch_size,))``
     (task -1 = all tasks); ``set_epoch``, ``state_dict``/``load_state_dict``, ``len``. The last
     partial batch is dropped so every batch has the same shape (no recompiles).
+
+    ``pool`` (optional, int64 record indices with repeats, e.g. from
+    :func:`ecgkit.sampler.oversample_indices`) is shuffled instead of ``range(n_records)``: an epoch
+    is then a pass over the oversampled pool.
     """
 
     def __init__(self, n_records: int, batch_size: int, *, seed: int = 0, batches_per_epoch: int | None = None,
-                 rank: int = 0, world_size: int = 1):
+                 rank: int = 0, world_size: int = 1, pool: NDArray[np.int64] | None = None):
+        self.pool = None if pool is None else np.asarray(pool, dtype=np.int64)
+        if self.pool is not None:
+            if self.pool.size and (self.pool.min() < 0 or self.pool.max() >= n_records):
+                raise ValueError(f"pool indices must lie in [0, {n_records})")
+            n_records = len(self.pool)
         if n_records < batch_size * world_size:
             raise ValueError(f"{n_records} records cannot fill one batch of {batch_size} on {world_size} rank(s)")
         self.n_records, self.batch_size, self.seed = n_records, batch_size, seed
@@ -249,7 +276,8 @@ class JointBatchSampler:
             if b % n_per_pass == 0:
                 perm = rng.permutation(self.n_records)[self.rank::self.world_size]
             j = b % n_per_pass
-            yield -1, perm[j * self.batch_size:(j + 1) * self.batch_size].astype(np.int64)
+            idx = perm[j * self.batch_size:(j + 1) * self.batch_size].astype(np.int64)
+            yield -1, (idx if self.pool is None else self.pool[idx])
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "seed": self.seed}
@@ -439,11 +467,41 @@ def _setup(cfg: TrainConfig) -> tuple[torch.device, _Dist]:
 
 
 def _all_gather_rows(x: NDArray, dist_info: _Dist) -> list[NDArray]:
+    return _all_gather_objects(x, dist_info)
+
+
+def _all_gather_objects(x: Any, dist_info: _Dist) -> list[Any]:
+    """``x`` of every rank, in rank order (``[x]`` without torchrun); every rank must call it."""
     if dist_info.world_size == 1:
         return [x]
     out: list[Any] = [None] * dist_info.world_size
     torch.distributed.all_gather_object(out, x)
     return out
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    """This process's dropout streams: the CPU generator and, on CUDA, its device's generator."""
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+
+
+def _restore_rng(saved: Mapping[str, Any], rank: int, device: torch.device) -> None:
+    """Restore this rank's generators from a checkpoint's ``rng`` entry (one state per rank)."""
+    per_rank = saved.get("per_rank")
+    if per_rank is not None:
+        if len(per_rank) <= rank:
+            raise ConfigError(f"the checkpoint holds random states of {len(per_rank)} rank(s); cannot resume "
+                              f"rank {rank}: resume with the world size it was written with")
+        mine = per_rank[rank]
+        torch.set_rng_state(mine["torch"])
+        if device.type == "cuda" and mine.get("cuda") is not None:
+            torch.cuda.set_rng_state(mine["cuda"], device)
+        return
+    # checkpoints of earlier versions: rank 0's CPU state and rank 0's view of every device
+    torch.set_rng_state(saved["torch"])
+    cuda = saved.get("cuda")
+    if device.type == "cuda" and cuda is not None:
+        torch.cuda.set_rng_state(cuda[min(device.index or 0, len(cuda) - 1)], device)
 
 
 # --------------------------------------------------------------------------- model and optimiser
@@ -672,12 +730,12 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         if aux_defs:
             labels_all = np.concatenate([major, _apply_aux(aux_defs, major)], axis=1)
     elif config.aux_tasks:
-        aux_defs, aux = _make_aux(major, config.aux_tasks, config.seed)
+        aux_defs, aux = _make_aux(major, config.aux_tasks, config.seed, label_names)
         labels_all = np.concatenate([major, aux], axis=1)
     if dist_info.main:
-        (out / AUX_FILE).write_text(json.dumps(aux_defs, indent=1))
+        _save_aux(aux_defs, out / AUX_FILE)
     n_heads = labels_all.shape[1]
-    head_names = label_names + [f"aux{i}" for i in range(n_heads - n_major)]
+    head_names = label_names + [str(d.get("name", f"aux{i}")) for i, d in enumerate(aux_defs)]
 
     if config.sampler == "task_aware":
         weights = None
@@ -688,9 +746,15 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
                                       seed=config.seed, batches_per_epoch=config.batches_per_epoch,
                                       rank=dist_info.rank, world_size=dist_info.world_size)
     else:
+        # UCSF-style per-class oversampling (a dataset-level alternative to the task-aware sampler):
+        # the shuffled pool repeats minority-class records until each class has oversample_k
+        pool = _oversample(major, config.oversample_k, config.seed) if config.oversample_k else None
+        if pool is not None:
+            logger.info("oversampled the training split to %d records (k=%d per class)", len(pool),
+                        config.oversample_k)
         sampler = JointBatchSampler(len(labels_all), config.batch_size, seed=config.seed,
                                     batches_per_epoch=config.batches_per_epoch, rank=dist_info.rank,
-                                    world_size=dist_info.world_size)
+                                    world_size=dist_info.world_size, pool=pool)
     steps_per_epoch = len(sampler)
 
     sample_signal, _ = train_ds.get_batch(np.zeros(1, dtype=np.int64))
@@ -710,14 +774,16 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         weighting.load_extra_state(ckpt["weighting_extra"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
-        sampler.load_state_dict(ckpt["sampler"])
+        # every rank is at the same position of its own stream; rank 0 saved its state
+        sampler.load_state_dict({**ckpt["sampler"], "rank": dist_info.rank} if "rank" in ckpt["sampler"]
+                                else ckpt["sampler"])
         step, start_epoch, skip = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
         history, best, bad_epochs = ckpt["history"], ckpt["best"], ckpt["bad_epochs"]
-        ep_sum = torch.tensor(ckpt["epoch_loss_sum"], dtype=torch.float64, device=device)
-        ep_cnt = torch.tensor(ckpt["epoch_loss_count"], dtype=torch.float64, device=device)
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        if device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(ckpt["rng"]["cuda"][min(dist_info.local_rank, len(ckpt["rng"]["cuda"]) - 1)])
+        _restore_rng(ckpt["rng"], dist_info.rank, device)  # raises when the world size changed
+        per_rank = ckpt["rng"].get("per_rank")
+        losses = per_rank[dist_info.rank] if per_rank is not None else ckpt  # this rank's partial epoch
+        ep_sum = torch.tensor(losses["epoch_loss_sum"], dtype=torch.float64, device=device)
+        ep_cnt = torch.tensor(losses["epoch_loss_count"], dtype=torch.float64, device=device)
         logger.info("resumed %s at epoch %d, batch %d, step %d", out, start_epoch, skip, step)
     else:
         torch.manual_seed(config.seed + 1000 * dist_info.rank)  # per-rank dropout stream
@@ -740,16 +806,19 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         writer = SummaryWriter(str(out / "tb"), purge_step=step if ckpt is not None else None)
 
     def checkpoint(epoch: int, batch_in_epoch: int, sampler_state: Any, path: Path) -> None:
+        # Every rank calls this at the same step: each rank's dropout streams and partial epoch losses
+        # are gathered so that a resumed multi-GPU run continues exactly too.
+        mine = {**_rng_state(device), "epoch_loss_sum": ep_sum.tolist(), "epoch_loss_count": ep_cnt.tolist()}
+        per_rank = _all_gather_objects(mine, dist_info)
         if not dist_info.main:
             return
-        cuda_rng = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
         _atomic_save({
             "model": raw_model.state_dict(), "model_config": dataclasses.asdict(raw_model.config),
             "weighting": weighting.state_dict(), "weighting_extra": weighting.extra_state(),
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "sampler": sampler_state,
             "epoch": epoch, "batch_in_epoch": batch_in_epoch, "step": step, "history": history, "best": best,
             "bad_epochs": bad_epochs, "epoch_loss_sum": ep_sum.tolist(), "epoch_loss_count": ep_cnt.tolist(),
-            "rng": {"torch": torch.get_rng_state(), "cuda": cuda_rng},
+            "rng": {"torch": torch.get_rng_state(), "per_rank": per_rank},
             "config": config_to_dict(config), "label_names": label_names, "head_names": head_names,
             "n_major": n_major, "aux_tasks": aux_defs, "fs": getattr(train_ds, "fs", None),
             "ecgkit_version": __version__}, path)
@@ -811,6 +880,9 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         skip = 0
 
         # ---- end of epoch: loss weights, validation, early stopping, checkpoints, CSV
+        if dist_info.world_size > 1:  # epoch losses over all ranks: the same DWA weights everywhere
+            torch.distributed.all_reduce(ep_sum)
+            torch.distributed.all_reduce(ep_cnt)
         ep_mean = (ep_sum / ep_cnt.clamp(min=1)).float().cpu()
         weighting.observe(ep_mean, (ep_cnt > 0).cpu())
         weighting.end_epoch()
@@ -863,6 +935,8 @@ def _finish(out: Path, step: int, epoch: int, best: float, history: list[dict[st
             dist_info: _Dist, writer: Any) -> TrainResult:
     if writer is not None:
         writer.close()
+    if dist_info.world_size > 1:  # no rank returns before rank 0 has written the run's files
+        torch.distributed.barrier()
     rate = samples * dist_info.world_size / max(time.perf_counter() - t0, 1e-9)
     return TrainResult(out, step, len(history), best if np.isfinite(best) else float("nan"), history,
                        intervals[0], intervals[1], stopped_early, rate)
@@ -905,8 +979,16 @@ def predict_run(run_dir: str | Path, split: str = "test", *, checkpoint: str = B
     n_major = int(ckpt["n_major"])
     scores = predict(model, dataset, n_tasks=n_major, device=dev, batch_size=cfg.eval_batch_size, amp=cfg.amp,
                      num_workers=num_workers)
-    y = np.asarray(dataset.labels, dtype=np.int8)[:, :n_major]
-    return y, scores, list(ckpt["label_names"])
+    names = list(ckpt["label_names"])
+    labels = np.asarray(dataset.labels, dtype=np.int8)
+    have = list(getattr(dataset, "label_names", names[:labels.shape[1]]))
+    missing = [n for n in names if n not in have]
+    if missing:
+        raise ConfigError(f"run {run} was trained on task(s) {missing} that the {split!r} dataset lacks "
+                          f"(it has {have})")
+    # the dataset may hold more or other-ordered tasks than the run (e.g. a single-task baseline)
+    y = labels[:, [have.index(n) for n in names]]
+    return y, scores, names
 
 
 def export(run_dir: str | Path, out_path: str | Path, *, checkpoint: str = BEST_CKPT) -> Path:

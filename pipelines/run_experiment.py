@@ -7,7 +7,10 @@ Writes ``EXP_DIR/<arm>/`` run directories (single-task: ``EXP_DIR/single_task/<t
 report (``report.json``/``report.md``/plots) and ``EXP_DIR/comparison.md`` + ``comparison.json``:
 per-task AUROC per arm, macro AUROC, multi-label recall/Jaccard/exact match and Δm over the
 single-task baseline, like the CO-TASK paper's tables. Thresholds are chosen on the validation
-split of each model. Finished runs are reused (rerun resumes where it stopped).
+split of each model. Finished runs are reused (rerun resumes where it stopped); a finished run whose
+settings differ from the spec is an error, not silently reused. A task with no positive or no negative
+training record cannot have a single-task model: it is skipped there (logged, ``n/a`` in the table)
+and the multi-task arms' sampler never draws it.
 """
 from __future__ import annotations
 
@@ -23,25 +26,165 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ecgkit.config import make_config  # noqa: E402
+from ecgkit.config import config_to_dict, make_config  # noqa: E402
+from ecgkit.errors import ConfigError  # noqa: E402
 from ecgkit.report import build_report, delta_m_vs, write_report  # noqa: E402
 from ecgkit.train import LAST_CKPT, TrainConfig, predict_run, train  # noqa: E402
 
 log = logging.getLogger("run_experiment")
 
 
+# TrainConfig keys that do not change what a run learns: a finished run is reused across them.
+_RUNTIME_KEYS = {"device", "num_workers", "prefetch_factor", "progress", "log_interval", "tensorboard",
+                 "checkpoint_interval", "eval_batch_size", "compile"}
+
+
 def _train_arm(values: dict[str, Any], run_dir: Path) -> None:
     """Train one run; a finished run (``done.json``) is reused, an interrupted one resumed."""
-    if (run_dir / "done.json").exists():
+    cfg = make_config(TrainConfig, values)
+    want = {k: v for k, v in config_to_dict(cfg).items() if k not in _RUNTIME_KEYS}
+    done = run_dir / "done.json"
+    if done.exists():
+        have = json.loads(done.read_text()).get("config")
+        if have != want:
+            diff = sorted(k for k in set(want) | set(have or {}) if (have or {}).get(k) != want.get(k))
+            raise ConfigError(f"{run_dir} holds a finished run with other settings ({diff}); "
+                              "remove it or use another --out")
         log.info("reusing finished run %s", run_dir)
         return
-    res = train(make_config(TrainConfig, values), run_dir, resume=(run_dir / LAST_CKPT).exists())
-    (run_dir / "done.json").write_text(json.dumps({"step": res.step, "epoch": res.epoch,
-                                                   "best_val_macro_auroc": res.best_val_macro_auroc}))
+    res = train(cfg, run_dir, resume=(run_dir / LAST_CKPT).exists())
+    done.write_text(json.dumps({"step": res.step, "epoch": res.epoch, "config": want,
+                                "best_val_macro_auroc": res.best_val_macro_auroc}))
 
 
-def _predict(run_dir: Path, split: str, device: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    return predict_run(run_dir, split, device=device)
+def _trainable_tasks(shards_dir: str, tasks: list[str] | None) -> tuple[list[str], list[str]]:
+    """(tasks with a known positive and a known negative training record, the other tasks)."""
+    from ecgkit.data import ShardDataset
+
+    ds = ShardDataset(shards_dir, "train", tasks=tasks)
+    lab = np.asarray(ds.labels)
+    ok = (lab == 1).any(axis=0) & (lab == 0).any(axis=0)
+    names = list(ds.label_names)
+    return [n for n, k in zip(names, ok) if k], [n for n, k in zip(names, ok) if not k]
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3f}" if v is not None and np.isfinite(v) else "n/a"
+
+
+def run_experiment(spec: dict[str, Any], shards_dir: str | Path, out: Path, *, device: str = "auto",
+                   epochs: int | None = None, tasks: list[str] | None = None) -> dict[str, Any]:
+    """Train and evaluate every arm of ``spec`` on one shard folder; write and return the comparison.
+
+    Parameters
+    ----------
+    spec : dict
+        ``common`` (TrainConfig keys for every arm), ``evaluate`` (``split``, ``threshold_rule``,
+        ``n_bootstrap``) and ``arms`` (name -> TrainConfig overrides; ``per_task: true`` trains one
+        model per task). Unknown top-level keys are an error.
+    shards_dir, out : paths
+        Shards to train on; experiment folder to write.
+    device, epochs, tasks : optional overrides of ``common``.
+
+    Returns
+    -------
+    dict
+        The ``comparison.json`` content: arms, split, per-task AUROC per arm, summary metrics per
+        arm, Δm of each arm over ``single_task`` and the tasks skipped by the single-task arm.
+    """
+    unknown = set(spec) - {"common", "evaluate", "arms"}
+    if unknown:
+        raise ConfigError(f"unknown top-level experiment keys {sorted(unknown)}")
+    shards_dir = str(shards_dir)
+    common = dict(spec.get("common") or {}, shards_dir=shards_dir, device=device)
+    if epochs:
+        common["epochs"] = epochs
+    if tasks:
+        common["tasks"] = list(tasks)
+    ev = dict(spec.get("evaluate") or {})
+    split = ev.get("split", "test")
+    rule = ev.get("threshold_rule", "max_f1")
+    n_boot = int(ev.get("n_bootstrap", 1000))
+
+    # check every arm's settings before training anything (a bad last arm must not cost hours)
+    from ecgkit.data import ShardDataset
+
+    n_tasks = len(ShardDataset(shards_dir, "val", tasks=common.get("tasks")).label_names)
+    for arm, overrides in (spec.get("arms") or {}).items():
+        values = {**common, **{k: v for k, v in (overrides or {}).items() if k != "per_task"}}
+        cfg = make_config(TrainConfig, values)
+        if cfg.aux_tasks > n_tasks * (n_tasks - 1) // 2:
+            n_pairs = n_tasks * (n_tasks - 1) // 2
+            raise ConfigError(f"arm {arm!r}: aux_tasks={cfg.aux_tasks} exceeds the {n_pairs} distinct pairs "
+                              f"of its {n_tasks} tasks")
+
+    reports: dict[str, dict[str, Any]] = {}
+    skipped: list[str] = []
+    for arm, overrides in (spec.get("arms") or {}).items():
+        overrides = dict(overrides or {})
+        per_task = overrides.pop("per_task", False)
+        values = {**common, **overrides}
+        if per_task:
+            arm_tasks = values.get("tasks")
+            arm_tasks = arm_tasks.split(",") if isinstance(arm_tasks, str) else arm_tasks
+            trainable, skipped = _trainable_tasks(shards_dir, list(arm_tasks) if arm_tasks else None)
+            if skipped:
+                log.warning("%s: no single-task model for %s (no positive or no negative training record)",
+                            arm, skipped)
+            if not trainable:
+                raise ConfigError(f"{arm}: no task has both classes in the training split of {shards_dir}")
+            parts = []
+            for task in trainable:
+                run = out / arm / task
+                _train_arm({**values, "tasks": [task], "aux_tasks": 0}, run)
+                parts.append((predict_run(run, "val", device=device), predict_run(run, split, device=device)))
+            y_val = np.hstack([v[0] for v, _ in parts])
+            s_val = np.hstack([v[1] for v, _ in parts])
+            y = np.hstack([t[0] for _, t in parts])
+            s = np.hstack([t[1] for _, t in parts])
+            names = trainable
+        else:
+            run = out / arm
+            _train_arm(values, run)
+            y_val, s_val, names = predict_run(run, "val", device=device)
+            y, s, _ = predict_run(run, split, device=device)
+        rep = build_report(y_val, s_val, y, s, names, split=split, threshold_rule=rule, n_bootstrap=n_boot)
+        write_report(rep, out / arm / f"eval-{split}", title=f"{arm} on {split}")
+        reports[arm] = rep
+        log.info("%s: macro AUROC %.4f", arm, rep["summary"]["macro_auroc"])
+    if not reports:
+        raise ConfigError("the experiment spec has no arms")
+
+    base = reports.get("single_task")
+    arms = list(reports)
+    names = []  # every task of any arm, in the order the arms list them
+    for a in arms:
+        names += [n for n in reports[a]["label_names"] if n not in names]
+    table: dict[str, Any] = {"arms": arms, "split": split, "per_task_auroc": {}, "summary": {}, "delta_m": {},
+                             "single_task_skipped": skipped}
+    lines = [f"# CO-TASK experiment on `{shards_dir}` ({split})", "",
+             "| task | " + " | ".join(arms) + " |", "|---|" + "---|" * len(arms)]
+    for n in names:
+        vals = [reports[a]["per_task"].get(n, {}).get("auroc", float("nan")) for a in arms]
+        table["per_task_auroc"][n] = vals
+        lines.append(f"| {n} | " + " | ".join(_fmt(v) for v in vals) + " |")
+    for key in ("macro_auroc", "recall_multi", "jaccard", "exact_match"):
+        vals = [reports[a]["summary"][key] for a in arms]
+        table["summary"][key] = vals
+        lines.append(f"| **{key}** | " + " | ".join(_fmt(v) for v in vals) + " |")
+    if base is not None:
+        dms = [delta_m_vs(reports[a], base)["all"] for a in arms]
+        table["delta_m"] = dict(zip(arms, dms))
+        lines.append("| **Δm vs single-task (%)** | " + " | ".join(
+            f"{v:+.2f}" if np.isfinite(v) else "n/a" for v in dms) + " |")
+    if skipped:
+        lines += ["", f"No single-task model for {', '.join(skipped)}: no positive or no negative "
+                  "training record."]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "comparison.md").write_text("\n".join(lines) + "\n")
+    (out / "comparison.json").write_text(json.dumps(table, indent=1, default=float))
+    table["markdown"] = "\n".join(lines)
+    return table
 
 
 def main() -> None:
@@ -54,72 +197,13 @@ def main() -> None:
     p.add_argument("--tasks", help="comma-separated subset of tasks (default: all labels of the shards)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    spec = yaml.safe_load(args.config.read_text())
-    unknown = set(spec) - {"common", "evaluate", "arms"}
-    if unknown:
-        sys.exit(f"unknown top-level keys in {args.config}: {sorted(unknown)}")
-    common = dict(spec.get("common") or {}, shards_dir=args.shards_dir, device=args.device)
-    if args.epochs:
-        common["epochs"] = args.epochs
-    if args.tasks:
-        common["tasks"] = args.tasks
-    ev = dict(spec.get("evaluate") or {})
-    split = ev.get("split", "test")
-    rule = ev.get("threshold_rule", "max_f1")
-    n_boot = int(ev.get("n_bootstrap", 1000))
-
-    reports: dict[str, dict[str, Any]] = {}
-    for arm, overrides in (spec.get("arms") or {}).items():
-        overrides = dict(overrides or {})
-        per_task = overrides.pop("per_task", False)
-        values = {**common, **overrides}
-        if per_task:
-            from ecgkit.data import ShardDataset
-            tasks = list(values.get("tasks") or ShardDataset(args.shards_dir, "val").label_names)
-            if isinstance(values.get("tasks"), str):
-                tasks = values["tasks"].split(",")
-            parts = []
-            for task in tasks:
-                run = args.out / arm / task
-                _train_arm({**values, "tasks": [task], "aux_tasks": 0}, run)
-                parts.append((_predict(run, "val", args.device), _predict(run, split, args.device)))
-            y_val = np.hstack([v[0] for v, _ in parts])
-            s_val = np.hstack([v[1] for v, _ in parts])
-            y = np.hstack([t[0] for _, t in parts])
-            s = np.hstack([t[1] for _, t in parts])
-            names = tasks
-        else:
-            run = args.out / arm
-            _train_arm(values, run)
-            y_val, s_val, names = _predict(run, "val", args.device)
-            y, s, _ = _predict(run, split, args.device)
-        rep = build_report(y_val, s_val, y, s, names, split=split, threshold_rule=rule, n_bootstrap=n_boot)
-        write_report(rep, args.out / arm / f"eval-{split}", title=f"{arm} on {split}")
-        reports[arm] = rep
-        log.info("%s: macro AUROC %.4f", arm, rep["summary"]["macro_auroc"])
-
-    base = reports.get("single_task")
-    arms = list(reports)
-    names = reports[arms[0]]["label_names"]
-    table = {"arms": arms, "split": split, "per_task_auroc": {}, "summary": {}, "delta_m": {}}
-    lines = [f"# CO-TASK experiment on `{args.shards_dir}` ({split})", "",
-             "| task | " + " | ".join(arms) + " |", "|---|" + "---|" * len(arms)]
-    for n in names:
-        vals = [reports[a]["per_task"].get(n, {}).get("auroc", float("nan")) for a in arms]
-        table["per_task_auroc"][n] = vals
-        lines.append(f"| {n} | " + " | ".join(f"{v:.3f}" if np.isfinite(v) else "n/a" for v in vals) + " |")
-    for key in ("macro_auroc", "recall_multi", "jaccard", "exact_match"):
-        vals = [reports[a]["summary"][key] for a in arms]
-        table["summary"][key] = vals
-        lines.append(f"| **{key}** | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
-    if base is not None:
-        dms = [delta_m_vs(reports[a], base)["all"] for a in arms]
-        table["delta_m"] = dict(zip(arms, dms))
-        lines.append("| **Δm vs single-task (%)** | " + " | ".join(f"{v:+.2f}" for v in dms) + " |")
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "comparison.md").write_text("\n".join(lines) + "\n")
-    (args.out / "comparison.json").write_text(json.dumps(table, indent=1, default=float))
-    print("\n".join(lines))
+    spec = yaml.safe_load(args.config.read_text()) or {}
+    try:
+        table = run_experiment(spec, args.shards_dir, args.out, device=args.device, epochs=args.epochs,
+                               tasks=args.tasks.split(",") if args.tasks else None)
+    except ConfigError as exc:
+        sys.exit(f"run_experiment: {args.config}: {exc}")
+    print(table["markdown"])
 
 
 if __name__ == "__main__":

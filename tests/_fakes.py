@@ -1,4 +1,4 @@
-"""In-memory stand-ins with the protocols of ShardDataset, TaskAwareSampler and ecgkit.cotask.
+"""In-memory stand-ins with the protocols of ShardDataset and TaskAwareSampler.
 
 They let the trainer be tested on its own; ``tests/test_train.py`` also runs the real stages on
 shards written from real PTB-XL records.
@@ -73,18 +73,3 @@ class FakeTaskAwareSampler:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.epoch = state["epoch"]
-
-
-def fake_make_aux(labels: np.ndarray, n_aux: int, seed: int) -> tuple[list[dict], np.ndarray]:
-    """Aux task i = label[i] OR label[i+1] on a random half of the records (-1 elsewhere)."""
-    rng = np.random.default_rng(seed)
-    T = labels.shape[1]
-    defs, cols = [], []
-    for i in range(n_aux):
-        a, b = i % T, (i + 1) % T
-        keep = rng.random(len(labels)) < 0.5
-        y = ((labels[:, a] == 1) | (labels[:, b] == 1)).astype(np.int8)
-        y[(labels[:, a] < 0) | (labels[:, b] < 0) | ~keep] = -1
-        defs.append({"pair": [a, b], "subset_seed": seed})
-        cols.append(y)
-    return defs, np.stack(cols, axis=1)

@@ -99,24 +99,6 @@ def test_lzf_and_float16_shards_read_back(shards, cohort):
     assert np.all(np.abs(y - x) <= np.abs(x) * 2.0 ** -11 + 1e-6)
 
 
-def test_raw_batches_are_the_stored_values_on_every_read_path(shards):
-    """raw=True (what the trainer ships to the GPU) times scale_mv equals the float32 batch."""
-    idx = np.array([3, 4, 5, 20, 1, 3])  # a consecutive run, unsorted, a repeat
-    for name, stored in (("int16", np.int16), ("lzf", np.int16), ("float16", np.float16)):
-        for cache in (False, True):
-            ds = ShardDataset(shards[name], split="train", cache=cache)
-            x, y = ds.get_batch(idx)
-            r, ry = ds.get_batch(idx, raw=True)
-            assert r.dtype == stored and ds.stored_dtype == stored and r.shape == x.shape
-            assert np.array_equal(r.astype(np.float32) * np.float32(ds.scale_mv), x), (name, cache)
-            assert np.array_equal(ry, y)
-            buf = np.zeros(x.shape, dtype=stored)
-            assert ds.get_batch(idx, out=buf, raw=True)[0] is buf and np.array_equal(buf, r)
-    assert ShardDataset(shards["float16"], split="train").scale_mv == 1.0
-    with pytest.raises(ValueError, match="out must be"):
-        ShardDataset(shards["int16"], split="train").get_batch(idx, out=np.zeros(x.shape, np.float32), raw=True)
-
-
 def test_dataloader_workers_read_through_their_own_handles(shards):
     ds = ShardDataset(shards["int16"], split="train")
     ds.get_batch([0, 1])  # parent opened handles before the fork
@@ -157,3 +139,27 @@ def test_returned_batches_are_never_overwritten_while_referenced(shards):
     assert np.array_equal(view, expected_v)
     # dropped batches are recycled: the loop above needed only a couple of output buffers
     assert len(addresses) <= 2
+
+
+@pytest.mark.parametrize("kind, cache", [("int16", False), ("int16", True), ("lzf", False),
+                                         ("float16", False)])
+def test_raw_batches_are_the_stored_values(shards, kind, cache):
+    import h5py
+
+    ds = ShardDataset(shards[kind], split="train", cache=cache)
+    idx = np.array([7, 0, 1, 2, 7, len(ds) - 1])
+    raw, y = ds.get_batch(idx, raw=True)
+    stored = "float16" if kind == "float16" else "int16"
+    assert raw.dtype == ds.stored_dtype == np.dtype(stored) and raw.shape == (6, 12, 5000)
+    # the exact bytes of the shard file
+    index = read_index(shards[kind]).set_index("record_id")
+    for j, i in enumerate(idx):
+        shard, row = index.loc[ds.record_ids[i], ["shard", "row"]]
+        with h5py.File(shards[kind] / f"{shard}.h5", "r") as f:
+            assert np.array_equal(raw[j], f["signal"][int(row)])
+    x, y2 = ds.get_batch(idx)
+    assert np.array_equal(y, y2)
+    assert np.array_equal(raw.astype(np.float32) * np.float32(ds.scale_mv), x)
+    assert ds.scale_mv == (0.001 if kind != "float16" else 1.0)
+    with pytest.raises(ValueError, match=stored):
+        ds.get_batch(idx, out=np.empty((6, 12, 5000), np.float32), raw=True)

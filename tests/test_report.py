@@ -26,6 +26,11 @@ def test_report_values_and_validation_thresholds(tmp_path: Path) -> None:
     rep = build_report(y_val, s_val, y, s, ["A", "B", "C"], n_bootstrap=100, reference_specificity=0.9)
     thr = M.choose_thresholds(y_val, s_val)
     assert [rep["thresholds"][n] for n in "ABC"] == pytest.approx(thr)
+    # the evaluated split never enters the threshold choice: other eval data, same thresholds
+    y_other, s_other = _data(2)
+    other = build_report(y_val, s_val, y_other, s_other, ["A", "B", "C"], n_bootstrap=0)
+    assert other["thresholds"] == rep["thresholds"]
+    assert list(rep["thresholds"].values()) != pytest.approx(M.choose_thresholds(y, s))
     per = M.per_task_metrics(y, s, thr)
     assert rep["per_task"]["B"]["f1"] == pytest.approx(per["f1"][1])
     assert rep["summary"]["jaccard"] == pytest.approx(M.jaccard(y, s >= thr))
@@ -58,6 +63,8 @@ def test_evaluate_run_end_to_end(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
                    device="cpu")
     y, s, _ = T.predict_run(tmp_path / "run", "test", dataset=data["test"], device="cpu")
     assert rep["summary"]["macro_auroc"] == pytest.approx(M.macro_auroc(y, s))
+    y_val, s_val, names = T.predict_run(tmp_path / "run", "val", dataset=data["val"], device="cpu")
+    assert [rep["thresholds"][n] for n in names] == pytest.approx(M.choose_thresholds(y_val, s_val))
     assert rep["delta_m"]["all"] == pytest.approx(0.0)  # same seed, same data: identical runs
     files = rep["files"]
     assert Path(files["curves"]).exists() and Path(files["json"]).parent == tmp_path / "run" / "eval-test"

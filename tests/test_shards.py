@@ -285,3 +285,33 @@ def test_dask_engine_writes_the_same_shards(cohort, written, tmp_path):
         with h5py.File(out_dir / f"{name}.h5", "r") as a, h5py.File(tmp_path / f"{name}.h5", "r") as b:
             assert np.array_equal(a["signal"][...], b["signal"][...])
             assert np.array_equal(a["labels"][...], b["labels"][...])
+
+
+@pytest.mark.parametrize("fault", ["lost", "duplicated", "both"])
+def test_accounting_check_refuses_lost_or_duplicated_records(ptbxl_dir, tmp_path, monkeypatch, fault):
+    """records in == records in shards + records quarantined is checked at the end, not assumed."""
+    import ecgkit.shards as shards_mod
+
+    cohort = split_by_patient(ptbxl_manifest(ptbxl_dir, 12), seed=0)
+    real = shards_mod._write_shard
+    victim = plan_shards(cohort, ShardConfig(records_per_shard=4))["record_id"].iloc[0]
+
+    def faulty(task):
+        side = real(task)
+        if victim in side["record_ids"]:
+            if fault == "lost":  # a worker that forgets a record it was given
+                side["record_ids"].remove(victim)
+                side["repairs"].pop()
+                side["n_rows"] -= 1
+            elif fault == "duplicated":
+                side["record_ids"].append(victim)
+                side["repairs"].append("")
+                side["n_rows"] += 1
+            else:  # written and quarantined
+                side["quarantined"][victim] = "shard: injected"
+        return side
+
+    monkeypatch.setattr(shards_mod, "_write_shard", faulty)
+    with pytest.raises(SchemaError, match="shard accounting failed"):
+        write_shards(cohort, tmp_path, ShardConfig(records_per_shard=4, workers=1))
+    assert not (tmp_path / "index.parquet").exists()

@@ -161,3 +161,28 @@ def test_patient_keys_are_keyed_hashes_not_ids(manifest):
     multi = next(v for v in same.values() if len(v) > 1)
     assert len(set(keys[multi])) == 1
     assert (patient_keys(manifest, "secret") != keys).all()
+
+
+def test_split_command_writes_the_split_and_reports_the_audit(manifest, tmp_path):
+    from click.testing import CliRunner
+
+    from ecgkit.cli import main
+    from ecgkit.manifest import read_manifest, write_manifest
+
+    cohort = tmp_path / "cohort"
+    df = manifest.copy()
+    df.loc[:9, "patient_id"] = pd.NA
+    write_manifest(df, cohort)
+    result = CliRunner().invoke(main, ["split", str(cohort), "--ratios", "7:1:2", "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    out = read_manifest(cohort)
+    rep = audit(out)  # the audit the command ran on what it wrote
+    expected = split_by_patient(df, ratios=(7, 1, 2), seed=0)
+    assert out["split"].tolist() == expected["split"].tolist()
+    assert _patients_in_several_splits(out) == []
+    # the printed summary is the audit: counts per split, records without patient id, prevalence
+    assert rep.summary() in result.output
+    assert f"train {rep.counts['train']}, val {rep.counts['val']}, test {rep.counts['test']}" in result.output
+    assert "10 without patient id" in result.output
+    lvh = [ln for ln in result.output.splitlines() if ln.startswith("LVH ")]
+    assert lvh and f"{100 * rep.prevalence['LVH']['val']:6.2f}" in lvh[0]

@@ -14,17 +14,15 @@ import torch
 import yaml
 
 import ecgkit.train as T
-from _fakes import FakeShardDataset, FakeTaskAwareSampler, fake_make_aux
+from _fakes import FakeShardDataset
+from ecgkit.cotask import aux_labels, load_aux_tasks
 from ecgkit.config import load_config
 from ecgkit.errors import ConfigError
 
 
 @pytest.fixture()
-def fakes(monkeypatch: pytest.MonkeyPatch) -> dict[str, FakeShardDataset]:
-    monkeypatch.setattr(T, "_task_aware_sampler", FakeTaskAwareSampler)
-    monkeypatch.setattr(T, "_make_aux", fake_make_aux)
-    monkeypatch.setattr(T, "_apply_aux", lambda defs, labels: fake_make_aux(labels, len(defs),
-                                                                            defs[0]["subset_seed"])[1])
+def fakes() -> dict[str, FakeShardDataset]:
+    """In-memory datasets; the real TaskAwareSampler and CO-TASK generator run on their labels."""
     return {"train": FakeShardDataset(384, seed=0), "val": FakeShardDataset(192, seed=1)}
 
 
@@ -43,7 +41,14 @@ def test_task_aware_training_with_aux_tasks_learns(fakes: dict, tmp_path: Path) 
     assert losses[-1] < 0.8 * losses[0]
     assert res.best_val_macro_auroc > 0.85  # the fake's classes are separable sinusoids
     ckpt = T.load_checkpoint(tmp_path / "run" / "best.pt")
-    assert ckpt["head_names"] == ["T0", "T1", "T2", "aux0", "aux1"] and ckpt["n_major"] == 3
+    # the CO-TASK definitions are saved with the run in the cotask file format, and reproduce the
+    # auxiliary labels the heads were trained on
+    defs = load_aux_tasks(tmp_path / "run" / "aux_tasks.json")
+    assert defs == ckpt["aux_tasks"] and len(defs) == 2
+    assert ckpt["head_names"] == ["T0", "T1", "T2", *(d["name"] for d in defs)] and ckpt["n_major"] == 3
+    assert all(set(d["tasks"]) <= {"T0", "T1", "T2"} for d in defs)
+    aux = aux_labels(defs, fakes["train"].labels)
+    assert aux.shape == (384, 2) and ((aux == -1).mean(axis=0) > 0.4).all()  # 1/2 subset plus unknowns
     assert {"model", "optimizer", "scheduler", "sampler", "epoch", "step", "config", "label_names",
             "aux_tasks", "rng", "batch_in_epoch"} <= set(ckpt)
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
@@ -94,9 +99,69 @@ def test_predict_run_matches_predict(fakes: dict, tmp_path: Path) -> None:
     assert np.all((scores > 0) & (scores < 1)) and names == ["T0", "T1", "T2"]
 
 
-def test_early_stopping_without_improvement(fakes: dict, tmp_path: Path) -> None:
+def test_predict_run_picks_the_runs_tasks_from_a_wider_dataset(fakes: dict, tmp_path: Path) -> None:
+    class Reordered:  # the val data with its task columns in another order, as a wider shard folder has
+        def __init__(self, ds: FakeShardDataset) -> None:
+            self.ds, self.label_names = ds, ("T2", "T0", "T1")
+            self.labels = ds.labels[:, [2, 0, 1]]
+
+        def __len__(self) -> int:
+            return len(self.ds)
+
+        def get_batch(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            x, _ = self.ds.get_batch(idx)
+            return x, self.labels[np.asarray(idx)]
+
+    T.train(_cfg(epochs=1, tasks=("T1",)), tmp_path / "one", datasets={
+        "train": _Subset(fakes["train"], [1]), "val": _Subset(fakes["val"], [1])})
+    y, scores, names = T.predict_run(tmp_path / "one", "val", dataset=Reordered(fakes["val"]), device="cpu")
+    assert names == ["T1"] and np.array_equal(y[:, 0], fakes["val"].labels[:, 1]) and scores.shape == (192, 1)
+    with pytest.raises(ConfigError, match="T1"):
+        T.predict_run(tmp_path / "one", "val", dataset=_Subset(fakes["val"], [0]), device="cpu")
+
+
+class _Subset:
+    """A FakeShardDataset restricted to some task columns (as ShardDataset(tasks=...) is)."""
+
+    def __init__(self, ds: FakeShardDataset, cols: list[int]) -> None:
+        self.ds, self.cols = ds, cols
+        self.label_names = tuple(ds.label_names[c] for c in cols)
+        self.labels = ds.labels[:, cols]
+        self.fs = ds.fs
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def get_batch(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, _ = self.ds.get_batch(idx)
+        return x, self.labels[np.asarray(idx)]
+
+
+def test_early_stopping_without_improvement_keeps_the_best_checkpoint(fakes: dict, tmp_path: Path) -> None:
     res = T.train(_cfg(epochs=10, lr=0.0, patience=2), tmp_path / "run", datasets=fakes)
     assert res.stopped_early and res.epoch == 3  # best at epoch 0, no gain in epochs 1 and 2
+    best = T.load_checkpoint(tmp_path / "run" / "best.pt")
+    last = T.load_checkpoint(tmp_path / "run" / "last.pt")
+    assert best["epoch"] == 1 and last["epoch"] == 3  # epochs completed when each was written
+    assert best["best"] == res.history[0]["val_macro_auroc"] == res.best_val_macro_auroc
+
+
+def test_joint_sampler_over_an_oversampled_pool(fakes: dict, tmp_path: Path) -> None:
+    from ecgkit.sampler import oversample_indices
+
+    labels = fakes["train"].labels
+    pool = oversample_indices(labels, 200, seed=0)
+    s = T.JointBatchSampler(len(labels), 16, seed=0, pool=pool)
+    assert len(s) == len(pool) // 16
+    drawn = np.concatenate([idx for _, idx in s])
+    # one pass over the pool: every pool entry (duplicates included) at most once
+    want = np.bincount(pool, minlength=len(labels))
+    got = np.bincount(drawn, minlength=len(labels))
+    assert (got <= want).all() and got.sum() == len(s) * 16
+    res = T.train(_cfg(sampler="joint", oversample_k=200, epochs=1), tmp_path / "run", datasets=fakes)
+    assert res.step == 6
+    with pytest.raises(ValueError, match="oversample_k"):
+        _cfg(sampler="task_aware", oversample_k=200)
 
 
 def test_config_errors(fakes: dict, tmp_path: Path) -> None:
@@ -162,3 +227,69 @@ def test_tiny_model_on_real_ptbxl_shards_learns_and_resumes(ptbxl_shards: Path, 
         assert torch.equal(ckpt["model"][key], b["model"][key]), key
     y, s, names = T.predict_run(tmp_path / "a", "test", device="cpu")
     assert names == list(_SCP_TASKS) and y.shape == s.shape == (len(ShardDataset(ptbxl_shards, "test")), 5)
+
+
+_DDP_SCRIPT = '''
+import json, os, sys
+import numpy as np
+import torch
+sys.path[:0] = sys.argv[3:5]
+import ecgkit.train as T
+from _fakes import FakeShardDataset
+
+
+def run(rank, world, port, out):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    data = {"train": FakeShardDataset(384, seed=0), "val": FakeShardDataset(192, seed=1)}
+    kw = dict(blocks=2, batch_size=16, epochs=2, batches_per_epoch=6, log_interval=1, warmup_steps=3, lr=3e-3,
+              tensorboard=False, device="cpu", aux_tasks=1, weighting="dwa", dropout=0.3, eval_batch_size=64)
+    straight = T.train(T.TrainConfig(**kw), f"{out}/a", datasets=data)
+    T.train(T.TrainConfig(max_steps=4, **kw), f"{out}/b", datasets=data)
+    resumed = T.train(T.TrainConfig(**kw), f"{out}/b", datasets=data, resume=True)
+    with open(f"{out}/rank{rank}.json", "w") as fh:
+        json.dump({"straight": straight.interval_losses, "resumed": resumed.interval_losses,
+                   "history": [straight.history, resumed.history]}, fh)
+    torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    torch.multiprocessing.spawn(run, args=(2, int(sys.argv[1]), sys.argv[2]), nprocs=2)
+'''
+
+
+@pytest.mark.slow
+def test_two_rank_run_resumes_exactly(tmp_path: Path) -> None:
+    """torchrun-style DDP on CPU (gloo): each rank resumes its own stream, dropout and partial losses."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    script = tmp_path / "ddp.py"
+    script.write_text(_DDP_SCRIPT)
+    repo = Path(__file__).resolve().parent.parent
+    args = [sys.executable, str(script), str(port), str(tmp_path), str(repo), str(repo / "tests")]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import json
+
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    for r in ranks:
+        straight = {s: v for s, v in r["straight"] if s > 4}
+        assert dict((s, v) for s, v in r["resumed"]) == straight and len(straight) == 8
+    assert ranks[0]["straight"] != ranks[1]["straight"]  # the ranks trained on different batches
+    # epoch losses are averaged over the ranks: every rank logs the same history
+    def timeless(history: list) -> list:
+        return [{k: v for k, v in row.items() if k != "elapsed_s"} for row in history]
+
+    assert timeless(ranks[0]["history"][0]) == timeless(ranks[1]["history"][0])
+    assert timeless(ranks[0]["history"][1]) == timeless(ranks[0]["history"][0])  # resumed run: same epochs
+    a = T.load_checkpoint(tmp_path / "a" / "last.pt")
+    b = T.load_checkpoint(tmp_path / "b" / "last.pt")
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert len(b["rng"]["per_rank"]) == 2

@@ -79,3 +79,39 @@ def test_keep_heads_drops_auxiliary_heads_exactly() -> None:
 def test_invalid_config_raises() -> None:
     with pytest.raises(ValueError, match="n_tasks"):
         ResNet1d(ResNet1dConfig(n_tasks=0))
+
+
+def test_blocks_are_pre_activation_bn_relu_dropout_conv() -> None:
+    """Block i > 0 computes conv2(dropout(relu(bn2(conv1(relu(bn1(x))))))) + maxpool(x) (Hannun/awni)."""
+    torch.manual_seed(1)
+    model = make_model(2, n_blocks=8, dropout=0.5)
+    block = model.blocks[3]  # stride 2, 32 -> 32 channels
+    bn1, bn2 = block.pre[0], block.bn2
+    for bn in (bn1, bn2):  # non-trivial statistics so that the order of BN and ReLU matters
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.5, 0.5)
+    x = torch.randn(2, 32, 40)
+
+    def manual(x: torch.Tensor, train: bool) -> torch.Tensor:
+        def bn(m: torch.nn.BatchNorm1d, h: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.batch_norm(h, m.running_mean, m.running_var, m.weight, m.bias,
+                                                  False, 0.0, m.eps)
+        h = torch.relu(bn(bn1, x))
+        h = block.conv1(h)
+        h = torch.nn.functional.dropout(torch.relu(bn(bn2, h)), 0.5, training=train)
+        return block.conv2(h) + torch.nn.functional.max_pool1d(x, 2, ceil_mode=True)
+
+    block.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), manual(x, False), rtol=0, atol=1e-5)
+        # dropout sits between the two convolutions: same mask stream, same output in training mode
+        # (BN in eval so only dropout is stochastic)
+        block.drop.train()
+        torch.manual_seed(7)
+        got = block(x)
+        torch.manual_seed(7)
+        torch.testing.assert_close(got, manual(x, True), rtol=0, atol=1e-5)
+    assert block.conv1.kernel_size == (16,) and block.conv2.kernel_size == (16,)
+    assert model.blocks[0].pre.__class__.__name__ == "Identity"  # the stem already applied BN-ReLU
