@@ -220,8 +220,10 @@ def test_continuation_lines_attach_to_previous_statement():
 def test_normalize_folds_case_umlauts_and_punctuation():
     assert normalize_text("ischÄmie  unvollstÄndiger") == " ischaemie unvollstaendiger "
     assert normalize_text("Schweißausbruch, FÖRMAKSFLIMMER/-fladder; å") == \
-        " schweissausbruch foermaksflimmer fladder aa "
+        " schweissausbruch , foermaksflimmer fladder aa "
     assert normalize_text("") == " "
+    # a comma between words is a token (it ends a hedge's reach); stray or repeated commas are not
+    assert normalize_text(",, Possible LVH,,, RBBB ,") == " possible lvh , rbbb "
     # UTF-8 read as Latin-1
     assert normalize_text("VorhofflimmernÃ¤".encode("latin-1").decode("latin-1")) == " vorhofflimmernae "
 

@@ -16,6 +16,9 @@ _FOLD = str.maketrans({
     "Ä": "ae", "Ö": "oe", "Ü": "ue", "Å": "aa", "Æ": "ae", "Ø": "oe", "ẞ": "ss",
 })
 _NON_WORD = re.compile(r"[^a-z0-9]+")
+# Commas stay as a token of their own (" , "): they end the reach of a hedge ("possible LVH, RBBB")
+# while phrases never contain one.
+_TOKEN = re.compile(r"[a-z0-9]+|,")
 # A sentence ends at . ! ? after a word of 3+ characters (so "v.a." and "z.n." stay whole, and
 # decimals such as "4.46" are not cut), or at a semicolon.
 _SENTENCE_END = re.compile(r"(?:(?<=[^\W_]{3})|(?<=\)))[.!?](?=\s|$)|;")
@@ -57,12 +60,13 @@ def normalize_text(text: str) -> str:
     -------
     str
         Words of ``[a-z0-9]`` separated by one space, with one leading and one trailing space;
-        ``" "`` for text without words.
+        a comma between two words is kept as a token ``","`` of its own (repeated commas count
+        once); ``" "`` for text without words.
 
     Examples
     --------
     >>> normalize_text("Unvollständiger Rechtsschenkelblock, ischÄmie")
-    ' unvollstaendiger rechtsschenkelblock ischaemie '
+    ' unvollstaendiger rechtsschenkelblock , ischaemie '
     """
     if not text.isascii():
         text = _repair_mojibake(text).translate(_FOLD).lower()
@@ -70,7 +74,16 @@ def normalize_text(text: str) -> str:
             text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     else:
         text = text.lower()
-    words = _NON_WORD.sub(" ", text).strip()
+    if "," in text:
+        tokens: list[str] = []
+        for tok in _TOKEN.findall(text):
+            if tok != "," or (tokens and tokens[-1] != ","):
+                tokens.append(tok)
+        if tokens and tokens[-1] == ",":
+            tokens.pop()
+        words = " ".join(tokens)
+    else:
+        words = _NON_WORD.sub(" ", text).strip()
     return f" {words} " if words else " "
 
 

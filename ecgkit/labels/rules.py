@@ -76,13 +76,16 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
 
     excluded_stmt = next((h.phrase for h in cues for c in h.cues if c.rule == "statement_excluded"), None)
     comparison_at = min((h.first for h in cues for c in h.cues if c.rule == "comparison"), default=None)
-    # barriers end a cue's reach: break words and out-of-vocabulary findings
-    barriers = sorted([h.first for h in cues if any(c.rule == "break" for c in h.cues)]
+    # barriers end a cue's reach: break words and out-of-vocabulary findings end every cue's reach,
+    # scoped breaks (a comma, "and") only that of the cue rules they name
+    barriers = sorted([h.first for h in cues if any(c.rule == "break" and c.stops is None for c in h.cues)]
                       + [h.first for h in findings if h.finding is not None and h.finding.kind == OTHER])
+    scoped = [(h.first, c.stops) for h in cues for c in h.cues if c.rule == "break" and c.stops is not None]
     stmt_labels = {lab for h in labelled if h.finding is not None and h.finding.kind == ASSERT
                    for lab in h.finding.labels}
     before = [h for h in cues if any(c.side == "before" and c.rule not in ("replaced",) for c in h.cues)]
     before_ends = [h.last for h in before]
+    before_starts = [h.first for h in before]
     after = [h for h in cues if any(c.side == "after" and c.rule != "replaced_by" for c in h.cues)]
     after_starts = [h.first for h in after]
     # "X has replaced Y" reaches to the end of the statement, "Y replaced by X" to its start
@@ -91,10 +94,12 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
     replaced_by = [(h.first, h.phrase, c.labels) for h in cues for c in h.cues
                    if c.rule == "replaced_by" and c.side == "after"]
 
-    def blocked(lo: int, hi: int) -> bool:
-        """Is there a barrier at a word index strictly between lo and hi?"""
+    def blocked(lo: int, hi: int, rule: str) -> bool:
+        """Is there a barrier for cue rule ``rule`` at a word index strictly between lo and hi?"""
         i = bisect_right(barriers, lo)
-        return i < len(barriers) and barriers[i] < hi
+        if i < len(barriers) and barriers[i] < hi:
+            return True
+        return any(lo < pos < hi and rule in stops for pos, stops in scoped)
 
     out: list[Decision] = []
     for n, h in enumerate(labelled):
@@ -115,23 +120,26 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
                      if pos < h.first and _cue_applies(labs, f.labels)]
             hits += [("replaced_by", p) for pos, p, labs in replaced_by
                      if pos > h.last and _cue_applies(labs, f.labels)]
-            # cues ending at most window_before words before the finding, no barrier between
+            # cues starting before the finding and ending at most window_before words before it (or
+            # inside it: "minimal voltage criteria for" + "voltage criteria for lvh"), no barrier between
             lo = bisect_left(before_ends, h.first - vocab.window_before - 1)
-            hi = bisect_left(before_ends, h.first)
+            hi = bisect_left(before_starts, h.first)
             for c in before[lo:hi]:
-                if blocked(c.last, h.first):
-                    continue
-                hits += [(cue.rule, c.phrase) for cue in c.cues
-                         if cue.side == "before" and _cue_applies(cue.labels, f.labels)]
+                for cue in c.cues:
+                    if (cue.side != "before" or cue.rule == "replaced" or not _cue_applies(cue.labels, f.labels)
+                            or (c.last < h.first and blocked(c.last, h.first, cue.rule))):
+                        continue
+                    hits.append((cue.rule, c.phrase))
             # cues starting at most window_after words after it, if it is the nearest label phrase
             next_label = labelled[n + 1].first if n + 1 < len(labelled) else None
             lo = bisect_right(after_starts, h.last)
             hi = bisect_right(after_starts, h.last + vocab.window_after + 1)
             for c in after[lo:hi]:
-                if (next_label is not None and next_label < c.first) or blocked(h.last, c.first):
+                if next_label is not None and next_label < c.first:
                     continue
                 hits += [(cue.rule, c.phrase) for cue in c.cues
-                         if cue.side == "after" and _cue_applies(cue.labels, f.labels)]
+                         if cue.side == "after" and cue.rule != "replaced_by" and _cue_applies(cue.labels, f.labels)
+                         and not blocked(h.last, c.first, cue.rule)]
             for rule, phrase in hits:
                 if rule == "current":
                     current = True
