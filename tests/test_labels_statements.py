@@ -468,6 +468,65 @@ SWEDISH = [
     ("tidigare förmaksflimmer", ""),
 ]
 
+TYPED_AND_PHILIPS = [
+    # Philips statements with their reason statement joined on one line
+    ("Nonspecific intraventricular conduction delay QRSd >115mS, not LBBB/RBBB", "NIVCD"),
+    ("Prolonged PR interval PR >210ms", "1AVB"),
+    ("Right bundle branch block QRSd >120ms, terminal axis right", "RBBB"),
+    ("Incomplete right bundle branch block QRSd 100-120ms, rSR' V1", "IRBBB"),
+    ("Left ventricular hypertrophy Cornell product >2440", "LVH"),
+    ("IVCD, consider atypical LBBB QRSd >120ms", "IVCD LBBB?"),
+    ("Atrial fibrillation with controlled ventricular response and occasional PVCs", "AFIB VPC"),
+    ("Atrial flutter with variable AV block and occasional PVCs", "AFL VPC"),
+    ("Multiple ventricular premature complexes", "VPC"),
+    ("Ventricular premature complex", "VPC"),
+    ("Atrial premature complexes in bigeminy", "APC"),
+    ("Short run of ventricular tachycardia", "VT"),
+    # typed shorthand
+    ("NSR, 1st deg HB", "1AVB"),
+    ("SR with 2nd degree HB Mobitz I", "2AVB"),
+    ("RBBB/LAFB", "RBBB"),
+    ("RBBB, LAHB, 1st degree AVB (trifascicular block)", "RBBB 1AVB"),
+    ("LVH w strain", "LVH"),
+    ("LVH w/ repol abn", "LVH"),
+    ("aflutter 2:1", "AFL"),
+    ("AF RVR 130s", "AFIB"),
+    ("NSR with freq PVCs, occ PACs", "VPC APC"),
+    ("SB 52, PVC x2", "VPC"),
+    ("NSR, no ectopy", ""),
+    ("ST, no AF", ""),
+    ("SR, rsr' pattern, probable incomplete RBBB", "IRBBB?"),
+    ("NSR. No acute ST changes. RBBB.", "RBBB"),
+    # conditions hold across the statements of one report
+    ("Sinus rhythm. Atrial flutter. 2:1 AV block.", "AFL"),
+    (["Atrial flutter", "2:1 A-V block"], "AFL"),
+    (["No atrial flutter", "2:1 A-V block"], "2AVB"),
+    (["Sinus rhythm", "Premature ventricular complexes", "Bigeminy"], "VBIG VPC"),
+    (["Sinus rhythm", "Premature atrial complexes", "Bigeminy"], "APC"),
+    # German shorthand and phrasing
+    ("Tachyarrhythmia absoluta bei Vorhofflimmern", "AFIB"),
+    ("Tachyarrhythmia absoluta", "AFIB"),
+    ("absolute Arrhythmie bei Vorhofflimmern", "AFIB"),
+    ("Vorhofflattern/-flimmern", "AFIB"),
+    ("Vorhofflimmern/-flattern", "AFIB"),
+    ("Sinusrhythmus, AV-Block I°, Linkstyp", "1AVB"),
+    ("kein AV-Block", ""),
+    ("ohne Extrasystolen", ""),
+    ("linksanteriorer Hemiblock (LAH)", ""),
+    ("Sinusrhythmus nach Kardioversion bei Vorhofflimmern", ""),
+    ("unveränderter Linksschenkelblock", "LBBB"),
+    # Swedish phrasing
+    ("Sinusrytm med enstaka ventrikulära extraslag", "VPC"),
+    ("förmaksflimmer med normal kammarfrekvens", "AFIB"),
+    ("förmaksfladder/-flimmer", "AFIB"),
+    ("AV-block I:a graden", "1AVB"),
+    ("AV-block II:a graden typ Wenckebach", "2AVB"),
+    ("AV-block III:e graden", "3AVB"),
+    ("vänster främre fascikelblock", ""),
+    ("Sinusrytm efter elkonvertering av förmaksflimmer", ""),
+    ("oförändrat högersidigt skänkelblock", "RBBB"),
+]
+
 ENCODING = [
     # lost or mis-decoded umlauts, upper-case umlauts inside words
     ("Vorhofflimmern mit schneller Uberleitung", "AFIB"),
@@ -515,13 +574,19 @@ def test_swedish_statements(text, expected):
     _check(text, expected)
 
 
+@pytest.mark.parametrize("text, expected", TYPED_AND_PHILIPS)
+def test_typed_and_philips_statements(text, expected):
+    _check(text, expected)
+
+
 @pytest.mark.parametrize("text, expected", ENCODING)
 def test_encoding_variants(text, expected):
     _check(text, expected)
 
 
 def test_table_is_large_and_names_only_known_labels():
-    tables = RHYTHM + CONDUCTION + ECTOPY + HYPERTROPHY + CONTEXT + GERMAN + SWEDISH + ENCODING
+    tables = (RHYTHM + CONDUCTION + ECTOPY + HYPERTROPHY + CONTEXT + GERMAN + SWEDISH + TYPED_AND_PHILIPS
+              + ENCODING)
     assert len(tables) >= 300
     for _, expected in tables:
         _vector(expected)  # raises on a misspelt label

@@ -11,7 +11,11 @@ Rules are scoped to one statement (a line plus its continuation lines, or one se
   everything before it;
 * ``statement_excluded`` ("Confirmed by ...") voids the whole statement; ``comparison`` ("When
   compared with ECG of ...") starts the comparison section: from there to the end of the report a
-  finding counts only when a ``current`` cue ("has replaced", "now present", "new") marks it.
+  finding counts only when a ``current`` cue ("has replaced", "now present", "new") marks it;
+* a ``break`` cue ends a cue's reach; a scoped one (``stops``) only that of the rules it names (a comma
+  or "and" ends a hedge: "possible LVH, RBBB");
+* a conditional phrase carries its condition ("bigeminy" requires VPC, a "2:1 A-V block" forbids AFL)
+  in its decision; :func:`apply_conditions` checks it against the whole report.
 
 Precedence when several rules apply: excluded > negated > replaced > history > comparison >
 uncertain > asserted.
@@ -19,11 +23,11 @@ uncertain > asserted.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 from ecgkit.labels.matcher import match_statement
-from ecgkit.labels.vocab import ASSERT, CONDITIONAL, EXCLUDED, OTHER, Finding, Vocabulary
+from ecgkit.labels.vocab import CONDITIONAL, EXCLUDED, OTHER, Finding, Vocabulary
 
 #: Decisions, in precedence order; only "asserted" and "uncertain" can set a label.
 DECISIONS = ("excluded", "negated", "replaced", "history", "comparison", "uncertain", "asserted")
@@ -43,6 +47,8 @@ class Decision:
     phrase: str
     cue: str | None
     via: str | None = None
+    # for conditional phrases: ("requires" | "forbids", label), checked against the whole report
+    condition: tuple[str, str] | None = None
 
 
 def _cue_applies(cue_labels: tuple[str, ...] | None, labels: tuple[str, ...]) -> bool:
@@ -81,8 +87,6 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
     barriers = sorted([h.first for h in cues if any(c.rule == "break" and c.stops is None for c in h.cues)]
                       + [h.first for h in findings if h.finding is not None and h.finding.kind == OTHER])
     scoped = [(h.first, c.stops) for h in cues for c in h.cues if c.rule == "break" and c.stops is not None]
-    stmt_labels = {lab for h in labelled if h.finding is not None and h.finding.kind == ASSERT
-                   for lab in h.finding.labels}
     before = [h for h in cues if any(c.side == "before" and c.rule not in ("replaced",) for c in h.cues)]
     before_ends = [h.last for h in before]
     before_starts = [h.first for h in before]
@@ -110,10 +114,6 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
             decision, cue_phrase = "excluded", excluded_stmt
         elif f.kind == EXCLUDED:
             decision, cue_phrase = "excluded", h.phrase
-        elif f.kind == CONDITIONAL and f.requires is not None and f.requires not in stmt_labels:
-            decision, cue_phrase = "excluded", f"no {f.requires} in statement"
-        elif f.kind == CONDITIONAL and f.forbids is not None and f.forbids in stmt_labels:
-            decision, cue_phrase = "excluded", f"{f.forbids} in statement"
         else:
             hits: list[tuple[str, str]] = []  # (cue rule, cue phrase)
             hits += [("replaced", p) for pos, p, labs in replaced
@@ -148,8 +148,35 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
             in_section = in_comparison or (comparison_at is not None and comparison_at < h.first)
             if in_section and not current and _RANK[decision] > _RANK["comparison"]:
                 decision, cue_phrase = "comparison", "comparison section"
+        condition = None
+        if f.kind == CONDITIONAL:
+            condition = ("requires", f.requires) if f.requires is not None else \
+                ("forbids", f.forbids) if f.forbids is not None else None
         for lab in f.labels:
-            out.append(Decision(lab, decision, h.phrase, cue_phrase))
+            out.append(Decision(lab, decision, h.phrase, cue_phrase, condition=condition))
             for implied in vocab.implies.get(lab, ()):
-                out.append(Decision(implied, decision, h.phrase, cue_phrase, via=lab))
+                out.append(Decision(implied, decision, h.phrase, cue_phrase, via=lab, condition=condition))
     return out, starts_comparison
+
+
+def apply_conditions(decisions: list[Decision]) -> list[Decision]:
+    """Check conditional decisions against the labels the rest of the report asserts (or hedges).
+
+    "Atrial flutter. 2:1 AV block." is the flutter's conduction (2AVB excluded) and "PVCs. Bigeminy."
+    a ventricular bigeminy, however the report splits its statements. A failed condition makes the
+    decision "excluded", naming the condition as its cue.
+    """
+    if all(d.condition is None for d in decisions):
+        return decisions
+    present = {d.label for d in decisions if d.condition is None and d.decision in ("asserted", "uncertain")}
+    out = []
+    for d in decisions:
+        if d.condition is not None and d.decision != "excluded":
+            kind, label = d.condition
+            if kind == "requires" and label not in present:
+                d = replace(d, decision="excluded", cue=f"no {label} in report")
+            elif kind == "forbids" and label in present:
+                d = replace(d, decision="excluded", cue=f"{label} in report")
+        out.append(d)
+    return out
+
