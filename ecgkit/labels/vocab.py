@@ -118,8 +118,8 @@ def _variants(phrase: str) -> set[str]:
     another); phrases with many umlaut words fall back to varying all words alike.
     """
     norm = normalize_text(phrase)
-    if norm == " " and phrase.strip() == ",":
-        return {" , "}  # the comma token (a break cue)
+    if norm == " " and phrase.strip() in (",", "?"):
+        return {f" {phrase.strip()} "}  # the comma and question-mark tokens (break and hedge cues)
     words = norm.split()
     options = []
     for w in words:
