@@ -601,6 +601,25 @@ TYPED_AND_PHILIPS = [
     ("oförändrat högersidigt skänkelblock", "RBBB"),
 ]
 
+TRAPS = [
+    # words that look like findings but are not ECG statements about them
+    ("Patient on IV amiodarone", ""),
+    ("Hb 2 g/dl", ""),
+    ("Lead V1 placement checked; AVF lead noisy", ""),
+    ("Pacemaker check, no capture issues", ""),
+    ("Electronic ventricular pacemaker", ""),
+    ("Atrial-sensed ventricular-paced rhythm", ""),
+    ("Sinus rhythm with marked sinus arrhythmia", ""),
+    ("Short PR, consider pre-excitation", ""),
+    ("WPW pattern", ""),
+    ("Right ventricular conduction delay", ""),
+    ("Low voltage QRS, consider pulmonary disease, pericardial effusion, or normal variant", ""),
+    ("Nonspecific ST and T wave abnormality, probably digitalis effect", ""),
+    ("Kammerflimmern", ""),
+    ("Breitkomplextachykardie", ""),
+    ("Sinus tachycardia with 1:1 conduction", ""),
+]
+
 ENCODING = [
     # lost or mis-decoded umlauts, upper-case umlauts inside words
     ("Vorhofflimmern mit schneller Uberleitung", "AFIB"),
@@ -653,6 +672,11 @@ def test_typed_and_philips_statements(text, expected):
     _check(text, expected)
 
 
+@pytest.mark.parametrize("text, expected", TRAPS)
+def test_trap_statements(text, expected):
+    _check(text, expected)
+
+
 @pytest.mark.parametrize("text, expected", ENCODING)
 def test_encoding_variants(text, expected):
     _check(text, expected)
@@ -660,7 +684,7 @@ def test_encoding_variants(text, expected):
 
 def test_table_is_large_and_names_only_known_labels():
     tables = (RHYTHM + CONDUCTION + ECTOPY + HYPERTROPHY + CONTEXT + GERMAN + SWEDISH + TYPED_AND_PHILIPS
-              + ENCODING)
+              + TRAPS + ENCODING)
     assert len(tables) >= 300
     for _, expected in tables:
         _vector(expected)  # raises on a misspelt label
