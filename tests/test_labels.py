@@ -253,6 +253,13 @@ def test_one_megabyte_report():
     assert out.loc[0, "AFL"] == -1 and int(np.abs(out.to_numpy()).sum()) == 1
     junk = "é" * 1_000_000
     assert label_texts([junk]).to_numpy().sum() == 0
+    # one long statement full of findings, commas and hedges is labelled in linear time (each
+    # finding looks only at the cues and breaks near it): here ~12,000 findings in one statement
+    listed = "Possible AF, RBBB, ?LVH, " * 4000
+    row = label_texts([listed], uncertain="mask").iloc[0]
+    assert {lab: int(v) for lab, v in row.items() if v} == {"AFIB": -1, "RBBB": 1, "LVH": -1}
+    for text in ("," * 1_000_000, "?" * 1_000_000, "x" * 1_000_000):
+        assert label_texts([text]).to_numpy().sum() == 0
 
 
 def test_dedup_broadcasts_and_keeps_order():

@@ -86,24 +86,35 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
     # scoped breaks (a comma, "and") only that of the cue rules they name
     barriers = sorted([h.first for h in cues if any(c.rule == "break" and c.stops is None for c in h.cues)]
                       + [h.first for h in findings if h.finding is not None and h.finding.kind == OTHER])
-    scoped = [(h.first, c.stops) for h in cues for c in h.cues if c.rule == "break" and c.stops is not None]
+    scoped: dict[str, list[int]] = {}  # cue rule -> sorted positions of the scoped breaks that stop it
+    for h in cues:
+        for c in h.cues:
+            if c.rule == "break" and c.stops is not None:
+                for rule in c.stops:
+                    scoped.setdefault(rule, []).append(h.first)
     before = [h for h in cues if any(c.side == "before" and c.rule not in ("replaced",) for c in h.cues)]
     before_ends = [h.last for h in before]
     before_starts = [h.first for h in before]
     after = [h for h in cues if any(c.side == "after" and c.rule != "replaced_by" for c in h.cues)]
     after_starts = [h.first for h in after]
-    # "X has replaced Y" reaches to the end of the statement, "Y replaced by X" to its start
-    replaced = [(h.last, h.phrase, c.labels) for h in cues for c in h.cues
-                if c.rule == "replaced" and c.side == "before"]
-    replaced_by = [(h.first, h.phrase, c.labels) for h in cues for c in h.cues
-                   if c.rule == "replaced_by" and c.side == "after"]
+    # "X has replaced Y" reaches to the end of the statement, "Y replaced by X" to its start: per
+    # label restriction, only the first "replaced" and the last "replaced by" cue matter
+    replaced: dict[tuple[str, ...] | None, tuple[int, str]] = {}
+    replaced_by: dict[tuple[str, ...] | None, tuple[int, str]] = {}
+    for h in cues:
+        for c in h.cues:
+            if c.rule == "replaced" and c.side == "before" and c.labels not in replaced:
+                replaced[c.labels] = (h.last, h.phrase)
+            elif c.rule == "replaced_by" and c.side == "after":
+                replaced_by[c.labels] = (h.first, h.phrase)
 
     def blocked(lo: int, hi: int, rule: str) -> bool:
         """Is there a barrier for cue rule ``rule`` at a word index strictly between lo and hi?"""
-        i = bisect_right(barriers, lo)
-        if i < len(barriers) and barriers[i] < hi:
-            return True
-        return any(lo < pos < hi and rule in stops for pos, stops in scoped)
+        for positions in (barriers, scoped.get(rule, ())):
+            i = bisect_right(positions, lo)
+            if i < len(positions) and positions[i] < hi:
+                return True
+        return False
 
     out: list[Decision] = []
     for n, h in enumerate(labelled):
@@ -116,9 +127,9 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
             decision, cue_phrase = "excluded", h.phrase
         else:
             hits: list[tuple[str, str]] = []  # (cue rule, cue phrase)
-            hits += [("replaced", p) for pos, p, labs in replaced
+            hits += [("replaced", p) for labs, (pos, p) in replaced.items()
                      if pos < h.first and _cue_applies(labs, f.labels)]
-            hits += [("replaced_by", p) for pos, p, labs in replaced_by
+            hits += [("replaced_by", p) for labs, (pos, p) in replaced_by.items()
                      if pos > h.last and _cue_applies(labs, f.labels)]
             # cues starting before the finding and ending at most window_before words before it (or
             # inside it: "minimal voltage criteria for" + "voltage criteria for lvh"), no barrier between
