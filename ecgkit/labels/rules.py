@@ -88,9 +88,9 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
                       + [h.first for h in findings if h.finding is not None and h.finding.kind == OTHER])
     scoped: dict[str, list[int]] = {}  # cue rule -> sorted positions of the scoped breaks that stop it
     for h in cues:
-        for c in h.cues:
-            if c.rule == "break" and c.stops is not None:
-                for rule in c.stops:
+        for role in h.cues:
+            if role.rule == "break" and role.stops is not None:
+                for rule in role.stops:
                     scoped.setdefault(rule, []).append(h.first)
     before = [h for h in cues if any(c.side == "before" and c.rule not in ("replaced",) for c in h.cues)]
     before_ends = [h.last for h in before]
@@ -102,11 +102,11 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
     replaced: dict[tuple[str, ...] | None, tuple[int, str]] = {}
     replaced_by: dict[tuple[str, ...] | None, tuple[int, str]] = {}
     for h in cues:
-        for c in h.cues:
-            if c.rule == "replaced" and c.side == "before" and c.labels not in replaced:
-                replaced[c.labels] = (h.last, h.phrase)
-            elif c.rule == "replaced_by" and c.side == "after":
-                replaced_by[c.labels] = (h.first, h.phrase)
+        for role in h.cues:
+            if role.rule == "replaced" and role.side == "before" and role.labels not in replaced:
+                replaced[role.labels] = (h.last, h.phrase)
+            elif role.rule == "replaced_by" and role.side == "after":
+                replaced_by[role.labels] = (h.first, h.phrase)
 
     def blocked(lo: int, hi: int, rule: str) -> bool:
         """Is there a barrier for cue rule ``rule`` at a word index strictly between lo and hi?"""
