@@ -424,6 +424,14 @@ GERMAN = [
     ("möglicher Rechtsschenkelblock", "RBBB?"),
     ("fraglich inkompletter Rechtsschenkelblock", "IRBBB?"),
     ("Z.n. Vorhofflimmern", ""),
+    ("Sinusrhythmus hat Vorhofflimmern ersetzt", ""),
+    ("Vorhofflimmern hat Sinusrhythmus ersetzt", "AFIB"),
+    ("Vorhofflimmern wurde durch Sinusrhythmus ersetzt", ""),
+    ("Vorhofflimmern ersetzt durch Sinusrhythmus", ""),
+    (["Sinusrhythmus", "Im Vergleich zum Vor-EKG vom 01.02.2019:", "Vorhofflattern hat Sinusrhythmus ersetzt"],
+     "AFL"),
+    ("Sinusrhythmus. Im Vergleich zum Vor-EKG neu aufgetretener Rechtsschenkelblock", "RBBB"),
+    ("Sinusrhythmus. Im Vergleich zum Vor-EKG kein Vorhofflimmern mehr", ""),
     ("Vorhofflimmern nicht mehr nachweisbar", ""),
     ("Sinusrhythmus, Linkstyp, Rechtsschenkelblock", "RBBB"),
     ("sinusrhythmus unvollstÄndiger rechtsschenkelblock sonst normales ekg", "IRBBB"),
@@ -466,6 +474,9 @@ SWEDISH = [
     ("möjlig höger kammarhypertrofi", "RVH?"),
     ("sannolikt förmaksfladder", "AFL?"),
     ("tidigare förmaksflimmer", ""),
+    ("Förmaksflimmer har ersatt sinusrytm", "AFIB"),
+    ("Sinusrytm. Jmf med EKG 2019: förmaksflimmer ersatt av sinusrytm", ""),
+    ("Sinusrytm. Jämfört med föregående EKG har förmaksflimmer tillkommit", "AFIB"),
 ]
 
 TYPED_AND_PHILIPS = [
