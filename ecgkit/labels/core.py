@@ -33,7 +33,7 @@ class Mention:
         does not set it: ``"negated"`` (incl. "no longer present"), ``"replaced"`` ("X has replaced Y":
         Y), ``"history"``, ``"comparison"`` (a change line after "When compared with ..." without a
         "now present"/"has replaced" mark), ``"excluded"`` ("Confirmed by ..." lines, "minimal voltage
-        criteria for LVH", conditions such as a 2:1 block inside atrial flutter).
+        criteria for LVH", failed conditions such as a 2:1 block in a report of atrial flutter).
     phrase : str
         The matched phrase, normalised.
     statement : int

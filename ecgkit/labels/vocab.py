@@ -26,7 +26,7 @@ CUE_RULES = ("negated", "no_longer", "history", "uncertain", "excluded", "replac
              "current", "comparison", "statement_excluded", "break")
 
 # Finding kinds: a phrase asserts its labels, names an out-of-vocabulary finding, mentions a label
-# without asserting it, or asserts it only under a condition on the statement.
+# without asserting it, or asserts it only under a condition on the report.
 ASSERT, OTHER, EXCLUDED, CONDITIONAL = "assert", "other", "excluded", "conditional"
 
 _MACRO = re.compile(r"\{([A-Za-z0-9_]+)\}")
