@@ -300,3 +300,9 @@ def test_bad_vocabulary_raises_config_error(tmp_path):
 
 def test_vocabulary_is_compiled_once():
     assert load_vocabulary("ecg-p18") is load_vocabulary("ecg-p18")
+
+
+def test_source_checkout_uses_its_own_vocabulary_file():
+    # code and vocabulary come from the same tree, even when another checkout is installed editable
+    repo = Path(__file__).resolve().parent.parent
+    assert Path(load_vocabulary("ecg-p18").source) == (repo / "data" / "ecg_p18.yaml").resolve()
