@@ -84,8 +84,8 @@ def normalize_text(text: str) -> str:
     if "," in text or "?" in text:
         tokens: list[str] = []
         for tok in _TOKEN.findall(text):
-            if tok == "," and not tokens or tokens and tok == tokens[-1] and tok in ",?":
-                continue
+            if (tok == "," and not tokens) or (tokens and tok in ",?" and tok == tokens[-1]):
+                continue  # a leading comma, or a repeated comma / question mark
             tokens.append(tok)
         if tokens and tokens[-1] == ",":
             tokens.pop()
