@@ -137,7 +137,8 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
             hi = bisect_left(before_starts, h.first)
             for c in before[lo:hi]:
                 for cue in c.cues:
-                    if (cue.side != "before" or cue.rule == "replaced" or not _cue_applies(cue.labels, f.labels)
+                    if (cue.side != "before" or cue.rule == "replaced"
+                            or not _cue_applies(cue.labels, f.labels)
                             or (c.last < h.first and blocked(c.last, h.first, cue.rule))):
                         continue
                     hits.append((cue.rule, c.phrase))
@@ -149,8 +150,8 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
                 if next_label is not None and next_label < c.first:
                     continue
                 hits += [(cue.rule, c.phrase) for cue in c.cues
-                         if cue.side == "after" and cue.rule != "replaced_by" and _cue_applies(cue.labels, f.labels)
-                         and not blocked(h.last, c.first, cue.rule)]
+                         if cue.side == "after" and cue.rule != "replaced_by"
+                         and _cue_applies(cue.labels, f.labels) and not blocked(h.last, c.first, cue.rule)]
             for rule, phrase in hits:
                 if rule == "current":
                     current = True
