@@ -16,13 +16,18 @@ def data_path(name: str) -> Path:
     FileNotFoundError
         If no shipped file has that name.
     """
+    # A source checkout (setup.cfg beside the package) uses its own data/, so code and data files
+    # come from the same tree even when another checkout is the one installed in editable mode.
+    root = Path(__file__).resolve().parent.parent
+    if (root / "setup.cfg").is_file() and (root / "data" / name).is_file():
+        return root / "data" / name
     try:
         candidate = Path(str(resources.files("ecgkit._data") / name))
         if candidate.exists():
             return candidate
     except ModuleNotFoundError:
         pass
-    candidate = Path(__file__).resolve().parent.parent / "data" / name
+    candidate = root / "data" / name
     if candidate.exists():
         return candidate
     raise FileNotFoundError(f"ecgkit ships no data file named {name!r}")

@@ -220,8 +220,10 @@ def test_continuation_lines_attach_to_previous_statement():
 def test_normalize_folds_case_umlauts_and_punctuation():
     assert normalize_text("ischÄmie  unvollstÄndiger") == " ischaemie unvollstaendiger "
     assert normalize_text("Schweißausbruch, FÖRMAKSFLIMMER/-fladder; å") == \
-        " schweissausbruch foermaksflimmer fladder aa "
+        " schweissausbruch , foermaksflimmer fladder aa "
     assert normalize_text("") == " "
+    # a comma between words is a token (it ends a hedge's reach); stray or repeated commas are not
+    assert normalize_text(",, Possible LVH,,, RBBB ,") == " possible lvh , rbbb "
     # UTF-8 read as Latin-1
     assert normalize_text("VorhofflimmernÃ¤".encode("latin-1").decode("latin-1")) == " vorhofflimmernae "
 
@@ -251,6 +253,13 @@ def test_one_megabyte_report():
     assert out.loc[0, "AFL"] == -1 and int(np.abs(out.to_numpy()).sum()) == 1
     junk = "é" * 1_000_000
     assert label_texts([junk]).to_numpy().sum() == 0
+    # one long statement full of findings, commas and hedges is labelled in linear time (each
+    # finding looks only at the cues and breaks near it): here ~12,000 findings in one statement
+    listed = "Possible AF, RBBB, ?LVH, " * 4000
+    row = label_texts([listed], uncertain="mask").iloc[0]
+    assert {lab: int(v) for lab, v in row.items() if v} == {"AFIB": -1, "RBBB": 1, "LVH": -1}
+    for text in ("," * 1_000_000, "?" * 1_000_000, "x" * 1_000_000):
+        assert label_texts([text]).to_numpy().sum() == 0
 
 
 def test_dedup_broadcasts_and_keeps_order():
@@ -291,3 +300,9 @@ def test_bad_vocabulary_raises_config_error(tmp_path):
 
 def test_vocabulary_is_compiled_once():
     assert load_vocabulary("ecg-p18") is load_vocabulary("ecg-p18")
+
+
+def test_source_checkout_uses_its_own_vocabulary_file():
+    # code and vocabulary come from the same tree, even when another checkout is installed editable
+    repo = Path(__file__).resolve().parent.parent
+    assert Path(load_vocabulary("ecg-p18").source) == (repo / "data" / "ecg_p18.yaml").resolve()

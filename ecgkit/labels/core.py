@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ecgkit.labels.normalize import decode_bytes, normalize_text, split_statements
-from ecgkit.labels.rules import Decision, decide_statement
+from ecgkit.labels.rules import Decision, apply_conditions, decide_statement
 from ecgkit.labels.vocab import Vocabulary, load_vocabulary
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class Mention:
         does not set it: ``"negated"`` (incl. "no longer present"), ``"replaced"`` ("X has replaced Y":
         Y), ``"history"``, ``"comparison"`` (a change line after "When compared with ..." without a
         "now present"/"has replaced" mark), ``"excluded"`` ("Confirmed by ..." lines, "minimal voltage
-        criteria for LVH", conditions such as a 2:1 block inside atrial flutter).
+        criteria for LVH", failed conditions such as a 2:1 block in a report of atrial flutter).
     phrase : str
         The matched phrase, normalised.
     statement : int
@@ -104,6 +104,9 @@ def _analyze(text: str, vocab: Vocabulary,
         decisions, starts = got
         out.extend((i, stmt, d) for d in decisions)
         in_comparison = in_comparison or starts
+    if any(d.condition is not None for _, _, d in out):
+        checked = apply_conditions([d for _, _, d in out])
+        out = [(i, stmt, d) for (i, stmt, _), d in zip(out, checked)]
     return out
 
 

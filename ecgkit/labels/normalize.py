@@ -16,6 +16,13 @@ _FOLD = str.maketrans({
     "Ä": "ae", "Ö": "oe", "Ü": "ue", "Å": "aa", "Æ": "ae", "Ø": "oe", "ẞ": "ss",
 })
 _NON_WORD = re.compile(r"[^a-z0-9]+")
+# Commas stay as a token of their own (" , "): they end the reach of a hedge ("possible LVH, RBBB").
+# So does a question mark next to a word ("?LVH", "LVH?": a typed hedge), but not one inside a word,
+# where it stands for a letter an encoding lost ("unvollst?ndiger").
+_TOKEN = re.compile(r"[a-z0-9]+|,|(?<![a-z0-9])\?|\?(?![a-z0-9])")
+# "?" or "#" between two letters stands for a letter lost in transcoding (PTB-XL's "f#r" for "für");
+# dropping it gives the spelling with the umlaut dropped, which every umlaut phrase also matches.
+_LOST_LETTER = re.compile(r"(?<=[a-z])[?#](?=[a-z])")
 # A sentence ends at . ! ? after a word of 3+ characters (so "v.a." and "z.n." stay whole, and
 # decimals such as "4.46" are not cut), or at a semicolon.
 _SENTENCE_END = re.compile(r"(?:(?<=[^\W_]{3})|(?<=\)))[.!?](?=\s|$)|;")
@@ -57,12 +64,14 @@ def normalize_text(text: str) -> str:
     -------
     str
         Words of ``[a-z0-9]`` separated by one space, with one leading and one trailing space;
-        ``" "`` for text without words.
+        a comma between two words, and a question mark before or after a word, are kept as
+        tokens ``","`` and ``"?"`` of their own (repeated ones count once); ``" "`` for text
+        without words.
 
     Examples
     --------
     >>> normalize_text("Unvollständiger Rechtsschenkelblock, ischÄmie")
-    ' unvollstaendiger rechtsschenkelblock ischaemie '
+    ' unvollstaendiger rechtsschenkelblock , ischaemie '
     """
     if not text.isascii():
         text = _repair_mojibake(text).translate(_FOLD).lower()
@@ -70,7 +79,19 @@ def normalize_text(text: str) -> str:
             text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     else:
         text = text.lower()
-    words = _NON_WORD.sub(" ", text).strip()
+    if "?" in text or "#" in text:
+        text = _LOST_LETTER.sub("", text)
+    if "," in text or "?" in text:
+        tokens: list[str] = []
+        for tok in _TOKEN.findall(text):
+            if (tok == "," and not tokens) or (tokens and tok in ",?" and tok == tokens[-1]):
+                continue  # a leading comma, or a repeated comma / question mark
+            tokens.append(tok)
+        if tokens and tokens[-1] == ",":
+            tokens.pop()
+        words = " ".join(tokens) if any(t not in ",?" for t in tokens) else ""
+    else:
+        words = _NON_WORD.sub(" ", text).strip()
     return f" {words} " if words else " "
 
 
@@ -84,7 +105,8 @@ def _split_sentences(line: str, abbreviations: frozenset[str]) -> list[str]:
             word = _LAST_WORD.search(line[max(pos, m.start() - 24):m.start()])
             if word is not None and normalize_text(word.group(1)).strip() in abbreviations:
                 continue
-        parts.append(line[pos:m.start()])
+        # a question mark stays with its sentence: it hedges the finding it follows ("LVH?")
+        parts.append(line[pos:m.end() if m.group(0) == "?" else m.start()])
         pos = m.end()
     parts.append(line[pos:])
     return [p.strip() for p in parts if p.strip()]

@@ -11,7 +11,11 @@ Rules are scoped to one statement (a line plus its continuation lines, or one se
   everything before it;
 * ``statement_excluded`` ("Confirmed by ...") voids the whole statement; ``comparison`` ("When
   compared with ECG of ...") starts the comparison section: from there to the end of the report a
-  finding counts only when a ``current`` cue ("has replaced", "now present", "new") marks it.
+  finding counts only when a ``current`` cue ("has replaced", "now present", "new") marks it;
+* a ``break`` cue ends a cue's reach; a scoped one (``stops``) only that of the rules it names (a comma
+  or "and" ends a hedge: "possible LVH, RBBB");
+* a conditional phrase carries its condition ("bigeminy" requires VPC, a "2:1 A-V block" forbids AFL)
+  in its decision; :func:`apply_conditions` checks it against the whole report.
 
 Precedence when several rules apply: excluded > negated > replaced > history > comparison >
 uncertain > asserted.
@@ -19,11 +23,11 @@ uncertain > asserted.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 from ecgkit.labels.matcher import match_statement
-from ecgkit.labels.vocab import ASSERT, CONDITIONAL, EXCLUDED, OTHER, Finding, Vocabulary
+from ecgkit.labels.vocab import CONDITIONAL, EXCLUDED, OTHER, Finding, Vocabulary
 
 #: Decisions, in precedence order; only "asserted" and "uncertain" can set a label.
 DECISIONS = ("excluded", "negated", "replaced", "history", "comparison", "uncertain", "asserted")
@@ -43,6 +47,8 @@ class Decision:
     phrase: str
     cue: str | None
     via: str | None = None
+    # for conditional phrases: ("requires" | "forbids", label), checked against the whole report
+    condition: tuple[str, str] | None = None
 
 
 def _cue_applies(cue_labels: tuple[str, ...] | None, labels: tuple[str, ...]) -> bool:
@@ -76,25 +82,39 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
 
     excluded_stmt = next((h.phrase for h in cues for c in h.cues if c.rule == "statement_excluded"), None)
     comparison_at = min((h.first for h in cues for c in h.cues if c.rule == "comparison"), default=None)
-    # barriers end a cue's reach: break words and out-of-vocabulary findings
-    barriers = sorted([h.first for h in cues if any(c.rule == "break" for c in h.cues)]
+    # barriers end a cue's reach: break words and out-of-vocabulary findings end every cue's reach,
+    # scoped breaks (a comma, "and") only that of the cue rules they name
+    barriers = sorted([h.first for h in cues if any(c.rule == "break" and c.stops is None for c in h.cues)]
                       + [h.first for h in findings if h.finding is not None and h.finding.kind == OTHER])
-    stmt_labels = {lab for h in labelled if h.finding is not None and h.finding.kind == ASSERT
-                   for lab in h.finding.labels}
+    scoped: dict[str, list[int]] = {}  # cue rule -> sorted positions of the scoped breaks that stop it
+    for h in cues:
+        for role in h.cues:
+            if role.rule == "break" and role.stops is not None:
+                for rule in role.stops:
+                    scoped.setdefault(rule, []).append(h.first)
     before = [h for h in cues if any(c.side == "before" and c.rule not in ("replaced",) for c in h.cues)]
     before_ends = [h.last for h in before]
+    before_starts = [h.first for h in before]
     after = [h for h in cues if any(c.side == "after" and c.rule != "replaced_by" for c in h.cues)]
     after_starts = [h.first for h in after]
-    # "X has replaced Y" reaches to the end of the statement, "Y replaced by X" to its start
-    replaced = [(h.last, h.phrase, c.labels) for h in cues for c in h.cues
-                if c.rule == "replaced" and c.side == "before"]
-    replaced_by = [(h.first, h.phrase, c.labels) for h in cues for c in h.cues
-                   if c.rule == "replaced_by" and c.side == "after"]
+    # "X has replaced Y" reaches to the end of the statement, "Y replaced by X" to its start: per
+    # label restriction, only the first "replaced" and the last "replaced by" cue matter
+    replaced: dict[tuple[str, ...] | None, tuple[int, str]] = {}
+    replaced_by: dict[tuple[str, ...] | None, tuple[int, str]] = {}
+    for h in cues:
+        for role in h.cues:
+            if role.rule == "replaced" and role.side == "before" and role.labels not in replaced:
+                replaced[role.labels] = (h.last, h.phrase)
+            elif role.rule == "replaced_by" and role.side == "after":
+                replaced_by[role.labels] = (h.first, h.phrase)
 
-    def blocked(lo: int, hi: int) -> bool:
-        """Is there a barrier at a word index strictly between lo and hi?"""
-        i = bisect_right(barriers, lo)
-        return i < len(barriers) and barriers[i] < hi
+    def blocked(lo: int, hi: int, rule: str) -> bool:
+        """Is there a barrier for cue rule ``rule`` at a word index strictly between lo and hi?"""
+        for positions in (barriers, scoped.get(rule, ())):
+            i = bisect_right(positions, lo)
+            if i < len(positions) and positions[i] < hi:
+                return True
+        return False
 
     out: list[Decision] = []
     for n, h in enumerate(labelled):
@@ -105,33 +125,33 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
             decision, cue_phrase = "excluded", excluded_stmt
         elif f.kind == EXCLUDED:
             decision, cue_phrase = "excluded", h.phrase
-        elif f.kind == CONDITIONAL and f.requires is not None and f.requires not in stmt_labels:
-            decision, cue_phrase = "excluded", f"no {f.requires} in statement"
-        elif f.kind == CONDITIONAL and f.forbids is not None and f.forbids in stmt_labels:
-            decision, cue_phrase = "excluded", f"{f.forbids} in statement"
         else:
             hits: list[tuple[str, str]] = []  # (cue rule, cue phrase)
-            hits += [("replaced", p) for pos, p, labs in replaced
+            hits += [("replaced", p) for labs, (pos, p) in replaced.items()
                      if pos < h.first and _cue_applies(labs, f.labels)]
-            hits += [("replaced_by", p) for pos, p, labs in replaced_by
+            hits += [("replaced_by", p) for labs, (pos, p) in replaced_by.items()
                      if pos > h.last and _cue_applies(labs, f.labels)]
-            # cues ending at most window_before words before the finding, no barrier between
+            # cues starting before the finding and ending at most window_before words before it (or
+            # inside it: "minimal voltage criteria for" + "voltage criteria for lvh"), no barrier between
             lo = bisect_left(before_ends, h.first - vocab.window_before - 1)
-            hi = bisect_left(before_ends, h.first)
+            hi = bisect_left(before_starts, h.first)
             for c in before[lo:hi]:
-                if blocked(c.last, h.first):
-                    continue
-                hits += [(cue.rule, c.phrase) for cue in c.cues
-                         if cue.side == "before" and _cue_applies(cue.labels, f.labels)]
+                for cue in c.cues:
+                    if (cue.side != "before" or cue.rule == "replaced"
+                            or not _cue_applies(cue.labels, f.labels)
+                            or (c.last < h.first and blocked(c.last, h.first, cue.rule))):
+                        continue
+                    hits.append((cue.rule, c.phrase))
             # cues starting at most window_after words after it, if it is the nearest label phrase
             next_label = labelled[n + 1].first if n + 1 < len(labelled) else None
             lo = bisect_right(after_starts, h.last)
             hi = bisect_right(after_starts, h.last + vocab.window_after + 1)
             for c in after[lo:hi]:
-                if (next_label is not None and next_label < c.first) or blocked(h.last, c.first):
+                if next_label is not None and next_label < c.first:
                     continue
                 hits += [(cue.rule, c.phrase) for cue in c.cues
-                         if cue.side == "after" and _cue_applies(cue.labels, f.labels)]
+                         if cue.side == "after" and cue.rule != "replaced_by"
+                         and _cue_applies(cue.labels, f.labels) and not blocked(h.last, c.first, cue.rule)]
             for rule, phrase in hits:
                 if rule == "current":
                     current = True
@@ -140,8 +160,35 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
             in_section = in_comparison or (comparison_at is not None and comparison_at < h.first)
             if in_section and not current and _RANK[decision] > _RANK["comparison"]:
                 decision, cue_phrase = "comparison", "comparison section"
+        condition = None
+        if f.kind == CONDITIONAL:
+            condition = ("requires", f.requires) if f.requires is not None else \
+                ("forbids", f.forbids) if f.forbids is not None else None
         for lab in f.labels:
-            out.append(Decision(lab, decision, h.phrase, cue_phrase))
+            out.append(Decision(lab, decision, h.phrase, cue_phrase, condition=condition))
             for implied in vocab.implies.get(lab, ()):
-                out.append(Decision(implied, decision, h.phrase, cue_phrase, via=lab))
+                out.append(Decision(implied, decision, h.phrase, cue_phrase, via=lab, condition=condition))
     return out, starts_comparison
+
+
+def apply_conditions(decisions: list[Decision]) -> list[Decision]:
+    """Check conditional decisions against the labels the rest of the report asserts (or hedges).
+
+    "Atrial flutter. 2:1 AV block." is the flutter's conduction (2AVB excluded) and "PVCs. Bigeminy."
+    a ventricular bigeminy, however the report splits its statements. A failed condition makes the
+    decision "excluded", naming the condition as its cue.
+    """
+    if all(d.condition is None for d in decisions):
+        return decisions
+    present = {d.label for d in decisions if d.condition is None and d.decision in ("asserted", "uncertain")}
+    out = []
+    for d in decisions:
+        if d.condition is not None and d.decision != "excluded":
+            kind, label = d.condition
+            if kind == "requires" and label not in present:
+                d = replace(d, decision="excluded", cue=f"no {label} in report")
+            elif kind == "forbids" and label in present:
+                d = replace(d, decision="excluded", cue=f"{label} in report")
+        out.append(d)
+    return out
+

@@ -26,7 +26,7 @@ CUE_RULES = ("negated", "no_longer", "history", "uncertain", "excluded", "replac
              "current", "comparison", "statement_excluded", "break")
 
 # Finding kinds: a phrase asserts its labels, names an out-of-vocabulary finding, mentions a label
-# without asserting it, or asserts it only under a condition on the statement.
+# without asserting it, or asserts it only under a condition on the report.
 ASSERT, OTHER, EXCLUDED, CONDITIONAL = "assert", "other", "excluded", "conditional"
 
 _MACRO = re.compile(r"\{([A-Za-z0-9_]+)\}")
@@ -50,6 +50,7 @@ class Cue:
     rule: str
     side: str  # "before" (cue precedes finding), "after", or "mark" (whole statement / section)
     labels: tuple[str, ...] | None = None
+    stops: tuple[str, ...] | None = None  # for "break" cues: the cue rules it stops (None: all)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,8 @@ def _variants(phrase: str) -> set[str]:
     another); phrases with many umlaut words fall back to varying all words alike.
     """
     norm = normalize_text(phrase)
+    if norm == " " and phrase.strip() in (",", "?"):
+        return {f" {phrase.strip()} "}  # the comma and question-mark tokens (break and hedge cues)
     words = norm.split()
     options = []
     for w in words:
@@ -198,11 +201,15 @@ def _compile(raw: dict, source: str) -> Vocabulary:
         if rule not in CUE_RULES:
             raise ConfigError(f"vocabulary {source}: unknown cue rule {rule!r}; known: {list(CUE_RULES)}")
         restrict = tuple(check_label(str(x), f"cues.{rule}.labels") for x in spec.get("labels") or ()) or None
+        stops = tuple(str(x) for x in spec.get("stops") or ()) or None
+        if stops is not None and (rule != "break" or set(stops) - set(CUE_RULES)):
+            raise ConfigError(f"vocabulary {source}: cues.{name}.stops is only for break rules and must name "
+                              f"cue rules ({list(CUE_RULES)}), got {list(stops)}")
         for side in ("before", "after", "marks"):
             for p in _as_list(spec.get(side), f"cues.{rule}.{side}"):
                 for expanded in _expand(p, macros, f"cues.{rule}"):
                     for key in _variants(expanded):
-                        cue = Cue(rule, "mark" if side == "marks" else side, restrict)
+                        cue = Cue(rule, "mark" if side == "marks" else side, restrict, stops)
                         if cue not in cues.setdefault(key, []):
                             cues[key].append(cue)
 
