@@ -421,7 +421,7 @@ def source_batch_size(items: Any) -> int:
 
 def _loader(source: _BatchSource, items: Any, cfg: TrainConfig, device: torch.device) -> Any:
     if (cfg.loader == "threads" and device.type == "cuda" and source.mode == "raw"
-            and hasattr(source.dataset, "stored_dtype") and hasattr(items.sampler, "batch_size")):
+            and hasattr(source.dataset, "stored_dtype") and isinstance(items, _EpochBatches)):
         return _ThreadLoader(source, items, cfg.num_workers, cfg.num_workers * cfg.prefetch_factor + 2, device)
     workers = cfg.num_workers if device.type == "cuda" else 0  # CPU runs are tests/CI: keep one process
     return torch.utils.data.DataLoader(
