@@ -5,8 +5,8 @@ flags), and returns one manifest row per record with ``status`` and ``reason``. 
 read are quarantined with the reason, never dropped; files that are not records (sidecars, metadata
 tables, documentation) are listed in ``skipped`` with what they are.
 
-A PTB-XL tree as PhysioNet ships it (``ptbxl_database.csv`` beside ``records500/``) is joined with its
-CSV: ``patient_id``, the free-text ``report`` as a statement, ``scp_codes``, age, sex and recording
+A PTB-XL tree as PhysioNet ships it (``ptbxl_database.csv`` beside ``records500/``, anywhere under a
+scanned folder or just above it) is joined with its CSV: ``patient_id``, the free-text ``report`` as a statement, ``scp_codes``, age, sex and recording
 date.
 """
 from __future__ import annotations
@@ -38,7 +38,7 @@ PTBXL_DATABASE = "ptbxl_database.csv"
 
 # Suffixes that are never records; the value says what they are, for the skipped-files report.
 _NOT_RECORDS = {
-    ".csv": "table, not a record",
+    ".csv": "CSV table, not an ECG record",
     ".md": "documentation", ".txt": "text file", ".json": "JSON file", ".parquet": "Parquet table",
     ".py": "source code", ".ipynb": "notebook", ".png": "image", ".jpg": "image", ".pdf": "PDF document",
     ".xz": "compressed archive: unpack it first", ".gz": "compressed archive: unpack it first",
@@ -208,12 +208,26 @@ def _ptbxl_age(value: Any) -> float | None:
     return age if np.isfinite(age) and 0 <= age < 150 else None
 
 
-def _join_ptbxl(df: pd.DataFrame, roots: Iterable[str]) -> pd.DataFrame:
-    """Fill patient_id, statements, codes, age, sex, acquired_at from ptbxl_database.csv."""
-    for root in sorted(set(roots)):
-        csv = Path(root) / PTBXL_DATABASE
-        if not csv.exists():
-            continue
+def _ptbxl_databases(roots: Iterable[str], skipped: list[dict[str, str]]) -> list[Path]:
+    """``ptbxl_database.csv`` files that may describe the scanned records.
+
+    PhysioNet ships the CSV beside ``records500/``: it may sit anywhere below a scanned folder
+    (found by the walk) or above it, when the user scans ``records500/`` itself (the scanned root's
+    parent folders, up to 3 levels). A CSV only joins records whose path matches its
+    ``filename_hr``/``filename_lr`` column, so an unrelated CSV joins nothing.
+    """
+    found = {Path(s["path"]) for s in skipped if Path(s["path"]).name == PTBXL_DATABASE}
+    for root in set(roots):
+        for parent in list(Path(root).parents)[:3]:
+            if (parent / PTBXL_DATABASE).is_file():
+                found.add(parent / PTBXL_DATABASE)
+    return sorted(found)
+
+
+def _join_ptbxl(df: pd.DataFrame, databases: Iterable[Path]) -> pd.DataFrame:
+    """Fill patient_id, statements, codes, age, sex, acquired_at from ptbxl_database.csv files."""
+    for csv in databases:
+        root = csv.parent
         db = pd.read_csv(csv, dtype={"patient_id": "float64"})
         by_file: dict[str, dict[str, Any]] = {}
         for rec in db.to_dict("records"):
@@ -298,7 +312,7 @@ def scan(
                 _collect(chunk_rows)
     df = conform(rows) if rows else conform(pd.DataFrame(columns=["record_id"]))
     if config.join_ptbxl and len(df):
-        df = _join_ptbxl(df, (c.root for c in candidates))
+        df = _join_ptbxl(df, _ptbxl_databases((c.root for c in candidates), skipped))
     if config.pseudonymize_key:
         key = config.pseudonymize_key
         df["patient_id"] = df["patient_id"].map(lambda p: None if pd.isna(p) else pseudonymize(str(p), key))
@@ -308,6 +322,18 @@ def scan(
     logger.info("scanned %d records: %d ok, %d quarantined; %d files skipped", len(df), len(df) - n_q, n_q,
                 len(skipped))
     return df
+
+
+def skipped_by_reason(skipped: Sequence[dict[str, str]]) -> dict[str, int]:
+    """Count skipped files by reason (``{"WFDB signal file, read through its .hea header": 553, ...}``).
+
+    Skipped files are not records (signal sidecars, metadata tables, documentation, archives): they
+    are neither ok nor quarantined, so records seen = ok + quarantined.
+    """
+    counts: dict[str, int] = {}
+    for item in skipped:
+        counts[item["reason"]] = counts.get(item["reason"], 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def scan_summary(df: pd.DataFrame, config: ScanConfig, *, seconds: float) -> dict[str, Any]:
@@ -328,6 +354,7 @@ def scan_summary(df: pd.DataFrame, config: ScanConfig, *, seconds: float) -> dic
         "quarantined": n_q,
         "quarantine_rate": n_q / n if n else 0.0,
         "skipped_files": len(df.attrs.get("skipped", [])),
+        "skipped_by_reason": skipped_by_reason(df.attrs.get("skipped", [])),
         "by_format": {str(k): int(v) for k, v in df["source_format"].value_counts(dropna=False).items()},
         "seconds": round(seconds, 3),
         "records_per_s": round(n / seconds, 1) if seconds > 0 else None,

@@ -172,3 +172,63 @@ def test_placeholder_ids_in_real_exports_become_null(shared_data: Path) -> None:
     assert pd.isna(df.loc["2020-5-18_15-48-11", "patient_id"])
     assert df.loc["129DYPRG", "patient_id"] == "1112010721168bdc"
     assert (df["status"] == "ok").all() and len(df) == 5
+
+
+def test_scan_of_all_shared_data_with_ptbxl_unpacked(shared_data: Path, ptbxl_dir: Path) -> None:
+    # the issue's acceptance scan: every real file, PTB-XL unpacked beside its CSV
+    df = scan([shared_data, ptbxl_dir], ScanConfig(workers=2))
+    counts = df["status"].value_counts().to_dict()
+    assert counts == {"ok": 559, "quarantined": 1}  # 500 PTB-XL, 50 CinC, 9 others
+    assert len(df) == counts["ok"] + counts["quarantined"]
+    bad = df[df["status"] == "quarantined"]
+    assert bad["record_id"].tolist() == ["physionet-samples/100"]
+    assert bad["reason"].iloc[0].startswith("record physionet-samples/100 (")
+    ptbxl = df[df["source_path"].str.startswith(str(ptbxl_dir))]
+    assert len(ptbxl) == 500 and ptbxl["patient_id"].notna().all()
+    # every skipped file has a reason, and none of them is an ECG the scan should have read
+    reasons = {s["reason"] for s in df.attrs["skipped"]}
+    assert reasons == {"WFDB signal file, read through its .hea header", "CSV table, not an ECG record",
+                       "PTB-XL metadata table, joined to its records", "documentation",
+                       "WFDB annotation file (not used), read through its .hea header",
+                       "compressed archive: unpack it first"}
+
+
+def _mini_ptbxl(ptbxl_dir: Path, root: Path) -> Path:
+    """A PTB-XL tree with records 1 and 2 only, the CSV beside ``records500/``."""
+    rec = root / "records500" / "00000"
+    rec.mkdir(parents=True)
+    for f in (ptbxl_dir / "records500" / "00000").glob("0000[12]_hr.*"):
+        shutil.copy(f, rec / f.name)
+    shutil.copy(ptbxl_dir / "ptbxl_database.csv", root / "ptbxl_database.csv")
+    return root
+
+
+@pytest.mark.parametrize("where", ["nested", "records500", "one-file"])
+def test_ptbxl_csv_is_found_below_or_above_the_scanned_folder(ptbxl_dir: Path, tmp_path: Path,
+                                                               where: str) -> None:
+    tree = _mini_ptbxl(ptbxl_dir, tmp_path / "archive" / "ptbxl")
+    source = {"nested": tmp_path / "archive", "records500": tree / "records500",
+              "one-file": tree / "records500" / "00000" / "00001_hr.hea"}[where]
+    df = scan([source])
+    assert (df["status"] == "ok").all()
+    db = pd.read_csv(tree / "ptbxl_database.csv").set_index("ecg_id")
+    pids = sorted(df["patient_id"].tolist())
+    want = sorted(str(int(db.loc[i, "patient_id"])) for i in ((1,) if where == "one-file" else (1, 2)))
+    assert pids == want
+    assert df["statements"].map(len).eq(1).all()
+
+
+def test_cli_summary_explains_skipped_files(shared_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["scan", str(shared_data / "physionet-samples"), "--out", str(out),
+                                       "--max-quarantine-rate", "1.0"])
+    assert result.exit_code == 0, result.output
+    assert "scan: 2 records, 1 ok, 1 quarantined" in result.output
+    # s0010_re: .dat + .xyz; 100: .dat + .atr
+    assert ("4 files are not records and were skipped (3 WFDB signal file, read through its .hea header; "
+            "1 WFDB annotation file (not used), read through its .hea header)") in result.output
+    summary = json.loads((out / "scan_summary.json").read_text())
+    assert summary["skipped_by_reason"] == {"WFDB signal file, read through its .hea header": 3,
+                                            "WFDB annotation file (not used), read through its .hea header": 1}
+    skipped = pd.read_csv(out / "skipped_files.csv")
+    assert len(skipped) == 4 and skipped["reason"].notna().all()
