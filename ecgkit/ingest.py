@@ -5,9 +5,9 @@ flags), and returns one manifest row per record with ``status`` and ``reason``. 
 read are quarantined with the reason, never dropped; files that are not records (sidecars, metadata
 tables, documentation) are listed in ``skipped`` with what they are.
 
-A PTB-XL tree as PhysioNet ships it (``ptbxl_database.csv`` beside ``records500/``, anywhere under a
-scanned folder or just above it) is joined with its CSV: ``patient_id``, the free-text ``report`` as a statement, ``scp_codes``, age, sex and recording
-date.
+A PTB-XL tree as PhysioNet ships it (``ptbxl_database.csv`` beside ``records500/``, anywhere under
+a scanned folder or just above it) is joined with its CSV: ``patient_id``, the free-text ``report``
+as a statement, ``scp_codes``, age, sex and recording date.
 """
 from __future__ import annotations
 
@@ -97,9 +97,14 @@ def pseudonymize(patient_id: str, key: str) -> str:
     return hmac.new(key.encode(), patient_id.encode(), hashlib.sha256).hexdigest()[:20]
 
 
-def _wfdb_referenced_files(headers: list[Path]) -> set[Path]:
-    """Signal files named by WFDB headers (and the headers themselves), from their signal lines only."""
+def _wfdb_referenced_files(headers: list[Path]) -> tuple[set[Path], set[Path]]:
+    """Files named by WFDB headers, from their signal lines only.
+
+    Returns the headers and the signal files they name, and separately the segment headers
+    named by multi-segment records (read through their master header, not as records).
+    """
     out: set[Path] = set()
+    segments: set[Path] = set()
     for hea in headers:
         out.add(hea)
         try:
@@ -107,9 +112,15 @@ def _wfdb_referenced_files(headers: list[Path]) -> set[Path]:
                      if ln.strip() and not ln.lstrip().startswith("#")]
         except OSError:
             continue
+        multi = bool(lines) and "/" in lines[0].split()[0]
         for ln in lines[1:]:
-            out.add(hea.parent / ln.split()[0])
-    return out
+            name = ln.split()[0]
+            if multi:
+                if name != "~":  # "~" is a gap segment
+                    segments.add(hea.parent / (name + ".hea"))
+            else:
+                out.add(hea.parent / name)
+    return out, segments
 
 
 def _walk(sources: Sequence[str | Path]) -> tuple[list[_Candidate], list[dict[str, str]]]:
@@ -126,11 +137,14 @@ def _walk(sources: Sequence[str | Path]) -> tuple[list[_Candidate], list[dict[st
         else:
             skipped.append({"path": str(src), "reason": "does not exist"})
             continue
-        referenced = _wfdb_referenced_files([p for p in files if p.suffix.lower() == ".hea"])
+        referenced, segments = _wfdb_referenced_files([p for p in files if p.suffix.lower() == ".hea"])
         for p in files:
             suffix = "".join(p.suffixes[-1:]).lower()
             if p.name.startswith("."):
                 skipped.append({"path": str(p), "reason": "hidden file"})
+            elif p in segments:
+                skipped.append({"path": str(p), "reason": "WFDB segment header, read through its multi-segment "
+                                                          "record's header"})
             elif p.name == PTBXL_DATABASE:
                 skipped.append({"path": str(p), "reason": "PTB-XL metadata table, joined to its records"})
             elif suffix in _NOT_RECORDS:
