@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -153,6 +156,21 @@ def test_pseudonymized_ids_never_store_raw_ids_or_key(shared_data: Path, tmp_pat
         data = f.read_bytes()
         assert b"201700237" not in data and b"s3cret-key" not in data, f.name
         assert b"TESTONE" not in data and b"06-10-1980" not in data, f.name
+    summary = json.loads((out / "scan_summary.json").read_text())
+    assert summary["config"]["pseudonymize_key"] == "<set>"
+    # a keyed hash: HMAC-SHA256 of the id, different under another key, and no key means no run
+    import hashlib
+    import hmac
+
+    assert pseudonymize("201700237", "s3cret-key") == hmac.new(b"s3cret-key", b"201700237",
+                                                               hashlib.sha256).hexdigest()[:20]
+    assert pseudonymize("201700237", "other-key") != pseudonymize("201700237", "s3cret-key")
+    assert "s3cret-key" not in repr(ScanConfig(pseudonymize_key="s3cret-key"))
+    monkeypatch.delenv("ECGKIT_PSEUDONYM_KEY")
+    refused = CliRunner().invoke(main, ["scan", str(shared_data / "muse"), "--out", str(tmp_path / "o2"),
+                                        "--pseudonymize"])
+    assert refused.exit_code != 0 and "ECGKIT_PSEUDONYM_KEY" in refused.output
+    assert not (tmp_path / "o2").exists()
 
 
 @pytest.mark.parametrize("pid,placeholder", [
@@ -232,3 +250,75 @@ def test_cli_summary_explains_skipped_files(shared_data: Path, tmp_path: Path) -
                                             "WFDB annotation file (not used), read through its .hea header": 1}
     skipped = pd.read_csv(out / "skipped_files.csv")
     assert len(skipped) == 4 and skipped["reason"].notna().all()
+
+
+_IDENTIFYING_TAG = re.compile(r"(?:first|last|given|family|middle|maiden)name$|^name$|birth|^dob$", re.I)
+
+
+def _identifiers_in_xml(path: Path) -> set[str]:
+    """Names and birth dates in an XML export, found with lxml independently of the readers."""
+    from lxml import etree
+
+    found: set[str] = set()
+    for el in etree.parse(str(path)).getroot().iter():
+        if not isinstance(el.tag, str) or not _IDENTIFYING_TAG.search(etree.QName(el).localname):
+            continue
+        values = [el.text or ""] + list(el.attrib.values())
+        values += [ch.text or "" for ch in el.iter() if ch is not el and isinstance(ch.tag, str)]
+        found.update(v.strip() for v in values)
+    return found
+
+
+def _identifiers_in_dicom(path: Path) -> set[str]:
+    import pydicom
+
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    found = set()
+    for key in ("PatientName", "PatientBirthDate", "ReferringPhysicianName", "OperatorsName",
+                "PerformingPhysicianName", "NameOfPhysiciansReadingStudy", "PatientMotherBirthName"):
+        value = ds.get(key)
+        if value:
+            found.add(str(value))
+            found.update(str(value).split("^"))
+    return found
+
+
+def _date_spellings(value: str) -> set[str]:
+    """A birth date as written and in the other spellings a reader could turn it into."""
+    out = {value}
+    for fmt in ("%m-%d-%Y", "%Y-%m-%d", "%Y%m%d", "%d.%m.%Y", "%m/%d/%Y"):
+        try:
+            day = datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+        out |= {day.strftime("%Y-%m-%d"), day.strftime("%Y%m%d"), day.strftime("%m-%d-%Y")}
+    return out
+
+
+def test_manifest_holds_no_names_or_birth_dates(shared_data: Path, tmp_path: Path) -> None:
+    files = [shared_data / "muse" / MUSE_NAME, shared_data / "ge-cardiosoft" / "example-XML1.xml",
+             shared_data / "hl7-aecg" / "subject1_0.xml", *sorted((shared_data / "philips").iterdir()),
+             *sorted((shared_data / "dicom").glob("*.dcm"))]
+    df = scan(files)
+    assert (df["status"] == "ok").all() and len(df) == len(files)
+    out = tmp_path / "cohort"
+    from ecgkit.manifest import write_manifest
+
+    write_manifest(df, out)
+    stored = read_manifest(out).set_index("source_path")
+    muse_ids = _identifiers_in_xml(files[0])
+    assert {"TESTONE", "MUSE", "06-10-1980"} <= muse_ids  # the example does carry them
+    checked = 0
+    for f in files:
+        row = stored.loc[str(f)]
+        ids = _identifiers_in_dicom(f) if f.suffix == ".dcm" else _identifiers_in_xml(f)
+        # placeholders ("---", "xxxxxx") and the patient id itself (some exports repeat it as the name)
+        pid = None if pd.isna(row["patient_id"]) else row["patient_id"]
+        ids = {i for i in ids if len(i) >= 3 and i.strip("-x* ") and i != pid}
+        ids = set().union(*(_date_spellings(i) for i in ids)) if ids else set()
+        cells = [row[c] for c in stored.columns if c not in ("record_id",)]
+        text = " | ".join(" ".join(map(str, c)) if isinstance(c, (list, np.ndarray)) else str(c) for c in cells)
+        leaked = sorted(i for i in ids if i in text)
+        assert not leaked, (f.name, leaked)
+        checked += len(ids)
+    assert checked >= 20  # names, physicians and birth dates of 8 exports were looked for
