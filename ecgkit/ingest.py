@@ -289,14 +289,14 @@ def _join_ptbxl(df: pd.DataFrame, databases: Iterable[Path]) -> pd.DataFrame:
         by_file: dict[str, int] = {}
         for col in ("filename_hr", "filename_lr"):
             if col in db:
-                for k, name in enumerate(db[col]):
+                for row, name in enumerate(db[col]):
                     if isinstance(name, str):
-                        by_file[str(root / name)] = k
+                        by_file[str(root / name)] = row
         records = db.to_dict("records")
         n_joined = 0
         for i, key in enumerate(keys):
-            k = by_file.get(key)
-            if k is None:
+            k = by_file.get(key, -1)
+            if k < 0:
                 continue
             rec = records[k]
             n_joined += 1
