@@ -322,3 +322,37 @@ def test_manifest_holds_no_names_or_birth_dates(shared_data: Path, tmp_path: Pat
         assert not leaked, (f.name, leaked)
         checked += len(ids)
     assert checked >= 20  # names, physicians and birth dates of 8 exports were looked for
+
+
+def test_corrupted_copies_of_every_format_are_quarantined(shared_data: Path, tmp_path: Path) -> None:
+    # each reader's bad input, made from its real example; the intact copies still come through
+    root = tmp_path / "mixed"
+    good, bad = root / "good", root / "bad"
+    good.mkdir(parents=True)
+    bad.mkdir()
+    sources = {
+        "philips": shared_data / "philips" / "129DYPRG.XML",
+        "cardiosoft": shared_data / "ge-cardiosoft" / "example-XML1.xml",
+        "aecg": shared_data / "hl7-aecg" / "subject1_0.xml",
+        "dicom": shared_data / "dicom" / "example-DICOM1.dcm",
+    }
+    for name, src in sources.items():
+        shutil.copy(src, good / f"{name}{src.suffix}")
+        data = src.read_bytes()
+        (bad / f"{name}{src.suffix}").write_bytes(data[: len(data) * 2 // 3])
+    for suffix in (".hea", ".mat"):
+        shutil.copy((shared_data / "cinc2021" / "E07500").with_suffix(suffix), good / f"E07500{suffix}")
+        shutil.copy((shared_data / "cinc2021" / "E07501").with_suffix(suffix), bad / f"E07501{suffix}")
+    mat = bad / "E07501.mat"
+    mat.write_bytes(mat.read_bytes()[:-1000])
+    df = scan([root]).set_index("record_id")
+    assert sorted(df.index[df["status"] == "ok"]) == ["good/E07500", "good/aecg", "good/cardiosoft",
+                                                      "good/dicom", "good/philips"]
+    reasons = df.loc[df["status"] == "quarantined", "reason"].to_dict()
+    assert sorted(reasons) == ["bad/E07501", "bad/aecg", "bad/cardiosoft", "bad/dicom", "bad/philips"]
+    for rid, msg in reasons.items():
+        assert msg.startswith(f"record {rid} ("), msg
+    for rid in ("bad/aecg", "bad/cardiosoft", "bad/philips"):
+        assert "malformed XML" in reasons[rid], reasons[rid]
+    assert "signal file E07501.mat is truncated" in reasons["bad/E07501"]
+    assert "truncated or malformed DICOM file" in reasons["bad/dicom"], reasons["bad/dicom"]

@@ -153,7 +153,7 @@ def read_dicom(path: str | Path, *, record_id: str | None = None) -> Record:
     except InvalidDicomError as exc:
         raise FormatError(f"not a DICOM file: {exc}", path=path, record_id=rid) from exc
     except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
-        raise FormatError(f"cannot parse DICOM: {exc}", path=path, record_id=rid) from exc
+        raise FormatError(f"truncated or malformed DICOM file: {exc}", path=path, record_id=rid) from exc
     sop = str(ds.get("SOPClassUID", "") or "")
     if sop not in ECG_SOP_CLASSES:
         raise FormatError(f"DICOM SOP class {sop or '(none)'} is not an ECG waveform "
