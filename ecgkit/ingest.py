@@ -125,6 +125,38 @@ def _wfdb_referenced_files(headers: list[str]) -> tuple[set[str], set[str]]:
     return out, segments
 
 
+def _wfdb_sidecars(files: list[str]) -> tuple[set[str], set[str]]:
+    """Headers and the files they name, and multi-segment segment headers, folder by folder.
+
+    A folder where every header has a signal file of the same stem (PTB-XL, the Challenge sets,
+    most PhysioNet databases) needs no header read: its signal files are those same-stem files.
+    Other folders (a multi-segment master has no signal file of its own; a header may name a
+    signal file of another name) have their headers read. This keeps the serial part of a scan
+    from opening every header twice.
+    """
+    by_folder: dict[str, list[str]] = {}
+    for p in files:
+        by_folder.setdefault(os.path.dirname(p), []).append(p)
+    referenced: set[str] = set()
+    segments: set[str] = set()
+    for folder_files in by_folder.values():
+        headers = [p for p in folder_files if p.lower().endswith(".hea")]
+        if not headers:
+            continue
+        signal_stems = {os.path.splitext(p)[0] for p in folder_files
+                        if os.path.splitext(p)[1].lower() in _WFDB_SIGNAL}
+        if all(os.path.splitext(h)[0] in signal_stems for h in headers):
+            header_stems = {os.path.splitext(h)[0] for h in headers}
+            referenced.update(headers)
+            referenced.update(p for p in folder_files if os.path.splitext(p)[1].lower() in _WFDB_SIGNAL
+                              and os.path.splitext(p)[0] in header_stems)
+        else:
+            ref, seg = _wfdb_referenced_files(headers)
+            referenced |= ref
+            segments |= seg
+    return referenced, segments
+
+
 def _list_files(folder: str) -> list[str]:
     """Every file under ``folder``, in path order (``os.walk`` on strings: ~5x faster than ``rglob``)."""
     out = [os.path.join(d, f) for d, _, names in os.walk(folder) for f in names]
@@ -168,7 +200,7 @@ def _walk(sources: Sequence[str | Path]) -> tuple[list[_Candidate], list[dict[st
         else:
             skipped.append({"path": src, "reason": "does not exist"})
             continue
-        referenced, segments = _wfdb_referenced_files([p for p in files if p.lower().endswith(".hea")])
+        referenced, segments = _wfdb_sidecars(files)
         for p in files:
             reason = _classify(p, referenced, segments)
             if reason is not None:
