@@ -18,7 +18,6 @@ Patient names and birth dates are never read.
 """
 from __future__ import annotations
 
-import binascii
 import html
 import re
 from datetime import datetime
@@ -28,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ecgkit.errors import FormatError, SignalError
+from ecgkit.io._decode import decode_base64
 from ecgkit.record import LEADS, Record, canonical_lead
 
 _ENCODING_DECL = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
@@ -240,8 +240,8 @@ def _decode_leads(doc: bytes, codec: str, path: Path, rid: str) -> tuple[_Leads,
         lead_name = leads_fields[0]
         native.append(lead_name)
         try:
-            raw = binascii.a2b_base64(view[w_body:w_close])
-        except binascii.Error as exc:
+            raw = decode_base64(np.frombuffer(view[w_body:w_close], dtype=np.uint8))
+        except ValueError as exc:
             raise FormatError(f"lead {lead_name} WaveFormData is not valid base64: {exc}", path=path,
                               record_id=rid) from exc
         samples = _check_payload(raw, leads_fields, path, rid)
@@ -304,7 +304,7 @@ def _lead_fields(fields: bytes, codec: str, path: Path, rid: str,
     return name, per_bit * to_mv, _count(b"LeadSampleCountTotal"), _count(b"LeadByteCountTotal"), size
 
 
-def _check_payload(raw: bytes, fields: tuple[str, float, int | None, int | None, int], path: Path,
+def _check_payload(raw: NDArray[np.uint8], fields: tuple[str, float, int | None, int | None, int], path: Path,
                    rid: str) -> NDArray[np.int16]:
     """The decoded payload as int16 samples, after checking it against the lead's declared counts."""
     name, _, n_declared, bytes_declared, size = fields
@@ -316,7 +316,7 @@ def _check_payload(raw: bytes, fields: tuple[str, float, int | None, int | None,
                           f"{bytes_declared}", path=path, record_id=rid)
     if len(raw) % 2:
         raise SignalError(f"lead {name} has an odd number of bytes ({len(raw)})", path=path, record_id=rid)
-    samples = np.frombuffer(raw, dtype="<i2")
+    samples = raw.view("<i2")
     if n_declared is not None and n_declared != samples.size:
         raise SignalError(f"lead {name} has {samples.size} samples, LeadSampleCountTotal says {n_declared}",
                           path=path, record_id=rid)

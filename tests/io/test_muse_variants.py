@@ -256,3 +256,37 @@ def test_markup_inside_waveform_data_is_malformed(muse_text: str, tmp_path: Path
     block = muse_text[a:b].replace("</WaveFormData>", "", 1)
     with pytest.raises(FormatError, match="malformed XML: element <WaveFormData> is not closed"):
         read_muse(_write(tmp_path, "wfd.xml", muse_text[:a] + block + muse_text[b:]))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_base64_kernel_matches_binascii(seed: int) -> None:
+    import binascii
+
+    from ecgkit.io._decode import decode_base64
+
+    rng = np.random.default_rng(seed)
+    for size in (0, 1, 2, 3, 4, 5, 100, 10001):
+        data = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+        text = base64.encodebytes(data)  # MIME lines of 76 characters, "\n" separated, "=" padded
+        if seed % 2:
+            text = text.replace(b"\n", b"\r\n  \t")
+        got = decode_base64(np.frombuffer(text, dtype=np.uint8))
+        assert got.tobytes() == binascii.a2b_base64(text) == data
+
+
+def test_base64_kernel_rejects_what_binascii_skips() -> None:
+    from ecgkit.io._decode import decode_base64
+
+    with pytest.raises(ValueError, match="invalid base64 character '!' at offset 4"):
+        decode_base64(np.frombuffer(b"AAAA!AAA", dtype=np.uint8))
+    with pytest.raises(ValueError, match="single character"):
+        decode_base64(np.frombuffer(b"AAAAA", dtype=np.uint8))
+
+
+def test_foreign_characters_in_a_payload_are_an_error(muse_text: str, tmp_path: Path) -> None:
+    a, b = _lead_block(muse_text, "V2")
+    block = muse_text[a:b]
+    p0 = block.index("<WaveFormData>") + 14
+    block = block[:p0 + 10] + "!!!!" + block[p0 + 10:]
+    with pytest.raises(FormatError, match="lead V2 WaveFormData is not valid base64: invalid base64 character"):
+        read_muse(_write(tmp_path, "junk.xml", muse_text[:a] + block + muse_text[b:]))
