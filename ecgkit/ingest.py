@@ -268,7 +268,8 @@ def _warm_readers(candidates: list[_Candidate]) -> None:
         from ecgkit.io.wfdb import read_wfdb  # noqa: F401
 
         one = np.zeros((1, 1), dtype=np.int16)
-        decode_int16(one, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.float32), np.ones(1, dtype=np.float32))
+        decode_int16(one, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.float32),
+                     np.ones(1, dtype=np.float32))
     if any(c.path.lower().endswith(".xml") for c in candidates):
         from ecgkit.io.muse import read_muse  # noqa: F401
 

@@ -23,7 +23,8 @@ LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3
 _LEAD_INDEX = {name.upper(): i for i, name in enumerate(LEADS)}
 # Spellings seen in exports beyond case and spacing: "MDC_ECG_LEAD_*" (HL7 aECG / DICOM), "Lead II",
 # "ECG II", "ECG Lead II", "AVR", "DII"; "-aVR" is a different lead (inverted) and is not accepted.
-_LEAD_PREFIX = re.compile(r"^(?:MDC_ECG_LEAD_|(?:ECG|EKG)?[\s_-]*LEAD[\s_-]*|(?:ECG|EKG)[\s_-]+)", re.IGNORECASE)
+_LEAD_PREFIX = re.compile(r"^(?:MDC_ECG_LEAD_|(?:ECG|EKG)?[\s_-]*LEAD[\s_-]*|(?:ECG|EKG)[\s_-]+)",
+                          re.IGNORECASE)
 _LEAD_JUNK = re.compile(r"[\s_\-.]+")
 # "DI, DII, DIII" (D for Einthoven's derivations) is the usual spelling in Brazil, France, Italy, Spain
 _LEAD_ALIASES = {"1": "I", "2": "II", "3": "III", "AR": "aVR", "AL": "aVL", "AF": "aVF",

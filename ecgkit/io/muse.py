@@ -122,7 +122,8 @@ def _to_utf8(raw: bytes, path: Path) -> tuple[bytes, str]:
 
 
 # MUSE writes MM-DD-YYYY; other exports YYYY-MM-DD, MM/DD/YYYY or DD.MM.YYYY (strptime costs ~40 us a call)
-_DATE = re.compile(r"^(?:(?P<m>\d{1,2})[-/](?P<d>\d{1,2})[-/](?P<y>\d{4})|(?P<y2>\d{4})-(?P<m2>\d{1,2})-(?P<d2>\d{1,2})"
+_DATE = re.compile(r"^(?:(?P<m>\d{1,2})[-/](?P<d>\d{1,2})[-/](?P<y>\d{4})"
+                   r"|(?P<y2>\d{4})-(?P<m2>\d{1,2})-(?P<d2>\d{1,2})"
                    r"|(?P<d3>\d{1,2})\.(?P<m3>\d{1,2})\.(?P<y3>\d{4}))$")
 _TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?")
 
@@ -226,7 +227,8 @@ def _decode_leads(doc: bytes, codec: str, path: Path, rid: str) -> tuple[_Leads,
         early_close = doc.find(b"</LeadData>", body, w_open if w_open >= 0 else len(doc))
         if w_open < 0 or early_close >= 0:
             lead_end = early_close if early_close >= 0 else doc.find(b"</LeadData>", body)
-            lead_name = _text(doc[body:lead_end if lead_end >= 0 else body], b"LeadID", codec) or f"#{len(native) + 1}"
+            fields = doc[body:lead_end if lead_end >= 0 else body]
+            lead_name = _text(fields, b"LeadID", codec) or f"#{len(native) + 1}"
             raise FormatError(f"lead {lead_name} has no WaveFormData", path=path, record_id=rid)
         w_close = doc.find(b"<", w_body)
         if not doc.startswith(b"</WaveFormData>", w_close):
@@ -261,7 +263,8 @@ def _decode_leads(doc: bytes, codec: str, path: Path, rid: str) -> tuple[_Leads,
     return leads, fs, native
 
 
-_UNIT_TO_MV = {"MICROVOLTS": 1e-3, "MICROVOLT": 1e-3, "UV": 1e-3, "MILLIVOLTS": 1.0, "MILLIVOLT": 1.0, "MV": 1.0,
+_UNIT_TO_MV = {"MICROVOLTS": 1e-3, "MICROVOLT": 1e-3, "UV": 1e-3,
+               "MILLIVOLTS": 1.0, "MILLIVOLT": 1.0, "MV": 1.0,
                "NANOVOLTS": 1e-6, "NANOVOLT": 1e-6, "NV": 1e-6}
 
 
@@ -325,7 +328,8 @@ def _check_payload(raw: NDArray[np.uint8], fields: tuple[str, float, int | None,
     return samples
 
 
-def _assemble(leads: _Leads, native: list[str], path: Path, rid: str) -> tuple[NDArray[np.float32], list[str]]:
+def _assemble(leads: _Leads, native: list[str], path: Path,
+              rid: str) -> tuple[NDArray[np.float32], list[str]]:
     """Scale the stored leads into a (12, n) mV array, deriving the limb leads the file does not store."""
     limb = ("III", "aVR", "aVL", "aVF")
     missing_limb = [lead for lead in limb if lead not in leads]

@@ -174,8 +174,9 @@ def _signal_file(path: Path, fname: str, record_id: str) -> str:
     if len(matches) == 1:
         return os.path.join(folder, matches[0])
     near = sorted(f for f in os.listdir(folder or ".") if f.endswith((".dat", ".mat")))[:5] if folder else []
-    raise FormatError(f"signal file {fname} named by the header is missing"
-                      + (f" (the folder has {', '.join(near)})" if near else ""), path=path, record_id=record_id)
+    hint = f" (the folder has {', '.join(near)})" if near else ""
+    raise FormatError(f"signal file {fname} named by the header is missing{hint}", path=path,
+                      record_id=record_id)
 
 
 def _fast_path_ok(hdr: _Header) -> bool:
