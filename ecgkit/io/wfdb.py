@@ -33,7 +33,8 @@ from numpy.typing import NDArray
 from ecgkit._resources import data_path
 from ecgkit.errors import FormatError, SignalError
 from ecgkit.io._decode import decode_int16
-from ecgkit.record import Record, lead_order
+from ecgkit.io._leads import DERIVED_LEADS, DERIVED_REPAIR, INDEPENDENT_LEADS, derive_limb_leads
+from ecgkit.record import LEADS, Record, canonical_lead, lead_order
 from ecgkit.signal import qc_flags, qc_flags_from_stats
 
 logger = logging.getLogger(__name__)
@@ -260,6 +261,22 @@ def _decode_multisegment(hdr: _Header, path: Path, record_id: str) -> tuple[list
     return [str(n).strip() for n in rec.sig_name], list(rec.units), sig
 
 
+def _independent_leads_only(names: list[str]) -> NDArray[np.int64] | None:
+    """Channels of I, II, V1-V6 when a record stores those 8 and none of III, aVR, aVL, aVF.
+
+    Such records (exports of devices that store the 8 independent leads, as MUSE does) get the 4
+    limb leads derived; any other gap is left to :func:`~ecgkit.record.lead_order` to report.
+    """
+    found: dict[str, int] = {}
+    for i, name in enumerate(names):
+        canon = canonical_lead(name)
+        if canon is not None and canon not in found:
+            found[canon] = i
+    if not found.keys() >= set(INDEPENDENT_LEADS) or found.keys() & set(DERIVED_LEADS):
+        return None
+    return np.array([found[lead] for lead in INDEPENDENT_LEADS], dtype=np.int64)
+
+
 def _metadata(hdr: _Header) -> dict:
     meta: dict = {"statements": [], "codes": {}, "age": None, "sex": None, "patient_id": None,
                   "acquired_at": hdr.base_dt}
@@ -331,7 +348,8 @@ def read_wfdb(path: str | Path, *, record_id: str | None = None) -> Record:
     else:
         names = [(s["desc"] or "").strip() for s in hdr.signals]
         units = [s["units"] for s in hdr.signals]
-    order = lead_order(names, path=str(path), record_id=rid)
+    derive = _independent_leads_only(names)
+    order = derive if derive is not None else lead_order(names, path=str(path), record_id=rid)
     scale = []
     for i in order:
         unit = (units[i] or "mV").strip().lower()
@@ -348,6 +366,13 @@ def read_wfdb(path: str | Path, *, record_id: str | None = None) -> Record:
     else:
         sig = _decode_wfdb_lib(hdr, path, rid)[order] * np.asarray(scale, dtype=np.float32)[:, None]
         flags = tuple(qc_flags(sig, hdr.fs))
+    repairs: tuple[str, ...] = ()
+    if derive is not None:  # 8 stored leads: place them and derive III, aVR, aVL, aVF from I and II
+        out = np.empty((len(LEADS), sig.shape[1]), dtype=np.float32)
+        out[[LEADS.index(lead) for lead in INDEPENDENT_LEADS]] = sig
+        out[2:6] = derive_limb_leads(out[0], out[1])
+        sig, repairs = out, (DERIVED_REPAIR,)
+        flags = tuple(qc_flags(sig, hdr.fs))
     meta = _metadata(hdr)
     return Record(
         record_id=rid,
@@ -363,5 +388,6 @@ def read_wfdb(path: str | Path, *, record_id: str | None = None) -> Record:
         native_fs=hdr.fs,
         native_leads=tuple(names),
         codes=meta["codes"],
+        repairs=repairs,
         qc_flags=flags,
     )

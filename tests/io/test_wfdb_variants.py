@@ -200,3 +200,29 @@ def test_mat_file_with_other_matlab_header_size(shared_data: Path, tmp_path: Pat
     ref, _ = wfdb.rdsamp(str(src))
     np.testing.assert_allclose(rec.signal, ref.T, atol=1e-6)
     assert rec.signal.shape == (len(LEADS), 5000)
+
+
+def test_eight_stored_leads_get_the_limb_leads_derived(digital: wfdb.Record, ptbxl_record1: Path,
+                                                       tmp_path: Path) -> None:
+    # a device that stores I, II, V1-V6 only (as MUSE does), exported to WFDB
+    keep = [0, 1, 6, 7, 8, 9, 10, 11]
+    hea = _write(digital, tmp_path, "eight", digital.d_signal[:, keep], "16",
+                 sig_name=[digital.sig_name[k] for k in keep])
+    rec = read_record(hea)
+    full = read_wfdb(ptbxl_record1).signal
+    assert rec.repairs == ("derived III,aVR,aVL,aVF from I,II",)
+    np.testing.assert_array_equal(rec.signal[[0, 1, 6, 7, 8, 9, 10, 11]], full[keep])
+    i, ii = full[0], full[1]
+    np.testing.assert_allclose(rec.signal[2:6], np.stack([ii - i, -(i + ii) / 2, i - ii / 2, ii - i / 2]),
+                               atol=1e-6)
+    # PTB-XL stores the limb leads; the derived ones agree with them to the 1 uV quantisation
+    np.testing.assert_allclose(rec.signal[2:6], full[2:6], atol=2e-3)
+
+
+def test_seven_leads_are_still_an_error(digital: wfdb.Record, tmp_path: Path) -> None:
+    keep = [0, 1, 6, 7, 8, 9, 10]  # no V6
+    hea = _write(digital, tmp_path, "seven", digital.d_signal[:, keep], "16",
+                 sig_name=[digital.sig_name[k] for k in keep])
+    with pytest.raises(SignalError, match=r"missing lead\(s\) III, aVR, aVL, aVF, V6") as err:
+        read_wfdb(hea)
+    assert "seven" in str(err.value)
