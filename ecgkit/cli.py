@@ -93,8 +93,15 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
     summary = scan_summary(df, config, seconds=seconds)
     (out_dir / "scan_summary.json").write_text(json.dumps(summary, indent=2))
     click.echo(f"scan: {summary['records']} records, {summary['ok']} ok, {summary['quarantined']} quarantined "
-               f"({summary['quarantine_rate']:.1%}), {summary['skipped_files']} files skipped (see "
-               f"{out_dir / 'skipped_files.csv'}), {summary['records_per_s']} records/s -> {out_dir / 'manifest.parquet'}")
+               f"({summary['quarantine_rate']:.1%}), {summary['records_per_s']} records/s -> "
+               f"{out_dir / 'manifest.parquet'}")
+    if summary["skipped_files"]:
+        # files that are not records (sidecars, tables, docs) are neither ok nor quarantined
+        kinds = "; ".join(f"{n} {why}" for why, n in summary["skipped_by_reason"].items())
+        click.echo(f"scan: {summary['skipped_files']} files are not records and were skipped ({kinds}); "
+                   f"see {out_dir / 'skipped_files.csv'}")
+    if summary["quarantined"]:
+        click.echo(f"scan: quarantined records and reasons in {out_dir / 'quarantine.parquet'}")
     if summary["quarantine_rate"] > config.max_quarantine_rate:
         click.echo(f"scan: quarantine rate {summary['quarantine_rate']:.1%} exceeds the limit "
                    f"{config.max_quarantine_rate:.1%}; see {out_dir / 'quarantine.parquet'}", err=True)

@@ -21,11 +21,14 @@ from ecgkit.errors import SignalError
 LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 
 _LEAD_INDEX = {name.upper(): i for i, name in enumerate(LEADS)}
-# Spellings seen in exports beyond case and spacing: Roman numerals in other scripts, "MDC_ECG_LEAD_*"
-# (HL7 aECG / DICOM), "Lead II", "AVR", "-aVR" is a different lead (inverted) and is not accepted.
-_LEAD_PREFIX = re.compile(r"^(?:MDC_ECG_LEAD_|LEAD[\s_-]*)", re.IGNORECASE)
+# Spellings seen in exports beyond case and spacing: "MDC_ECG_LEAD_*" (HL7 aECG / DICOM), "Lead II",
+# "ECG II", "ECG Lead II", "AVR", "DII"; "-aVR" is a different lead (inverted) and is not accepted.
+_LEAD_PREFIX = re.compile(r"^(?:MDC_ECG_LEAD_|(?:ECG|EKG)?[\s_-]*LEAD[\s_-]*|(?:ECG|EKG)[\s_-]+)",
+                          re.IGNORECASE)
 _LEAD_JUNK = re.compile(r"[\s_\-.]+")
-_LEAD_ALIASES = {"1": "I", "2": "II", "3": "III", "AR": "aVR", "AL": "aVL", "AF": "aVF"}
+# "DI, DII, DIII" (D for Einthoven's derivations) is the usual spelling in Brazil, France, Italy, Spain
+_LEAD_ALIASES = {"1": "I", "2": "II", "3": "III", "AR": "aVR", "AL": "aVL", "AF": "aVF",
+                 "DI": "I", "DII": "II", "DIII": "III", "D1": "I", "D2": "II", "D3": "III"}
 
 
 @functools.lru_cache(maxsize=1024)  # exports repeat a handful of spellings millions of times
@@ -40,7 +43,10 @@ def canonical_lead(name: str) -> str | None:
     >>> canonical_lead("AVR"), canonical_lead(" v1 "), canonical_lead("MDC_ECG_LEAD_II"), canonical_lead("vx")
     ('aVR', 'V1', 'II', None)
     """
-    key = _LEAD_JUNK.sub("", _LEAD_PREFIX.sub("", name.strip())).upper()
+    stripped = _LEAD_PREFIX.sub("", name.strip())
+    if stripped.startswith(("-", "\u2212")):  # -aVR (Cabrera display) is the inverted lead, not aVR
+        return None
+    key = _LEAD_JUNK.sub("", stripped).upper()
     key = _LEAD_ALIASES.get(key, key)
     idx = _LEAD_INDEX.get(key.upper())
     return None if idx is None else LEADS[idx]

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -153,6 +156,21 @@ def test_pseudonymized_ids_never_store_raw_ids_or_key(shared_data: Path, tmp_pat
         data = f.read_bytes()
         assert b"201700237" not in data and b"s3cret-key" not in data, f.name
         assert b"TESTONE" not in data and b"06-10-1980" not in data, f.name
+    summary = json.loads((out / "scan_summary.json").read_text())
+    assert summary["config"]["pseudonymize_key"] == "<set>"
+    # a keyed hash: HMAC-SHA256 of the id, different under another key, and no key means no run
+    import hashlib
+    import hmac
+
+    assert pseudonymize("201700237", "s3cret-key") == hmac.new(b"s3cret-key", b"201700237",
+                                                               hashlib.sha256).hexdigest()[:20]
+    assert pseudonymize("201700237", "other-key") != pseudonymize("201700237", "s3cret-key")
+    assert "s3cret-key" not in repr(ScanConfig(pseudonymize_key="s3cret-key"))
+    monkeypatch.delenv("ECGKIT_PSEUDONYM_KEY")
+    refused = CliRunner().invoke(main, ["scan", str(shared_data / "muse"), "--out", str(tmp_path / "o2"),
+                                        "--pseudonymize"])
+    assert refused.exit_code != 0 and "ECGKIT_PSEUDONYM_KEY" in refused.output
+    assert not (tmp_path / "o2").exists()
 
 
 @pytest.mark.parametrize("pid,placeholder", [
@@ -172,3 +190,169 @@ def test_placeholder_ids_in_real_exports_become_null(shared_data: Path) -> None:
     assert pd.isna(df.loc["2020-5-18_15-48-11", "patient_id"])
     assert df.loc["129DYPRG", "patient_id"] == "1112010721168bdc"
     assert (df["status"] == "ok").all() and len(df) == 5
+
+
+def test_scan_of_all_shared_data_with_ptbxl_unpacked(shared_data: Path, ptbxl_dir: Path) -> None:
+    # the issue's acceptance scan: every real file, PTB-XL unpacked beside its CSV
+    df = scan([shared_data, ptbxl_dir], ScanConfig(workers=2))
+    counts = df["status"].value_counts().to_dict()
+    assert counts == {"ok": 559, "quarantined": 1}  # 500 PTB-XL, 50 CinC, 9 others
+    assert len(df) == counts["ok"] + counts["quarantined"]
+    bad = df[df["status"] == "quarantined"]
+    assert bad["record_id"].tolist() == ["physionet-samples/100"]
+    assert bad["reason"].iloc[0].startswith("record physionet-samples/100 (")
+    ptbxl = df[df["source_path"].str.startswith(str(ptbxl_dir))]
+    assert len(ptbxl) == 500 and ptbxl["patient_id"].notna().all()
+    # every skipped file has a reason, and none of them is an ECG the scan should have read
+    reasons = {s["reason"] for s in df.attrs["skipped"]}
+    assert reasons == {"WFDB signal file, read through its .hea header", "CSV table, not an ECG record",
+                       "PTB-XL metadata table, joined to its records", "documentation",
+                       "WFDB annotation file (not used), read through its .hea header",
+                       "compressed archive: unpack it first"}
+
+
+def _mini_ptbxl(ptbxl_dir: Path, root: Path) -> Path:
+    """A PTB-XL tree with records 1 and 2 only, the CSV beside ``records500/``."""
+    rec = root / "records500" / "00000"
+    rec.mkdir(parents=True)
+    for f in (ptbxl_dir / "records500" / "00000").glob("0000[12]_hr.*"):
+        shutil.copy(f, rec / f.name)
+    shutil.copy(ptbxl_dir / "ptbxl_database.csv", root / "ptbxl_database.csv")
+    return root
+
+
+@pytest.mark.parametrize("where", ["nested", "records500", "one-file"])
+def test_ptbxl_csv_is_found_below_or_above_the_scanned_folder(ptbxl_dir: Path, tmp_path: Path,
+                                                               where: str) -> None:
+    tree = _mini_ptbxl(ptbxl_dir, tmp_path / "archive" / "ptbxl")
+    source = {"nested": tmp_path / "archive", "records500": tree / "records500",
+              "one-file": tree / "records500" / "00000" / "00001_hr.hea"}[where]
+    df = scan([source])
+    assert (df["status"] == "ok").all()
+    db = pd.read_csv(tree / "ptbxl_database.csv").set_index("ecg_id")
+    pids = sorted(df["patient_id"].tolist())
+    want = sorted(str(int(db.loc[i, "patient_id"])) for i in ((1,) if where == "one-file" else (1, 2)))
+    assert pids == want
+    assert df["statements"].map(len).eq(1).all()
+
+
+def test_cli_summary_explains_skipped_files(shared_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["scan", str(shared_data / "physionet-samples"), "--out", str(out),
+                                       "--max-quarantine-rate", "1.0"])
+    assert result.exit_code == 0, result.output
+    assert "scan: 2 records, 1 ok, 1 quarantined" in result.output
+    # s0010_re: .dat + .xyz; 100: .dat + .atr
+    assert ("4 files are not records and were skipped (3 WFDB signal file, read through its .hea header; "
+            "1 WFDB annotation file (not used), read through its .hea header)") in result.output
+    summary = json.loads((out / "scan_summary.json").read_text())
+    assert summary["skipped_by_reason"] == {"WFDB signal file, read through its .hea header": 3,
+                                            "WFDB annotation file (not used), read through its .hea header": 1}
+    skipped = pd.read_csv(out / "skipped_files.csv")
+    assert len(skipped) == 4 and skipped["reason"].notna().all()
+
+
+_IDENTIFYING_TAG = re.compile(r"(?:first|last|given|family|middle|maiden)name$|^name$|birth|^dob$", re.I)
+
+
+def _identifiers_in_xml(path: Path) -> set[str]:
+    """Names and birth dates in an XML export, found with lxml independently of the readers."""
+    from lxml import etree
+
+    found: set[str] = set()
+    for el in etree.parse(str(path)).getroot().iter():
+        if not isinstance(el.tag, str) or not _IDENTIFYING_TAG.search(etree.QName(el).localname):
+            continue
+        values = [el.text or ""] + list(el.attrib.values())
+        values += [ch.text or "" for ch in el.iter() if ch is not el and isinstance(ch.tag, str)]
+        found.update(v.strip() for v in values)
+    return found
+
+
+def _identifiers_in_dicom(path: Path) -> set[str]:
+    import pydicom
+
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    found = set()
+    for key in ("PatientName", "PatientBirthDate", "ReferringPhysicianName", "OperatorsName",
+                "PerformingPhysicianName", "NameOfPhysiciansReadingStudy", "PatientMotherBirthName"):
+        value = ds.get(key)
+        if value:
+            found.add(str(value))
+            found.update(str(value).split("^"))
+    return found
+
+
+def _date_spellings(value: str) -> set[str]:
+    """A birth date as written and in the other spellings a reader could turn it into."""
+    out = {value}
+    for fmt in ("%m-%d-%Y", "%Y-%m-%d", "%Y%m%d", "%d.%m.%Y", "%m/%d/%Y"):
+        try:
+            day = datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+        out |= {day.strftime("%Y-%m-%d"), day.strftime("%Y%m%d"), day.strftime("%m-%d-%Y")}
+    return out
+
+
+def test_manifest_holds_no_names_or_birth_dates(shared_data: Path, tmp_path: Path) -> None:
+    files = [shared_data / "muse" / MUSE_NAME, shared_data / "ge-cardiosoft" / "example-XML1.xml",
+             shared_data / "hl7-aecg" / "subject1_0.xml", *sorted((shared_data / "philips").iterdir()),
+             *sorted((shared_data / "dicom").glob("*.dcm"))]
+    df = scan(files)
+    assert (df["status"] == "ok").all() and len(df) == len(files)
+    out = tmp_path / "cohort"
+    from ecgkit.manifest import write_manifest
+
+    write_manifest(df, out)
+    stored = read_manifest(out).set_index("source_path")
+    muse_ids = _identifiers_in_xml(files[0])
+    assert {"TESTONE", "MUSE", "06-10-1980"} <= muse_ids  # the example does carry them
+    checked = 0
+    for f in files:
+        row = stored.loc[str(f)]
+        ids = _identifiers_in_dicom(f) if f.suffix == ".dcm" else _identifiers_in_xml(f)
+        # placeholders ("---", "xxxxxx") and the patient id itself (some exports repeat it as the name)
+        pid = None if pd.isna(row["patient_id"]) else row["patient_id"]
+        ids = {i for i in ids if len(i) >= 3 and i.strip("-x* ") and i != pid}
+        ids = set().union(*(_date_spellings(i) for i in ids)) if ids else set()
+        cells = [row[c] for c in stored.columns if c not in ("record_id",)]
+        text = " | ".join(" ".join(map(str, c)) if isinstance(c, (list, np.ndarray)) else str(c) for c in cells)
+        leaked = sorted(i for i in ids if i in text)
+        assert not leaked, (f.name, leaked)
+        checked += len(ids)
+    assert checked >= 20  # names, physicians and birth dates of 8 exports were looked for
+
+
+def test_corrupted_copies_of_every_format_are_quarantined(shared_data: Path, tmp_path: Path) -> None:
+    # each reader's bad input, made from its real example; the intact copies still come through
+    root = tmp_path / "mixed"
+    good, bad = root / "good", root / "bad"
+    good.mkdir(parents=True)
+    bad.mkdir()
+    sources = {
+        "philips": shared_data / "philips" / "129DYPRG.XML",
+        "cardiosoft": shared_data / "ge-cardiosoft" / "example-XML1.xml",
+        "aecg": shared_data / "hl7-aecg" / "subject1_0.xml",
+        "dicom": shared_data / "dicom" / "example-DICOM1.dcm",
+    }
+    for name, src in sources.items():
+        shutil.copy(src, good / f"{name}{src.suffix}")
+        data = src.read_bytes()
+        (bad / f"{name}{src.suffix}").write_bytes(data[: len(data) * 2 // 3])
+    for suffix in (".hea", ".mat"):
+        shutil.copy((shared_data / "cinc2021" / "E07500").with_suffix(suffix), good / f"E07500{suffix}")
+        shutil.copy((shared_data / "cinc2021" / "E07501").with_suffix(suffix), bad / f"E07501{suffix}")
+    mat = bad / "E07501.mat"
+    mat.write_bytes(mat.read_bytes()[:-1000])
+    df = scan([root]).set_index("record_id")
+    assert sorted(df.index[df["status"] == "ok"]) == ["good/E07500", "good/aecg", "good/cardiosoft",
+                                                      "good/dicom", "good/philips"]
+    reasons = df.loc[df["status"] == "quarantined", "reason"].to_dict()
+    assert sorted(reasons) == ["bad/E07501", "bad/aecg", "bad/cardiosoft", "bad/dicom", "bad/philips"]
+    for rid, msg in reasons.items():
+        assert msg.startswith(f"record {rid} ("), msg
+    for rid in ("bad/aecg", "bad/cardiosoft", "bad/philips"):
+        assert "malformed XML" in reasons[rid], reasons[rid]
+    assert "signal file E07501.mat is truncated" in reasons["bad/E07501"]
+    assert "truncated or malformed DICOM file" in reasons["bad/dicom"], reasons["bad/dicom"]

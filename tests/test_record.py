@@ -11,7 +11,8 @@ from ecgkit.record import LEADS, Record, canonical_lead, lead_order
 @pytest.mark.parametrize("name,expected", [
     ("I", "I"), ("i", "I"), ("Lead II", "II"), (" III ", "III"), ("AVR", "aVR"), ("avr", "aVR"),
     ("aVL", "aVL"), ("MDC_ECG_LEAD_AVF", "aVF"), ("V1 ", "V1"), ("v6", "V6"), ("MLII", None), ("vx", None),
-    ("V7", None), ("", None),
+    ("V7", None), ("", None), ("ECG II", "II"), ("ECG Lead V1", "V1"), ("ekg_avf", "aVF"), ("DI", "I"),
+    ("DIII", "III"), ("D2", "II"), ("Lead_aVL", "aVL"), ("ECG", None), ("-aVR", None), ("V1-V2", None),
 ])
 def test_canonical_lead(name: str, expected: str | None) -> None:
     assert canonical_lead(name) == expected

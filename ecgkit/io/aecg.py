@@ -25,7 +25,7 @@ from ecgkit.record import Record
 
 logger = logging.getLogger(__name__)
 
-_UNIT_TO_MV = {"uv": 1e-3, "mv": 1.0, "v": 1e3, "nv": 1e-6}
+_UNIT_TO_MV = {"uv": 1e-3, "\u00b5v": 1e-3, "\u03bcv": 1e-3, "mv": 1.0, "v": 1e3, "nv": 1e-6}
 _TIME_TO_S = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
 _XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
 

@@ -24,8 +24,8 @@ from pydicom.errors import InvalidDicomError
 
 from ecgkit.errors import FormatError, SignalError
 from ecgkit.io._leads import to_canonical
-from ecgkit.io._xml import hl7_datetime
-from ecgkit.record import LEADS, Record
+from ecgkit.io._xml import age_in_years, hl7_datetime
+from ecgkit.record import LEADS, Record, canonical_lead
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +54,15 @@ def _lead_name(channel: Any) -> tuple[str, str]:
         return label, label
     item = source[0]
     meaning = str(item.get("CodeMeaning", "") or "")
-    m = _LEAD_CODE.match(str(item.get("CodeValue", "") or "").strip())
+    value = str(item.get("CodeValue", "") or "").strip()
+    m = _LEAD_CODE.match(value)
     if m and int(m.group(1)) in _LEAD_CODE_NUMBERS:
         return meaning or _LEAD_CODE_NUMBERS[int(m.group(1))], _LEAD_CODE_NUMBERS[int(m.group(1))]
+    if canonical_lead(value) is not None:  # MDC reference ids as code values ("MDC_ECG_LEAD_AVR")
+        return meaning or value, value
+    if not meaning:  # no usable code: the channel label, when the device wrote one
+        label = str(channel.get("ChannelLabel", "") or "")
+        return label or value, label or value
     return meaning, _MEANING_JUNK.sub("", meaning).strip()
 
 
@@ -89,11 +95,12 @@ def _acquired_at(ds: Any) -> datetime | None:
     return None
 
 
-def _age(ds: Any) -> float | None:
+def _age(ds: Any, acquired: datetime | None) -> float | None:
+    """PatientAge (``040Y``, ``006M``), else completed years from PatientBirthDate (never kept)."""
     value = str(ds.get("PatientAge", "") or "").strip().upper()
-    if len(value) < 2 or value[-1] not in _AGE_UNITS or not value[:-1].isdigit():
-        return None
-    return int(value[:-1]) * _AGE_UNITS[value[-1]]
+    if len(value) >= 2 and value[-1] in _AGE_UNITS and value[:-1].isdigit():
+        return int(value[:-1]) * _AGE_UNITS[value[-1]]
+    return age_in_years(hl7_datetime(str(ds.get("PatientBirthDate", "") or "")), acquired)
 
 
 def _statements(ds: Any) -> list[str]:
@@ -146,7 +153,7 @@ def read_dicom(path: str | Path, *, record_id: str | None = None) -> Record:
     except InvalidDicomError as exc:
         raise FormatError(f"not a DICOM file: {exc}", path=path, record_id=rid) from exc
     except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
-        raise FormatError(f"cannot parse DICOM: {exc}", path=path, record_id=rid) from exc
+        raise FormatError(f"truncated or malformed DICOM file: {exc}", path=path, record_id=rid) from exc
     sop = str(ds.get("SOPClassUID", "") or "")
     if sop not in ECG_SOP_CLASSES:
         raise FormatError(f"DICOM SOP class {sop or '(none)'} is not an ECG waveform "
@@ -204,6 +211,7 @@ def read_dicom(path: str | Path, *, record_id: str | None = None) -> Record:
     signal, repairs = to_canonical(canon, data, path=str(path), record_id=rid)
 
     patient = str(ds.get("PatientID", "") or "").strip() or None
+    acquired = _acquired_at(ds)
     sex = str(ds.get("PatientSex", "") or "").strip().upper()
     return Record(
         record_id=rid,
@@ -213,8 +221,8 @@ def read_dicom(path: str | Path, *, record_id: str | None = None) -> Record:
         source_format="dicom",
         source_path=str(path),
         statements=_statements(ds),
-        acquired_at=_acquired_at(ds),
-        age=_age(ds),
+        acquired_at=acquired,
+        age=_age(ds, acquired),
         sex=sex if sex in ("M", "F") else None,
         native_fs=fs,
         native_leads=tuple(native),

@@ -33,7 +33,8 @@ from numpy.typing import NDArray
 from ecgkit._resources import data_path
 from ecgkit.errors import FormatError, SignalError
 from ecgkit.io._decode import decode_int16
-from ecgkit.record import Record, lead_order
+from ecgkit.io._leads import DERIVED_LEADS, DERIVED_REPAIR, INDEPENDENT_LEADS, derive_limb_leads
+from ecgkit.record import LEADS, Record, canonical_lead, lead_order
 from ecgkit.signal import qc_flags, qc_flags_from_stats
 
 logger = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def _signal_spec(fields: tuple[str, ...]) -> dict[str, str | None] | None:
 class _Header:
     """Parsed WFDB header: record line, signal specs, comments."""
 
-    __slots__ = ("name", "nsig", "fs", "nsamp", "base_dt", "signals", "comments")
+    __slots__ = ("name", "nseg", "nsig", "fs", "nsamp", "base_dt", "signals", "comments")
 
     def __init__(self, text: str, path: Path):
         lines = [ln.strip() for ln in text.splitlines()]
@@ -112,8 +113,7 @@ class _Header:
         m = _RECORD_LINE.match(body[0])
         if m is None:
             raise FormatError(f"invalid WFDB record line {body[0]!r}", path=path)
-        if m.group("nseg"):
-            raise FormatError("multi-segment WFDB records are not 12-lead resting ECGs ecgkit reads", path=path)
+        self.nseg = int(m.group("nseg")) if m.group("nseg") else 0
         self.name = m.group("name")
         self.nsig = int(m.group("nsig"))
         self.fs = float(m.group("fs")) if m.group("fs") else 250.0
@@ -122,11 +122,13 @@ class _Header:
         if m.group("time") and m.group("date"):
             self.base_dt = _parse_datetime(f"{m.group('date')} {m.group('time')}",
                                            ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M:%S.%f"))
+        self.signals: list[dict[str, str | None]] = []
+        if self.nseg:  # segment lines follow, not signal lines: the wfdb library reads these
+            return
         sig_lines = body[1:1 + self.nsig]
         if len(sig_lines) != self.nsig:
             raise FormatError(f"WFDB header declares {self.nsig} signals but has {len(sig_lines)} signal lines",
                               path=path)
-        self.signals = []
         for ln in sig_lines:
             parts = ln.split(None, 8)
             # initial value and checksum (fields 6-7) differ per record; everything else repeats
@@ -146,12 +148,36 @@ def _read_header(path: Path) -> _Header:
         raise FormatError(f"cannot read header: {exc.strerror}", path=path) from exc
     if not raw.strip():
         raise FormatError("empty WFDB header", path=path)
+    if raw.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark written by Windows editors
+        raw = raw[3:]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FormatError(f"WFDB header is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
                           path=path) from exc
     return _Header(text, path)
+
+
+def _signal_file(path: Path, fname: str, record_id: str) -> str:
+    """Path of a signal file named by the header, matched case-insensitively when the exact name is absent.
+
+    Archives copied through Windows or FAT media often change the case of file names
+    (``00001_HR.DAT`` for ``00001_hr.dat``); the header keeps the original.
+    """
+    folder = os.path.dirname(path)
+    fpath = os.path.join(folder, fname)
+    if os.path.isfile(fpath):
+        return fpath
+    try:
+        matches = [f for f in os.listdir(folder or ".") if f.lower() == fname.lower()]
+    except OSError:
+        matches = []
+    if len(matches) == 1:
+        return os.path.join(folder, matches[0])
+    near = sorted(f for f in os.listdir(folder or ".") if f.endswith((".dat", ".mat")))[:5] if folder else []
+    hint = f" (the folder has {', '.join(near)})" if near else ""
+    raise FormatError(f"signal file {fname} named by the header is missing{hint}", path=path,
+                      record_id=record_id)
 
 
 def _fast_path_ok(hdr: _Header) -> bool:
@@ -173,13 +199,9 @@ def _decode_fast(hdr: _Header, path: Path, record_id: str, order: NDArray[np.int
     column: dict[int, int] = {}  # header channel -> column of the stacked (nsamp, n) array
     for fname in dict.fromkeys(str(hdr.signals[i]["file"]) for i in order):
         chans = chans_of[fname]
-        fpath = os.path.join(os.path.dirname(path), fname)
+        fpath = _signal_file(path, fname, record_id)
         offset = int(hdr.signals[chans[0]]["offset"] or 0)
-        try:
-            size = os.stat(fpath).st_size
-        except OSError as exc:
-            raise FormatError(f"signal file {fname} named by the header is missing", path=path,
-                              record_id=record_id) from exc
+        size = os.stat(fpath).st_size
         frame_bytes = 2 * len(chans)
         if nsamp is None:
             nsamp = (size - offset) // frame_bytes if size > offset else 0
@@ -216,6 +238,43 @@ def _decode_wfdb_lib(hdr: _Header, path: Path, record_id: str) -> NDArray[np.flo
         raise SignalError(f"signal has {sig.shape[1]} samples, the header promises {hdr.nsamp}",
                           path=path, record_id=record_id)
     return sig
+
+
+def _decode_multisegment(hdr: _Header, path: Path, record_id: str) -> tuple[list[str], list[str | None],
+                                                                             NDArray[np.float32]]:
+    """Read a multi-segment record through the wfdb library, joined into one signal.
+
+    Returns the channel names, their units and the (n_channels, nsamp) physical signal. Channels
+    absent from a segment of a variable-layout record are NaN there (the QC flags report them).
+    """
+    import wfdb
+
+    try:
+        rec = wfdb.rdrecord(str(path.with_suffix("")), physical=True, m2s=True)
+    except Exception as exc:  # wfdb raises bare ValueError/IndexError/OSError on bad files
+        raise SignalError(f"wfdb could not read the {hdr.nseg}-segment record: {type(exc).__name__}: {exc}",
+                          path=path, record_id=record_id) from exc
+    sig = np.asarray(rec.p_signal, dtype=np.float32).T
+    if hdr.nsamp is not None and sig.shape[1] != hdr.nsamp:
+        raise SignalError(f"the segments hold {sig.shape[1]} samples, the header promises {hdr.nsamp}",
+                          path=path, record_id=record_id)
+    return [str(n).strip() for n in rec.sig_name], list(rec.units), sig
+
+
+def _independent_leads_only(names: list[str]) -> NDArray[np.int64] | None:
+    """Channels of I, II, V1-V6 when a record stores those 8 and none of III, aVR, aVL, aVF.
+
+    Such records (exports of devices that store the 8 independent leads, as MUSE does) get the 4
+    limb leads derived; any other gap is left to :func:`~ecgkit.record.lead_order` to report.
+    """
+    found: dict[str, int] = {}
+    for i, name in enumerate(names):
+        canon = canonical_lead(name)
+        if canon is not None and canon not in found:
+            found[canon] = i
+    if not found.keys() >= set(INDEPENDENT_LEADS) or found.keys() & set(DERIVED_LEADS):
+        return None
+    return np.array([found[lead] for lead in INDEPENDENT_LEADS], dtype=np.int64)
 
 
 def _metadata(hdr: _Header) -> dict:
@@ -283,20 +342,36 @@ def read_wfdb(path: str | Path, *, record_id: str | None = None) -> Record:
         path = path.with_suffix(".hea")
     hdr = _read_header(path)
     rid = record_id or hdr.name
-    names = [(s["desc"] or "").strip() for s in hdr.signals]
-    order = lead_order(names, path=str(path), record_id=rid)
+    full: NDArray[np.float32] | None = None
+    if hdr.nseg:
+        names, units, full = _decode_multisegment(hdr, path, rid)
+    else:
+        names = [(s["desc"] or "").strip() for s in hdr.signals]
+        units = [s["units"] for s in hdr.signals]
+    derive = _independent_leads_only(names)
+    order = derive if derive is not None else lead_order(names, path=str(path), record_id=rid)
     scale = []
     for i in order:
-        unit = (hdr.signals[i]["units"] or "mV").strip().lower()
+        unit = (units[i] or "mV").strip().lower()
         if unit not in _UNIT_TO_MV:
             raise SignalError(f"lead {names[i]} has units {unit!r}, expected a voltage (mV, uV, V)",
                               path=path, record_id=rid)
         scale.append(_UNIT_TO_MV[unit])
-    if _fast_path_ok(hdr):
+    if full is not None:
+        sig = full[order] * np.asarray(scale, dtype=np.float32)[:, None]
+        flags = tuple(qc_flags(sig, hdr.fs))
+    elif _fast_path_ok(hdr):
         sig, stats = _decode_fast(hdr, path, rid, order, scale)
         flags = tuple(qc_flags_from_stats(stats, sig.shape[1], hdr.fs))
     else:
         sig = _decode_wfdb_lib(hdr, path, rid)[order] * np.asarray(scale, dtype=np.float32)[:, None]
+        flags = tuple(qc_flags(sig, hdr.fs))
+    repairs: tuple[str, ...] = ()
+    if derive is not None:  # 8 stored leads: place them and derive III, aVR, aVL, aVF from I and II
+        out = np.empty((len(LEADS), sig.shape[1]), dtype=np.float32)
+        out[[LEADS.index(lead) for lead in INDEPENDENT_LEADS]] = sig
+        out[2:6] = derive_limb_leads(out[0], out[1])
+        sig, repairs = out, (DERIVED_REPAIR,)
         flags = tuple(qc_flags(sig, hdr.fs))
     meta = _metadata(hdr)
     return Record(
@@ -313,5 +388,6 @@ def read_wfdb(path: str | Path, *, record_id: str | None = None) -> Record:
         native_fs=hdr.fs,
         native_leads=tuple(names),
         codes=meta["codes"],
+        repairs=repairs,
         qc_flags=flags,
     )
