@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ecgkit.ingest import ScanConfig, scan  # noqa: E402
@@ -47,10 +49,12 @@ def main() -> None:
                     help="shard sampling frequency (250 halves the shards' disk space: 300,000 records at "
                          "500 Hz need 36 GB of raw files plus 36 GB of shards)")
     ap.add_argument("--keep", action="store_true", help="keep the raw files and shards")
+    ap.add_argument("--reuse-raw", action="store_true",
+                    help="keep an archive an earlier run synthesised (its truth.parquet) and start at scan")
     args = ap.parse_args()
     raw = args.raw_dir or args.out / "raw"
     for d in (args.out, raw):
-        if d.exists():
+        if d.exists() and not (args.reuse_raw and d == raw):
             shutil.rmtree(d)
     results: dict[str, dict[str, float]] = {}
 
@@ -63,8 +67,11 @@ def main() -> None:
               f"largest worker {child:6.0f} MiB", flush=True)
 
     t = time.perf_counter()
-    truth = synth_cohort(args.patients, raw, fmt=args.fmt, seed=0, workers=args.workers)
-    report("synth", t, len(truth))
+    if args.reuse_raw:
+        truth = pd.read_parquet(raw / "truth.parquet")
+    else:
+        truth = synth_cohort(args.patients, raw, fmt=args.fmt, seed=0, workers=args.workers)
+        report("synth", t, len(truth))
 
     t = time.perf_counter()
     manifest = scan([raw], ScanConfig(workers=args.workers, chunk_size=256))

@@ -81,12 +81,12 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
             bar.update(n_ok + n_q)
             bar.set_postfix(ok=counts["ok"], quarantined=counts["quarantined"], refresh=False)
 
-        df = scan(list(sources), config, progress=progress)
+        skipped: list[dict[str, str]] = []
+        df = scan(list(sources), config, progress=progress, skipped=skipped)
     seconds = time.perf_counter() - start
     out_dir.mkdir(parents=True, exist_ok=True)
     write_manifest(df, out_dir)
     write_quarantine(df, out_dir, "scan")
-    skipped = df.attrs.get("skipped", [])
     import pandas as pd
 
     pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(out_dir / "skipped_files.csv", index=False)

@@ -359,6 +359,7 @@ def scan(
     config: ScanConfig | None = None,
     *,
     progress: Callable[[int, int], None] | None = None,
+    skipped: list[dict[str, str]] | None = None,
 ) -> pd.DataFrame:
     """Scan files and folders of ECG records into a manifest.
 
@@ -371,14 +372,19 @@ def scan(
     progress : callable(ok, quarantined) or None
         Called after each chunk with the counts of that chunk (the CLI drives its progress bar
         with it).
+    skipped : list, optional
+        Receives one ``{"path", "reason"}`` dict per file that is not a record (signal sidecars,
+        tables, documentation, archives). Kept out of the DataFrame: pandas deep-copies ``attrs`` on
+        nearly every operation, and a 300,000-record WFDB archive has 300,000 sidecars (measured:
+        a manifest carrying that list took minutes per column access at that size).
 
     Returns
     -------
     pandas.DataFrame
         One row per record candidate with the columns of :data:`ecgkit.manifest.COLUMNS`:
         ``status`` is ``"ok"`` or ``"quarantined"`` (then ``reason`` names the record, the file and
-        the problem). ``df.attrs["skipped"]`` lists files that are not records, with what they are.
-        Records in = ok + quarantined.
+        the problem). ``df.attrs["skipped_by_reason"]`` counts the files that are not records, by what
+        they are (the list itself goes to ``skipped``). Records in = ok + quarantined.
 
     Examples
     --------
@@ -388,7 +394,7 @@ def scan(
     """
     config = config or ScanConfig()
     sources = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    candidates, skipped = _walk(sources)
+    candidates, not_records = _walk(sources)
     chunks = [candidates[i:i + config.chunk_size] for i in range(0, len(candidates), config.chunk_size)]
     rows: list[dict[str, Any]] = []
 
@@ -409,15 +415,17 @@ def scan(
                 _collect(chunk_rows)
     df = conform(rows) if rows else conform(pd.DataFrame(columns=["record_id"]))
     if config.join_ptbxl and len(df):
-        df = _join_ptbxl(df, _ptbxl_databases((c.root for c in candidates), skipped))
+        df = _join_ptbxl(df, _ptbxl_databases((c.root for c in candidates), not_records))
     if config.pseudonymize_key:
         key = config.pseudonymize_key
         df["patient_id"] = df["patient_id"].map(lambda p: None if pd.isna(p) else pseudonymize(str(p), key))
         df = conform(df)
-    df.attrs["skipped"] = skipped
+    df.attrs["skipped_by_reason"] = skipped_by_reason(not_records)  # small: counts only
+    if skipped is not None:
+        skipped.extend(not_records)
     n_q = int((df["status"] == STATUS_QUARANTINED).sum())
     logger.info("scanned %d records: %d ok, %d quarantined; %d files skipped", len(df), len(df) - n_q, n_q,
-                len(skipped))
+                len(not_records))
     return df
 
 
@@ -450,8 +458,8 @@ def scan_summary(df: pd.DataFrame, config: ScanConfig, *, seconds: float) -> dic
         "ok": n - n_q,
         "quarantined": n_q,
         "quarantine_rate": n_q / n if n else 0.0,
-        "skipped_files": len(df.attrs.get("skipped", [])),
-        "skipped_by_reason": skipped_by_reason(df.attrs.get("skipped", [])),
+        "skipped_files": sum(df.attrs.get("skipped_by_reason", {}).values()),
+        "skipped_by_reason": dict(df.attrs.get("skipped_by_reason", {})),
         "by_format": {str(k): int(v) for k, v in df["source_format"].value_counts(dropna=False).items()},
         "seconds": round(seconds, 3),
         "records_per_s": round(n / seconds, 1) if seconds > 0 else None,

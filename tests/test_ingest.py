@@ -47,14 +47,18 @@ def test_workers_give_the_same_manifest(shared_data: Path) -> None:
 
 
 def test_scan_of_all_shared_data(shared_data: Path) -> None:
-    df = scan([shared_data])
+    not_records: list[dict[str, str]] = []
+    df = scan([shared_data], skipped=not_records)
     quarantined = df[df["status"] == "quarantined"]
     # MIT-BIH record 100 (MLII, V5) is the only file that is not a 12-lead ECG
     assert quarantined["record_id"].tolist() == ["physionet-samples/100"]
     assert "not a 12-lead ECG: 2 channel(s) (MLII, V5)" in quarantined["reason"].iloc[0]
     assert df["source_format"].value_counts().to_dict() == {
         "wfdb": 52, "philips": 3, "dicom": 2, "muse": 1, "cardiosoft": 1, "aecg": 1}
-    skipped = {Path(s["path"]).name: s["reason"] for s in df.attrs["skipped"]}
+    skipped = {Path(s["path"]).name: s["reason"] for s in not_records}
+    # the manifest carries only the counts (a list of every sidecar would be deep-copied by pandas)
+    assert df.attrs["skipped_by_reason"] == {r: sum(v == r for v in skipped.values()) for r in set(skipped.values())}
+    assert sum(df.attrs["skipped_by_reason"].values()) == len(not_records)
     assert skipped["records500.tar.xz"] == "compressed archive: unpack it first"
     assert skipped["README.md"] == "documentation"
     assert skipped["100.atr"].startswith("WFDB annotation file")
@@ -194,7 +198,8 @@ def test_placeholder_ids_in_real_exports_become_null(shared_data: Path) -> None:
 
 def test_scan_of_all_shared_data_with_ptbxl_unpacked(shared_data: Path, ptbxl_dir: Path) -> None:
     # the acceptance scan: every real file, PTB-XL unpacked beside its CSV
-    df = scan([shared_data, ptbxl_dir], ScanConfig(workers=2))
+    not_records: list[dict[str, str]] = []
+    df = scan([shared_data, ptbxl_dir], ScanConfig(workers=2), skipped=not_records)
     counts = df["status"].value_counts().to_dict()
     assert counts == {"ok": 559, "quarantined": 1}  # 500 PTB-XL, 50 CinC, 9 others
     assert len(df) == counts["ok"] + counts["quarantined"]
@@ -204,7 +209,7 @@ def test_scan_of_all_shared_data_with_ptbxl_unpacked(shared_data: Path, ptbxl_di
     ptbxl = df[df["source_path"].str.startswith(str(ptbxl_dir))]
     assert len(ptbxl) == 500 and ptbxl["patient_id"].notna().all()
     # every skipped file has a reason, and none of them is an ECG the scan should have read
-    reasons = {s["reason"] for s in df.attrs["skipped"]}
+    reasons = {s["reason"] for s in not_records}
     assert reasons == {"WFDB signal file, read through its .hea header", "CSV table, not an ECG record",
                        "PTB-XL metadata table, joined to its records", "documentation",
                        "WFDB annotation file (not used), read through its .hea header",

@@ -165,9 +165,10 @@ def test_multi_segment_record(digital: wfdb.Record, ptbxl_record1: Path, tmp_pat
     assert rec.n_samples == 5000 and rec.age == 56.0
     np.testing.assert_allclose(rec.signal, read_wfdb(ptbxl_record1).signal, atol=1e-6)
     # a scan reads it once, through its master header; the segment headers are not records
-    df = scan([tmp_path])
+    not_records: list[dict[str, str]] = []
+    df = scan([tmp_path], skipped=not_records)
     assert df["record_id"].tolist() == ["multi"] and (df["status"] == "ok").all()
-    skipped = {Path(s["path"]).name: s["reason"] for s in df.attrs["skipped"]}
+    skipped = {Path(s["path"]).name: s["reason"] for s in not_records}
     assert skipped["seg0.hea"].startswith("WFDB segment header") and skipped["seg1.dat"].startswith("WFDB signal")
 
 
