@@ -53,6 +53,8 @@ def main() -> None:
                     help="keep an archive an earlier run synthesised (its truth.parquet) and start at scan")
     args = ap.parse_args()
     raw = args.raw_dir or args.out / "raw"
+    if args.reuse_raw and raw.is_relative_to(args.out):
+        ap.error("--reuse-raw needs --raw-dir outside --out (OUT is cleared at the start)")
     for d in (args.out, raw):
         if d.exists() and not (args.reuse_raw and d == raw):
             shutil.rmtree(d)
