@@ -371,10 +371,10 @@ class _ThreadLoader:
         ds = source.dataset
         self.source, self.items, self.device = source, items, device
         self.n_threads, self.depth = max(1, n_threads), max(2, depth)
-        self.shape = (int(source_batch_size(items)), len(ds.leads), int(ds.n_samples))
-        self.dtype = torch.from_numpy(np.empty(0, dtype=ds.stored_dtype)).dtype
+        shape = (int(items.sampler.batch_size), len(ds.leads), int(ds.n_samples))
+        dtype = torch.from_numpy(np.empty(0, dtype=ds.stored_dtype)).dtype
         pin = device.type == "cuda"
-        self.slots = [torch.empty(self.shape, dtype=self.dtype, pin_memory=pin) for _ in range(self.depth)]
+        self.slots = [torch.empty(shape, dtype=dtype, pin_memory=pin) for _ in range(self.depth)]
         self.events: list[Any] = [None] * self.depth
 
     def __len__(self) -> int:
@@ -412,11 +412,6 @@ class _ThreadLoader:
             finally:
                 for _, fut in pending:
                     fut.cancel()
-
-
-def source_batch_size(items: Any) -> int:
-    """Records per batch of a sampler wrapped in :class:`_EpochBatches`."""
-    return int(items.sampler.batch_size)
 
 
 def _loader(source: _BatchSource, items: Any, cfg: TrainConfig, device: torch.device) -> Any:

@@ -26,6 +26,7 @@ import os
 import re
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -225,19 +226,27 @@ def _decode_fast(hdr: _Header, path: Path, record_id: str, order: NDArray[np.int
     return decode_int16(data, np.array([column[i] for i in order]), base, inv_gain)
 
 
-def _decode_wfdb_lib(hdr: _Header, path: Path, record_id: str) -> NDArray[np.float32]:
-    import wfdb  # slow import, needed only for uncommon formats
+def _rdrecord(hdr: _Header, path: Path, record_id: str, what: str, **kwargs: Any) -> tuple[Any, NDArray[np.float32]]:
+    """``wfdb.rdrecord`` (physical units) with its errors named, and the length the header promises checked.
+
+    Returns the wfdb record and its (n_channels, nsamp) float32 signal.
+    """
+    import wfdb  # slow import, needed only for uncommon formats and multi-segment records
 
     try:
-        rec = wfdb.rdrecord(str(path.with_suffix("")), physical=True)
+        rec = wfdb.rdrecord(str(path.with_suffix("")), physical=True, **kwargs)
     except Exception as exc:  # wfdb raises bare ValueError/IndexError/OSError on bad files
-        raise SignalError(f"wfdb could not decode the signal: {type(exc).__name__}: {exc}",
+        raise SignalError(f"wfdb could not read {what}: {type(exc).__name__}: {exc}",
                           path=path, record_id=record_id) from exc
     sig = np.asarray(rec.p_signal, dtype=np.float32).T
     if hdr.nsamp is not None and sig.shape[1] != hdr.nsamp:
-        raise SignalError(f"signal has {sig.shape[1]} samples, the header promises {hdr.nsamp}",
+        raise SignalError(f"{what} holds {sig.shape[1]} samples, the header promises {hdr.nsamp}",
                           path=path, record_id=record_id)
-    return sig
+    return rec, sig
+
+
+def _decode_wfdb_lib(hdr: _Header, path: Path, record_id: str) -> NDArray[np.float32]:
+    return _rdrecord(hdr, path, record_id, "the signal")[1]
 
 
 def _decode_multisegment(hdr: _Header, path: Path, record_id: str) -> tuple[list[str], list[str | None],
@@ -247,17 +256,7 @@ def _decode_multisegment(hdr: _Header, path: Path, record_id: str) -> tuple[list
     Returns the channel names, their units and the (n_channels, nsamp) physical signal. Channels
     absent from a segment of a variable-layout record are NaN there (the QC flags report them).
     """
-    import wfdb
-
-    try:
-        rec = wfdb.rdrecord(str(path.with_suffix("")), physical=True, m2s=True)
-    except Exception as exc:  # wfdb raises bare ValueError/IndexError/OSError on bad files
-        raise SignalError(f"wfdb could not read the {hdr.nseg}-segment record: {type(exc).__name__}: {exc}",
-                          path=path, record_id=record_id) from exc
-    sig = np.asarray(rec.p_signal, dtype=np.float32).T
-    if hdr.nsamp is not None and sig.shape[1] != hdr.nsamp:
-        raise SignalError(f"the segments hold {sig.shape[1]} samples, the header promises {hdr.nsamp}",
-                          path=path, record_id=record_id)
+    rec, sig = _rdrecord(hdr, path, record_id, f"the {hdr.nseg}-segment record", m2s=True)
     return [str(n).strip() for n in rec.sig_name], list(rec.units), sig
 
 
