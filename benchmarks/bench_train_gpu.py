@@ -2,9 +2,9 @@
 
 In one run, on the same model, batch size, precision and compile setting:
 
-1. ceiling: ``ecgkit.train.train_step`` on a batch that already lives on the GPU (no data path);
+1. ceiling: ``ecgkit.trainer.train_step`` on a batch that already lives on the GPU (no data path);
 2. loader: the DataLoader alone (shards -> pinned int16/float32 batches), no GPU work;
-3. end to end: ``ecgkit.train.train`` from the shards with the task-aware sampler.
+3. end to end: ``ecgkit.trainer.train`` from the shards with the task-aware sampler.
 
 It prints one JSON line with the samples/s of each, the ratio end-to-end / ceiling, and the
 versions, GPU and settings.
@@ -133,7 +133,8 @@ def ceiling(args: argparse.Namespace, device: torch.device) -> float:
     """Samples/s of train_step with the batch already on the device (same model, loss, optimiser)."""
     from ecgkit.losses import make_weighting
     from ecgkit.models import make_model
-    from ecgkit.train import TrainConfig, _optimizer, train_step
+    from ecgkit.trainer import TrainConfig, train_step
+    from ecgkit.trainer.step import _optimizer
 
     cfg = TrainConfig(blocks=args.blocks, batch_size=args.batch_size)
     model = make_model(len(TASKS), n_blocks=args.blocks).to(device)
@@ -160,8 +161,9 @@ def ceiling(args: argparse.Namespace, device: torch.device) -> float:
 
 def loader_rate(args: argparse.Namespace, shards: Path, device: torch.device) -> tuple[float, bool]:
     """Samples/s of the training DataLoader alone (sampler -> workers -> pinned batches)."""
-    from ecgkit.train import TrainConfig, _BatchSource, _EpochBatches, _loader, _open_dataset, _ship_mode, \
-        _task_aware_sampler
+    from ecgkit.trainer import TrainConfig
+    from ecgkit.trainer.batches import _EpochBatches, _open_dataset, _task_aware_sampler
+    from ecgkit.trainer.loader import _BatchSource, _loader, _ship_mode
 
     cfg = TrainConfig(batch_size=args.batch_size, num_workers=args.workers)
     ds = _open_dataset(str(shards), "train", None)
@@ -180,7 +182,7 @@ def loader_rate(args: argparse.Namespace, shards: Path, device: torch.device) ->
 
 
 def end_to_end(args: argparse.Namespace, shards: Path, device: torch.device) -> dict:
-    from ecgkit.train import TrainConfig, train
+    from ecgkit.trainer import TrainConfig, train
 
     interval = max(1, args.steps // 10)
     total = args.warmup + args.steps

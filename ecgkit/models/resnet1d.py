@@ -15,7 +15,7 @@ blocks (Hannun's 34-layer network, 10.5 M parameters).
 
 The heads are one ``Linear(C, n_tasks)``: row k of its weight and bias is task k's logistic head,
 which is exactly T independent heads on the shared features, computed in one matmul.
-:meth:`ResNet1d.keep_heads` cuts it to a subset (used by ``ecgkit.train.export`` to drop the CO-TASK
+:meth:`ResNet1d.keep_heads` cuts it to a subset (used by ``ecgkit.trainer.export`` to drop the CO-TASK
 auxiliary heads).
 """
 from __future__ import annotations
