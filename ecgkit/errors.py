@@ -58,3 +58,8 @@ class ConfigError(EcgkitError, ValueError):
 
 class EcgkitWarning(UserWarning):
     """Warning category for API misuse (data problems go to the quarantine, not here)."""
+
+
+class DataError(EcgkitError, ValueError):
+    """The input does not allow the stage to run: no records found, an empty split, a folder of the
+    wrong kind, an existing output that would be overwritten. The message names the folder."""

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,7 +28,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from ecgkit.errors import ConfigError, RecordError
+from ecgkit.errors import ConfigError, DataError, RecordError
 from ecgkit.io import read_native
 from ecgkit.io.detect import detect_format
 from ecgkit.manifest import STATUS_OK, STATUS_QUARANTINED, conform
@@ -35,6 +36,9 @@ from ecgkit.manifest import STATUS_OK, STATUS_QUARANTINED, conform
 logger = logging.getLogger(__name__)
 
 PTBXL_DATABASE = "ptbxl_database.csv"
+#: files ``scan(..., out_dir=)`` writes beside the manifest
+SKIPPED_FILE = "skipped_files.csv"
+SUMMARY_FILE = "scan_summary.json"
 
 # Suffixes that are never records; the value says what they are, for the skipped-files report.
 _NOT_RECORDS = {
@@ -192,7 +196,8 @@ def _walk(sources: Sequence[str | Path]) -> tuple[list[_Candidate], list[dict[st
     candidates: list[_Candidate] = []
     skipped: list[dict[str, str]] = []
     for src in sources:
-        src = str(src)
+        # absolute: the manifest's source_path must work from any working directory
+        src = os.path.abspath(str(src))
         if os.path.isfile(src):
             files, root, is_dir = [src], os.path.dirname(src), False
         elif os.path.isdir(src):
@@ -360,6 +365,8 @@ def scan(
     *,
     progress: Callable[[int, int], None] | None = None,
     skipped: list[dict[str, str]] | None = None,
+    out_dir: str | Path | None = None,
+    total: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """Scan files and folders of ECG records into a manifest.
 
@@ -377,6 +384,13 @@ def scan(
         tables, documentation, archives). Kept out of the DataFrame: pandas deep-copies ``attrs`` on
         nearly every operation, and a 300,000-record WFDB archive has 300,000 sidecars (measured:
         a manifest carrying that list took minutes per column access at that size).
+    out_dir : path, optional
+        Cohort folder to write what ``ecgkit scan --out`` writes: ``manifest.parquet``,
+        ``quarantine.parquet``, ``skipped_files.csv`` (path, reason) and ``scan_summary.json``
+        (:func:`scan_summary`). Nothing is written when no record is found.
+    total : callable(int) or None
+        Called once, before any record is read, with the number of record candidates (the CLI's
+        progress bar total).
 
     Returns
     -------
@@ -386,6 +400,11 @@ def scan(
         the problem). ``df.attrs["skipped_by_reason"]`` counts the files that are not records, by what
         they are (the list itself goes to ``skipped``). Records in = ok + quarantined.
 
+    Raises
+    ------
+    DataError
+        When the sources hold no ECG record at all (every file is skipped, or there is none).
+
     Examples
     --------
     >>> df = scan(["../shared/data/muse"])  # doctest: +SKIP
@@ -394,7 +413,16 @@ def scan(
     """
     config = config or ScanConfig()
     sources = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    start = time.perf_counter()
     candidates, not_records = _walk(sources)
+    if not candidates:
+        where = ", ".join(os.path.abspath(str(p)) for p in sources)
+        kinds = "; ".join(f"{n} {why}" for why, n in skipped_by_reason(not_records).items())
+        raise DataError(f"no ECG record found in {where}" + (f" ({len(not_records)} file(s) looked at, none is "
+                                                             f"a record: {kinds})" if not_records else
+                                                             " (no files)"))
+    if total is not None:
+        total(len(candidates))
     chunks = [candidates[i:i + config.chunk_size] for i in range(0, len(candidates), config.chunk_size)]
     rows: list[dict[str, Any]] = []
 
@@ -426,7 +454,21 @@ def scan(
     n_q = int((df["status"] == STATUS_QUARANTINED).sum())
     logger.info("scanned %d records: %d ok, %d quarantined; %d files skipped", len(df), len(df) - n_q, n_q,
                 len(not_records))
+    if out_dir is not None:
+        _write_outputs(df, Path(out_dir), config, not_records, time.perf_counter() - start)
     return df
+
+
+def _write_outputs(df: pd.DataFrame, out: Path, config: ScanConfig, not_records: list[dict[str, str]],
+                   seconds: float) -> None:
+    """What ``ecgkit scan --out`` writes into the cohort folder."""
+    from ecgkit.manifest import write_manifest, write_quarantine
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_manifest(df, out)
+    write_quarantine(df, out, "scan")
+    pd.DataFrame(not_records, columns=["path", "reason"]).to_csv(out / SKIPPED_FILE, index=False)
+    (out / SUMMARY_FILE).write_text(json.dumps(scan_summary(df, config, seconds=seconds), indent=2))
 
 
 def skipped_by_reason(skipped: Sequence[dict[str, str]]) -> dict[str, int]:

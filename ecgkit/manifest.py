@@ -221,3 +221,20 @@ def manifest_hash(df: pd.DataFrame) -> str:
     h.update("\x1f".join(map(str, df.columns)).encode())
     h.update(pd.util.hash_pandas_object(df.astype(str), index=False).to_numpy().tobytes())
     return h.hexdigest()
+
+
+def label_names(df: pd.DataFrame) -> tuple[str, ...]:
+    """The manifest's label columns, in column order: the int8 columns that are neither codebook nor
+    stage columns (``ecgkit label`` writes one per vocabulary label, 1 / 0 / -1 unknown).
+
+    This is how a custom vocabulary's labels reach ``split`` and ``shard`` without being named again.
+    """
+    stage = {name for names in STAGE_COLUMNS.values() for name in names}
+    out = []
+    for c in df.columns:
+        if c in _BY_NAME or c in stage or not pd.api.types.is_integer_dtype(df[c].dtype):
+            continue
+        # int8 is what `label` writes; other integer columns count when they hold only 1, 0, -1
+        if str(df[c].dtype) == "int8" or set(pd.unique(df[c].dropna())) <= {-1, 0, 1}:
+            out.append(str(c))
+    return tuple(out)

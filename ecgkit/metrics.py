@@ -254,7 +254,7 @@ def sensitivity_at_specificity(y_true: NDArray, y_score: NDArray,
 
 
 def choose_thresholds(y_true_val: NDArray, y_score_val: NDArray,
-                      rule: str | float = "max_f1") -> NDArray[np.float64]:
+                      rule: str | float = "max_f1", *, names: Sequence[str] | None = None) -> NDArray[np.float64]:
     """Choose one decision threshold per task on the validation split.
 
     Parameters
@@ -289,7 +289,8 @@ def choose_thresholds(y_true_val: NDArray, y_score_val: NDArray,
         y, s, _ = _known(y_true_val, y_score_val, k)
         n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
         if (target is None and n_pos == 0) or (target is not None and n_neg == 0) or len(y) == 0:
-            logger.warning("task %d: no %s in validation; threshold set to +inf", k,
+            logger.warning("%s: no %s in validation; threshold set to +inf (never called positive)",
+                           names[k] if names is not None else f"task {k}",
                            "positive" if target is None else "negative")
             continue
         thr, sens, spec = _roc_points(y, s)

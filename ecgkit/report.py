@@ -77,7 +77,8 @@ def build_report(y_val: NDArray, s_val: NDArray, y_eval: NDArray, s_eval: NDArra
     names = list(label_names)
     y_eval = np.asarray(y_eval)
     s_eval = np.asarray(s_eval, dtype=np.float64)
-    thr = M.choose_thresholds(np.asarray(y_val), np.asarray(s_val, dtype=np.float64), threshold_rule)
+    thr = M.choose_thresholds(np.asarray(y_val), np.asarray(s_val, dtype=np.float64), threshold_rule,
+                              names=list(label_names))
     per = M.per_task_metrics(y_eval, s_eval, thr)
     pred = s_eval >= thr[None, :]
     summary = {"macro_auroc": M.macro_auroc(y_eval, s_eval), "recall_multi": M.recall_multi(y_eval, pred),

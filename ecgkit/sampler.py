@@ -220,7 +220,7 @@ class TaskAwareSampler:
 
     def __init__(self, labels: ArrayLike, batch_size: int, *, task_weights: ArrayLike | str | None = None,
                  weight_fn: WeightFn = "log", seed: int = 0, batches_per_epoch: int | None = None,
-                 rank: int = 0, world_size: int = 1) -> None:
+                 rank: int = 0, world_size: int = 1, task_names: Sequence[str] | None = None) -> None:
         lab = check_labels(labels)
         n_records, n_tasks = lab.shape
         if int(batch_size) != batch_size or not 1 <= batch_size < 2 ** 31:
@@ -287,7 +287,9 @@ class TaskAwareSampler:
         self.task_probs: NDArray[np.float64] = self._task_probs(task_weights, usable)  # (T,)
         if not usable.all():
             logger.warning("TaskAwareSampler: task(s) %s have no known positive or no known negative "
-                           "record and are never drawn", np.flatnonzero(~usable).tolist())
+                           "record and are never drawn",
+                           ", ".join(str(task_names[t]) if task_names is not None and t < len(task_names)
+                                     else f"#{t}" for t in np.flatnonzero(~usable).tolist()))
         self.usable_tasks: NDArray[np.int64] = np.flatnonzero(self.task_probs > 0)
 
         self._task_prob, self._task_alias = _k._build_alias(self.task_probs)

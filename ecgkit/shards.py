@@ -26,6 +26,9 @@ Layout of ``SHARDS_DIR``
 ``index.parquet``
     One row per record in a shard: ``record_id``, ``split``, ``shard``, ``row``, ``shard_sha256``,
     ``shard_bytes``, ``repairs``.
+``shard_summary.json``
+    Counts of the last run: records, quarantined, shards kept from an earlier run and written, settings
+    that changed since the run before.
 ``manifest.parquet``, ``quarantine.parquet``
     The input manifest with ``shard``/``row`` filled and this stage's quarantines; this stage's
     quarantine rows.
@@ -51,7 +54,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import dataclasses
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
@@ -68,7 +73,8 @@ from ecgkit.config import config_to_dict
 from ecgkit.engines import map_tasks
 from ecgkit.errors import ConfigError, RecordError, SchemaError
 from ecgkit.io import read_record
-from ecgkit.manifest import STATUS_OK, STATUS_QUARANTINED, manifest_hash, write_manifest, write_quarantine
+from ecgkit.manifest import (STATUS_OK, STATUS_QUARANTINED, label_names, manifest_hash, write_manifest,
+                             write_quarantine)
 from ecgkit.record import LEADS
 from ecgkit.signal import FLAT_PTP_MV
 from ecgkit.split import ECG_P18, SPLITS, audit, patient_keys
@@ -77,6 +83,7 @@ log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.parquet"
 SIDECAR_SUFFIX = ".json"
+SUMMARY_FILE = "shard_summary.json"
 _HASH_BLOCK = 1 << 22
 
 
@@ -104,7 +111,8 @@ class ShardConfig:
     #: Records shorter than ``seconds``: zero-padded at the end ("pad", recorded in ``repairs``) or
     #: quarantined ("reject").
     short: Literal["pad", "reject"] = "pad"
-    #: Label names, in shard column order; None: the 18 ECG-P18 labels (missing columns -> -1).
+    #: Label names, in shard column order; None: the manifest's label columns (those of the vocabulary
+    #: it was labelled with; ECG-P18, all -1, for an unlabelled manifest). Missing columns -> -1.
     labels: tuple[str, ...] | None = None
     #: Worker processes; 0: one per core (parallel by default).
     workers: int = 0
@@ -382,6 +390,7 @@ def write_shards(
         shards + records quarantined.
     """
     audit(manifest, ratios=None)  # fail fast on leakage or usable records without a split
+    config = _resolve_labels(manifest, config)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = config.label_names
@@ -409,7 +418,9 @@ def write_shards(
             record_ids=ids, source_paths=paths, labels=lab, patient_keys=pkeys,
             plan_hash=_plan_hash(ids, paths, lab, pkeys, cfg_json, mhash), config=config, attrs=attrs,
         ))
+    previous = _read_summary(out_dir)
     _remove_stale(out_dir, {t.shard for t in tasks})
+    start = time.perf_counter()
     sidecars: list[dict[str, Any]] = []
     for side in map_tasks(_write_shard, tasks, workers=config.workers, engine=config.engine,
                           scheduler=config.scheduler):
@@ -419,7 +430,55 @@ def write_shards(
                  " (kept, checksum ok)" if side["skipped"] else "")
         if progress is not None:
             progress(int(side["n_planned"]))
-    return _finish(manifest, plan, sidecars, out_dir)
+    out = _finish(manifest, plan, sidecars, out_dir)
+    _write_summary(out_dir, out, plan, sidecars, config, previous, time.perf_counter() - start)
+    return out
+
+
+def _read_summary(out_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((out_dir / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_summary(out_dir: Path, out: pd.DataFrame, plan: pd.DataFrame, sidecars: list[dict[str, Any]],
+                   config: ShardConfig, previous: dict[str, Any] | None, seconds: float) -> None:
+    """``SHARDS_DIR/shard_summary.json``: counts, what a resumed run kept and wrote, what changed."""
+    kept = [s for s in sidecars if s["skipped"]]
+    new_cfg = config.public_dict()
+    changed = {}
+    if previous is not None:
+        old_cfg = previous.get("config", {})
+        changed = {k: [old_cfg.get(k), v] for k, v in new_cfg.items() if k in old_cfg and old_cfg[k] != v}
+    n_q = sum(len(s["quarantined"]) for s in sidecars)
+    summary = {
+        "ecgkit_version": __version__, "config": new_cfg, "records_planned": len(plan),
+        "records": len(plan) - n_q, "quarantined": n_q,
+        "quarantine_rate": n_q / len(plan) if len(plan) else 0.0,
+        "shards": len(sidecars), "shards_kept": len(kept), "shards_written": len(sidecars) - len(kept),
+        "records_kept": sum(int(s["n_planned"]) for s in kept),
+        "records_written": sum(int(s["n_planned"]) for s in sidecars if not s["skipped"]),
+        "resumed": previous is not None or bool(kept), "changed_settings": changed,
+        "by_split": {str(k): int(v) for k, v in out["split"].where(out["shard"].notna()).value_counts().items()},
+        "seconds": round(seconds, 3),
+    }
+    tmp = out_dir / (SUMMARY_FILE + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2, default=str))
+    os.replace(tmp, out_dir / SUMMARY_FILE)
+
+
+def _resolve_labels(manifest: pd.DataFrame, config: ShardConfig) -> ShardConfig:
+    """``config`` with its label names set: as given, else the manifest's label columns (the
+    vocabulary it was labelled with), else, for an unlabelled cohort, ECG-P18 all unknown (-1)."""
+    if config.labels is not None:
+        return config
+    names = label_names(manifest)
+    if not names:
+        log.warning("the manifest has no label columns (run `ecgkit label` first): the shards get the "
+                    "18 ECG-P18 labels, all unknown (-1)")
+        names = ECG_P18
+    return dataclasses.replace(config, labels=tuple(names))
 
 
 def _remove_stale(out_dir: Path, planned: set[str]) -> None:

@@ -47,7 +47,8 @@ DEFAULT_PATIENT_KEY = b"ecgkit-patient-key-v1"
 
 
 def label_columns(manifest: pd.DataFrame, labels: Sequence[str] | None = None) -> tuple[str, ...]:
-    """Return the label columns to use: ``labels`` if given, else the ECG-P18 names present.
+    """Return the label columns to use: ``labels`` if given, else the manifest's label columns
+    (:func:`ecgkit.manifest.label_names`: those of the vocabulary it was labelled with).
 
     Raises
     ------
@@ -55,7 +56,9 @@ def label_columns(manifest: pd.DataFrame, labels: Sequence[str] | None = None) -
         If an explicitly requested label column is missing from the manifest.
     """
     if labels is None:
-        return tuple(name for name in ECG_P18 if name in manifest.columns)
+        from ecgkit.manifest import label_names
+
+        return label_names(manifest)
     missing = [name for name in labels if name not in manifest.columns]
     if missing:
         raise SchemaError(f"manifest lacks label column(s) {missing}; it has {list(manifest.columns)}")
@@ -190,7 +193,7 @@ def split_by_patient(
     method : {"stratified", "hash"}
         See the module docstring.
     labels : sequence of str or None
-        Label columns to stratify on; default: the ECG-P18 names present in the manifest. With no
+        Label columns to stratify on; default: the manifest's label columns (any vocabulary). With no
         label column, the stratified method is a grouped random split (logged).
     key : bytes or str or None
         HMAC key of the hash method; default :data:`DEFAULT_SPLIT_KEY`.

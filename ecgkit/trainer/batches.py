@@ -24,10 +24,12 @@ def _open_dataset(shards_dir: str, split: str, tasks: tuple[str, ...] | None) ->
 
 
 def _task_aware_sampler(labels: NDArray, batch_size: int, *, task_weights: NDArray | None, weight_fn: str,
-                        seed: int, batches_per_epoch: int | None, rank: int, world_size: int) -> Any:
+                        seed: int, batches_per_epoch: int | None, rank: int, world_size: int,
+                        task_names: list[str] | None = None) -> Any:
     from ecgkit.sampler import TaskAwareSampler
     return TaskAwareSampler(labels, batch_size, task_weights=task_weights, weight_fn=weight_fn, seed=seed,
-                            batches_per_epoch=batches_per_epoch, rank=rank, world_size=world_size)
+                            batches_per_epoch=batches_per_epoch, rank=rank, world_size=world_size,
+                            task_names=task_names)
 
 
 def _make_aux(labels: NDArray, n_aux: int, seed: int,

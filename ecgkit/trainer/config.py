@@ -58,7 +58,8 @@ class TrainConfig:
     lr: float = 1e-3
     # AdamW weight decay (not applied to BN, biases or uncertainty weights)
     weight_decay: float = 1e-2
-    # linear warm-up steps before the cosine decay (stabilises BN statistics with large batches)
+    # linear warm-up steps before the cosine decay (stabilises BN statistics with large batches);
+    # capped at 10 % of the run's steps, so a short run is not spent warming up
     warmup_steps: int = 100
     # gradient-norm clip (0 = off); guards rare spikes from the rarest tasks' batches
     grad_clip: float = 1.0
@@ -96,7 +97,16 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.blocks < 1 or self.batch_size < 1 or self.epochs < 1:
-            raise ValueError("blocks, batch_size and epochs must be >= 1")
+            raise ValueError(f"blocks, batch_size and epochs must be >= 1, got blocks={self.blocks}, "
+                             f"batch_size={self.batch_size}, epochs={self.epochs}")
+        if not self.lr > 0 or self.warmup_steps < 0:
+            raise ValueError(f"lr must be > 0 and warmup_steps >= 0, got lr={self.lr}, "
+                             f"warmup_steps={self.warmup_steps}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1 (or None), got {self.max_steps}")
+        if self.device not in ("auto", "cpu", "cuda") and not (self.device.startswith("cuda:")
+                                                                and self.device[5:].isdigit()):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.aux_tasks < 0:
             raise ValueError(f"aux_tasks must be >= 0, got {self.aux_tasks}")
         if self.aux_task_fraction is not None and not 0.0 <= self.aux_task_fraction < 1.0:
@@ -133,6 +143,9 @@ class TrainResult:
     stopped_early : bool
     samples_per_s : float
         Training throughput of this call (all processes together).
+    resumed_from_step : int or None
+        Steps already done before this call (``resume=True``); ``step - resumed_from_step`` were
+        done by this call.
     """
 
     run_dir: Path
@@ -144,4 +157,6 @@ class TrainResult:
     interval_samples_per_s: list[tuple[int, float]] = field(default_factory=list)
     stopped_early: bool = False
     samples_per_s: float = float("nan")
+    #: steps already done when this call resumed the run (None: a fresh run)
+    resumed_from_step: int | None = None
 

@@ -23,7 +23,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, cast
+from typing import Any, Callable, Mapping, cast
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ from torch import nn
 
 from ecgkit import __version__
 from ecgkit.config import config_to_dict
-from ecgkit.errors import ConfigError
+from ecgkit.errors import ConfigError, DataError
 from ecgkit.metrics import macro_auroc
 from ecgkit.trainer import batches
 from ecgkit.trainer.checkpoint import _atomic_save, _write_csv, load_checkpoint
@@ -41,6 +41,7 @@ from ecgkit.trainer.config import AUX_FILE, BEST_CKPT, CONFIG_FILE, LAST_CKPT, M
 from ecgkit.trainer.distributed import _all_gather_objects, _all_gather_rows, _Dist, _restore_rng, _rng_state, _setup
 from ecgkit.trainer.loader import _BatchSource, _loader, _ship_mode, _to_device
 from ecgkit.trainer.predict import predict
+from ecgkit.trainer.rundir import check_shards, prepare_run_dir, run_lock
 from ecgkit.trainer.step import _build, _optimizer, train_step
 
 logger = logging.getLogger("ecgkit.train")
@@ -73,8 +74,9 @@ class _State:
     ep_cnt: torch.Tensor | None = None  # (H,) float64 batch counts of the current epoch, per head
 
 
-def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
-          datasets: Mapping[str, Any] | None = None) -> TrainResult:
+def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+          datasets: Mapping[str, Any] | None = None,
+          on_epoch: Callable[[Mapping[str, Any]], None] | None = None) -> TrainResult:
     """Train a multi-head ResNet on shards and write a run directory.
 
     Parameters
@@ -86,9 +88,16 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     resume : bool
         Continue from ``out_dir/last.pt`` exactly where it stopped (same batches, same dropout
         masks, same optimiser and scheduler state).
+    overwrite : bool
+        Replace a run already in ``out_dir`` (its checkpoints, logs and reports are removed first).
+        Without ``resume`` or ``overwrite``, a folder holding a run is refused.
     datasets : mapping, optional
         ``{"train": ..., "val": ...}`` ShardDataset-like objects to use instead of opening
         ``config.shards_dir`` (in-memory data, tests).
+    on_epoch : callable(row) or None
+        Called on the main process after each epoch with its ``metrics.csv`` row plus ``epochs``
+        (the maximum), ``samples_per_s`` and ``eta_s`` (time left at this pace); the CLI prints one
+        line per epoch from it.
 
     Returns
     -------
@@ -97,18 +106,35 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     Raises
     ------
     ConfigError
-        No shards given, unknown device, or ``resume`` without a checkpoint.
+        No shards given, or a device that is unknown or not available.
+    DataError
+        Before anything is written: the shards folder is missing, empty or not a shards folder;
+        ``out_dir`` holds a run and neither ``resume`` nor ``overwrite`` is given, or ``resume``
+        has no checkpoint; another process is training into ``out_dir``.
     """
-    out = Path(out_dir)
     device, dist_info = _setup(config)
-    if datasets is None and not config.shards_dir:
-        raise ConfigError("TrainConfig.shards_dir is not set and no datasets were given")
+    if datasets is None:
+        if not config.shards_dir:
+            raise ConfigError("TrainConfig.shards_dir is not set and no datasets were given")
+        # absolute, so that `ecgkit evaluate RUN` finds the shards from any working directory
+        config = dataclasses.replace(config, shards_dir=str(check_shards(config.shards_dir)))
+    splits = _open_splits(config, datasets)  # before any output: bad shards leave no half-made run
+    if dist_info.main:
+        out = prepare_run_dir(out_dir, resume=resume, overwrite=overwrite)
+    else:
+        out = Path(out_dir).expanduser().resolve()
+    with run_lock(out, enabled=dist_info.main):
+        return _train(config, out, device, dist_info, splits, resume=resume, on_epoch=on_epoch)
+
+
+def _train(config: TrainConfig, out: Path, device: torch.device, dist_info: _Dist, splits: tuple[Any, Any], *,
+           resume: bool, on_epoch: Callable[[Mapping[str, Any]], None] | None) -> TrainResult:
     ckpt = _resume_checkpoint(out) if resume else None
     if dist_info.main:
         out.mkdir(parents=True, exist_ok=True)
         meta = {"ecgkit_version": __version__, **config_to_dict(config)}
         (out / CONFIG_FILE).write_text(yaml.safe_dump(meta, sort_keys=False))
-    train_ds, val_ds = _open_splits(config, datasets)
+    train_ds, val_ds = splits
     heads = _make_heads(config, train_ds, ckpt)
     if dist_info.main:
         batches._save_aux(heads.aux_defs, out / AUX_FILE)
@@ -118,12 +144,14 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     raw_model, weighting = _build(config, sample_signal.shape[1], len(heads.names))
     raw_model.to(device)
     weighting.to(device)
-    opt, sched = _optimizer(config, raw_model, weighting, config.epochs * len(sampler))
+    total_steps = config.epochs * len(sampler)
+    opt, sched = _optimizer(config, raw_model, weighting,
+                            total_steps if config.max_steps is None else min(total_steps, config.max_steps))
     state = _State(ep_sum=torch.zeros(len(heads.names), dtype=torch.float64, device=device),
                    ep_cnt=torch.zeros(len(heads.names), dtype=torch.float64, device=device))
     if ckpt is not None:
         _restore(ckpt, state, raw_model, weighting, opt, sched, sampler, dist_info, device)
-        logger.info("resumed %s at epoch %d, batch %d, step %d", out, state.epoch, state.skip, state.step)
+        logger.info("resumed %s at epoch %d, batch %d, step %d", out, state.epoch + 1, state.skip, state.step)
     else:
         torch.manual_seed(config.seed + 1000 * dist_info.rank)  # per-rank dropout stream
 
@@ -133,7 +161,8 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     source = _BatchSource(train_ds, heads.labels, ship)
     logger.info("data path: %s batches from %d worker(s) to %s", ship,
                 config.num_workers if device.type == "cuda" else 0, device)
-    log = _Log(config, out, heads.names, dist_info, device, resumed_at=state.step if ckpt is not None else None)
+    log = _Log(config, out, heads.names, dist_info, device, resumed_at=state.step if ckpt is not None else None,
+               on_epoch=on_epoch)
 
     def save(path: Path, sampler_state: Any, batch_in_epoch: int) -> None:
         _save_checkpoint(path, state, batch_in_epoch, sampler_state, raw_model, weighting, opt, sched, config,
@@ -154,7 +183,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
             log.step(state, task_losses, present, len(signals), float(sched.get_last_lr()[0]))
             if config.max_steps is not None and state.step >= config.max_steps:
                 save(out / LAST_CKPT, sampler_state, k + 1)
-                logger.info("reached max_steps=%d at epoch %d batch %d", state.step, epoch, k + 1)
+                logger.info("reached max_steps=%d in epoch %d at batch %d", state.step, epoch + 1, k + 1)
                 return log.finish(state, stopped_early=False)
             if config.checkpoint_interval and state.step % config.checkpoint_interval == 0:
                 save(out / LAST_CKPT, sampler_state, k + 1)
@@ -181,7 +210,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         if dist_info.main:
             _write_csv(state.history, out / METRICS_FILE)
         if val_ds is not None and state.bad_epochs >= config.patience:
-            logger.info("early stop after epoch %d: no gain in %d epochs", epoch, config.patience)
+            logger.info("early stop after epoch %d: no gain in %d epochs", epoch + 1, config.patience)
             stopped_early = True
             break
     return log.finish(state, stopped_early=stopped_early)
@@ -192,7 +221,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
 def _resume_checkpoint(out: Path) -> dict[str, Any]:
     """``last.pt`` of a run to resume; repairs ``best.pt`` when a kill left it behind ``last.pt``."""
     if not (out / LAST_CKPT).exists():
-        raise ConfigError(f"--resume given but {out / LAST_CKPT} does not exist")
+        raise DataError(f"--resume given but {out / LAST_CKPT} does not exist")
     ckpt = load_checkpoint(out / LAST_CKPT)
     best_step = ckpt.get("best_step", -1)
     if best_step >= 0 and best_step == ckpt["step"]:
@@ -241,7 +270,7 @@ def _make_sampler(config: TrainConfig, heads: _Heads, dist_info: _Dist) -> Any:
         return batches._task_aware_sampler(heads.labels, config.batch_size, task_weights=weights,
                                            weight_fn=config.weight_fn, seed=config.seed,
                                            batches_per_epoch=config.batches_per_epoch, rank=dist_info.rank,
-                                           world_size=dist_info.world_size)
+                                           world_size=dist_info.world_size, task_names=heads.names)
     # UCSF-style per-class oversampling (a dataset-level alternative to the task-aware sampler)
     major = heads.labels[:, :heads.n_major]
     pool = batches._oversample(major, config.oversample_k, config.seed) if config.oversample_k else None
@@ -293,7 +322,8 @@ def _end_epoch(state: _State, weighting: Any, heads: _Heads, lr: float, dist_inf
     ep_mean = (ep_sum / ep_cnt.clamp(min=1)).float().cpu()
     weighting.observe(ep_mean, (ep_cnt > 0).cpu())
     weighting.end_epoch()
-    row: dict[str, Any] = {"epoch": state.epoch, "step": state.step,
+    # epochs count from 1 everywhere a person reads them: logs, metrics.csv, plots
+    row: dict[str, Any] = {"epoch": state.epoch + 1, "step": state.step,
                            "train_loss": float(ep_sum.sum() / ep_cnt.sum().clamp(min=1)), "lr": lr}
     row.update({f"loss_{h}": float(v) if c else float("nan")
                 for h, v, c in zip(heads.names, ep_mean.tolist(), ep_cnt.tolist())})
@@ -343,8 +373,11 @@ class _Log:
     """Interval losses and throughput, TensorBoard (when installed), the progress bar and the result."""
 
     def __init__(self, config: TrainConfig, out: Path, head_names: list[str], dist_info: _Dist,
-                 device: torch.device, resumed_at: int | None):
+                 device: torch.device, resumed_at: int | None,
+                 on_epoch: Callable[[Mapping[str, Any]], None] | None = None):
         self.config, self.out, self.head_names, self.dist = config, out, head_names, dist_info
+        self.resumed_at, self.on_epoch = resumed_at, on_epoch
+        self.ep_t0, self.ep_samples = time.perf_counter(), 0
         n = len(head_names)
         self.iv_sum = torch.zeros(n, dtype=torch.float64, device=device)
         self.iv_cnt = torch.zeros(n, dtype=torch.float64, device=device)
@@ -357,7 +390,7 @@ class _Log:
     def progress(self, loader: Any, epoch: int) -> Any:
         if self.config.progress and self.dist.main:
             from tqdm import tqdm
-            return tqdm(loader, desc=f"epoch {epoch}", total=len(loader), leave=False)
+            return tqdm(loader, desc=f"epoch {epoch + 1}/{self.config.epochs}", total=len(loader), leave=False)
         return loader
 
     def elapsed(self) -> float:
@@ -371,6 +404,7 @@ class _Log:
         state.ep_cnt += present  # type: ignore[operator]
         self.iv_samples += n
         self.samples += n
+        self.ep_samples += n
         if state.step % self.config.log_interval:
             return
         per_head, seen = (self.iv_sum / self.iv_cnt.clamp(min=1)).tolist(), self.iv_cnt.tolist()
@@ -391,11 +425,21 @@ class _Log:
         self.iv_t0, self.iv_samples = time.perf_counter(), 0
 
     def epoch(self, epoch: int, row: Mapping[str, Any], state: _State) -> None:
-        logger.info("epoch %d done: train loss %.4f, val macro AUROC %.4f (best %.4f, %d epoch(s) without gain)",
-                    epoch, row["train_loss"], row["val_macro_auroc"], state.best, state.bad_epochs)
+        seconds = time.perf_counter() - self.ep_t0
+        rate = self.ep_samples * self.dist.world_size / max(seconds, 1e-9)
+        left = self.config.epochs - (epoch + 1)
+        if self.config.max_steps is not None and state.step:
+            left = min(left, math.ceil(max(self.config.max_steps - state.step, 0) / max(state.step / (epoch + 1), 1)))
+        logger.info("epoch %d/%d done: train loss %.4f, val macro AUROC %.4f (best %.4f, %d epoch(s) without gain)",
+                    epoch + 1, self.config.epochs, row["train_loss"], row["val_macro_auroc"], state.best,
+                    state.bad_epochs)
         if self.writer is not None:
             self.writer.add_scalar("val/macro_auroc", row["val_macro_auroc"], state.step)
             self.writer.add_scalar("train/epoch_loss", row["train_loss"], state.step)
+        if self.on_epoch is not None and self.dist.main:
+            self.on_epoch({**row, "epochs": self.config.epochs, "samples_per_s": rate, "epoch_s": seconds,
+                           "eta_s": seconds * left, "best": state.best, "bad_epochs": state.bad_epochs})
+        self.ep_t0, self.ep_samples = time.perf_counter(), 0
 
     def finish(self, state: _State, *, stopped_early: bool) -> TrainResult:
         if self.writer is not None:
@@ -405,7 +449,7 @@ class _Log:
         rate = self.samples * self.dist.world_size / max(time.perf_counter() - self.t0, 1e-9)
         best = state.best if np.isfinite(state.best) else float("nan")
         return TrainResult(self.out, state.step, len(state.history), best, state.history, self.losses, self.rates,
-                           stopped_early, rate)
+                           stopped_early, rate, resumed_from_step=self.resumed_at)
 
 
 def _tensorboard(out: Path, resumed_at: int | None) -> Any:

@@ -12,7 +12,7 @@ from torch import nn
 
 from ecgkit import __version__
 from ecgkit.config import make_config
-from ecgkit.errors import ConfigError
+from ecgkit.errors import ConfigError, DataError
 from ecgkit.models.resnet1d import ResNet1d
 from ecgkit.trainer.batches import _open_dataset
 from ecgkit.trainer.checkpoint import _atomic_save, _model_from_ckpt, load_checkpoint
@@ -93,6 +93,10 @@ def predict_run(run_dir: str | Path, split: str = "test", *, checkpoint: str = B
     path = run / checkpoint
     if not path.exists() and checkpoint == BEST_CKPT:
         path = run / LAST_CKPT
+    if not path.exists():
+        looked = f"{checkpoint} or {LAST_CKPT}" if checkpoint == BEST_CKPT else checkpoint
+        raise DataError(f"{run.resolve()} holds no checkpoint ({looked}): it is not a trained run; "
+                        f"train one with `ecgkit train SHARDS_DIR --out {run}`")
     ckpt = load_checkpoint(path)
     cfg = make_config(TrainConfig, {k: v for k, v in ckpt["config"].items()})
     if dataset is None:
@@ -127,6 +131,10 @@ def export(run_dir: str | Path, out_path: str | Path, *, checkpoint: str = BEST_
     path = run / checkpoint
     if not path.exists() and checkpoint == BEST_CKPT:
         path = run / LAST_CKPT
+    if not path.exists():
+        looked = f"{checkpoint} or {LAST_CKPT}" if checkpoint == BEST_CKPT else checkpoint
+        raise DataError(f"{run.resolve()} holds no checkpoint ({looked}): it is not a trained run; "
+                        f"train one with `ecgkit train SHARDS_DIR --out {run}`")
     ckpt = load_checkpoint(path)
     model = _model_from_ckpt(ckpt).keep_heads(range(int(ckpt["n_major"])))
     out = Path(out_path)

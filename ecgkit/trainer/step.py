@@ -31,7 +31,7 @@ def _optimizer(cfg: TrainConfig, model: nn.Module, weighting: nn.Module, total_s
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1] + list(weighting.parameters())
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    warm = max(cfg.warmup_steps, 0)
+    warm = min(max(cfg.warmup_steps, 0), total_steps // 10)  # never more than 10 % of the run
 
     def lr_lambda(step: int) -> float:  # linear warm-up, then cosine to 10 % of the peak
         if step < warm:
