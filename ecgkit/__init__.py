@@ -18,6 +18,10 @@ TaskAwareSampler       ``ecgkit.sampler``: labels -> (task, indices) batches
 make_aux_tasks         ``ecgkit.cotask``: labels -> CO-TASK auxiliary task definitions
 train                  ``ecgkit.trainer``: shards -> a trained run directory (the package is
                        not called ``train`` so that ``ecgkit.train`` stays the function)
+evaluate               ``ecgkit.report``: run -> report.json, report.md and plots
+label_cohort           ``ecgkit.cohort``: what ``ecgkit label`` does to a cohort folder
+split_cohort           ``ecgkit.cohort``: what ``ecgkit split`` does to a cohort folder
+info                   ``ecgkit.info``: what a cohort, shards or run folder holds
 =====================  ==========================================================
 """
 from __future__ import annotations
@@ -44,6 +48,10 @@ _EXPORTS = {
     "train": "ecgkit.trainer",
     "TrainConfig": "ecgkit.trainer",
     "predict_run": "ecgkit.trainer",
+    "evaluate": "ecgkit.report",
+    "label_cohort": "ecgkit.cohort",
+    "split_cohort": "ecgkit.cohort",
+    "info": "ecgkit.info",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -8,93 +8,92 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from ecgkit import __version__
+from ecgkit._cli_support import (DeviceType, EcgkitGroup, QuarantineLimitError, ThresholdType, about, check_device,
+                                 load_command_config)
+
+C = TypeVar("C")
 
 
 def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose == 1 else logging.WARNING
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr,
+                        force=True)
 
 
-def _section(config_file: Path | None, name: str) -> str | None:
-    """Use the stage's section of a pipeline YAML when the file has one, else its top level."""
-    if config_file is None:
-        return None
-    import yaml
-
-    loaded = yaml.safe_load(config_file.read_text()) or {}
-    return name if isinstance(loaded, dict) and isinstance(loaded.get(name), dict) else None
+def _config(cls: type[C], config_file: Path | None, command: str, overrides: dict[str, Any]) -> C:
+    """``command``'s config: its section of a pipeline YAML (or the file's top level) plus the options."""
+    return load_command_config(cls, config_file, command, sorted(main.commands), overrides)
 
 
-@click.group()
+@click.group(cls=EcgkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ecgkit")
-@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug and tracebacks).")
 def main(verbose: int) -> None:
-    """ecgkit: ECG archives to phenotype models (scan, label, split, shard, train, evaluate)."""
+    """ecgkit: ECG archives to phenotype models (scan, label, split, shard, train, evaluate).
+
+    Errors are one 'Error:' line; exit status 2 = usage (option, value, config file), 3 = quarantine
+    rate over its limit, 4 = bad or missing data, 1 = internal error (-vv shows the traceback).
+    """
     _setup_logging(verbose)
 
 
 # Stage commands follow, one per stage; each parses options, calls the stage's Python entry point,
-# and prints a one-line summary.
+# and prints a one-line summary. Option values are checked by click (types, ranges, choices) before
+# the stage runs, so a bad value leaves no output behind.
+
+_POSITIVE = click.FloatRange(min=0, min_open=True)
+_RATE = click.FloatRange(0.0, 1.0)
 
 
 @main.command("scan")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Cohort directory to write.")
-@click.option("--workers", type=int, default=None, help="Worker processes (default: 1).")
-@click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path), default=None,
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Cohort directory to write.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes (default: 1).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="YAML file with ScanConfig keys (a 'scan' section or top level).")
 @click.option("--pseudonymize/--no-pseudonymize", default=False,
               help="Replace patient IDs by a keyed hash; the key is read from $ECGKIT_PSEUDONYM_KEY, never stored.")
-@click.option("--max-quarantine-rate", type=float, default=None,
-              help="Exit non-zero when more than this fraction of records is quarantined (default 0.05).")
+@click.option("--max-quarantine-rate", type=_RATE, default=None,
+              help="Exit with status 3 when more than this fraction of records is quarantined (default 0.05).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
 def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, config_file: Path | None,
-             pseudonymize: bool, max_quarantine_rate: float | None) -> None:
+             pseudonymize: bool, max_quarantine_rate: float | None, no_progress: bool) -> None:
     """Walk SOURCES (files and folders), read every record, write OUT/manifest.parquet."""
     import json
-    import os
-    import time
 
     from tqdm import tqdm
 
-    from ecgkit.config import load_config
-    from ecgkit.manifest import write_manifest, write_quarantine
-    from ecgkit.ingest import ScanConfig, scan, scan_summary
+    from ecgkit.ingest import SUMMARY_FILE, ScanConfig, scan
 
     key = None
     if pseudonymize:
         key = os.environ.get("ECGKIT_PSEUDONYM_KEY")
         if not key:
             raise click.UsageError("--pseudonymize needs the key in the ECGKIT_PSEUDONYM_KEY environment variable")
-    config = load_config(ScanConfig, config_file, {"workers": workers, "pseudonymize_key": key,
-                                                   "max_quarantine_rate": max_quarantine_rate},
-                         section=_section(config_file, "scan"))
+    config = _config(ScanConfig, config_file, "scan", {"workers": workers, "pseudonymize_key": key,
+                                                        "max_quarantine_rate": max_quarantine_rate})
     counts = {"ok": 0, "quarantined": 0}
-    start = time.perf_counter()
-    with tqdm(desc="scan", unit="rec", dynamic_ncols=True) as bar:
+    with tqdm(desc="scan", unit="rec", dynamic_ncols=True, disable=no_progress) as bar:
+        def total(n: int) -> None:  # known after the walk, before any record is read: gives the ETA
+            bar.reset(total=n)
+
         def progress(n_ok: int, n_q: int) -> None:
             counts["ok"] += n_ok
             counts["quarantined"] += n_q
             bar.update(n_ok + n_q)
             bar.set_postfix(ok=counts["ok"], quarantined=counts["quarantined"], refresh=False)
 
-        skipped: list[dict[str, str]] = []
-        df = scan(list(sources), config, progress=progress, skipped=skipped)
-    seconds = time.perf_counter() - start
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_manifest(df, out_dir)
-    write_quarantine(df, out_dir, "scan")
-    import pandas as pd
-
-    pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(out_dir / "skipped_files.csv", index=False)
-    summary = scan_summary(df, config, seconds=seconds)
-    (out_dir / "scan_summary.json").write_text(json.dumps(summary, indent=2))
+        scan(list(sources), config, progress=progress, total=total, out_dir=out_dir)
+    summary = json.loads((out_dir / SUMMARY_FILE).read_text())
     click.echo(f"scan: {summary['records']} records, {summary['ok']} ok, {summary['quarantined']} quarantined "
                f"({summary['quarantine_rate']:.1%}), {summary['records_per_s']} records/s -> "
-               f"{out_dir / 'manifest.parquet'}")
+               f"{(out_dir / 'manifest.parquet').resolve()}")
     if summary["skipped_files"]:
         # files that are not records (sidecars, tables, docs) are neither ok nor quarantined
         kinds = "; ".join(f"{n} {why}" for why, n in summary["skipped_by_reason"].items())
@@ -103,9 +102,9 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
     if summary["quarantined"]:
         click.echo(f"scan: quarantined records and reasons in {out_dir / 'quarantine.parquet'}")
     if summary["quarantine_rate"] > config.max_quarantine_rate:
-        click.echo(f"scan: quarantine rate {summary['quarantine_rate']:.1%} exceeds the limit "
-                   f"{config.max_quarantine_rate:.1%}; see {out_dir / 'quarantine.parquet'}", err=True)
-        sys.exit(3)
+        raise QuarantineLimitError(f"scan: quarantine rate {summary['quarantine_rate']:.1%} exceeds the limit "
+                                   f"{config.max_quarantine_rate:.1%} (--max-quarantine-rate); see "
+                                   f"{(out_dir / 'quarantine.parquet').resolve()}")
 
 
 @main.command("label")
@@ -118,62 +117,176 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
               help="Label from statements, from structured codes (SCP/SNOMED), or either.")
 def label_cmd(cohort_dir: str, vocabulary: str, uncertain: str, source: str) -> None:
     """Add label columns and label_provenance to COHORT_DIR/manifest.parquet."""
-    from ecgkit.labels import label_manifest, load_vocabulary
-    from ecgkit.manifest import read_manifest, write_manifest
+    from ecgkit.cohort import label_cohort
 
-    vocab = load_vocabulary(vocabulary)
-    manifest = read_manifest(cohort_dir)
-    labelled = label_manifest(manifest, vocabulary=vocab, uncertain=uncertain, source=source)
-    write_manifest(labelled, cohort_dir)
-    counts = ", ".join(f"{lab} {int((labelled[lab] == 1).sum())}" for lab in vocab.labels)
-    masked = int((labelled[list(vocab.labels)] == -1).to_numpy().sum())
-    click.echo(f"labelled {len(labelled)} records with {vocab.name} {vocab.version} (source={source}, "
-               f"uncertain={uncertain}); positives: {counts}" + (f"; masked: {masked}" if masked else ""))
+    with about(cohort_dir):
+        res = label_cohort(cohort_dir, vocabulary=vocabulary, uncertain=uncertain, source=source)
+    if res.removed:
+        click.echo(f"label: removed the earlier vocabulary's label column(s) {', '.join(res.removed)}")
+    counts = ", ".join(f"{lab} {n}" for lab, n in res.positives.items())
+    click.echo(f"labelled {len(res.manifest)} records with {res.vocabulary} (source={source}, "
+               f"uncertain={uncertain}); positives: {counts}" + (f"; masked: {res.masked}" if res.masked else ""))
+
+
+def _parse_ratios(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(p) for p in value.replace(",", ":").split(":"))
+    except ValueError as exc:
+        raise click.BadParameter(f"expected three numbers like 7:1:2, got {value!r}") from exc
+    if len(parts) != 3 or min(parts) < 0 or sum(parts) <= 0:
+        raise click.BadParameter(f"expected three non-negative numbers like 7:1:2, got {value!r}")
+    return parts  # type: ignore[return-value]
+
+
+@main.command("split")
+@click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--ratios", default="7:1:2", show_default=True, callback=_parse_ratios,
+              help="train:val:test record ratios.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of the stratified split.")
+@click.option("--method", type=click.Choice(["stratified", "hash"]), default="stratified", show_default=True,
+              help="stratified: iterative stratification over label columns; hash: keyed hash of patient id.")
+@click.option("--key", default=None, help="HMAC key of --method hash (default: ecgkit's public key).")
+def split_command(cohort_dir: str, ratios: tuple[float, float, float], seed: int, method: str,
+                  key: str | None) -> None:
+    """Add a patient-level train/val/test split to COHORT_DIR/manifest.parquet."""
+    from ecgkit.cohort import split_cohort
+
+    with about(cohort_dir):
+        report = split_cohort(cohort_dir, ratios=ratios, seed=seed, method=method, key=key)  # type: ignore[arg-type]
+    click.echo(report.summary())
+    click.echo(f"split: {sum(report.counts.values())} records ({method}, seed {seed}) -> "
+               + ", ".join(f"{s} {n}" for s, n in report.counts.items())
+               + f"; {report.n_without_patient_id} without patient id"
+               + ("" if report.ratios_ok else f"; ratio drift {report.max_ratio_drift:.3f}"))
+
+
+@main.command("shard")
+@click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="SHARDS_DIR.")
+@click.option("--config", "config_file", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML file with ShardConfig keys (a 'shard' section or top level).")
+@click.option("--fs", type=_POSITIVE, default=None, help="Sampling frequency, Hz [500].")
+@click.option("--seconds", type=_POSITIVE, default=None, help="Record length, s [10].")
+@click.option("--records-per-shard", type=click.IntRange(min=1), default=None, help="Records per shard file [1024].")
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="Worker processes, 0 = one per core [0].")
+@click.option("--dtype", type=click.Choice(["int16", "float16"]), default=None, help="Storage dtype [int16].")
+@click.option("--compression", type=click.Choice(["lzf"]), default=None, help="Compression [none].")
+@click.option("--short", type=click.Choice(["pad", "reject"]), default=None, help="Short records [pad].")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default=None, help="Engine [local].")
+@click.option("--scheduler", default=None, help="Dask scheduler address (with --engine dask).")
+@click.option("--max-quarantine-rate", type=_RATE, default=None,
+              help="Exit with status 3 when more than this fraction of records is quarantined here [0.05].")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, no_progress: bool,
+                  **overrides: object) -> None:
+    """Read every split record of COHORT_DIR once and write HDF5 shards to --out.
+
+    The patient key in the shards is an HMAC of the patient id; the key is read from
+    $ECGKIT_PSEUDONYM_KEY when set (never stored), else ecgkit's public default key is used.
+    Rerunning into the same folder resumes: complete shards that match the plan are kept.
+    """
+    import json
+
+    from tqdm import tqdm
+
+    from ecgkit.manifest import read_manifest
+    from ecgkit.shards import SUMMARY_FILE, ShardConfig, plan_shards, write_shards
+
+    overrides["patient_key"] = os.environ.get("ECGKIT_PSEUDONYM_KEY") or None
+    config = _config(ShardConfig, config_file, "shard", overrides)
+    with about(cohort_dir):
+        manifest = read_manifest(cohort_dir)
+        n_planned = len(plan_shards(manifest, config))
+    with tqdm(total=n_planned, unit="rec", desc="shard", dynamic_ncols=True, disable=no_progress) as bar:
+        write_shards(manifest, out_dir, config, progress=bar.update)
+    out = Path(out_dir).resolve()
+    summary = json.loads((out / SUMMARY_FILE).read_text())
+    if summary["changed_settings"]:
+        what = ", ".join(f"{k} {a} -> {b}" for k, (a, b) in summary["changed_settings"].items())
+        click.echo(f"shard: settings changed since the last run into {out} ({what}): "
+                   f"rewrote {summary['shards_written']} shard(s)")
+    elif summary["shards_kept"]:
+        click.echo(f"shard: resumed: {summary['records_kept']} records ({summary['shards_kept']} shards) already "
+                   f"done, {summary['records_written']} records ({summary['shards_written']} shards) written")
+    click.echo(f"shard: {summary['records']} records in {summary['shards']} shards, {summary['quarantined']} "
+               f"quarantined ({summary['quarantine_rate']:.1%}, see {out / 'quarantine.parquet'}) "
+               f"-> {out / 'index.parquet'}")
+    if summary["quarantine_rate"] > config.max_quarantine_rate:
+        raise QuarantineLimitError(f"shard: quarantine rate {summary['quarantine_rate']:.1%} exceeds the limit "
+                                   f"{config.max_quarantine_rate:.1%} (--max-quarantine-rate); see "
+                                   f"{out / 'quarantine.parquet'}")
+
+
+def _epoch_line(row: Any) -> str:
+    """One line per epoch: loss, val macro AUROC, samples/s, time left."""
+    left = float(row["eta_s"])
+    eta = f"{left / 60:.1f} min" if left >= 60 else f"{left:.0f} s"
+    return (f"epoch {row['epoch']}/{row['epochs']}: train loss {row['train_loss']:.4f}, val macro AUROC "
+            f"{row['val_macro_auroc']:.4f}, {row['samples_per_s']:.0f} samples/s, {row['epoch_s']:.0f} s"
+            + (f", about {eta} left" if row["epoch"] < row["epochs"] else ""))
 
 
 @main.command("train")
 @click.argument("shards_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory.")
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), help="YAML TrainConfig.")
-@click.option("--epochs", type=int, help="Maximum epochs.")
-@click.option("--device", help="cuda, cpu or auto.")
-@click.option("--blocks", type=click.Choice(["8", "16"]), help="Residual blocks (8: CO-TASK, 16: Hannun 34-layer).")
-@click.option("--aux-tasks", type=int, help="Number of CO-TASK auxiliary tasks.")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML with TrainConfig keys (a 'train' section or top level).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Maximum epochs [30].")
+@click.option("--max-steps", type=click.IntRange(min=1), help="Stop after this many optimiser steps.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Records per batch per GPU [256].")
+@click.option("--lr", type=_POSITIVE, help="Peak learning rate of AdamW [1e-3].")
+@click.option("--device", type=DeviceType(), help="auto (cuda when available), cpu, cuda or cuda:N [auto].")
+@click.option("--blocks", type=click.IntRange(min=1),
+              help="Residual blocks, any N >= 1 (8: CO-TASK backbone, 16: Hannun's 34-layer network) [8].")
+@click.option("--aux-tasks", type=click.IntRange(min=0), help="Number of CO-TASK auxiliary tasks [0].")
 @click.option("--weighting", type=click.Choice(["equal", "dwa", "uncertainty"]), help="Task-loss weighting.")
 @click.option("--sampler", type=click.Choice(["task_aware", "joint"]), help="Batch construction.")
-@click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt.")
+@click.option("--tensorboard/--no-tensorboard", default=None,
+              help="TensorBoard event files under RUN/tb (needs the tensorboard package) [on when installed].")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
+@click.option("--overwrite", is_flag=True, help="Replace a run already in --out.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def train_command(shards_dir: str, out_dir: str, config_file: str | None, epochs: int | None, device: str | None,
-                  blocks: str | None, aux_tasks: int | None, weighting: str | None, sampler: str | None,
-                  resume: bool, no_progress: bool) -> None:
+def train_command(shards_dir: str, out_dir: str, config_file: Path | None, resume: bool, overwrite: bool,
+                  no_progress: bool, **options: Any) -> None:
     """Train a multi-head 1D ResNet on SHARDS_DIR (multi-GPU: torchrun --nproc_per_node G -m ecgkit train)."""
-    from ecgkit.config import load_config
     from ecgkit.trainer import TrainConfig, train
 
-    overrides = {"shards_dir": shards_dir, "epochs": epochs, "device": device, "aux_tasks": aux_tasks,
-                 "weighting": weighting, "sampler": sampler, "blocks": None if blocks is None else int(blocks),
-                 "progress": not no_progress}
-    cfg = load_config(TrainConfig, config_file, overrides)
-    res = train(cfg, out_dir, resume=resume)
-    if int(os.environ.get("RANK", "0")) == 0:  # one summary line, not one per torchrun process
-        click.echo(f"trained {res.step} steps, {res.epoch} epochs, best val macro AUROC "
-                   f"{res.best_val_macro_auroc:.4f}, {res.samples_per_s:.0f} samples/s -> {res.run_dir}")
+    if resume and overwrite:
+        raise click.UsageError("--resume and --overwrite exclude each other")
+    check_device(options["device"])
+    cfg = _config(TrainConfig, config_file, "train",
+                  {"shards_dir": shards_dir, "progress": not no_progress, **options})
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # one line each, not one per torchrun process
+    res = train(cfg, out_dir, resume=resume, overwrite=overwrite,
+                on_epoch=lambda row: click.echo(f"train | {_epoch_line(row)}"))
+    if not main_rank:
+        return
+    if res.resumed_from_step is not None:
+        click.echo(f"train: resumed: {res.resumed_from_step} steps already done, "
+                   f"{res.step - res.resumed_from_step} written")
+    click.echo(f"trained {res.step} steps, {res.epoch} epochs, best val macro AUROC "
+               f"{res.best_val_macro_auroc:.4f}, {res.samples_per_s:.0f} samples/s -> {res.run_dir}")
 
 
 @main.command("evaluate")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--split", default="test", show_default=True, help="Split to evaluate.")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True,
+              help="Split to evaluate.")
 @click.option("--baseline", type=click.Path(exists=True, file_okay=False), help="Baseline run for delta-m.")
-@click.option("--threshold", "threshold_rule", default="max_f1", show_default=True,
+@click.option("--threshold", "threshold_rule", type=ThresholdType(), default="max_f1", show_default=True,
               help="max_f1, or a target specificity such as 0.95 (chosen on the validation split).")
-@click.option("--bootstrap", "n_bootstrap", default=1000, show_default=True, help="Bootstrap resamples for CIs.")
-@click.option("--reference-specificity", type=float, help="Report sensitivity at this specificity.")
-@click.option("--device", default="auto", show_default=True)
-def evaluate_command(run_dir: str, split: str, baseline: str | None, threshold_rule: str, n_bootstrap: int,
+@click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Bootstrap resamples for CIs (0: none).")
+@click.option("--reference-specificity", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Report sensitivity at this specificity.")
+@click.option("--device", type=DeviceType(), default="auto", show_default=True)
+def evaluate_command(run_dir: str, split: str, baseline: str | None, threshold_rule: str | float, n_bootstrap: int,
                      reference_specificity: float | None, device: str) -> None:
     """Evaluate RUN_DIR on a split: report.json, report.md and plots in RUN_DIR/eval-SPLIT."""
     from ecgkit.report import evaluate
 
+    check_device(device)
     rep = evaluate(run_dir, split, baseline=baseline, threshold_rule=threshold_rule, n_bootstrap=n_bootstrap,
                    reference_specificity=reference_specificity, device=device)
     s = rep["summary"]
@@ -183,13 +296,14 @@ def evaluate_command(run_dir: str, split: str, baseline: str | None, threshold_r
 
 
 @main.command("synth")
-@click.option("--patients", "n_patients", type=int, required=True, help="Number of patients (1-8 ECGs each).")
+@click.option("--patients", "n_patients", type=click.IntRange(min=1), required=True,
+              help="Number of patients (1-8 ECGs each).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @click.option("--format", "fmt", type=click.Choice(["wfdb", "muse", "both"]), default="wfdb", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--label-noise", type=float, default=0.0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--label-noise", type=_RATE, default=0.0, show_default=True,
               help="Probability of flipping each label in the statements (truth.parquet keeps the truth).")
-@click.option("--workers", type=int, default=1, show_default=True, help="Processes.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes.")
 def synth_cmd(n_patients: int, out_dir: str, fmt: str, seed: int, label_noise: float, workers: int) -> None:
     """Write a synthetic phenotyped cohort (WFDB and/or GE MUSE XML) with truth.parquet."""
     import time
@@ -204,111 +318,45 @@ def synth_cmd(n_patients: int, out_dir: str, fmt: str, seed: int, label_noise: f
 
 
 @main.command("demo")
-@click.option("--patients", type=int, default=None, help="Synthetic patients (default 600, ~2 records each).")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("ecgkit-demo"), show_default=True,
-              help="Folder for the cohort, shards, run and report.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+@click.option("--patients", type=click.IntRange(min=20), default=None,
+              help="Synthetic patients (default 600, ~2 records each; at least 20).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("ecgkit-demo"),
+              show_default=True, help="Folder for the cohort, shards, run and report (replaced if it holds a demo).")
+@click.option("--device", type=DeviceType(), default=None,
               help="Training device (default auto: cuda when available).")
-@click.option("--epochs", type=int, default=None, help="Maximum training epochs (default 4).")
-@click.option("--workers", type=int, default=None, help="Processes for synth, scan and shard (default 2).")
-@click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path), default=None,
-              help="YAML with DemoConfig keys (see pipelines/demo.yaml).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Maximum training epochs (default 4).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes for synth, scan and shard (default 2).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="YAML with DemoConfig keys (a 'demo' section or top level; see pipelines/demo.yaml).")
 def demo_cmd(patients: int | None, out_dir: Path, device: str | None, epochs: int | None, workers: int | None,
              config_file: Path | None) -> None:
     """Run the whole pipeline on a synthetic cohort: synth, scan, label, split, shard, train, evaluate."""
     import time
 
-    from ecgkit.config import load_config
     from ecgkit.pipeline import DemoConfig, run_demo
 
-    config = load_config(DemoConfig, config_file, {"patients": patients, "device": device, "epochs": epochs,
-                                                   "workers": workers}, section=_section(config_file, "demo"))
+    check_device(device)
+    config = _config(DemoConfig, config_file, "demo", {"patients": patients, "device": device, "epochs": epochs,
+                                                        "workers": workers})
     start = time.perf_counter()
-    result = run_demo(out_dir, config, progress=lambda line: click.echo(f"demo | {line}"))
-    click.echo(f"demo | done in {time.perf_counter() - start:.0f} s: test macro AUROC {result.macro_auroc:.3f}, "
-               f"labeler macro F1 vs ground truth {result.labeler_macro_f1:.3f}")
+    result = run_demo(out_dir, config, progress=lambda line: click.echo(f"demo | {line}"),
+                      on_epoch=lambda row: click.echo(f"demo |   {_epoch_line(row)}"))
     click.echo(f"demo | report: {result.report_md}")
     for plot in result.plots:
         click.echo(f"demo | plot:   {plot}")
+    click.echo(f"demo | done in {time.perf_counter() - start:.0f} s: test macro AUROC {result.macro_auroc:.3f}, "
+               f"labeler macro F1 vs ground truth {result.labeler_macro_f1:.3f}")
 
 
-def _parse_ratios(value: str) -> tuple[float, float, float]:
-    try:
-        parts = tuple(float(p) for p in value.replace(",", ":").split(":"))
-    except ValueError as exc:
-        raise click.BadParameter(f"expected three numbers like 7:1:2, got {value!r}") from exc
-    if len(parts) != 3 or min(parts) < 0 or sum(parts) <= 0:
-        raise click.BadParameter(f"expected three non-negative numbers like 7:1:2, got {value!r}")
-    return parts
+@main.command("info")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def info_cmd(path: Path, as_json: bool) -> None:
+    """Summarise a cohort folder, a shards folder or a run folder."""
+    import json
 
+    from ecgkit.info import format_info, info
 
-@main.command("split")
-@click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--ratios", default="7:1:2", show_default=True, help="train:val:test record ratios.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the stratified split.")
-@click.option("--method", type=click.Choice(["stratified", "hash"]), default="stratified", show_default=True,
-              help="stratified: iterative stratification over label columns; hash: keyed hash of patient id.")
-@click.option("--key", default=None, help="HMAC key of --method hash (default: ecgkit's public key).")
-def split_command(cohort_dir: str, ratios: str, seed: int, method: str, key: str | None) -> None:
-    """Add a patient-level train/val/test split to COHORT_DIR/manifest.parquet."""
-    from ecgkit.manifest import read_manifest, write_manifest
-    from ecgkit.split import audit, split_by_patient
-
-    r = _parse_ratios(ratios)
-    out = split_by_patient(read_manifest(cohort_dir), ratios=r, seed=seed,
-                           method=method, key=key)  # type: ignore[arg-type]
-    report = audit(out, ratios=r)
-    write_manifest(out, cohort_dir)
-    click.echo(report.summary())
-    click.echo(f"split: {sum(report.counts.values())} records ({method}, seed {seed}) -> "
-               + ", ".join(f"{s} {n}" for s, n in report.counts.items())
-               + f"; {report.n_without_patient_id} without patient id"
-               + ("" if report.ratios_ok else f"; ratio drift {report.max_ratio_drift:.3f}"))
-
-
-@main.command("shard")
-@click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="SHARDS_DIR.")
-@click.option("--config", "config_file", default=None,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="YAML file with ShardConfig keys (a 'shard' section or top level).")
-@click.option("--fs", type=float, default=None, help="Sampling frequency, Hz [500].")
-@click.option("--seconds", type=float, default=None, help="Record length, s [10].")
-@click.option("--records-per-shard", type=int, default=None, help="Records per shard file [1024].")
-@click.option("--workers", type=int, default=None, help="Worker processes, 0 = one per core [0].")
-@click.option("--dtype", type=click.Choice(["int16", "float16"]), default=None, help="Storage dtype [int16].")
-@click.option("--compression", type=click.Choice(["lzf"]), default=None, help="Compression [none].")
-@click.option("--short", type=click.Choice(["pad", "reject"]), default=None, help="Short records [pad].")
-@click.option("--engine", type=click.Choice(["local", "dask"]), default=None, help="Engine [local].")
-@click.option("--scheduler", default=None, help="Dask scheduler address (with --engine dask).")
-@click.option("--max-quarantine-rate", type=float, default=None,
-              help="Exit non-zero when more than this fraction of records is quarantined here [0.05].")
-def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, **overrides: object) -> None:
-    """Read every split record of COHORT_DIR once and write HDF5 shards to --out.
-
-    The patient key in the shards is an HMAC of the patient id; the key is read from
-    $ECGKIT_PSEUDONYM_KEY when set (never stored), else ecgkit's public default key is used.
-    """
-    import os
-
-    from tqdm import tqdm
-
-    from ecgkit.config import load_config
-    from ecgkit.manifest import STATUS_OK, read_manifest
-    from ecgkit.shards import ShardConfig, plan_shards, write_shards
-
-    overrides["patient_key"] = os.environ.get("ECGKIT_PSEUDONYM_KEY") or None
-    config = load_config(ShardConfig, config_file, overrides, section=_section(config_file, "shard"))
-    manifest = read_manifest(cohort_dir)
-    n_planned = len(plan_shards(manifest, config))
-    with tqdm(total=n_planned, unit="rec", desc="shard", dynamic_ncols=True) as bar:
-        out = write_shards(manifest, out_dir, config, progress=bar.update)
-    newly = int(((manifest["status"] == STATUS_OK) & (out["status"] != STATUS_OK)).sum())
-    rate = newly / n_planned if n_planned else 0.0
-    click.echo(f"shard: {n_planned - newly} records in {out['shard'].nunique()} shards, {newly} quarantined "
-               f"({rate:.1%}, see {Path(out_dir) / 'quarantine.parquet'}) "
-               f"-> {Path(out_dir) / 'index.parquet'}")
-    if rate > config.max_quarantine_rate:
-        click.echo(f"shard: quarantine rate {rate:.1%} exceeds the limit "
-                   f"{config.max_quarantine_rate:.1%}", err=True)
-        sys.exit(3)
+    summary = info(path)
+    click.echo(json.dumps(summary, indent=2, default=str) if as_json else format_info(summary))

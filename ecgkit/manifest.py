@@ -187,7 +187,9 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     if path.is_dir():
         path = path / MANIFEST_FILE
     if not path.exists():
-        raise SchemaError(f"no manifest at {path}; run `ecgkit scan` first")
+        where = path.parent.resolve() if path.name == MANIFEST_FILE else path.resolve()
+        raise SchemaError(f"no manifest at {path.resolve()}: {where} is not a cohort folder; write one with "
+                          f"`ecgkit scan SOURCES --out {where}`")
     df = pq.read_table(path).to_pandas()
     for name in ("leads", "statements", "qc_flags"):
         df[name] = [None if v is None else list(v) for v in df[name]]

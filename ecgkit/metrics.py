@@ -285,13 +285,12 @@ def choose_thresholds(y_true_val: NDArray, y_score_val: NDArray,
         if not 0.0 <= target <= 1.0:
             raise ValueError(f"target specificity must lie in [0, 1], got {target}")
     out = np.full(y_true_val.shape[1], np.inf)
+    undefined: list[str] = []
     for k in range(y_true_val.shape[1]):
         y, s, _ = _known(y_true_val, y_score_val, k)
         n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
         if (target is None and n_pos == 0) or (target is not None and n_neg == 0) or len(y) == 0:
-            logger.warning("%s: no %s in validation; threshold set to +inf (never called positive)",
-                           names[k] if names is not None else f"task {k}",
-                           "positive" if target is None else "negative")
+            undefined.append(str(names[k]) if names is not None else f"task {k}")
             continue
         thr, sens, spec = _roc_points(y, s)
         if target is None:
@@ -302,6 +301,9 @@ def choose_thresholds(y_true_val: NDArray, y_score_val: NDArray,
         else:
             ok = np.flatnonzero(spec >= target - 1e-12)
             out[k] = thr[ok[-1]]  # thresholds descend: the last admissible one has the most sensitivity
+    if undefined:  # one line for all of them, naming the labels
+        logger.warning("no %s in validation for %s: threshold set to +inf (never called positive)",
+                       "positive" if target is None else "negative", ", ".join(undefined))
     return out
 
 

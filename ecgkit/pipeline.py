@@ -16,7 +16,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 import pandas as pd
@@ -116,8 +116,38 @@ def _plot_example(run_dir: Path, shards_dir: Path, manifest: pd.DataFrame, repor
     return path
 
 
+_DEMO_PARTS = ("raw", "cohort", "shards", "run", "demo_summary.json")
+
+
+def _fresh_demo_dir(out: Path) -> None:
+    """Make ``out`` ready for a demo: created, or emptied of an earlier demo's outputs (and only those).
+
+    A rerun must not scan the earlier demo's records next to the new ones, and must not resume or
+    refuse its run; a folder that holds anything else is refused rather than cleaned.
+    """
+    import shutil
+
+    from ecgkit.errors import DataError
+
+    if out.exists() and not out.is_dir():
+        raise DataError(f"demo folder {out.resolve()} is a file")
+    if out.exists() and any(out.iterdir()):
+        others = sorted(p.name for p in out.iterdir() if p.name not in _DEMO_PARTS)
+        if others or not ((out / "demo_summary.json").exists() or (out / "raw" / "truth.parquet").exists()):
+            raise DataError(f"{out.resolve()} is not empty and holds no earlier demo ({', '.join(others[:5])}); "
+                            f"give the demo an empty or new folder with --out")
+        for name in _DEMO_PARTS:
+            p = out / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
 def run_demo(out_dir: str | Path, config: DemoConfig | None = None, *,
-             progress: Callable[[str], None] | None = None) -> DemoResult:
+             progress: Callable[[str], None] | None = None,
+             on_epoch: Callable[[Mapping[str, Any]], None] | None = None) -> DemoResult:
     """Run synth -> scan -> label -> split -> shard -> train -> evaluate into ``out_dir``.
 
     Parameters
@@ -128,6 +158,8 @@ def run_demo(out_dir: str | Path, config: DemoConfig | None = None, *,
     config : DemoConfig
     progress : callable(str) or None
         Called with one line as each stage finishes.
+    on_epoch : callable(row) or None
+        Passed to :func:`ecgkit.trainer.train`: called after each training epoch.
 
     Returns
     -------
@@ -137,7 +169,7 @@ def run_demo(out_dir: str | Path, config: DemoConfig | None = None, *,
 
     from ecgkit.ingest import ScanConfig, scan
     from ecgkit.labels import label_manifest
-    from ecgkit.manifest import write_manifest, write_quarantine
+    from ecgkit.manifest import write_manifest
     from ecgkit.report import evaluate
     from ecgkit.shards import ShardConfig, write_shards
     from ecgkit.split import audit, split_by_patient
@@ -145,10 +177,12 @@ def run_demo(out_dir: str | Path, config: DemoConfig | None = None, *,
     from ecgkit.trainer import TrainConfig, train
 
     cfg = config or DemoConfig()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    cuda = cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())
+    if cuda and not torch.cuda.is_available():
+        raise ConfigError(f"device {cfg.device!r} asked for, but torch {torch.__version__} sees no CUDA device")
+    out = Path(out_dir).expanduser().resolve()  # absolute: every path it prints works from anywhere
+    _fresh_demo_dir(out)
     say = progress or (lambda line: logger.info(line))
-    cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     seconds: dict[str, float] = {}
     t = time.perf_counter()
 
@@ -163,9 +197,7 @@ def run_demo(out_dir: str | Path, config: DemoConfig | None = None, *,
     say(f"synth: {len(truth)} records of {truth['patient_id'].nunique()} patients ({lap('synth')} s)")
 
     cohort = out / "cohort"
-    manifest = scan([out / "raw"], ScanConfig(workers=cfg.workers))
-    write_manifest(manifest, cohort)
-    write_quarantine(manifest, cohort, "scan")
+    manifest = scan([out / "raw"], ScanConfig(workers=cfg.workers), out_dir=cohort)
     n_q = int((manifest["status"] != "ok").sum())
     say(f"scan: {len(manifest)} records, {len(manifest) - n_q} ok, {n_q} quarantined ({lap('scan')} s)")
 
@@ -191,11 +223,11 @@ def run_demo(out_dir: str | Path, config: DemoConfig | None = None, *,
                        epochs=cfg.epochs, batch_size=cfg.batch_size_gpu if cuda else cfg.batch_size_cpu,
                        blocks=cfg.blocks_gpu if cuda else cfg.blocks_cpu,
                        seed=cfg.seed, device="cuda" if cuda else "cpu", compile=cuda, num_workers=4 if cuda else 0,
-                       warmup_steps=20, patience=3, tensorboard=True, log_interval=20)
+                       warmup_steps=20, patience=3, tensorboard=True, log_interval=20, progress=False)
     if not cuda:
         tcfg = replace(tcfg, amp=False)
     run_dir = out / "run"
-    train(tcfg, run_dir)
+    train(tcfg, run_dir, on_epoch=on_epoch)
     say(f"train: {run_dir} ({lap('train')} s)")
 
     report = evaluate(run_dir, "test", device="cuda" if cuda else "cpu")

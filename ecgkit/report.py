@@ -219,7 +219,7 @@ def _plot_history(history: list[dict[str, str]], path: Path) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    epochs = [int(r["epoch"]) + 1 for r in history]  # metrics.csv counts from 0; people count from 1
+    epochs = [int(r["epoch"]) for r in history]  # metrics.csv counts from 1, as the logs do
     fig, ax = plt.subplots(1, 2, figsize=(8, 3))
     ax[0].plot(epochs, [float(r["train_loss"]) for r in history], marker="o")
     ax[0].set_title("training loss", fontsize=9)

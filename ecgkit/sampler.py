@@ -288,8 +288,8 @@ class TaskAwareSampler:
         if not usable.all():
             logger.warning("TaskAwareSampler: task(s) %s have no known positive or no known negative "
                            "record and are never drawn",
-                           ", ".join(str(task_names[t]) if task_names is not None and t < len(task_names)
-                                     else f"#{t}" for t in np.flatnonzero(~usable).tolist()))
+                           np.flatnonzero(~usable).tolist() if task_names is None else
+                           ", ".join(str(task_names[t]) for t in np.flatnonzero(~usable).tolist()))
         self.usable_tasks: NDArray[np.int64] = np.flatnonzero(self.task_probs > 0)
 
         self._task_prob, self._task_alias = _k._build_alias(self.task_probs)

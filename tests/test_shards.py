@@ -28,7 +28,8 @@ from ecgkit.errors import ConfigError, SchemaError
 from ecgkit.manifest import conform, manifest_hash, read_manifest, write_manifest
 from ecgkit.record import LEADS
 from ecgkit.shards import ShardConfig, plan_shards, read_index, verify_shards, write_shards
-from ecgkit.split import ECG_P18, patient_keys, split_by_patient
+from ecgkit.manifest import label_names
+from ecgkit.split import patient_keys, split_by_patient
 from ptbxl_cohort import ptbxl_manifest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,7 +83,8 @@ def test_shard_attributes_labels_and_patient_keys(written, cohort):
         assert set(f.keys()) == {"signal", "labels", "record_id", "patient_key"}
         assert f.attrs["fs"] == 500.0 and f.attrs["n_samples"] == 5000 and f.attrs["seconds"] == 10.0
         assert list(f.attrs["leads"]) == list(LEADS)
-        assert list(f.attrs["label_names"]) == list(ECG_P18)
+        # the manifest's own label columns (its vocabulary), in manifest order; no -1-filled extras
+        assert list(f.attrs["label_names"]) == list(label_names(cohort)) and len(label_names(cohort)) > 0
         assert f.attrs["dtype"] == "int16" and f.attrs["scale_mv"] == 0.001 and f.attrs["units"] == "mV"
         assert f.attrs["ecgkit_version"] == __version__
         assert f.attrs["manifest_hash"] == manifest_hash(cohort)
@@ -91,13 +93,11 @@ def test_shard_attributes_labels_and_patient_keys(written, cohort):
         labels = f["labels"][...]
         ids = f["record_id"].asstr()[...]
         keys = f["patient_key"].asstr()[...]
-    assert labels.dtype == np.int8 and labels.shape == (25, 18)
+    names = label_names(cohort)
+    assert labels.dtype == np.int8 and labels.shape == (25, len(names))
     rows = cohort.set_index("record_id").loc[ids]
-    for j, name in enumerate(ECG_P18):
-        if name in cohort.columns:
-            assert (labels[:, j] == rows[name].to_numpy()).all(), name
-        else:  # no such column in the manifest (e.g. NIVCD, EAR, VT): unknown
-            assert (labels[:, j] == -1).all(), name
+    for j, name in enumerate(names):
+        assert (labels[:, j] == rows[name].to_numpy()).all(), name
     expected_keys = dict(zip(cohort["record_id"], patient_keys(cohort)))
     assert list(keys) == [expected_keys[r] for r in ids]
     assert not set(keys) & set(cohort["patient_id"])

@@ -52,7 +52,7 @@ def test_task_aware_training_with_aux_tasks_learns(fakes: dict, tmp_path: Path) 
     assert {"model", "optimizer", "scheduler", "sampler", "epoch", "step", "config", "label_names",
             "aux_tasks", "rng", "batch_in_epoch"} <= set(ckpt)
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
-    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]  # epochs count from 1, as in the logs and plots
     assert float(rows[-1]["val_macro_auroc"]) == pytest.approx(res.history[-1]["val_macro_auroc"])
     assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "run" / "tb").iterdir())
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
