@@ -59,7 +59,7 @@ def label_cohort(cohort_dir: str | Path, *, vocabulary: str | Path = "ecg-p18", 
     manifest = read_manifest(cohort_dir)
     removed = tuple(c for c in label_names(manifest) if c not in vocab.labels)
     if removed:
-        logger.warning("%s: relabelling with %s removes the earlier label column(s) %s", cohort_dir, vocab.name,
+        logger.info("%s: relabelling with %s removes the earlier label column(s) %s", cohort_dir, vocab.name,
                        ", ".join(removed))
         manifest = manifest.drop(columns=list(removed))
     labelled = label_manifest(manifest, vocabulary=vocab, uncertain=uncertain, source=source)

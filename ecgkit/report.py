@@ -90,6 +90,9 @@ def build_report(y_val: NDArray, s_val: NDArray, y_eval: NDArray, s_eval: NDArra
         "summary": summary,
         "prevalence": {n: float((y_eval[:, i] == 1).sum() / max((y_eval[:, i] >= 0).sum(), 1))
                        for i, n in enumerate(names)},
+        # counts behind every per-task number: a CI resting on < MIN_POSITIVES_FOR_CI positives is flagged
+        "positives": {n: int((y_eval[:, i] == 1).sum()) for i, n in enumerate(names)},
+        "negatives": {n: int((y_eval[:, i] == 0).sum()) for i, n in enumerate(names)},
     }
     if reference_specificity is not None:
         sens = M.sensitivity_at_specificity(y_eval, s_eval, reference_specificity)
@@ -143,8 +146,14 @@ def _fmt(v: Any, ci: Sequence[Any] | None = None) -> str:
     return s
 
 
+#: fewer positives than this in the evaluated split: the label's bootstrap CI is marked as unreliable
+MIN_POSITIVES_FOR_CI = 5
+
+
 def _markdown(report: dict[str, Any], title: str) -> str:
     ci = report.get("per_task_ci", {})
+    positives = report.get("positives", {})
+    few = [n for n in report["label_names"] if n in positives and positives[n] < MIN_POSITIVES_FOR_CI]
     lines = [f"# {title}", "",
              f"Split `{report['split']}`, {report['n_records']} records. Thresholds chosen on the validation split "
              f"by `{report['threshold_rule']}`."
@@ -156,14 +165,22 @@ def _markdown(report: dict[str, Any], title: str) -> str:
     if "delta_m" in report:
         d = report["delta_m"]
         lines.append(f"| Δm vs baseline (AUROC, AP, F1; %) | {_fmt(d['all'])} |")
-    lines += ["", "| task | prevalence | threshold | " + " | ".join(PER_TASK_KEYS) + " |",
-              "|---|---|---|" + "---|" * len(PER_TASK_KEYS)]
+    lines += ["", "| task | positives | prevalence | threshold | " + " | ".join(PER_TASK_KEYS) + " |",
+              "|---|---|---|---|" + "---|" * len(PER_TASK_KEYS)]
     for n in report["label_names"]:
-        row = [n, f"{report['prevalence'][n]:.4f}", _fmt(report["thresholds"][n])]
+        mark = " †" if n in few and ci else ""
+        row = [n + mark, str(positives.get(n, "")), f"{report['prevalence'][n]:.4f}", _fmt(report["thresholds"][n])]
         row += [_fmt(report["per_task"][n][k], ci.get(n, {}).get(k)) for k in PER_TASK_KEYS]
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "Plots: `roc.png`, `metrics_bar.png`" + (", `training_curves.png`" if report.get("_has_history")
-                                                            else "") + "."]
+    lines.append("")
+    lines.append("n/a: the metric is undefined on this split (no positive, or no negative, among the records "
+                 "where the label is known); it is not 0.")
+    if few and ci:
+        lines.append(f"†: fewer than {MIN_POSITIVES_FOR_CI} positives in `{report['split']}`; that label's "
+                     f"confidence intervals rest on too few cases to be trusted.")
+    lines += ["", "![ROC curves per label](roc.png)", "", "![AUROC, AP and F1 per label](metrics_bar.png)"]
+    if report.get("_has_history"):
+        lines += ["", "![Training loss and validation macro AUROC per epoch](training_curves.png)"]
     return "\n".join(lines) + "\n"
 
 
@@ -178,11 +195,16 @@ def _plot_roc(report: dict[str, Any], path: Path) -> None:
     for ax, n in zip(axes.ravel(), names):
         if n in report["_curves"]:
             fpr, tpr = report["_curves"][n]
-            ax.plot(fpr, tpr, lw=1.2)
+            # clip_on=False and a small margin: a perfect curve (AUROC 1.0) runs along the axes' edges,
+            # where a clipped line of the frame's width would vanish
+            ax.plot(fpr, tpr, lw=1.6, clip_on=False, zorder=3)
+        else:
+            ax.text(0.5, 0.5, "n/a\n(no positive or\nno negative)", ha="center", va="center", fontsize=7,
+                    color="grey", transform=ax.transAxes)
         ax.plot([0, 1], [0, 1], color="grey", lw=0.5, ls="--")
         ax.set_title(f"{n} AUROC {_fmt(report['per_task'][n]['auroc'])}", fontsize=8)
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
         ax.tick_params(labelsize=6)
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
@@ -201,11 +223,18 @@ def _plot_bars(report: dict[str, Any], path: Path) -> None:
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(names) + 2), 3.5))
     for j, key in enumerate(("auroc", "ap", "f1")):
-        vals = [report["per_task"][n][key] for n in names]
-        vals = [np.nan if v is None else v for v in vals]
-        ax.bar(x + (j - 1) * 0.27, vals, width=0.27, label=key.upper())
+        vals = np.array([np.nan if report["per_task"][n][key] is None else report["per_task"][n][key]
+                         for n in names], dtype=np.float64)
+        bars = ax.bar(x + (j - 1) * 0.27, np.nan_to_num(vals, nan=0.0), width=0.27, label=key.upper())
+        for bar, v in zip(bars, vals):
+            if not np.isfinite(v):  # undefined, not zero: say so where the bar would be
+                ax.text(bar.get_x() + bar.get_width() / 2, 0.02, "n/a", rotation=90, ha="center", va="bottom",
+                        fontsize=6, color="grey")
+            elif v == 0:  # a real zero: a visible stub, unlike n/a
+                ax.plot([bar.get_x(), bar.get_x() + bar.get_width()], [0.004, 0.004], color=bar.get_facecolor(),
+                        lw=2)
     ax.set_xticks(x, names, rotation=60, fontsize=7)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.02)
     ax.legend(fontsize=7)
     ax.set_title(f"per-task metrics ({report['split']})", fontsize=9)
     fig.tight_layout()

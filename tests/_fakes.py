@@ -44,7 +44,8 @@ class FakeTaskAwareSampler:
     """Per batch: a task (weights or uniform), then class-balanced draws among its known records."""
 
     def __init__(self, labels: np.ndarray, batch_size: int, *, task_weights: Any = None, weight_fn: str = "log",
-                 seed: int = 0, batches_per_epoch: int | None = None, rank: int = 0, world_size: int = 1):
+                 seed: int = 0, batches_per_epoch: int | None = None, rank: int = 0, world_size: int = 1,
+                 task_names: Any = None):
         self.labels, self.batch_size, self.seed, self.rank = labels, batch_size, seed, rank
         self.task_weights = None if task_weights is None else np.asarray(task_weights) / np.sum(task_weights)
         self.n_batches = batches_per_epoch or max(len(labels) // batch_size, 1)

@@ -17,7 +17,7 @@ import ecgkit.trainer as T
 from _fakes import FakeShardDataset
 from ecgkit.cotask import aux_labels, load_aux_tasks
 from ecgkit.config import load_config
-from ecgkit.errors import ConfigError
+from ecgkit.errors import ConfigError, DataError
 
 
 @pytest.fixture()
@@ -172,8 +172,9 @@ def test_config_errors(fakes: dict, tmp_path: Path) -> None:
     cfg_file.write_text("blocks: 16\nweighting: dwa\n")
     cfg = load_config(T.TrainConfig, cfg_file, {"epochs": "3", "weighting": None})
     assert (cfg.blocks, cfg.epochs, cfg.weighting) == (16, 3, "dwa")
-    with pytest.raises(ConfigError, match="last.pt"):
+    with pytest.raises(DataError, match="last.pt"):
         T.train(_cfg(), tmp_path / "nothing", datasets=fakes, resume=True)
+    assert not (tmp_path / "nothing").exists()  # refused before anything was written
     with pytest.raises(ConfigError, match="shards_dir"):
         T.train(_cfg(), tmp_path / "x")
 

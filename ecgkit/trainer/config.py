@@ -50,7 +50,8 @@ class TrainConfig:
     epochs: int = 30
     # batches per epoch (None: the sampler's default, about one pass over the training records)
     batches_per_epoch: int | None = None
-    # stop after this many optimiser steps in total (None: no limit); a checkpoint is written there
+    # stop after this many optimiser steps in total (None: no limit); a checkpoint is written there.
+    # The learning-rate schedule still spans `epochs`, so a run stopped here resumes exactly
     max_steps: int | None = None
     # records per batch per GPU; 256 keeps an H100 busy with the 8-block model (1024 is no faster)
     batch_size: int = 256
@@ -99,8 +100,8 @@ class TrainConfig:
         if self.blocks < 1 or self.batch_size < 1 or self.epochs < 1:
             raise ValueError(f"blocks, batch_size and epochs must be >= 1, got blocks={self.blocks}, "
                              f"batch_size={self.batch_size}, epochs={self.epochs}")
-        if not self.lr > 0 or self.warmup_steps < 0:
-            raise ValueError(f"lr must be > 0 and warmup_steps >= 0, got lr={self.lr}, "
+        if not self.lr >= 0 or self.warmup_steps < 0:
+            raise ValueError(f"lr and warmup_steps must be >= 0, got lr={self.lr}, "
                              f"warmup_steps={self.warmup_steps}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1 (or None), got {self.max_steps}")

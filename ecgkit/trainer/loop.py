@@ -144,9 +144,9 @@ def _train(config: TrainConfig, out: Path, device: torch.device, dist_info: _Dis
     raw_model, weighting = _build(config, sample_signal.shape[1], len(heads.names))
     raw_model.to(device)
     weighting.to(device)
-    total_steps = config.epochs * len(sampler)
-    opt, sched = _optimizer(config, raw_model, weighting,
-                            total_steps if config.max_steps is None else min(total_steps, config.max_steps))
+    # the schedule spans the planned epochs, also under max_steps: a run stopped there and resumed
+    # continues exactly as one that never stopped
+    opt, sched = _optimizer(config, raw_model, weighting, config.epochs * len(sampler))
     state = _State(ep_sum=torch.zeros(len(heads.names), dtype=torch.float64, device=device),
                    ep_cnt=torch.zeros(len(heads.names), dtype=torch.float64, device=device))
     if ckpt is not None:
