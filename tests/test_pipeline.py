@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -21,8 +22,13 @@ def test_demo_runs_every_stage_and_accounts_for_every_record(tmp_path: Path) -> 
                                        "--epochs", "1", "--workers", "1"])
     assert result.exit_code == 0, result.output
     lines = [ln for ln in result.output.splitlines() if ln.startswith("demo | ")]
-    stages = [ln.split()[2].rstrip(":") for ln in lines[:7]]
-    assert stages == ["synth", "scan", "label", "split", "shard", "train", "done"]
+    stages = [ln.split()[2].rstrip(":") for ln in lines if not ln.startswith("demo |   ")]
+    assert stages[:6] == ["synth", "scan", "label", "split", "shard", "train"]
+    # one line per epoch (loss, val AUROC, samples/s, time), then the report, and the AUROC line last
+    epochs = [ln for ln in lines if ln.startswith("demo |   epoch ")]
+    assert len(epochs) == 1 and "train loss" in epochs[0] and "val macro AUROC" in epochs[0] \
+        and "samples/s" in epochs[0]
+    assert lines[-1].startswith("demo | done in ") and "test macro AUROC" in lines[-1]
     truth = pd.read_parquet(out / "raw" / "truth.parquet")
     manifest = read_manifest(out / "cohort")
     index = read_index(out / "shards")
@@ -52,3 +58,22 @@ def test_pipelines_demo_yaml_lists_every_demo_setting_at_its_default() -> None:
     path = Path(__file__).resolve().parent.parent / "pipelines" / "demo.yaml"
     assert load_config(DemoConfig, path, section="demo") == DemoConfig()
     assert set(yaml.safe_load(path.read_text())["demo"]) == set(DemoConfig.__dataclass_fields__)
+
+
+def test_a_second_demo_into_the_same_folder_replaces_the_first(tmp_path: Path) -> None:
+    from ecgkit.errors import DataError
+    from ecgkit.pipeline import _fresh_demo_dir
+
+    out = tmp_path / "demo"
+    (out / "raw").mkdir(parents=True)
+    (out / "raw" / "truth.parquet").write_bytes(b"x")
+    (out / "run").mkdir()
+    (out / "run" / "last.pt").write_bytes(b"x")
+    _fresh_demo_dir(out)  # an earlier demo: its parts are removed, so no stale record is scanned again
+    assert out.is_dir() and list(out.iterdir()) == []
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "thesis.tex").write_text("keep me")
+    with pytest.raises(DataError, match="not empty and holds no earlier demo"):
+        _fresh_demo_dir(other)
+    assert (other / "thesis.tex").read_text() == "keep me"
