@@ -91,7 +91,7 @@ def verbosity(args: Sequence[str]) -> int:
 class EcgkitGroup(click.Group):
     """A click group whose errors are one ``Error:`` line and an exit status from :func:`exit_code_of`."""
 
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,  # type: ignore[override]
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         if not standalone_mode:

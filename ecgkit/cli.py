@@ -135,7 +135,7 @@ def _parse_ratios(ctx: click.Context, param: click.Parameter, value: str) -> tup
         raise click.BadParameter(f"expected three numbers like 7:1:2, got {value!r}") from exc
     if len(parts) != 3 or min(parts) < 0 or sum(parts) <= 0:
         raise click.BadParameter(f"expected three non-negative numbers like 7:1:2, got {value!r}")
-    return parts  # type: ignore[return-value]
+    return parts
 
 
 @main.command("split")

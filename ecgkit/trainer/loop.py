@@ -42,7 +42,7 @@ from ecgkit.trainer.distributed import _all_gather_objects, _all_gather_rows, _D
 from ecgkit.trainer.loader import _BatchSource, _loader, _ship_mode, _to_device
 from ecgkit.trainer.predict import predict
 from ecgkit.trainer.rundir import check_shards, prepare_run_dir, run_lock
-from ecgkit.trainer.step import _build, _optimizer, train_step
+from ecgkit.trainer.step import _build, _conv_path, _optimizer, train_step
 
 logger = logging.getLogger("ecgkit.train")
 
@@ -142,7 +142,7 @@ def _train(config: TrainConfig, out: Path, device: torch.device, dist_info: _Dis
 
     sample_signal, _ = train_ds.get_batch(np.zeros(1, dtype=np.int64))
     raw_model, weighting = _build(config, sample_signal.shape[1], len(heads.names))
-    raw_model.to(device)
+    raw_model.set_conv_path(_conv_path(config.conv_path, device)).to(device)
     weighting.to(device)
     # the schedule spans the planned epochs, also under max_steps: a run stopped there and resumed
     # continues exactly as one that never stopped
