@@ -52,7 +52,8 @@ def _train_arm(values: dict[str, Any], run_dir: Path) -> None:
                               "remove it or use another --out")
         log.info("reusing finished run %s", run_dir)
         return
-    res = train(cfg, run_dir, resume=(run_dir / LAST_CKPT).exists())
+    resume = (run_dir / LAST_CKPT).exists()  # a rerun continues each arm; one killed before its first
+    res = train(cfg, run_dir, resume=resume, overwrite=not resume)  # checkpoint starts over
     done.write_text(json.dumps({"step": res.step, "epoch": res.epoch, "config": want,
                                 "best_val_macro_auroc": res.best_val_macro_auroc}))
 

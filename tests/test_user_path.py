@@ -198,3 +198,47 @@ def test_info_on_a_cohort_and_a_shards_folder(tmp_path: Path) -> None:
     assert shards["prevalence"]["LVH"]["all_positives"] == n_lvh
     text = format_info(shards)
     assert text.startswith(f"shards: {tmp_path / 'shards'}") and "50 Hz x 10 s" in text
+
+
+def test_a_second_training_job_into_the_same_run_folder_is_refused(tmp_path: Path) -> None:
+    from ecgkit.errors import DataError
+    from ecgkit.trainer.rundir import LOCK_FILE, prepare_run_dir, run_lock
+
+    run = tmp_path / "run"
+    with run_lock(run):
+        assert (run / LOCK_FILE).read_text() == str(os.getpid())
+        (run / LOCK_FILE).write_text(str(os.getppid()))  # as if the parent process (alive) held it
+        with pytest.raises(DataError, match=f"being trained by another process \\(pid {os.getppid()}"):
+            with run_lock(run):
+                pass
+        (run / LOCK_FILE).write_text(str(os.getpid()))
+    assert not (run / LOCK_FILE).exists()
+    (run / LOCK_FILE).write_text("999999999")  # left by a process that died: taken over
+    with run_lock(run):
+        assert (run / LOCK_FILE).read_text() == str(os.getpid())
+    (run / "last.pt").write_bytes(b"x")
+    with pytest.raises(DataError, match="already holds a run"):
+        prepare_run_dir(run, resume=False, overwrite=False)
+    (tmp_path / "cohort").mkdir()
+    (tmp_path / "cohort" / "manifest.parquet").write_bytes(b"x")
+    with pytest.raises(DataError, match="is a cohort folder"):
+        prepare_run_dir(tmp_path / "cohort", resume=False, overwrite=True)
+    prepare_run_dir(run, resume=False, overwrite=True)
+    assert not (run / "last.pt").exists()
+
+
+def test_exit_codes_and_error_lines() -> None:
+    import click
+
+    from ecgkit._cli_support import QuarantineLimitError, error_line, exit_code_of
+    from ecgkit.errors import ConfigError, DataError, RecordError, SchemaError
+
+    assert exit_code_of(click.UsageError("x")) == exit_code_of(ConfigError("x")) == 2
+    assert exit_code_of(QuarantineLimitError("x")) == 3
+    assert exit_code_of(SchemaError("x")) == exit_code_of(DataError("x")) == exit_code_of(RecordError("x")) == 4
+    assert exit_code_of(FileNotFoundError(2, "No such file", "/a/b")) == 4
+    assert error_line(FileNotFoundError(2, "No such file or directory", "/a/b")) == "/a/b: No such file or directory"
+    assert exit_code_of(KeyError("bug")) == 1
+    assert "internal error KeyError" in error_line(KeyError("bug")) and "-vv" in error_line(KeyError("bug"))
+    assert error_line(RecordError("lead V3 has 0 samples", path="/x.hea", record_id="r1")) == \
+        "record r1 (/x.hea): lead V3 has 0 samples"
