@@ -242,3 +242,15 @@ def test_exit_codes_and_error_lines() -> None:
     assert "internal error KeyError" in error_line(KeyError("bug")) and "-vv" in error_line(KeyError("bug"))
     assert error_line(RecordError("lead V3 has 0 samples", path="/x.hea", record_id="r1")) == \
         "record r1 (/x.hea): lead V3 has 0 samples"
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_folder(tmp_path: Path) -> None:
+    from _fakes import FakeShardDataset
+    from ecgkit.errors import ConfigError
+    from ecgkit.trainer import TrainConfig, train
+
+    data = {"train": FakeShardDataset(64, seed=0, unknown=1.0), "val": FakeShardDataset(32, seed=1)}
+    with pytest.raises(ConfigError):  # every training label unknown: no task can be sampled
+        train(TrainConfig(blocks=1, batch_size=8, epochs=1, device="cpu", tensorboard=False), tmp_path / "run",
+              datasets=data)
+    assert not (tmp_path / "run").exists()

@@ -41,7 +41,7 @@ from ecgkit.trainer.config import AUX_FILE, BEST_CKPT, CONFIG_FILE, LAST_CKPT, M
 from ecgkit.trainer.distributed import _all_gather_objects, _all_gather_rows, _Dist, _restore_rng, _rng_state, _setup
 from ecgkit.trainer.loader import _BatchSource, _loader, _ship_mode, _to_device
 from ecgkit.trainer.predict import predict
-from ecgkit.trainer.rundir import check_shards, prepare_run_dir, run_lock
+from ecgkit.trainer.rundir import check_shards, has_run, prepare_run_dir, run_lock
 from ecgkit.trainer.step import _build, _conv_path, _optimizer, train_step
 
 logger = logging.getLogger("ecgkit.train")
@@ -123,8 +123,14 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
         out = prepare_run_dir(out_dir, resume=resume, overwrite=overwrite)
     else:
         out = Path(out_dir).expanduser().resolve()
-    with run_lock(out, enabled=dist_info.main):
-        return _train(config, out, device, dist_info, splits, resume=resume, on_epoch=on_epoch)
+    fresh = dist_info.main and not out.exists()
+    try:
+        with run_lock(out, enabled=dist_info.main):
+            return _train(config, out, device, dist_info, splits, resume=resume, on_epoch=on_epoch)
+    except BaseException:
+        if fresh and not has_run(out):  # failed before its first checkpoint: leave no half-made run folder
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def _train(config: TrainConfig, out: Path, device: torch.device, dist_info: _Dist, splits: tuple[Any, Any], *,

@@ -20,7 +20,7 @@ from typing import Iterator
 from ecgkit.errors import DataError
 from ecgkit.trainer.config import AUX_FILE, BEST_CKPT, CONFIG_FILE, LAST_CKPT, METRICS_FILE
 
-__all__ = ["check_shards", "prepare_run_dir", "run_lock", "RUN_FILES", "LOCK_FILE"]
+__all__ = ["check_shards", "has_run", "prepare_run_dir", "run_lock", "RUN_FILES", "LOCK_FILE"]
 
 #: what a run folder holds (``eval-*`` report folders and ``tb/`` too); ``--overwrite`` removes these
 RUN_FILES = (CONFIG_FILE, AUX_FILE, LAST_CKPT, BEST_CKPT, METRICS_FILE)
@@ -45,7 +45,9 @@ def check_shards(shards_dir: str | Path) -> Path:
 
 
 def has_run(run_dir: Path) -> bool:
-    return any((run_dir / name).exists() for name in RUN_FILES)
+    """Whether ``run_dir`` holds a run that trained: a checkpoint or a metrics row (a config file
+    alone is an attempt that failed before its first epoch, and is replaced without asking)."""
+    return any((run_dir / name).exists() for name in (LAST_CKPT, BEST_CKPT, METRICS_FILE))
 
 
 def prepare_run_dir(run_dir: str | Path, *, resume: bool, overwrite: bool) -> Path:
@@ -70,11 +72,11 @@ def prepare_run_dir(run_dir: str | Path, *, resume: bool, overwrite: bool) -> Pa
             raise DataError(f"--resume given but {out / LAST_CKPT} does not exist (nothing to resume; "
                             f"train without --resume)")
         return out
-    if has_run(out):
-        if not overwrite:
-            found = ", ".join(n for n in RUN_FILES if (out / n).exists())
-            raise DataError(f"{out} already holds a run ({found}); pass --resume to continue it or "
-                            f"--overwrite to replace it")
+    if has_run(out) and not overwrite:
+        found = ", ".join(n for n in RUN_FILES if (out / n).exists())
+        raise DataError(f"{out} already holds a run ({found}); pass --resume to continue it or "
+                        f"--overwrite to replace it")
+    if has_run(out) or (out / CONFIG_FILE).exists():
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
         for sub in [out / "tb", *out.glob("eval-*")]:
