@@ -193,7 +193,7 @@ def export(run_dir: str | Path, out_path: str | Path, *, checkpoint: str = BEST_
     names = list(ckpt["label_names"])[:n_major]
     thresholds = {} if shards is None else _thresholds(model, shards, names, threshold_rules, device)
     meta = _description(ckpt, run, path, shards, names, thresholds, _vocabulary(names, vocabulary),
-                        contract if shards is None else contract_from_shards(shards))
+                        contract_from_shards(shards) if shards is not None else contract)  # type: ignore[arg-type]
     meta["model_config"] = dataclasses.asdict(model.config)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
