@@ -169,13 +169,15 @@ def train_command(shards_dir: str, out_dir: str, config_file: str | None, epochs
 @click.option("--bootstrap", "n_bootstrap", default=1000, show_default=True, help="Bootstrap resamples for CIs.")
 @click.option("--reference-specificity", type=float, help="Report sensitivity at this specificity.")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--saliency", "n_saliency", type=int, default=0, show_default=True,
+              help="Integrated-gradients ECG plots for the N top-scored positives of each label.")
 def evaluate_command(run_dir: str, split: str, baseline: str | None, threshold_rule: str, n_bootstrap: int,
-                     reference_specificity: float | None, device: str) -> None:
+                     reference_specificity: float | None, device: str, n_saliency: int) -> None:
     """Evaluate RUN_DIR on a split: report.json, report.md and plots in RUN_DIR/eval-SPLIT."""
     from ecgkit.report import evaluate
 
     rep = evaluate(run_dir, split, baseline=baseline, threshold_rule=threshold_rule, n_bootstrap=n_bootstrap,
-                   reference_specificity=reference_specificity, device=device)
+                   reference_specificity=reference_specificity, device=device, saliency=n_saliency)
     s = rep["summary"]
     extra = f", delta-m {rep['delta_m']['all']:+.2f}%" if "delta_m" in rep else ""
     click.echo(f"{split}: macro AUROC {s['macro_auroc']:.4f}, recall {s['recall_multi']:.4f}, jaccard "

@@ -229,3 +229,37 @@ def test_cli_export_and_predict(trained: dict[str, Path], tmp_path: Path) -> Non
     res = runner.invoke(main, ["predict", str(tmp_path / "m.pt"), str(trained["raw"]), "--out", str(out),
                                "--threshold", "youden"])
     assert res.exit_code != 0 and "threshold rule 'youden' is not in" in res.output
+
+
+def test_saliency_is_integrated_gradients_that_add_up(trained: dict[str, Path]) -> None:
+    model = ecgkit.load_model(trained["model"])
+    head = sorted(trained["raw"].rglob("*.hea"))[0]
+    attr = model.saliency(head, model.label_names[0], steps=64)
+    assert attr.shape == (12, 1000) and attr.dtype == np.float32 and np.abs(attr).max() > 0
+    # completeness: the attributions add up to logit(x) - logit(0 mV baseline)
+    from ecgkit.preprocess import decode_stored, prepare_record
+
+    stored = np.empty((12, 1000), dtype=np.int16)
+    prepare_record(head, stored, fs=100.0, seconds=10.0)
+    x = torch.from_numpy(decode_stored(stored, 0.001))[None]
+    with torch.no_grad():
+        gap = float(model.net(x)[0, 0] - model.net(torch.zeros_like(x))[0, 0])
+    assert abs(float(attr.sum()) - gap) <= 0.02 * abs(gap) + 1e-3
+    by_index = model.saliency(read_native(head), 0, steps=64)
+    np.testing.assert_allclose(by_index, attr, atol=1e-5)
+
+
+def test_evaluate_saliency_plots_top_positives(trained: dict[str, Path], tmp_path: Path) -> None:
+    import json
+
+    from ecgkit.report import evaluate
+
+    rep = evaluate(trained["run"], "train", n_bootstrap=0, device="cpu", out_dir=tmp_path, saliency=1)
+    sal = rep["saliency"]
+    assert sal["method"] == "integrated gradients" and "0 mV" in sal["baseline"]
+    y, _, names = predict_run(trained["run"], "train", device="cpu")
+    assert len(sal["plots"]) == int(((y == 1).sum(axis=0) > 0).sum()) > 0  # one per label with positives
+    for row in sal["plots"]:
+        assert Path(row["file"]).stat().st_size > 10_000 and row["label"] in names
+    assert json.loads((tmp_path / "report.json").read_text())["saliency"]["plots"] == sal["plots"]
+    assert "integrated gradients" in (tmp_path / "report.md").read_text()
