@@ -79,9 +79,11 @@ class EcgModel:
             return self
         self.net = self.net.to(self.device).eval()
         self.amp = amp and self.device.type == "cuda"
+        want = compile and self.device.type == "cuda" and self.kind == "ecgkit"
+        if not want or int(batch_size) != self._batch:
+            self._compiled = None
         self._batch = int(batch_size)
-        self._compiled = None
-        if compile and self.device.type == "cuda" and self.kind == "ecgkit":
+        if want and self._compiled is None:  # kept across calls: compiling costs tens of seconds
             self._compiled = torch.compile(self.net, dynamic=False)
         return self
 
