@@ -140,24 +140,43 @@ class _Scorer:
 
 
 class _Pending:
-    """Stored records waiting for a full batch."""
+    """Stored records gathered into full batches, in two alternating (pinned, on CUDA) buffers.
 
-    def __init__(self) -> None:
-        self.arrays: list[NDArray[Any]] = []
+    Records are copied once, from a reader's chunk into the batch buffer; a buffer is written again
+    only after the device copy that read it has finished (an event per buffer).
+    """
+
+    def __init__(self, batch_size: int, shape: tuple[int, int], dtype: np.dtype[Any], device: torch.device):
+        tdtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
+        self.pin = device.type == "cuda"
+        self.buffers = [torch.empty((batch_size, *shape), dtype=tdtype, pin_memory=self.pin) for _ in range(2)]
+        self.events: list[Any] = [None, None]
+        self.cur, self.n, self.batch_size = 0, 0, batch_size
         self.positions: list[NDArray[np.int64]] = []
-        self.n = 0
 
-    def add(self, stored: NDArray[Any], positions: NDArray[np.int64]) -> None:
-        if len(positions):
-            self.arrays.append(stored)
-            self.positions.append(positions)
-            self.n += len(positions)
+    def add(self, stored: NDArray[Any], positions: NDArray[np.int64], scorer: "_Scorer") -> None:
+        """Copy records in; score each batch as it fills."""
+        done = 0
+        while done < len(positions):
+            if self.n == 0 and self.events[self.cur] is not None:
+                self.events[self.cur].synchronize()  # its previous batch has left for the device
+            k = min(self.batch_size - self.n, len(positions) - done)
+            self.buffers[self.cur].numpy()[self.n:self.n + k] = stored[done:done + k]
+            self.positions.append(positions[done:done + k])
+            self.n += k
+            done += k
+            if self.n == self.batch_size:
+                self.flush(scorer)
 
-    def take(self) -> tuple[torch.Tensor, NDArray[np.int64]]:
-        x = self.arrays[0] if len(self.arrays) == 1 else np.concatenate(self.arrays)
-        pos = np.concatenate(self.positions)
-        self.arrays, self.positions, self.n = [], [], 0
-        return torch.from_numpy(np.ascontiguousarray(x)), pos
+    def flush(self, scorer: "_Scorer") -> None:
+        if self.n == 0:
+            return
+        scorer.score(self.buffers[self.cur][: self.n], np.concatenate(self.positions))
+        if self.pin:
+            ev = torch.cuda.Event()
+            ev.record()
+            self.events[self.cur] = ev
+        self.cur, self.n, self.positions = 1 - self.cur, 0, []
 
 
 # --------------------------------------------------------------------------- raw files
@@ -169,12 +188,11 @@ class _Item:
     patient_id: str | None = None  # from a cohort manifest (already pseudonymised there)
 
 
-def _read_chunk(task: tuple[list[_Item], dict[str, Any], str | None, bool]) -> tuple[NDArray[Any], list[dict[str, Any]]]:
-    """Read and preprocess a chunk of raw records (in a reader process); signals stay stored dtype."""
+def _fill(items: list[_Item], buf: NDArray[Any], c: dict[str, Any], key: str | None,
+          from_manifest: bool) -> tuple[int, list[dict[str, Any]]]:
+    """Read and preprocess records into ``buf`` rows 0..k-1 (stored dtype); one output row per item."""
     from ecgkit.ingest import is_placeholder_id, pseudonymize
 
-    items, c, key, from_manifest = task
-    buf = np.empty((len(items), len(c["leads"]), int(c["n_samples"])), dtype=c["storage_dtype"])
     rows: list[dict[str, Any]] = []
     k = 0
     for it in items:
@@ -191,54 +209,99 @@ def _read_chunk(task: tuple[list[_Item], dict[str, Any], str | None, bool]) -> t
             pid = None if is_placeholder_id(rec.patient_id) else rec.patient_id
             row["patient_id"] = pseudonymize(pid, key) if (key and pid is not None) else pid
         row.update(source_format=rec.source_format, status=STATUS_OK, reason=None, adaptations=list(rec.repairs),
-                   qc_flags=list(rec.qc_flags or ()), _k=k)
+                   qc_flags=list(rec.qc_flags or ()))
         rows.append(row)
         k += 1
-    return buf[:k], rows
+    return k, rows
 
 
-def _chunk_results(tasks: list[Any], workers: int) -> Iterator[tuple[NDArray[Any], list[dict[str, Any]]]]:
-    """Chunk results in order; at most a few chunks per worker in flight (bounded memory)."""
-    if workers <= 1 or len(tasks) <= 1:
-        for t in tasks:
-            yield _read_chunk(t)
+def _chunk_shape(c: dict[str, Any], chunk: int) -> tuple[tuple[int, int, int], np.dtype[Any]]:
+    return (chunk, len(c["leads"]), int(c["n_samples"])), np.dtype(c["storage_dtype"])
+
+
+# Reader processes write records into slots of one shared-memory block and send back only the small
+# row dicts: pickling arrays back through the pool's pipe made the parent the bottleneck
+# (MEASUREMENTS.md: workers writing into shared memory gain 1.5-2x).
+_SHM: dict[str, Any] = {}
+
+
+def _init_reader(name: str, slot_shape: tuple[int, int, int], dtype: str) -> None:
+    from multiprocessing import shared_memory
+
+    shm = shared_memory.SharedMemory(name=name)
+    _SHM.update(shm=shm, shape=slot_shape, dtype=np.dtype(dtype))
+
+
+def _slot(buf: Any, shape: tuple[int, int, int], dtype: np.dtype[Any], slot: int) -> NDArray[Any]:
+    size = int(np.prod(shape)) * dtype.itemsize
+    return np.ndarray(shape, dtype=dtype, buffer=buf, offset=slot * size)
+
+
+def _read_into_slot(task: tuple[int, list[_Item], dict[str, Any], str | None, bool]) -> tuple[int, int, list[dict[str, Any]]]:
+    slot, items, c, key, from_manifest = task
+    buf = _slot(_SHM["shm"].buf, _SHM["shape"], _SHM["dtype"], slot)
+    k, rows = _fill(items, buf, c, key, from_manifest)
+    return slot, k, rows
+
+
+def _chunk_results(chunks: list[list[_Item]], c: dict[str, Any], key: str | None, from_manifest: bool,
+                   workers: int, chunk: int) -> Iterator[tuple[NDArray[Any], list[dict[str, Any]]]]:
+    """(stored records, rows) per chunk, in order. With several workers the stored array is a view
+    of a shared-memory slot, valid until the next item is requested."""
+    shape, dtype = _chunk_shape(c, chunk)
+    if workers <= 1 or len(chunks) <= 1:
+        buf = np.empty(shape, dtype=dtype)
+        for chunk_items in chunks:
+            k, rows = _fill(chunk_items, buf, c, key, from_manifest)
+            yield buf[:k], rows
         return
+    from multiprocessing import shared_memory
+
+    n_slots = 3 * workers
+    shm = shared_memory.SharedMemory(create=True, size=n_slots * int(np.prod(shape)) * dtype.itemsize)
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        pending: deque[Future[Any]] = deque()
-        it = iter(tasks)
-        while True:
-            while len(pending) < 3 * workers:
-                t = next(it, None)
-                if t is None:
-                    break
-                pending.append(pool.submit(_read_chunk, t))
-            if not pending:
-                return
-            yield pending.popleft().result()
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_reader,
+                                 initargs=(shm.name, shape, dtype.str)) as pool:
+            free = deque(range(n_slots))
+            pending: deque[Future[Any]] = deque()
+            it = iter(chunks)
+            last: int | None = None
+            while True:
+                if last is not None:
+                    free.append(last)  # the consumer is done with the previous slot
+                while free:
+                    nxt: list[_Item] | None = next(it, None)
+                    if nxt is None:
+                        break
+                    pending.append(pool.submit(_read_into_slot, (free.popleft(), nxt, c, key, from_manifest)))
+                if not pending:
+                    return
+                slot, k, rows = pending.popleft().result()
+                last = slot
+                yield _slot(shm.buf, shape, dtype, slot)[:k], rows
+    finally:
+        shm.close()
+        shm.unlink()
 
 
 def _predict_items(items: list[_Item], model: "EcgModel", cfg: PredictConfig, rows: list[dict[str, Any]],
                    scorer: _Scorer, *, from_manifest: bool, progress: Callable[[int], None] | None) -> None:
     contract = model.contract.to_dict()
     chunks = [items[i:i + cfg.chunk_size] for i in range(0, len(items), cfg.chunk_size)]
-    tasks = [(ch, contract, cfg.pseudonymize_key, from_manifest) for ch in chunks]
     workers = cfg.workers if cfg.workers > 0 else (os.cpu_count() or 1)
-    pending = _Pending()
-    for stored, chunk_rows in _chunk_results(tasks, workers):
+    c = model.contract
+    pending = _Pending(cfg.batch_size, (len(c.leads), c.n_samples), np.dtype(c.storage_dtype), model.device)
+    for stored, chunk_rows in _chunk_results(chunks, contract, cfg.pseudonymize_key, from_manifest, workers,
+                                             cfg.chunk_size):
         base = len(rows)
         pos = np.array([base + i for i, r in enumerate(chunk_rows) if r["status"] == STATUS_OK], dtype=np.int64)
-        for r in chunk_rows:
-            r.pop("_k", None)
         rows.extend(chunk_rows)
-        pending.add(stored, pos)
-        if pending.n >= cfg.batch_size:
-            scorer.score(*pending.take())
+        pending.add(stored, pos, scorer)  # copies the records out of the reader's slot
         if progress is not None:
             progress(len(chunk_rows))
-    if pending.n:
-        scorer.score(*pending.take())
+    pending.flush(scorer)
 
 
 # --------------------------------------------------------------------------- shard folders

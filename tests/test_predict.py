@@ -263,3 +263,12 @@ def test_evaluate_saliency_plots_top_positives(trained: dict[str, Path], tmp_pat
         assert Path(row["file"]).stat().st_size > 10_000 and row["label"] in names
     assert json.loads((tmp_path / "report.json").read_text())["saliency"]["plots"] == sal["plots"]
     assert "integrated gradients" in (tmp_path / "report.md").read_text()
+
+
+def test_reader_processes_give_the_same_predictions(trained: dict[str, Path]) -> None:
+    # records come back through a shared-memory ring; batches straddle chunks of 5 records
+    model = ecgkit.load_model(trained["model"])
+    one = predict_sources(model, trained["raw"], PredictConfig(device="cpu", batch_size=7)).predictions
+    two = predict_sources(model, trained["raw"], PredictConfig(device="cpu", batch_size=7, workers=2,
+                                                               chunk_size=5)).predictions
+    pd.testing.assert_frame_equal(one, two)
