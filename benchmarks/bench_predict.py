@@ -94,6 +94,40 @@ def _ecgkit(model: object, source: Path, args: argparse.Namespace, passes: int) 
     return rates[-1], res.n_records
 
 
+def _return_arrays(task: tuple) -> tuple:
+    """The alternative reader: a pool task that returns the chunk's array through the pipe."""
+    from ecgkit.predict import _chunk_shape, _fill
+
+    items, c = task
+    shape, dtype = _chunk_shape(c, len(items))
+    buf = np.empty(shape, dtype=dtype)
+    k, rows = _fill(items, buf, c, None, False)
+    return buf[:k], rows
+
+
+def _readers(raw: Path, model_path: Path, workers: int, chunk: int = 64) -> dict[str, float]:
+    """Reading + preprocessing alone (no network): shared-memory slots vs arrays returned by pickle."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from ecgkit.ingest import find_records
+    from ecgkit.model_file import load_model
+    from ecgkit.predict import _chunk_results, _Item
+
+    c = load_model(model_path).contract.to_dict()
+    cands, _ = find_records([raw])
+    items = [_Item(x.record_id, x.path) for x in cands]
+    chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
+    t = time.perf_counter()
+    n = sum(len(s) for s, _ in _chunk_results(chunks, c, None, False, workers, chunk))
+    shm_rate = n / (time.perf_counter() - t)
+    t = time.perf_counter()
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        n = sum(len(s) for s, _ in pool.map(_return_arrays, [(ch, c) for ch in chunks]))
+    pickle_rate = n / (time.perf_counter() - t)
+    return {"readers_shm_records_per_s": round(shm_rate, 1), "readers_pickle_records_per_s": round(pickle_rate, 1)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--patients", type=int, default=100)
@@ -106,6 +140,8 @@ def main() -> None:
     p.add_argument("--baseline-records", type=int, default=200)
     p.add_argument("--dir", default=None, help="work folder (default: a temporary one)")
     p.add_argument("--json", default=None, help="also write the result here")
+    p.add_argument("--readers", action="store_true",
+                   help="also time reading alone: shared-memory slots vs arrays pickled back (workers >= 2)")
     args = p.parse_args()
     root = Path(args.dir or tempfile.mkdtemp(prefix="bench-predict-"))
     raw, shards, model = _build(root, args)
@@ -126,6 +162,8 @@ def main() -> None:
         "plain_loop_records_per_s": round(plain, 1), "ecgkit_raw_records_per_s": round(raw_rate, 1),
         "ecgkit_shards_records_per_s": round(shard_rate, 1), "ratio_raw_over_plain": round(raw_rate / plain, 2),
     }
+    if args.readers and args.workers >= 2:
+        out.update(_readers(raw, model, args.workers))
     line = json.dumps(out)
     print(line)
     if args.json:

@@ -79,8 +79,9 @@ class PredictConfig:
     threshold: str | None = None
     #: raw records handed to a reader process at a time
     chunk_size: int = 64
-    #: reader threads for shard folders
-    shard_threads: int = 4
+    #: reader threads for shard folders (preads release the GIL; the trainer's 12 threads read ~64,000
+    #: records/s on 16 cores)
+    shard_threads: int = 8
     #: HMAC key: patient ids read from raw files are replaced by their keyed hash (as `scan` does)
     pseudonymize_key: str | None = field(default=None, repr=False)
 
