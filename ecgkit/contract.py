@@ -7,7 +7,7 @@ prediction time by the same function the shard stage used (:func:`ecgkit.preproc
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,8 +53,8 @@ class InputContract:
         Filters applied to the signal (none: the network sees the resampled signal unfiltered).
     normalisation : str
         Amplitude normalisation (none: millivolts as stored).
-    steps : tuple of str
-        The preprocessing steps in the order they are applied.
+
+    ``steps`` (property): the preprocessing steps in the order they are applied.
     """
 
     fs: float
@@ -70,13 +70,10 @@ class InputContract:
     lead_derivation: str = LEAD_DERIVATION
     filters: tuple[str, ...] = ()
     normalisation: str = "none: float32 millivolts as stored"
-    steps: tuple[str, ...] = field(default=())
 
-    def __post_init__(self) -> None:
-        if not self.steps:
-            object.__setattr__(self, "steps", self._default_steps())
-
-    def _default_steps(self) -> tuple[str, ...]:
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """The preprocessing steps in the order they are applied (derived from the fields)."""
         store = (f"round to int16 steps of {self.scale_mv:g} mV, then back to float32 mV"
                  if self.storage_dtype == "int16" else "round to float16 mV, then back to float32 mV")
         pad = ("zero-pad shorter records at the end" if self.short == "pad"
@@ -91,19 +88,20 @@ class InputContract:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (lists for tuples)."""
         d = asdict(self)
-        for k in ("leads", "filters", "steps"):
+        for k in ("leads", "filters"):
             d[k] = list(d[k])
+        d["steps"] = list(self.steps)  # for people reading the file; recomputed on load
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "InputContract":
         """Inverse of :meth:`to_dict`; unknown keys (written by a newer ecgkit) are rejected."""
         known = set(cls.__dataclass_fields__)
-        extra = sorted(set(d) - known)
+        kw = {k: v for k, v in d.items() if k != "steps"}
+        extra = sorted(set(kw) - known)
         if extra:
             raise SchemaError(f"input contract has unknown field(s) {extra}; written by a newer ecgkit?")
-        kw = dict(d)
-        for k in ("leads", "filters", "steps"):
+        for k in ("leads", "filters"):
             if k in kw:
                 kw[k] = tuple(kw[k])
         return cls(**kw)

@@ -71,7 +71,7 @@ class EcgModel:
     def to(self, device: str | torch.device = "auto", *, amp: bool = True, compile: bool = False,
            batch_size: int = 256) -> "EcgModel":
         """Run on ``device`` (``"auto"``: CUDA when available); bf16 autocast and ``torch.compile`` on CUDA."""
-        self.device = _device(device)
+        self.device = torch.device("cpu") if (self.kind == "onnx" and str(device) == "auto") else _device(device)
         if self.kind == "onnx":
             if self.device.type != "cpu":
                 raise ConfigError("the ONNX model runs on onnxruntime's CPU provider here; use the ecgkit "

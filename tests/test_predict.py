@@ -254,10 +254,10 @@ def test_evaluate_saliency_plots_top_positives(trained: dict[str, Path], tmp_pat
 
     from ecgkit.report import evaluate
 
-    rep = evaluate(trained["run"], "train", n_bootstrap=0, device="cpu", out_dir=tmp_path, saliency=1)
+    rep = evaluate(trained["run"], "test", n_bootstrap=0, device="cpu", out_dir=tmp_path, saliency=1)
     sal = rep["saliency"]
     assert sal["method"] == "integrated gradients" and "0 mV" in sal["baseline"]
-    y, _, names = predict_run(trained["run"], "train", device="cpu")
+    y, _, names = predict_run(trained["run"], "test", device="cpu")
     assert len(sal["plots"]) == int(((y == 1).sum(axis=0) > 0).sum()) > 0  # one per label with positives
     for row in sal["plots"]:
         assert Path(row["file"]).stat().st_size > 10_000 and row["label"] in names
@@ -268,7 +268,46 @@ def test_evaluate_saliency_plots_top_positives(trained: dict[str, Path], tmp_pat
 def test_reader_processes_give_the_same_predictions(trained: dict[str, Path]) -> None:
     # records come back through a shared-memory ring; batches straddle chunks of 5 records
     model = ecgkit.load_model(trained["model"])
-    one = predict_sources(model, trained["raw"], PredictConfig(device="cpu", batch_size=7)).predictions
-    two = predict_sources(model, trained["raw"], PredictConfig(device="cpu", batch_size=7, workers=2,
-                                                               chunk_size=5)).predictions
+    files = sorted(trained["raw"].rglob("*.hea"))[:10] + sorted(trained["raw"].rglob("*.xml"))[:6]
+    one = predict_sources(model, files, PredictConfig(device="cpu", batch_size=7)).predictions
+    two = predict_sources(model, files, PredictConfig(device="cpu", batch_size=7, workers=2,
+                                                      chunk_size=5)).predictions
     pd.testing.assert_frame_equal(one, two)
+
+
+def test_records_the_contract_cannot_take_are_quarantined_with_the_reason(trained: dict[str, Path],
+                                                                         tmp_path: Path) -> None:
+    import dataclasses
+
+    import wfdb
+
+    model = ecgkit.load_model(trained["model"])
+    rec = read_native(sorted(trained["raw"].rglob("*.hea"))[0])
+    keep = [i for i, lead in enumerate(ecgkit.LEADS) if lead != "V3"]
+    common = dict(fs=int(rec.fs), units=["mV"] * 12, fmt=["16"] * 12, adc_gain=[1000.0] * 12, baseline=[0] * 12,
+                  write_dir=str(tmp_path))
+    wfdb.wrsamp("short", sig_name=list(ecgkit.LEADS), p_signal=rec.signal[:, :2500].T.astype(np.float64),
+                **common)  # 5 s of a 10 s contract
+    common.update(units=["mV"] * 11, fmt=["16"] * 11, adc_gain=[1000.0] * 11, baseline=[0] * 11)
+    wfdb.wrsamp("no_v3", sig_name=[ecgkit.LEADS[i] for i in keep], p_signal=rec.signal[keep].T.astype(np.float64),
+                **common)
+    padded = _by_id(predict_sources(model, tmp_path, PredictConfig(device="cpu")).predictions)
+    assert padded.loc["short", "status"] == "ok" and "padded 500->1000 samples" in padded.loc["short", "adaptations"]
+    assert padded.loc["no_v3", "status"] == "quarantined"
+    assert "missing lead(s) V3" in padded.loc["no_v3", "reason"] and "record no_v3" in padded.loc["no_v3", "reason"]
+    model.contract = dataclasses.replace(model.contract, short="reject")  # a contract that rejects short records
+    rejected = _by_id(predict_sources(model, tmp_path, PredictConfig(device="cpu")).predictions)
+    assert rejected.loc["short", "status"] == "quarantined"
+    assert "shorter than the required 10 s" in rejected.loc["short", "reason"]
+
+
+def test_contract_steps_follow_its_policies() -> None:
+    import dataclasses
+
+    c = InputContract(fs=500.0, seconds=10.0, n_samples=5000)
+    assert any("zero-pad" in s for s in c.steps)
+    r = dataclasses.replace(c, short="reject", storage_dtype="float16", scale_mv=1.0)
+    assert any("quarantine records shorter" in s for s in r.steps) and "float16" in r.steps[-1]
+    assert InputContract.from_dict(r.to_dict()) == r
+    with pytest.raises(SchemaError, match="unknown field"):
+        InputContract.from_dict({**c.to_dict(), "bandpass": "0.5-40 Hz"})
