@@ -229,6 +229,14 @@ def test_cli_export_and_predict(trained: dict[str, Path], tmp_path: Path) -> Non
     res = runner.invoke(main, ["predict", str(tmp_path / "m.pt"), str(trained["raw"]), "--out", str(out),
                                "--threshold", "youden"])
     assert res.exit_code != 0 and "threshold rule 'youden' is not in" in res.output
+    from ecgkit.ingest import pseudonymize
+
+    plain = pd.read_parquet(out).set_index("record_id")["patient_id"]
+    res = runner.invoke(main, ["predict", str(tmp_path / "m.pt"), str(trained["raw"]), "--out", str(out),
+                               "--device", "cpu", "--pseudonymize"], env={"ECGKIT_PSEUDONYM_KEY": "k3y"})
+    assert res.exit_code == 0, res.output
+    hashed = pd.read_parquet(out).set_index("record_id")["patient_id"]
+    assert plain.notna().all() and hashed.tolist() == [pseudonymize(p, "k3y") for p in plain]
 
 
 def test_saliency_is_integrated_gradients_that_add_up(trained: dict[str, Path]) -> None:
