@@ -38,6 +38,18 @@ def _reader(fmt: str) -> ReaderFn:
     if fmt == "philips":
         from ecgkit.io.philips import read_philips
         return read_philips
+    if fmt == "scp":
+        from ecgkit.io.scp import read_scp
+        return read_scp
+    if fmt == "edf":
+        from ecgkit.io.edf import read_edf
+        return read_edf
+    if fmt == "ishne":
+        from ecgkit.io.ishne import read_ishne
+        return read_ishne
+    if fmt == "mfer":
+        from ecgkit.io.mfer import read_mfer
+        return read_mfer
     raise FormatError(f"no reader for format {fmt!r}")
 
 
