@@ -108,7 +108,7 @@ def default_tables() -> HuffmanTables:
 
 
 @njit(cache=True)
-def _peek(data: NDArray[np.uint8], pos: int, n: int) -> int:  # pragma: no cover
+def _peek(data, pos, n):  # pragma: no cover - compiled
     # n <= 17 bits starting at bit pos, MSB first; data carries 4 zero bytes of padding
     i = pos >> 3
     w = (np.int64(data[i]) << 16) | (np.int64(data[i + 1]) << 8) | np.int64(data[i + 2])
@@ -116,10 +116,9 @@ def _peek(data: NDArray[np.uint8], pos: int, n: int) -> int:  # pragma: no cover
 
 
 @njit(cache=True)
-def _decode_kernel(data: NDArray[np.uint8], nbits: int, n_out: int, lut: NDArray[np.int32],
-                   child: NDArray[np.int32], roots: NDArray[np.int32], prefix: NDArray[np.int32],
-                   total: NDArray[np.int32], mode: NDArray[np.int32], base: NDArray[np.int32],
-                   out: NDArray[np.int64]) -> tuple[int, int]:  # pragma: no cover
+def _decode_kernel(data, nbits, n_out, lut, child, roots, prefix, total, mode, base, out):  # pragma: no cover
+    # data uint8 (padded), lut (n_tables, 2**LUT_BITS) int32, child (n_nodes, 2) int32, the rest int32
+    # per code structure; out int64 (n_out,).
     # returns (samples decoded, status): 0 ok, 1 data ended, 2 bit pattern that is no code, 3 bad switch
     lut_bits = np.int64(LUT_BITS)
     pos = np.int64(0)
@@ -241,21 +240,3 @@ def decode_reference(data: bytes, n_out: int,
             else:
                 out.append(base)
     return out
-
-
-def encode_default(values: NDArray[np.int64]) -> bytes:
-    """Encode integers with the default table (test helper: builds Huffman data from a known signal)."""
-    bits: list[str] = []
-    for v in values.tolist():
-        if v == 0:
-            bits.append("0")
-        elif -8 <= v <= 8:
-            n = abs(v)
-            bits.append("1" * n + "0" + ("1" if v < 0 else "0"))
-        elif -128 <= v <= 127:
-            bits.append("1111111110" + format(v & 0xFF, "08b"))
-        else:
-            bits.append("1111111111" + format(v & 0xFFFF, "016b"))
-    s = "".join(bits)
-    s += "0" * (-len(s) % 8)
-    return int(s, 2).to_bytes(len(s) // 8, "big") if s else b""

@@ -407,7 +407,7 @@ def read_scp(path: str | Path, *, record_id: str | None = None) -> Record:
     )
 
 
-def _add_reference(row: NDArray[np.float64], ref: NDArray[np.float64], lead: _Lead, fiducial: int,
+def _add_reference(row: NDArray[np.float64], ref: NDArray[np.floating], lead: _Lead, fiducial: int,
                    zones: list[tuple[int, int, int, int]]) -> None:
     """Add the reference beat back into each type-0 subtraction zone (sample numbers are 1-based)."""
     for beat_type, sb, fc, se in zones:
