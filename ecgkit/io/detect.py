@@ -215,8 +215,8 @@ def _is_edf(head: bytes) -> bool:
         return True
     if head[:8] != b"0       " or len(head) < 256:
         return False
-    # start date "dd.mm.yy", start time "hh.mm.ss", header size in ASCII digits
-    return (head[170:171] == b"." and head[173:174] == b"." and head[184:192].strip().isdigit())
+    # start date "dd.mm.yy" and start time "hh.mm.ss" (a broken size field is the reader's to report)
+    return head[170:171] == b"." and head[173:174] == b"." and head[178:179] == b"."
 
 
 def detect_format(path: str | Path) -> str:
