@@ -33,10 +33,10 @@ from ecgkit.record import Record
 
 logger = logging.getLogger(__name__)
 
-# Section 3 lead codes (the standard's lead table). Device-derived limb leads (dI, dII, dIII, daVR,
-# daVL, daVF) are the same leads computed by the cart; derived chest leads (dV1..) are estimates
-# from reduced lead sets and keep their own names.
-_LEAD_CODES: dict[int, str] = {
+#: Section 3 lead codes (the standard's lead table; MFER uses the same codes). Device-derived limb
+#: leads (dI, dII, dIII, daVR, daVL, daVF) are the same leads computed by the cart; derived chest
+#: leads (dV1..) are estimates from reduced lead sets and keep their own names.
+LEAD_CODES: dict[int, str] = {
     0: "unspecified", 1: "I", 2: "II", 3: "V1", 4: "V2", 5: "V3", 6: "V4", 7: "V5", 8: "V6", 9: "V7",
     10: "V2R", 11: "V3R", 12: "V4R", 13: "V5R", 14: "V6R", 15: "V7R", 16: "X", 17: "Y", 18: "Z",
     19: "CC5", 20: "CM5", 21: "LA", 22: "RA", 23: "LL", 24: "fI", 25: "fE", 26: "fC", 27: "fA",
@@ -177,7 +177,7 @@ def _leads(body: bytes, path: Path, rid: str) -> tuple[list[_Lead], bool]:
         start = max(start, 1)  # some writers count from 0 and give the sample count as the end
         if end < start:
             raise _fail(f"section 3: lead {k + 1} runs from sample {start} to {end}", path, rid)
-        leads.append(_Lead(_LEAD_CODES.get(code, f"lead code {code}"), start, end))
+        leads.append(_Lead(LEAD_CODES.get(code, f"lead code {code}"), start, end))
     return leads, bool(flags & 0x01)
 
 
