@@ -13,7 +13,7 @@ from typing import Callable, Literal
 from ecgkit.errors import FormatError
 from ecgkit.io.detect import detect_format
 from ecgkit.record import Record
-from ecgkit.signal import conform, qc_flags
+from ecgkit.signal import baseline_flags, conform, qc_flags
 
 ReaderFn = Callable[..., Record]
 
@@ -70,6 +70,10 @@ def read_native(path: str | Path, *, record_id: str | None = None, fmt: str | No
     rec = _reader(fmt)(path, record_id=record_id)
     if rec.qc_flags is None:  # readers may compute QC while decoding; the rest get it here
         rec = dataclasses.replace(rec, qc_flags=tuple(qc_flags(rec.signal, rec.fs)))
+    elif not any(f.startswith("baseline:") for f in rec.qc_flags):  # the decoders' statistics have no median
+        extra = [f for f in baseline_flags(rec.signal) if f not in rec.qc_flags]
+        if extra:
+            rec = dataclasses.replace(rec, qc_flags=rec.qc_flags + tuple(extra))
     return rec
 
 
