@@ -233,6 +233,10 @@ def test_corrupt_scp_files_are_quarantined_and_the_rest_come_through(scp_dir: Pa
                 "promise": "Huffman data broken: the data ends after"}
     df = scan([root]).set_index("record_id")
     assert df.loc["good", "status"] == "ok" and df.loc["good", "source_format"] == "scp"
+    # the manifest's leads are canonical; the file's own names have their own column
+    assert list(df.loc["good", "leads"]) == list(LEADS)
+    assert list(df.loc["good", "native_leads"]) == ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6", "III", "aVR",
+                                                    "aVL", "aVF"]
     for rid, reason in expected.items():
         assert df.loc[rid, "status"] == "quarantined"
         assert reason in df.loc[rid, "reason"] and rid in df.loc[rid, "reason"], df.loc[rid, "reason"]
