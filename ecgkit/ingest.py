@@ -246,6 +246,10 @@ def _warm_readers(candidates: list[_Candidate]) -> None:
                      np.ones(1, dtype=np.float32))
     if any(c.path.lower().endswith(".xml") for c in candidates):
         from ecgkit.io.muse import read_muse  # noqa: F401
+    if any(c.path.lower().endswith(".scp") for c in candidates):
+        from ecgkit.io._scp_huffman import decode_huffman, default_tables
+
+        decode_huffman(b"\x00", 1, default_tables())  # loads the cached Huffman kernel
 
 
 def _read_chunk(cands: list[_Candidate]) -> list[dict[str, Any]]:

@@ -14,7 +14,8 @@ record_id                 string       scan      unique id within the cohort (so
 patient_id                string       scan      patient id as the source gives it (or its keyed hash when
                                                  pseudonymised); null when the source has none
 source_path               string       scan      file read (WFDB: the ``.hea`` header)
-source_format             string       scan      reader: wfdb, muse, cardiosoft, dicom, aecg, philips
+source_format             string       scan      reader: wfdb, muse, cardiosoft, dicom, aecg, philips, scp, edf,
+                                                 ishne, mfer
 fs                        float64      scan      native sampling frequency, Hz
 n_samples                 Int64        scan      native samples per lead
 duration_s                float64      scan      native duration, seconds

@@ -90,8 +90,9 @@ def read_record(
     Parameters
     ----------
     path : str or Path
-        The file: a WFDB header (``.hea``; the signal file beside it), or a MUSE, CardioSoft,
-        Philips or HL7 aECG XML file, or a DICOM waveform file.
+        The file: a WFDB header (``.hea``; the signal file beside it), a MUSE, CardioSoft,
+        Philips or HL7 aECG XML file, a DICOM waveform object, an SCP-ECG, EDF/EDF+/BDF, ISHNE
+        Holter or MFER file (detected by content, see :func:`ecgkit.io.detect.detect_format`).
     fs : float
         Target sampling frequency in Hz; the signal is resampled with a polyphase filter when the
         source differs.

@@ -357,6 +357,9 @@ def read_scp(path: str | Path, *, record_id: str | None = None) -> Record:
     elif subtracted or bimodal:
         raise _fail("rhythm is stored as residual or bimodal data but the file has no reference beat "
                     "(section 5)", path, rid)
+    if subtracted and not bimodal and interval6 != interval:
+        raise _fail(f"residual rhythm at {interval6} us per sample but reference beat at {interval} us, "
+                    f"without bimodal compression: the two cannot be added", path, rid)
     rate = interval6 // interval if bimodal else 1
     if bimodal and (interval6 % interval or not 1 <= rate <= 16):
         raise _fail(f"bimodal compression with rhythm interval {interval6} us and reference beat interval "
