@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from ecgkit.engines import Engine, map_tasks
 from ecgkit.ingest import (ScanConfig, _Candidate, _join_ptbxl, _ptbxl_databases, _read_chunk, _walk,
-                           pseudonymize, skipped_by_reason)
+                           _warm_readers, pseudonymize, skipped_by_reason)
 from ecgkit.manifest import COLUMNS, MANIFEST_FILE, STATUS_QUARANTINED, conform, write_manifest, write_quarantine
 
 logger = logging.getLogger(__name__)
@@ -116,6 +116,8 @@ def scan_to_dir(
     size = max(1, config.chunk_size)
     tasks = [_PartTask(i, tuple(candidates[k:k + size]), str(parts_dir / f"part-{i:05d}.parquet"), databases,
                        config.pseudonymize_key) for i, k in enumerate(range(0, len(candidates), size))]
+    if engine == "local" and config.workers != 1:
+        _warm_readers(candidates)  # forked workers inherit the imports and the loaded decode kernels
     quarantined: list[dict[str, Any]] = []
     done: list[tuple[int, str]] = []
     n_records = 0
