@@ -145,8 +145,9 @@ def read_edf(path: str | Path, *, record_id: str | None = None) -> Record:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             edf = (edfio.read_bdf if bdf else edfio.read_edf)(buf, header_encoding="latin-1")
-    except (ValueError, IndexError, UnicodeDecodeError) as exc:
-        raise FormatError(f"malformed {'BDF' if bdf else 'EDF'} file: {exc}", path=path, record_id=rid) from exc
+    except Exception as exc:  # edfio raises ValueError, IndexError, ZeroDivisionError... on malformed files
+        raise FormatError(f"malformed {'BDF' if bdf else 'EDF'} file: {type(exc).__name__}: {exc}",
+                          path=path, record_id=rid) from exc
     chosen: dict[str, tuple[str, float, NDArray[np.float64]]] = {}
     labels = []
     for sig in edf.signals:

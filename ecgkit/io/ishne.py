@@ -64,15 +64,9 @@ def read_ishne(path: str | Path, *, record_id: str | None = None) -> Record:
         raise FormatError(f"ISHNE header cut short or without the ISHNE1.0 magic ({len(head)} bytes)",
                           path=path, record_id=rid)
     (crc, var_size, n_samples, var_offset, ecg_offset, _version) = struct.unpack_from("<HiiiiH", head, 8)
-    if var_size < 0 or ecg_offset < _HEADER_END + var_size or var_offset != _HEADER_END:
+    if var_size < 0 or ecg_offset < _HEADER_END or ecg_offset > size or var_offset < _HEADER_END:
         raise FormatError(f"ISHNE header offsets are inconsistent (variable block {var_offset}+{var_size}, "
-                          f"ECG at {ecg_offset})", path=path, record_id=rid)
-    with open(path, "rb") as fh:
-        fh.seek(10)
-        checked = fh.read(_HEADER_END - 10 + var_size)
-    if binascii.crc_hqx(checked, 0xFFFF) != crc:
-        raise FormatError(f"ISHNE header CRC mismatch (stored 0x{crc:04X}): the header is corrupt",
-                          path=path, record_id=rid)
+                          f"ECG at {ecg_offset}, file of {size} bytes)", path=path, record_id=rid)
     sex_code, = struct.unpack_from("<h", head, 128)
     birth = _date(struct.unpack_from("<3h", head, 132))
     day = _date(struct.unpack_from("<3h", head, 138))
@@ -90,6 +84,13 @@ def read_ishne(path: str | Path, *, record_id: str | None = None) -> Record:
     except SignalError as exc:
         raise SignalError(f"ISHNE Holter: {n_leads} lead(s) {', '.join(names)}; not a 12-lead ECG",
                           path=path, record_id=rid) from exc
+    with open(path, "rb") as fh:  # the CRC covers the fixed header and the variable-length block
+        fh.seek(10)
+        checked = fh.read(ecg_offset - 10)
+    ends = {_HEADER_END - 10 + var_size, var_offset - 10 + var_size, len(checked)}
+    if not any(binascii.crc_hqx(checked[:e], 0xFFFF) == crc for e in ends if 0 < e <= len(checked)):
+        raise FormatError(f"ISHNE header CRC mismatch (stored 0x{crc:04X}): the header is corrupt",
+                          path=path, record_id=rid)
     held = (size - ecg_offset) // (2 * n_leads) if size > ecg_offset else 0
     if held < n_samples:
         raise SignalError(f"ISHNE header promises {n_samples} samples per lead, the file holds {held}: truncated",

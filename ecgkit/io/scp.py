@@ -87,9 +87,15 @@ def _sections(buf: bytes, path: Path, rid: str) -> dict[int, bytes]:
             raise _fail(f"section {sid} ({length} bytes at byte {index}) lies outside the {size}-byte record",
                         path, rid)
         hid, hlen = struct.unpack_from("<HI", buf, start + 2)
-        if hid != sid or hlen != length:
-            raise _fail(f"section {sid}: its header says section {hid} of {hlen} bytes, the pointer "
-                        f"{length} bytes", path, rid)
+        if hid != sid:
+            raise _fail(f"section 0 points at byte {index} for section {sid}, but a section {hid} header "
+                        f"is there", path, rid)
+        if hlen != length:  # writers disagree by padding bytes; the section's own length wins if it fits
+            logger.debug("%s: section %d header says %d bytes, pointer %d", path, sid, hlen, length)
+            if not 16 <= hlen <= size - start:
+                raise _fail(f"section {sid}: its header says {hlen} bytes, the pointer {length}, the record "
+                            f"holds {size - start} from its start", path, rid)
+            length = hlen
         out[sid] = buf[start + 16:start + length]
     return out
 
