@@ -305,6 +305,33 @@ def _measurements(body: bytes | None) -> dict[str, float]:
     return out
 
 
+# Section 10 per-lead fields, in the standard's order (durations ms, amplitudes uV); the rest
+# (morphologies, ST slope, quality) are not kept.
+_LEAD_FIELDS = ("p_ms", "pr_ms", "qrs_ms", "qt_ms", "q_ms", "r_ms", "s_ms", "r2_ms", "s2_ms", "q_uv", "r_uv",
+                "s_uv", "r2_uv", "s2_uv", "j_uv", "p_pos_uv", "p_neg_uv", "t_pos_uv", "t_neg_uv")
+
+
+def _lead_measurements(body: bytes | None) -> dict[str, dict[str, int]]:
+    """Section 10: per-lead measurements of the reference beat, by lead name."""
+    if body is None or len(body) < 4:
+        return {}
+    (n_leads,) = struct.unpack_from("<H", body)
+    out: dict[str, dict[str, int]] = {}
+    p = 4
+    for _ in range(n_leads):
+        if p + 4 > len(body):
+            break
+        code, length = struct.unpack_from("<HH", body, p)
+        block = body[p + 4:p + 4 + length]
+        p += 4 + length
+        values = struct.unpack_from(f"<{min(len(block) // 2, len(_LEAD_FIELDS))}h", block)
+        kept = {k: v for k, v in zip(_LEAD_FIELDS, values) if abs(v) < _NOT_COMPUTED and
+                not (k.endswith("_ms") and v <= 0)}
+        if kept:
+            out[LEAD_CODES.get(code, f"lead code {code}")] = kept
+    return out
+
+
 def read_scp(path: str | Path, *, record_id: str | None = None) -> Record:
     """Read an SCP-ECG file (``.scp``) into a :class:`~ecgkit.record.Record` at its native rate.
 
@@ -320,7 +347,8 @@ def read_scp(path: str | Path, *, record_id: str | None = None) -> Record:
     Record
         float32 millivolts in canonical order (limb leads derived from I and II when only the 8
         independent leads are stored); ``native_leads`` are the section 3 lead names; ``statements``
-        come from sections 8 and 11; ``codes["scp_measurements"]`` holds section 7's intervals and axes.
+        come from sections 8 and 11; ``codes["scp_measurements"]`` holds section 7's intervals and axes,
+        ``codes["scp_lead_measurements"]`` section 10's per-lead durations (ms) and amplitudes (uV).
         Names and birth dates are read only to compute the age, never returned.
 
     Raises
@@ -397,7 +425,13 @@ def read_scp(path: str | Path, *, record_id: str | None = None) -> Record:
         repairs = repairs + (f"cropped to samples {start}-{end}, recorded by every lead",)
     fs = round(1e6 / interval, 6)
     meta = _patient(sections.get(1, b""))
+    codes: dict[str, object] = {}
     measurements = _measurements(sections.get(7))
+    if measurements:
+        codes["scp_measurements"] = measurements
+    per_lead = _lead_measurements(sections.get(10))
+    if per_lead:
+        codes["scp_lead_measurements"] = per_lead
     return Record(
         record_id=rid,
         patient_id=meta["patient_id"],
@@ -411,7 +445,7 @@ def read_scp(path: str | Path, *, record_id: str | None = None) -> Record:
         sex=meta["sex"],
         native_fs=fs,
         native_leads=tuple(names),
-        codes={"scp_measurements": measurements} if measurements else {},
+        codes=codes,
         repairs=repairs,
     )
 

@@ -180,7 +180,14 @@ def test_patient_tags_age_from_birth_date_and_names_never_kept(tmp_path: Path) -
     bodies = {1: w.section1(tags), 3: w.section3(CODES_12, 1, 1000), 6: w.data_section(list(x), 5000, 2000, 0, "raw"),
               8: w.section8(["Sinus rhythm", "Left axis deviation"]),
               11: w.section11([(2, "Abnormal ECG"), (3, "1&2"), (1, "LAD")])}
+    # section 10: lead I with P, PR, QRS, QT durations and Q/R/S amplitudes; QT "not computed" (29999)
+    values = [100, 160, 90, 29999, 20, 40, 30, 0, 0, -150, 1200, -300]
+    bodies[10] = struct.pack("<HH", 1, 0) + struct.pack("<HH", 1, 2 * len(values)) + struct.pack(
+        f"<{len(values)}h", *values)
     rec = read_scp(_write(tmp_path, "tags", bodies))
+    assert rec.codes["scp_lead_measurements"] == {"I": {"p_ms": 100, "pr_ms": 160, "qrs_ms": 90, "q_ms": 20,
+                                                        "r_ms": 40, "s_ms": 30, "q_uv": -150, "r_uv": 1200,
+                                                        "s_uv": -300}}
     assert (rec.patient_id, rec.sex, rec.age) == ("P-77", "F", 69.0)  # the day before the 70th birthday
     assert rec.acquired_at == datetime(2020, 6, 29, 8, 30, 5)
     assert rec.statements == ["Sinus rhythm", "Left axis deviation", "Abnormal ECG", "LAD"]
