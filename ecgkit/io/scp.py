@@ -257,8 +257,12 @@ def _bimodal_positions(lead: _Lead, protected: list[tuple[int, int]], rate: int)
     return np.concatenate(parts)
 
 
-def _statements(sections: dict[int, bytes]) -> list[str]:
-    """Sections 8 (full text) and 11 (universal statements: coded or text) -> statement lines."""
+def _statements(sections: dict[int, bytes], coded: list[str] | None = None) -> list[str]:
+    """Sections 8 (full text) and 11 (universal statements: coded or text) -> statement lines.
+
+    Section 11's coded statements (SCP-ECG statement acronyms, the codes PTB-XL's ``scp_codes`` use)
+    are also appended to ``coded``.
+    """
     out: list[str] = []
     for sid in (8, 11):
         body = sections.get(sid)
@@ -274,6 +278,8 @@ def _statements(sections: dict[int, bytes]) -> list[str]:
             if sid == 11:
                 if not field or field[0] not in (1, 2):  # 3 = statement logic, not a statement
                     continue
+                if field[0] == 1 and coded is not None:
+                    coded.extend(t for t in (_text(x) for x in field[1:].split(b"\x00")) if t)
                 field = field[1:]
             for part in field.split(b"\x00"):
                 text = _text(part)
@@ -432,6 +438,10 @@ def read_scp(path: str | Path, *, record_id: str | None = None) -> Record:
     per_lead = _lead_measurements(sections.get(10))
     if per_lead:
         codes["scp_lead_measurements"] = per_lead
+    coded: list[str] = []
+    statements = _statements(sections, coded)
+    if coded:  # likelihood 0 = "not given", as in PTB-XL's scp_codes
+        codes["scp"] = {c: 0.0 for c in coded}
     return Record(
         record_id=rid,
         patient_id=meta["patient_id"],
@@ -439,7 +449,7 @@ def read_scp(path: str | Path, *, record_id: str | None = None) -> Record:
         fs=fs,
         source_format="scp",
         source_path=str(path),
-        statements=_statements(sections),
+        statements=statements,
         acquired_at=meta["acquired_at"],
         age=meta["age"],
         sex=meta["sex"],

@@ -191,6 +191,7 @@ def test_patient_tags_age_from_birth_date_and_names_never_kept(tmp_path: Path) -
     assert (rec.patient_id, rec.sex, rec.age) == ("P-77", "F", 69.0)  # the day before the 70th birthday
     assert rec.acquired_at == datetime(2020, 6, 29, 8, 30, 5)
     assert rec.statements == ["Sinus rhythm", "Left axis deviation", "Abnormal ECG", "LAD"]
+    assert rec.codes["scp"] == {"LAD": 0.0}  # coded statements reach the labeler's SCP code table
     fields = repr((rec.record_id, rec.patient_id, rec.statements, dict(rec.codes), rec.native_leads))
     assert "DOE" not in fields and "JOHN" not in fields and "1950" not in fields
 
