@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
 import numpy as np
 import pandas as pd
 
-from ecgkit.labels.normalize import decode_bytes, normalize_text, split_statements
+from ecgkit.labels.normalize import decode_bytes, normalize_text
+from ecgkit.labels.segment import CODE, FOOTER, segment_report
 from ecgkit.labels.rules import Decision, apply_conditions, decide_statement
 from ecgkit.labels.vocab import Vocabulary, load_vocabulary
 
@@ -93,21 +94,36 @@ def _as_text(value: Any, row: Any) -> str:
 def _analyze(text: str, vocab: Vocabulary,
              cache: dict[tuple[str, bool], tuple[list[Decision], bool]]) -> list[tuple[int, str, Decision]]:
     """Decisions for one report: (statement index, statement text, decision)."""
+    return _analyze_report(text, vocab, cache)[0]
+
+
+def _analyze_report(text: str, vocab: Vocabulary, cache: dict[tuple[str, bool], tuple[list[Decision], bool]]
+                    ) -> tuple[list[tuple[int, str, Decision]], str | None]:
+    """Decisions for one report and the status its footers state (the last one wins; None: none)."""
     out: list[tuple[int, str, Decision]] = []
     in_comparison = False
-    for i, stmt in enumerate(split_statements(text, vocab.continuation, vocab.abbreviations), start=1):
-        key = (normalize_text(stmt), in_comparison)
+    status = None
+    for i, st in enumerate(segment_report(text, vocab.segmenter), start=1):
+        if st.kind == CODE:
+            continue
+        footer = st.kind == FOOTER
+        if footer and st.status is not None:
+            status = st.status
+        key = (normalize_text(st.text), in_comparison and not footer)
         got = cache.get(key)
         if got is None:
-            got = decide_statement(key[0], vocab, in_comparison)
+            got = decide_statement(key[0], vocab, key[1])
             cache[key] = got
         decisions, starts = got
-        out.extend((i, stmt, d) for d in decisions)
+        if footer:
+            out.extend((i, st.text, replace(d, decision="excluded", cue=st.cue)) for d in decisions)
+            continue
+        out.extend((i, st.text, d) for d in decisions)
         in_comparison = in_comparison or starts
     if any(d.condition is not None for _, _, d in out):
         checked = apply_conditions([d for _, _, d in out])
         out = [(i, stmt, d) for (i, stmt, _), d in zip(out, checked)]
-    return out
+    return out, status
 
 
 def _aggregate(decisions: Iterable[Decision], index: dict[str, int], row: np.ndarray, unc: int) -> None:

@@ -9,7 +9,8 @@ Rules are scoped to one statement (a line plus its continuation lines, or one se
   ("anterolateraler infarkt möglich" hedges the infarct, not a bundle branch block before it);
 * ``replaced`` ("X has replaced Y") marks everything after it in the statement, ``replaced_by``
   everything before it;
-* ``statement_excluded`` ("Confirmed by ...") voids the whole statement; ``comparison`` ("When
+* ``statement_excluded`` ("Confirmed by ...") voids the rest of its statement (its clause: the
+  findings after it; segmentation has already cut footers into statements of their own); ``comparison`` ("When
   compared with ECG of ...") starts the comparison section: from there to the end of the report a
   finding counts only when a ``current`` cue ("has replaced", "now present", "new") marks it;
 * a ``break`` cue ends a cue's reach; a scoped one (``stops``) only that of the rules it names (a comma
@@ -80,7 +81,8 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
     if not labelled:
         return [], starts_comparison
 
-    excluded_stmt = next((h.phrase for h in cues for c in h.cues if c.rule == "statement_excluded"), None)
+    # an overreader or boilerplate phrase voids its own clause: the findings after it in the statement
+    excluded_at = [(h.first, h.phrase) for h in cues for c in h.cues if c.rule == "statement_excluded"]
     comparison_at = min((h.first for h in cues for c in h.cues if c.rule == "comparison"), default=None)
     # barriers end a cue's reach: break words and out-of-vocabulary findings end every cue's reach,
     # scoped breaks (a comma, "and") only that of the cue rules they name
@@ -121,6 +123,7 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
         f = cast(Finding, h.finding)
         decision, cue_phrase = "asserted", None
         current = False
+        excluded_stmt = next((p for pos, p in excluded_at if pos <= h.first), None) if excluded_at else None
         if excluded_stmt is not None:
             decision, cue_phrase = "excluded", excluded_stmt
         elif f.kind == EXCLUDED:

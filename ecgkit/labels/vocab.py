@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import yaml
 from ecgkit._resources import data_path
 from ecgkit.errors import ConfigError
 from ecgkit.labels.normalize import normalize_text
+from ecgkit.labels.segment import Segmenter, footer_pattern
 
 SHIPPED = {"ecg-p18": "ecg_p18.yaml"}
 
@@ -84,6 +85,8 @@ class Vocabulary:
         Keys are normalised phrases padded with spaces, values :class:`Entry`.
     source : str
         The file it was built from.
+    segmenter : Segmenter
+        Statement segmentation settings: continuation words, joiners, footers, abbreviations.
     """
 
     name: str
@@ -97,6 +100,7 @@ class Vocabulary:
     automaton: Any
     source: str
     n_phrases: int
+    segmenter: Segmenter = Segmenter()
 
 
 def _expand(phrase: str, macros: dict[str, list[str]], where: str) -> list[str]:
@@ -150,7 +154,8 @@ def _compile(raw: dict, source: str) -> Vocabulary:
         raise ConfigError(f"vocabulary {source} must hold a mapping")
     unknown = sorted(set(raw) - {"name", "version", "labels", "window_before", "window_after", "macros",
                                  "phrases", "other", "conditional", "excluded", "implies", "cues",
-                                 "continuation", "abbreviations"})
+                                 "continuation", "abbreviations", "joiners", "footers",
+                                 "fuzzy"})
     if unknown:
         raise ConfigError(f"vocabulary {source} has unknown key(s) {unknown}")
     labels = tuple(str(x) for x in raw.get("labels") or ())
@@ -213,6 +218,13 @@ def _compile(raw: dict, source: str) -> Vocabulary:
                         if cue not in cues.setdefault(key, []):
                             cues[key].append(cue)
 
+    # a footer phrase inside a statement voids what follows it there (its clause), as a footer does
+    for phrases in (raw.get("footers") or {}).values():
+        for p in _as_list(phrases, "footers"):
+            for key in _variants(p):
+                cue = Cue("statement_excluded", "mark")
+                if cue not in cues.setdefault(key, []):
+                    cues[key].append(cue)
     implies = {check_label(str(k), "implies"): tuple(check_label(str(x), "implies") for x in v)
                for k, v in (raw.get("implies") or {}).items()}
     automaton = ahocorasick.Automaton()
@@ -222,15 +234,38 @@ def _compile(raw: dict, source: str) -> Vocabulary:
         automaton.add_word(key, Entry(key, finding, tuple(cues.get(key, ()))))
     automaton.make_automaton()
     continuation = tuple(normalize_text(str(c)).strip() for c in raw.get("continuation") or ())
+    continuation = tuple(c for c in continuation if c)
+    abbreviations = frozenset(normalize_text(str(a)).strip() for a in raw.get("abbreviations") or ())
+    segmenter = replace(_segmenter(raw, source, continuation, abbreviations), automaton=automaton)
     return Vocabulary(
         name=str(raw.get("name", Path(source).stem)), version=str(raw.get("version", "")),
         labels=labels, implies=implies,
         window_before=int(raw.get("window_before", 5)), window_after=int(raw.get("window_after", 4)),
-        continuation=tuple(c for c in continuation if c),
-        abbreviations=frozenset(normalize_text(str(a)).strip() for a in raw.get("abbreviations") or ()),
+        continuation=continuation, abbreviations=abbreviations,
         automaton=automaton, source=source,
-        n_phrases=len(findings),
+        n_phrases=len(findings), segmenter=segmenter,
     )
+
+
+def _segmenter(raw: dict, source: str, continuation: tuple[str, ...], abbreviations: frozenset[str]) -> Segmenter:
+    """Segmentation settings: joiners are the listed words plus every cue that needs a following finding."""
+    footers = raw.get("footers") or {}
+    if not isinstance(footers, dict):
+        raise ConfigError(f"vocabulary {source}: footers must map a footer kind to phrases")
+    kinds = {"confirmed", "unconfirmed", "confirmed_signature", "signature"}
+    if set(footers) - kinds:
+        raise ConfigError(f"vocabulary {source}: unknown footer kind(s) {sorted(set(footers) - kinds)}; "
+                          f"known: {sorted(kinds)}")
+    joiners = {normalize_text(str(j)).strip() for j in _as_list(raw.get("joiners"), "joiners")}
+    for name, spec in (raw.get("cues") or {}).items():
+        if str(name).split("/")[0] in ("negated", "no_longer", "uncertain", "history", "excluded", "current"):
+            for p in _as_list((spec or {}).get("before"), f"cues.{name}.before"):
+                joiners.update(v.strip() for v in _variants(p))
+    joiners.discard("?")
+    joiners.discard("")
+    pattern, meta = footer_pattern({str(k): _as_list(v, f"footers.{k}") for k, v in footers.items()})
+    return Segmenter(continuation=continuation, joiners=frozenset(joiners), abbreviations=abbreviations,
+                     footer_re=pattern, footer_kinds=meta)
 
 
 class _PhraseLoader(yaml.SafeLoader):
