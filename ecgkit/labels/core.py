@@ -189,35 +189,93 @@ def label_texts(texts: Iterable[Any] | pd.Series | str, vocabulary: str | Path |
         index = pd.RangeIndex(len(values))
     rows = index.tolist() if isinstance(texts, pd.Series) else range(len(values))
     keys = [v if isinstance(v, str) else _as_text(v, r) for v, r in zip(values, rows)]
-    out, _ = _label_keys(keys, vocab, unc, with_provenance=False)
+    out, _, _ = _label_keys(keys, vocab, unc, with_provenance=False)
     return pd.DataFrame(out, index=index, columns=list(vocab.labels))
 
 
 def _label_keys(keys: list[str], vocab: Vocabulary, unc: int, *,
-                with_provenance: bool) -> tuple[np.ndarray, list[str]]:
-    """Label report strings, each distinct report once; optionally with provenance strings."""
+                with_provenance: bool) -> tuple[np.ndarray, list[str], list[str | None]]:
+    """Label report strings, each distinct report once; optionally with provenance strings.
+
+    Returns the labels, the provenance strings (empty list without provenance) and, per report,
+    the status its footers state (None when they state none).
+    """
     codes, uniques = pd.factorize(pd.Series(keys, dtype=object), sort=False)
     col = {lab: j for j, lab in enumerate(vocab.labels)}
     table = np.zeros((len(uniques), len(vocab.labels)), dtype=np.int8)
     prov = [""] * len(uniques)
+    status: list[str | None] = [None] * len(uniques)
     cache: dict[tuple[str, bool], tuple[list[Decision], bool]] = {}
     for u, text in enumerate(uniques):
         if not text:
             continue
-        found = _analyze(text, vocab, cache)
+        found, status[u] = _analyze_report(text, vocab, cache)
         _aggregate((d for _, _, d in found), col, table[u], unc)
         if with_provenance and found:
             prov[u] = provenance(Mention(d.label, d.decision, d.phrase, i, stmt, d.cue, d.via)
                                  for i, stmt, d in found)
     logger.debug("labelled %d texts (%d unique, %d unique statements)", len(codes), len(uniques), len(cache))
     if not len(codes):
-        return np.zeros((0, len(vocab.labels)), dtype=np.int8), []
-    return table[codes], [prov[c] for c in codes] if with_provenance else []
+        return np.zeros((0, len(vocab.labels)), dtype=np.int8), [], []
+    return (table[codes], [prov[c] for c in codes] if with_provenance else [],
+            [status[c] for c in codes])
 
 
-def explain_many(texts: list[str], vocab: Vocabulary, unc: int) -> tuple[np.ndarray, list[str]]:
-    """Labels (int8, shape (n, n_labels)) and provenance strings for report strings (missing = "")."""
-    return _label_keys(texts, vocab, unc, with_provenance=True)
+def explain_many(texts: list[str], vocab: Vocabulary, unc: int,
+                 workers: int = 1) -> tuple[np.ndarray, list[str], list[str | None]]:
+    """Labels (int8, shape (n, n_labels)), provenance strings and footer-stated report status
+    (``"confirmed"``, ``"unconfirmed"`` or None) for report strings (missing = "").
+
+    ``workers > 1`` labels the distinct reports in that many processes (chunks of distinct texts
+    go out, label rows come back); the result is identical to ``workers=1``.
+    """
+    if workers <= 1 or len(texts) < 2 * _CHUNK:
+        return _label_keys(texts, vocab, unc, with_provenance=True)
+    from ecgkit.engines import map_tasks
+
+    codes, uniques = pd.factorize(pd.Series(texts, dtype=object), sort=False)
+    uniq = list(uniques)
+    size = max(_CHUNK, -(-len(uniq) // (4 * workers)))
+    tasks = [(k, uniq[k:k + size], vocab.source, unc) for k in range(0, len(uniq), size)]
+    table = np.zeros((len(uniq), len(vocab.labels)), dtype=np.int8)
+    prov = [""] * len(uniq)
+    status: list[str | None] = [None] * len(uniq)
+    for start, part, part_prov, part_status in map_tasks(_label_chunk, tasks, workers=workers):
+        table[start:start + len(part)] = part
+        prov[start:start + len(part)] = part_prov
+        status[start:start + len(part)] = part_status
+    return table[codes], [prov[c] for c in codes], [status[c] for c in codes]
+
+
+_CHUNK = 2000  # distinct reports per task: large enough that a task's start-up is amortised
+
+
+def _label_chunk(task: tuple[int, list[str], str, int]) -> tuple[int, np.ndarray, list[str], list[str | None]]:
+    start, texts, source, unc = task
+    table, prov, status = _label_keys(texts, load_vocabulary(source), unc, with_provenance=True)
+    return start, table, prov, status
+
+
+def report_status(texts: Iterable[Any] | pd.Series | str,
+                  vocabulary: str | Path | Vocabulary = "ecg-p18") -> list[str]:
+    """Confirmation status each report states: ``"confirmed"``, ``"unconfirmed"`` or ``"unknown"``.
+
+    From the report's own footers (``footers`` in the vocabulary: "Confirmed by ...", "unconfirmed
+    report", "unbestätigter Bericht", "Obekräftad", ...); when a report holds several, the last
+    one wins (an overreader's line follows the device's). :func:`ecgkit.labels.label_manifest`
+    also reads a format's own field (MUSE ``TestDemographics/Status``), which wins over the text.
+
+    Examples
+    --------
+    >>> report_status(["sinusrhythmus normales ekg 4.46   unbestätigter bericht", "AF", None])
+    ['unconfirmed', 'unknown', 'unknown']
+    """
+    vocab = load_vocabulary(vocabulary)
+    if isinstance(texts, (str, bytes)):
+        texts = [texts]
+    values = texts.tolist() if isinstance(texts, pd.Series) else list(texts)
+    keys = [_as_text(v, r) for r, v in enumerate(values)]
+    return [s or "unknown" for s in _label_keys(keys, vocab, 1, with_provenance=False)[2]]
 
 
 def explain(text: Any, vocabulary: str | Path | Vocabulary = "ecg-p18") -> list[Mention]:
