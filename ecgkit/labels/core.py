@@ -44,7 +44,8 @@ class Mention:
     cue : str or None
         The cue phrase (or condition) behind a decision other than "asserted".
     via : str or None
-        For implied labels, the label that implies it (VPC via VBIG).
+        For implied labels, the label that implies it (VPC via VBIG); ``"fuzzy"`` when the phrase
+        matched through a one-edit misspelling ("bigemeny"), ``"VBIG+fuzzy"`` for both.
     """
 
     label: str
@@ -314,7 +315,7 @@ def provenance(mentions: Iterable[Mention]) -> str:
     parts = []
     for m in mentions:
         mark = "" if m.decision == "asserted" else "?" if m.decision == "uncertain" else "-"
-        via = f" via {m.via}" if m.via else ""
+        via = "" if not m.via else " via=fuzzy" if m.via == "fuzzy" else f" via {m.via}"
         why = "" if m.decision == "asserted" else f", {m.decision}: '{m.cue}'"
         parts.append(f"{m.label}{mark}<-'{m.phrase}'{via} (stmt {m.statement}{why})")
     return "; ".join(parts)

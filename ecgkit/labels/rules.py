@@ -75,6 +75,9 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
     starts_comparison : bool
         Whether this statement opens the comparison section for the statements after it.
     """
+    fixed: tuple[int, ...] = ()
+    if vocab.fuzzy:
+        norm, fixed = correct_spelling(norm, vocab.fuzzy)
     findings, cues = match_statement(norm, vocab)
     starts_comparison = any(c.rule == "comparison" for h in cues for c in h.cues)
     labelled = [h for h in findings if h.finding is not None and h.finding.kind != OTHER]
@@ -167,11 +170,29 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
         if f.kind == CONDITIONAL:
             condition = ("requires", f.requires) if f.requires is not None else \
                 ("forbids", f.forbids) if f.forbids is not None else None
+        fuzzy = bool(fixed) and any(h.first <= k <= h.last for k in fixed)
         for lab in f.labels:
-            out.append(Decision(lab, decision, h.phrase, cue_phrase, condition=condition))
+            out.append(Decision(lab, decision, h.phrase, cue_phrase, via="fuzzy" if fuzzy else None,
+                                condition=condition))
             for implied in vocab.implies.get(lab, ()):
-                out.append(Decision(implied, decision, h.phrase, cue_phrase, via=lab, condition=condition))
+                out.append(Decision(implied, decision, h.phrase, cue_phrase, via=f"{lab}+fuzzy" if fuzzy else lab,
+                                    condition=condition))
     return out, starts_comparison
+
+
+def correct_spelling(norm: str, fuzzy: dict[str, str]) -> tuple[str, tuple[int, ...]]:
+    """Replace one-edit misspellings of vocabulary words; return the text and the word indices fixed.
+
+    >>> correct_spelling(" ventricular bigemeny ", {"bigemeny": "bigeminy"})
+    (' ventricular bigeminy ', (1,))
+    """
+    words = norm.split(" ")  # ['', w0, w1, ..., '']
+    fixed = [i - 1 for i, w in enumerate(words) if w in fuzzy]
+    if not fixed:
+        return norm, ()
+    for k in fixed:
+        words[k + 1] = fuzzy[words[k + 1]]
+    return " ".join(words), tuple(fixed)
 
 
 def apply_conditions(decisions: list[Decision]) -> list[Decision]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,8 @@ class Vocabulary:
         The file it was built from.
     segmenter : Segmenter
         Statement segmentation settings: continuation words, joiners, footers, abbreviations.
+    fuzzy : dict
+        One-edit misspelling -> the vocabulary word it stands for (see :func:`_fuzzy_map`).
     """
 
     name: str
@@ -101,6 +103,7 @@ class Vocabulary:
     source: str
     n_phrases: int
     segmenter: Segmenter = Segmenter()
+    fuzzy: dict[str, str] = field(default_factory=dict)
 
 
 def _expand(phrase: str, macros: dict[str, list[str]], where: str) -> list[str]:
@@ -244,7 +247,72 @@ def _compile(raw: dict, source: str) -> Vocabulary:
         continuation=continuation, abbreviations=abbreviations,
         automaton=automaton, source=source,
         n_phrases=len(findings), segmenter=segmenter,
+        fuzzy=_fuzzy_map(findings, cues, raw.get("fuzzy") or {}, source),
     )
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def _edits1(word: str) -> set[str]:
+    """Every string one edit from ``word``: deletion, transposition, substitution, insertion (a-z)."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    out = {a + b[1:] for a, b in splits if b}
+    out |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    out |= {a + c + b[1:] for a, b in splits if b for c in _LETTERS if c != b[0]}
+    out |= {a + c + b for a, b in splits for c in _LETTERS}
+    out.discard(word)
+    return out
+
+
+def _fuzzy_map(findings: dict[str, dict[str, Any]], cues: dict[str, list[Cue]], spec: Any,
+               source: str) -> dict[str, str]:
+    """Misspelling -> vocabulary word, for the long words of label phrases.
+
+    A word of ``min_length`` or more letters in a phrase that names a label (not an "other"
+    finding, not a cue) stands for its one-edit misspellings (a letter dropped, doubled, swapped
+    or wrong), and a word of ``transpose_min_length`` or more for its swapped-letter misspellings
+    ("atrail", "blcok"), when the misspelling is (1) no word of any vocabulary phrase or cue
+    itself, (2) not on the ``stoplist`` of real words, and (3) one edit only from words that name
+    the same labels: "tigeminy" is one edit from trigeminy and from bigeminy, so it stands for
+    neither, while "fibrilltion" (fibrillation or the listed misspelling fibrilation) is AFIB.
+    """
+    if not isinstance(spec, dict):
+        raise ConfigError(f"vocabulary {source}: fuzzy must be a mapping (min_length, stoplist)")
+    min_len = int(spec.get("min_length", 7))
+    swap_len = int(spec.get("transpose_min_length", min_len))
+    if min_len <= 0:
+        return {}
+    stop = {normalize_text(str(w)).strip() for w in _as_list(spec.get("stoplist"), "fuzzy.stoplist")}
+    known: set[str] = set()
+    names: dict[str, set[str]] = {}  # target word -> labels of the phrases it occurs in
+    for key in set(findings) | set(cues):
+        words = key.split()
+        known.update(words)
+        f = findings.get(key)
+        if f is not None and f["kind"] != OTHER:
+            for w in words:
+                if len(w) >= min(min_len, swap_len) and w.isalpha():
+                    names.setdefault(w, set()).update(f["labels"])
+    out: dict[str, str] = {}
+    ambiguous: set[str] = set()
+    for target in sorted(names, key=lambda w: (-len(w), w)):
+        typos = _edits1(target) if len(target) >= min_len else _swaps(target)
+        for typo in typos:
+            if typo in known or typo in stop or len(typo) < min(min_len - 1, swap_len):
+                continue
+            other = out.get(typo)
+            if other is None:
+                out[typo] = target
+            elif names[other] != names[target]:
+                ambiguous.add(typo)
+    for typo in ambiguous:
+        del out[typo]
+    return out
+
+
+def _swaps(word: str) -> set[str]:
+    return {word[:i] + word[i + 1] + word[i] + word[i + 2:] for i in range(len(word) - 1)} - {word}
 
 
 def _segmenter(raw: dict, source: str, continuation: tuple[str, ...], abbreviations: frozenset[str]) -> Segmenter:
