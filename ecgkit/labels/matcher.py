@@ -48,6 +48,14 @@ def _select(spans: list[tuple[int, int, Entry]], n_chars: int) -> list[tuple[int
     return out
 
 
+def _clause_ends(norm: str, end: int, ends: frozenset[str]) -> bool:
+    """Does the clause end at character ``end`` (the padding space after a phrase)?"""
+    if end >= len(norm) - 1:
+        return True
+    stop = norm.find(" ", end + 1)
+    return norm[end + 1:stop] in ends
+
+
 def match_statement(norm: str, vocab: Vocabulary) -> tuple[list[Hit], list[Hit]]:
     """Find the finding phrases and cue phrases of one normalised statement.
 
@@ -67,7 +75,7 @@ def match_statement(norm: str, vocab: Vocabulary) -> tuple[list[Hit], list[Hit]]
     cue_spans: list[tuple[int, int, Entry]] = []
     for end, entry in vocab.automaton.iter(norm):
         start = end - len(entry.key) + 1
-        if entry.finding is not None:
+        if entry.finding is not None and (not entry.tail or _clause_ends(norm, end, vocab.clause_ends)):
             finding_spans.append((start, end, entry))
         if entry.cues:
             cue_spans.append((start, end, entry))

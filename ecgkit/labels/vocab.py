@@ -17,6 +17,7 @@ import yaml
 
 from ecgkit._resources import data_path
 from ecgkit.errors import ConfigError
+from ecgkit.labels.forms import compound_forms, coordinations, inversions
 from ecgkit.labels.normalize import normalize_text
 from ecgkit.labels.segment import Segmenter, footer_pattern
 
@@ -30,6 +31,7 @@ CUE_RULES = ("negated", "no_longer", "history", "uncertain", "excluded", "replac
 # without asserting it, or asserts it only under a condition on the report.
 ASSERT, OTHER, EXCLUDED, CONDITIONAL = "assert", "other", "excluded", "conditional"
 
+_GENERATE_FROM = 5  # macro alternatives that also generate word orders and coordinations
 _MACRO = re.compile(r"\{([A-Za-z0-9_]+)\}")
 _DIGRAPHS = re.compile(r"ae|oe|ue|aa")
 
@@ -61,6 +63,8 @@ class Entry:
     key: str
     finding: Finding | None
     cues: tuple[Cue, ...]
+    # a generated qualifier-after-noun form: its finding counts only where the clause ends after it
+    tail: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,8 @@ class Vocabulary:
         Statement segmentation settings: continuation words, joiners, footers, abbreviations.
     fuzzy : dict
         One-edit misspelling -> the vocabulary word it stands for (see :func:`_fuzzy_map`).
+    clause_ends : frozenset of str
+        Tokens after which a generated qualifier-after-noun form may end (``coordination.clause_ends``).
     """
 
     name: str
@@ -103,6 +109,7 @@ class Vocabulary:
     source: str
     n_phrases: int
     segmenter: Segmenter = Segmenter()
+    clause_ends: frozenset[str] = frozenset()
     fuzzy: dict[str, str] = field(default_factory=dict)
 
 
@@ -158,7 +165,7 @@ def _compile(raw: dict, source: str) -> Vocabulary:
     unknown = sorted(set(raw) - {"name", "version", "labels", "window_before", "window_after", "macros",
                                  "phrases", "other", "conditional", "excluded", "implies", "cues",
                                  "continuation", "abbreviations", "joiners", "footers",
-                                 "fuzzy"})
+                                 "fuzzy", "coordination"})
     if unknown:
         raise ConfigError(f"vocabulary {source} has unknown key(s) {unknown}")
     labels = tuple(str(x) for x in raw.get("labels") or ())
@@ -170,8 +177,25 @@ def _compile(raw: dict, source: str) -> Vocabulary:
     findings: dict[str, dict[str, Any]] = {}
     cues: dict[str, list[Cue]] = {}
 
+    assert_phrases: dict[str, frozenset[str]] = {}  # normalised label phrase -> labels, for generated forms
+
+    # generated forms come from each macro's first alternatives only: every alternative would
+    # multiply the automaton (and its build time) for spellings the fuzzy and listed forms cover
+    short = {k: v[:_GENERATE_FROM] for k, v in macros.items()}
+
+    label_words: dict[str, set[str]] = {}  # word of a label phrase (as listed) -> labels it names
+
     def add_finding(phrase: str, label: str | None, kind: str, where: str,
                     requires: str | None = None, forbids: str | None = None) -> None:
+        if kind != OTHER and label is not None:
+            for expanded in _expand(phrase, macros, where):
+                for w in normalize_text(expanded).split():
+                    if w.isalpha():
+                        label_words.setdefault(w, set()).add(label)
+        if kind == ASSERT and label is not None:
+            for expanded in _expand(phrase, short, where):
+                norm = normalize_text(expanded).strip()
+                assert_phrases[norm] = assert_phrases.get(norm, frozenset()) | {label}
         for expanded in _expand(phrase, macros, where):
             for key in _variants(expanded):
                 slot = findings.setdefault(key, {"labels": [], "kind": kind, "requires": requires,
@@ -221,6 +245,7 @@ def _compile(raw: dict, source: str) -> Vocabulary:
                         if cue not in cues.setdefault(key, []):
                             cues[key].append(cue)
 
+    tails = _add_generated(raw.get("coordination") or {}, assert_phrases, findings, cues, set(), source)
     # a footer phrase inside a statement voids what follows it there (its clause), as a footer does
     for phrases in (raw.get("footers") or {}).values():
         for p in _as_list(phrases, "footers"):
@@ -234,7 +259,7 @@ def _compile(raw: dict, source: str) -> Vocabulary:
     for key in set(findings) | set(cues):
         f = findings.get(key)
         finding = None if f is None else Finding(tuple(f["labels"]), f["kind"], f["requires"], f["forbids"])
-        automaton.add_word(key, Entry(key, finding, tuple(cues.get(key, ()))))
+        automaton.add_word(key, Entry(key, finding, tuple(cues.get(key, ())), key in tails))
     automaton.make_automaton()
     continuation = tuple(normalize_text(str(c)).strip() for c in raw.get("continuation") or ())
     continuation = tuple(c for c in continuation if c)
@@ -247,8 +272,48 @@ def _compile(raw: dict, source: str) -> Vocabulary:
         continuation=continuation, abbreviations=abbreviations,
         automaton=automaton, source=source,
         n_phrases=len(findings), segmenter=segmenter,
-        fuzzy=_fuzzy_map(findings, cues, raw.get("fuzzy") or {}, source),
+        fuzzy=_fuzzy_map(findings, cues, label_words, raw.get("fuzzy") or {}, source),
+        clause_ends=frozenset(normalize_text(str(c)).strip() if str(c).strip() not in (",", "?") else str(c).strip()
+                              for c in _as_list((raw.get("coordination") or {}).get("clause_ends"),
+                                                "coordination.clause_ends")),
     )
+
+
+def _add_generated(spec: Any, assert_phrases: dict[str, frozenset[str]], findings: dict[str, dict[str, Any]],
+                   cues: dict[str, list[Cue]], known: set[str], source: str) -> set[str]:
+    """Add the generated word orders and coordinations (:mod:`ecgkit.labels.forms`) as label phrases.
+
+    A phrase the vocabulary lists itself wins over a generated one. Returns the keys of the
+    qualifier-after-noun forms, which count only at the end of a clause.
+    """
+    if not isinstance(spec, dict):
+        raise ConfigError(f"vocabulary {source}: coordination must be a mapping")
+    if not spec:
+        return set()
+    conj = [normalize_text(str(c)).strip() for c in _as_list(spec.get("conjunctions"), "coordination.conjunctions")]
+    alternatives = []
+    for pair in spec.get("alternatives") or []:
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ConfigError(f"vocabulary {source}: coordination.alternatives must hold label pairs, got {pair!r}")
+        alternatives.append((str(pair[0]), str(pair[1])))
+    words = set(known)
+    for key in set(findings) | set(cues):
+        words.update(key.split())
+    tails: set[str] = set()
+    generated: list[tuple[dict[str, frozenset[str]], bool]] = [
+        (coordinations(assert_phrases, conj, alternatives), False),
+        (compound_forms(assert_phrases, words, conj, alternatives), False),
+        ({inv: labels for p, labels in assert_phrases.items() for inv in inversions(p)}, True),
+    ]
+    for forms, tail in generated:
+        for phrase, labels in forms.items():
+            for key in _variants(phrase):
+                if key in findings:
+                    continue
+                findings[key] = {"labels": sorted(labels), "kind": ASSERT, "requires": None, "forbids": None}
+                if tail:
+                    tails.add(key)
+    return tails
 
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -265,8 +330,8 @@ def _edits1(word: str) -> set[str]:
     return out
 
 
-def _fuzzy_map(findings: dict[str, dict[str, Any]], cues: dict[str, list[Cue]], spec: Any,
-               source: str) -> dict[str, str]:
+def _fuzzy_map(findings: dict[str, dict[str, Any]], cues: dict[str, list[Cue]], names: dict[str, set[str]],
+               spec: Any, source: str) -> dict[str, str]:
     """Misspelling -> vocabulary word, for the long words of label phrases.
 
     A word of ``min_length`` or more letters in a phrase that names a label (not an "other"
@@ -285,26 +350,20 @@ def _fuzzy_map(findings: dict[str, dict[str, Any]], cues: dict[str, list[Cue]], 
         return {}
     stop = {normalize_text(str(w)).strip() for w in _as_list(spec.get("stoplist"), "fuzzy.stoplist")}
     known: set[str] = set()
-    names: dict[str, set[str]] = {}  # target word -> labels of the phrases it occurs in
     for key in set(findings) | set(cues):
-        words = key.split()
-        known.update(words)
-        f = findings.get(key)
-        if f is not None and f["kind"] != OTHER:
-            for w in words:
-                if len(w) >= min(min_len, swap_len) and w.isalpha():
-                    names.setdefault(w, set()).update(f["labels"])
+        known.update(key.split())
+    shortest = min(min_len - 1, swap_len)
     out: dict[str, str] = {}
     ambiguous: set[str] = set()
     for target in sorted(names, key=lambda w: (-len(w), w)):
-        typos = _edits1(target) if len(target) >= min_len else _swaps(target)
+        if len(target) < min(min_len, swap_len):
+            continue
+        typos = (_edits1(target) if len(target) >= min_len else _swaps(target)) - known - stop
         for typo in typos:
-            if typo in known or typo in stop or len(typo) < min(min_len - 1, swap_len):
+            if len(typo) < shortest:
                 continue
-            other = out.get(typo)
-            if other is None:
-                out[typo] = target
-            elif names[other] != names[target]:
+            other = out.setdefault(typo, target)
+            if other != target and names[other] != names[target]:
                 ambiguous.add(typo)
     for typo in ambiguous:
         del out[typo]
