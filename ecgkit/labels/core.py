@@ -98,22 +98,27 @@ def _analyze(text: str, vocab: Vocabulary,
     return _analyze_report(text, vocab, cache)[0]
 
 
-def _analyze_report(text: str, vocab: Vocabulary, cache: dict[tuple[str, bool], tuple[list[Decision], bool]]
-                    ) -> tuple[list[tuple[int, str, Decision]], str | None]:
-    """Decisions for one report and the status its footers state (the last one wins; None: none)."""
+def _analyze_report(text: str, vocab: Vocabulary, cache: dict[tuple[str, bool], tuple[list[Decision], bool]],
+                    seg_cache: dict[Any, Any] | None = None) -> tuple[list[tuple[int, str, Decision]], str | None]:
+    """Decisions for one report and the status its footers state (the last one wins; None: none).
+
+    ``cache`` memoises decisions per (statement, comparison section), ``seg_cache`` line
+    segmentations (see :func:`ecgkit.labels.segment.segment_report`); both live for one call.
+    """
     out: list[tuple[int, str, Decision]] = []
     in_comparison = False
     status = None
-    for i, st in enumerate(segment_report(text, vocab.segmenter), start=1):
+    for i, st in enumerate(segment_report(text, vocab.segmenter, seg_cache), start=1):
         if st.kind == CODE:
             continue
         footer = st.kind == FOOTER
         if footer and st.status is not None:
             status = st.status
-        key = (normalize_text(st.text), in_comparison and not footer)
+        # keyed on the text as written: a repeated statement skips normalisation too
+        key = (st.text, in_comparison and not footer)
         got = cache.get(key)
         if got is None:
-            got = decide_statement(key[0], vocab, key[1])
+            got = decide_statement(normalize_text(st.text), vocab, key[1])
             cache[key] = got
         decisions, starts = got
         if footer:
@@ -207,10 +212,14 @@ def _label_keys(keys: list[str], vocab: Vocabulary, unc: int, *,
     prov = [""] * len(uniques)
     status: list[str | None] = [None] * len(uniques)
     cache: dict[tuple[str, bool], tuple[list[Decision], bool]] = {}
+    seg_cache: dict[Any, Any] = {}
     for u, text in enumerate(uniques):
         if not text:
             continue
-        found, status[u] = _analyze_report(text, vocab, cache)
+        if len(cache) > _MEMO_MAX or len(seg_cache) > _MEMO_MAX:  # bound memory on huge distinct inputs
+            cache.clear()
+            seg_cache.clear()
+        found, status[u] = _analyze_report(text, vocab, cache, seg_cache)
         _aggregate((d for _, _, d in found), col, table[u], unc)
         if with_provenance and found:
             prov[u] = provenance(Mention(d.label, d.decision, d.phrase, i, stmt, d.cue, d.via)
@@ -248,6 +257,7 @@ def explain_many(texts: list[str], vocab: Vocabulary, unc: int,
     return table[codes], [prov[c] for c in codes], [status[c] for c in codes]
 
 
+_MEMO_MAX = 500_000  # memo entries (statements, lines) kept within one call
 _CHUNK = 2000  # distinct reports per task: large enough that a task's start-up is amortised
 
 

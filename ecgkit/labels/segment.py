@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from ecgkit.labels.normalize import _repair_mojibake, normalize_text
@@ -49,7 +50,7 @@ _SOFT_BREAK = re.compile(r"[ \t]{2,}")
 _CODE = re.compile(r"(?<!\S)\d\.\d\d(?!\S)")
 # same pattern as normalize's sentence end (kept in step with it)
 _SENTENCE_END = re.compile(r"(?:(?<=[^\W_]{3})|(?<=\)))[.!?](?=\s|$)|;")
-_LAST_WORD = re.compile(r"([^\W_]+)\W*$")
+_LAST_WORD = re.compile(r"[^\W_]+$")  # the word a sentence end follows (it ends right before it)
 # length-preserving fold so that regex positions on the folded line are positions in the line
 _FOLD1 = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "s", "å": "a", "æ": "a", "ø": "o",
                         "Ä": "a", "Ö": "o", "Ü": "u", "Å": "a", "Æ": "a", "Ø": "o", "ẞ": "s",
@@ -89,6 +90,9 @@ class Segmenter:
     abbreviations: frozenset[str] = frozenset()
     footer_re: re.Pattern[str] | None = None
     footer_kinds: tuple[tuple[str, str | None, bool], ...] = ()
+    # the first letters of every footer's first word: a line holding none of them has no footer
+    # (a substring test is far cheaper than the footer alternation)
+    footer_anchors: tuple[str, ...] = ()
     # the vocabulary's automaton: a run of spaces inside one of its phrases ("atrial   fibrillation")
     # is no boundary
     automaton: Any = None
@@ -106,6 +110,19 @@ def clean_text(text: str) -> str:
     if "\x1b" in text:
         text = _ANSI.sub(" ", text)
     return _ODD_RUN.sub(" ", text)
+
+
+def footer_anchors(phrases: dict[str, list[str]]) -> tuple[str, ...]:
+    """Prefixes (up to 4 letters, before any umlaut digraph) of the first word of each footer phrase."""
+    out = set()
+    for items in phrases.values():
+        for p in items:
+            words = normalize_text(p).split()
+            if words:
+                # as typed ("ueberwiesen") and with the umlaut folded to its base letter ("uberwiesen")
+                out.add(words[0][:4])
+                out.add(re.sub(r"(ae|oe|ue|aa)", lambda m: m.group(0)[0], words[0])[:4])
+    return tuple(sorted(out))
 
 
 def footer_pattern(phrases: dict[str, list[str]]) -> tuple[re.Pattern[str] | None,
@@ -149,8 +166,8 @@ def _fold(line: str) -> str:
 def _pieces(line: str, seg: Segmenter) -> list[tuple[str, Statement | None, bool]]:
     """A line as (text, footer-or-code statement or None, soft boundary before it) pieces."""
     cuts: list[tuple[int, int, str | None, bool, str]] = []  # start, end, status, to_end, kind
-    if seg.footer_re is not None:
-        folded = _fold(line)
+    folded = _fold(line) if seg.footer_re is not None else ""
+    if seg.footer_re is not None and any(a in folded for a in seg.footer_anchors):
         for m in seg.footer_re.finditer(folded):
             name = m.lastgroup
             for gname, status, to_end in seg.footer_kinds:
@@ -167,8 +184,10 @@ def _pieces(line: str, seg: Segmenter) -> list[tuple[str, Statement | None, bool
     out: list[tuple[str, Statement | None, bool]] = []
     pos = 0
     soft_before = False
-    # punctuated: the line holds a sentence end with more text after it ("alter unbest." is not one)
-    punctuated = _SENTENCE_END.search(line) is not None and len(split_sentences(line, seg.abbreviations)) > 1
+    # punctuated: the line holds a sentence end with more text after it ("alter unbest." is not one);
+    # it matters only for a line with a run of spaces
+    punctuated = (("  " in line or "\t" in line) and _SENTENCE_END.search(line) is not None
+                  and len(split_sentences(line, seg.abbreviations)) > 1)
     for start, end, status, to_end, kind in sorted(cuts):
         if start < pos:
             continue
@@ -193,7 +212,17 @@ def _soft(chunk: str, punctuated: bool, soft_before: bool, out: list[tuple[str, 
             out.append((" ".join(part.split()) if punctuated else part.strip(), None, soft_before or k > 0))
 
 
+_FIRST_WORD = re.compile(r"\W*([^\W_]+)")
+
+
 def _starts_with(text: str, words: tuple[str, ...]) -> bool:
+    m = _FIRST_WORD.match(text)
+    if m is None:
+        return False
+    first = m.group(1).lower()
+    # most pieces start with no continuation word: reject on the first word before normalising
+    if first.isascii() and not any(w == first or w.startswith(first + " ") for w in words):
+        return False
     head = normalize_text(text[:40])
     return any(head.startswith(f" {w} ") for w in words)
 
@@ -222,15 +251,41 @@ def _spans_phrase(before: str, after: str, automaton: Any) -> bool:
     return False
 
 
-def segment_report(text: str, seg: Segmenter) -> list[Statement]:
+def _line_groups(line: str, seg: Segmenter) -> tuple[tuple[tuple[str, ...] | Statement, ...], bool]:
+    """One line's statements-to-be: text groups (pieces joined across soft breaks) and footers/codes;
+    and whether its first piece continues the statement before the line ("with ...")."""
+    groups: list[list[str] | Statement] = []
+    first_continues = False
+    for piece, special, soft in _pieces(line, seg):
+        if special is not None:
+            groups.append(special)
+            continue
+        starts = bool(seg.continuation) and _starts_with(piece, seg.continuation)
+        last = groups[-1] if groups else None
+        if last is None:
+            first_continues = starts
+            groups.append([piece])
+        elif isinstance(last, list) and (
+                starts or (soft and seg.joiners and _ends_with(last[-1], seg.joiners))
+                or (soft and seg.automaton is not None and _spans_phrase(last[-1], piece, seg.automaton))):
+            last.append(piece)
+        else:
+            groups.append([piece])
+    return tuple(tuple(g) if isinstance(g, list) else g for g in groups), first_continues
+
+
+def segment_report(text: str, seg: Segmenter, cache: dict[Any, Any] | None = None) -> list[Statement]:
     """Cut a report into statements (see the module docstring for the rules).
 
     Parameters
     ----------
     text : str
-        The report; lines separated by ``\\n``, ``\\r\\n`` or ``\\r``.
+        The report; lines separated by ``\n``, ``\r\n`` or ``\r``.
     seg : Segmenter
         The vocabulary's segmentation settings (``Vocabulary.segmenter``).
+    cache : dict or None
+        Per-call memo of line segmentations and sentence splits: reports that are distinct as a
+        whole but share lines (library statements) are segmented once per distinct line.
 
     Returns
     -------
@@ -239,29 +294,42 @@ def segment_report(text: str, seg: Segmenter) -> list[Statement]:
     """
     text = clean_text(text)
     groups: list[list[str] | Statement] = []  # a text statement as its parts (joined once: linear)
-    for line in _LINE_BREAK.split(text):
+    for line in _LINE_BREAK.split(text) if ("\n" in text or "\r" in text) else (text,):
         if not line.strip():
             continue
-        for piece, special, soft in _pieces(line, seg):
-            if special is not None:
-                groups.append(special)
-                continue
-            last = groups[-1] if groups else None
-            if isinstance(last, list) and (
-                    (seg.continuation and _starts_with(piece, seg.continuation))
-                    or (soft and seg.joiners and _ends_with(last[-1], seg.joiners))
-                    or (soft and seg.automaton is not None and _spans_phrase(last[-1], piece, seg.automaton))):
-                last.append(piece)
+        got = cache.get(line) if cache is not None else None
+        if got is None:
+            got = _line_groups(line, seg)
+            if cache is not None:
+                cache[line] = got
+        line_groups, continues = got
+        for k, g in enumerate(line_groups):
+            if isinstance(g, Statement):
+                groups.append(g)
+            elif k == 0 and continues and groups and isinstance(groups[-1], list):
+                groups[-1].extend(g)
             else:
-                groups.append([piece])
+                groups.append(list(g))
     out: list[Statement] = []
     for g in groups:
         if isinstance(g, Statement):
             if g.text:
                 out.append(g)
             continue
-        out.extend(Statement(s) for s in split_sentences(" ".join(g), seg.abbreviations))
+        joined = " ".join(g)
+        key = ("\x00", joined)
+        sentences = cache.get(key) if cache is not None else None
+        if sentences is None:
+            sentences = tuple(Statement(s) for s in split_sentences(joined, seg.abbreviations))
+            if cache is not None:
+                cache[key] = sentences
+        out.extend(sentences)
     return out
+
+
+@lru_cache(maxsize=1 << 16)
+def _is_abbreviation(word: str, abbreviations: frozenset[str]) -> bool:
+    return normalize_text(word).strip() in abbreviations
 
 
 def split_sentences(line: str, abbreviations: frozenset[str] = frozenset()) -> list[str]:
@@ -272,8 +340,8 @@ def split_sentences(line: str, abbreviations: frozenset[str] = frozenset()) -> l
     pos = 0
     for m in _SENTENCE_END.finditer(line):
         if m.group(0) != ";" and abbreviations:
-            word = _LAST_WORD.search(line[max(pos, m.start() - 24):m.start()])
-            if word is not None and normalize_text(word.group(1)).strip() in abbreviations:
+            word = _LAST_WORD.search(line, max(pos, m.start() - 24), m.start())
+            if word is not None and _is_abbreviation(word.group(0), abbreviations):
                 continue
         # a question mark stays with its sentence: it hedges the finding it follows ("LVH?")
         parts.append(line[pos:m.end() if m.group(0) == "?" else m.start()])

@@ -19,7 +19,7 @@ from ecgkit._resources import data_path
 from ecgkit.errors import ConfigError
 from ecgkit.labels.forms import compound_forms, coordinations, inversions
 from ecgkit.labels.normalize import normalize_text
-from ecgkit.labels.segment import Segmenter, footer_pattern
+from ecgkit.labels.segment import Segmenter, footer_anchors, footer_pattern
 
 SHIPPED = {"ecg-p18": "ecg_p18.yaml"}
 
@@ -390,9 +390,10 @@ def _segmenter(raw: dict, source: str, continuation: tuple[str, ...], abbreviati
                 joiners.update(v.strip() for v in _variants(p))
     joiners.discard("?")
     joiners.discard("")
-    pattern, meta = footer_pattern({str(k): _as_list(v, f"footers.{k}") for k, v in footers.items()})
+    listed = {str(k): _as_list(v, f"footers.{k}") for k, v in footers.items()}
+    pattern, meta = footer_pattern(listed)
     return Segmenter(continuation=continuation, joiners=frozenset(joiners), abbreviations=abbreviations,
-                     footer_re=pattern, footer_kinds=meta)
+                     footer_re=pattern, footer_kinds=meta, footer_anchors=footer_anchors(listed))
 
 
 class _PhraseLoader(yaml.SafeLoader):
