@@ -93,6 +93,7 @@ class Segmenter:
     # the first letters of every footer's first word: a line holding none of them has no footer
     # (a substring test is far cheaper than the footer alternation)
     footer_anchors: tuple[str, ...] = ()
+    anchor_automaton: Any = None  # the anchors in one Aho-Corasick automaton (one C call per line)
     # the vocabulary's automaton: a run of spaces inside one of its phrases ("atrial   fibrillation")
     # is no boundary
     automaton: Any = None
@@ -163,11 +164,19 @@ def _fold(line: str) -> str:
     return low if len(low) == len(line) else line.lower() if len(line.lower()) == len(line) else line
 
 
+def _has_anchor(folded: str, seg: Segmenter) -> bool:
+    if seg.anchor_automaton is not None:
+        for _ in seg.anchor_automaton.iter(folded):
+            return True
+        return False
+    return any(a in folded for a in seg.footer_anchors)
+
+
 def _pieces(line: str, seg: Segmenter) -> list[tuple[str, Statement | None, bool]]:
     """A line as (text, footer-or-code statement or None, soft boundary before it) pieces."""
     cuts: list[tuple[int, int, str | None, bool, str]] = []  # start, end, status, to_end, kind
     folded = _fold(line) if seg.footer_re is not None else ""
-    if seg.footer_re is not None and any(a in folded for a in seg.footer_anchors):
+    if seg.footer_re is not None and _has_anchor(folded, seg):
         for m in seg.footer_re.finditer(folded):
             name = m.lastgroup
             for gname, status, to_end in seg.footer_kinds:
@@ -215,13 +224,18 @@ def _soft(chunk: str, punctuated: bool, soft_before: bool, out: list[tuple[str, 
 _FIRST_WORD = re.compile(r"\W*([^\W_]+)")
 
 
+@lru_cache(maxsize=8)
+def _first_words(words: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(w.split()[0] for w in words if w)
+
+
 def _starts_with(text: str, words: tuple[str, ...]) -> bool:
     m = _FIRST_WORD.match(text)
     if m is None:
         return False
     first = m.group(1).lower()
     # most pieces start with no continuation word: reject on the first word before normalising
-    if first.isascii() and not any(w == first or w.startswith(first + " ") for w in words):
+    if first.isascii() and first not in _first_words(words):
         return False
     head = normalize_text(text[:40])
     return any(head.startswith(f" {w} ") for w in words)
@@ -254,6 +268,11 @@ def _spans_phrase(before: str, after: str, automaton: Any) -> bool:
 def _line_groups(line: str, seg: Segmenter) -> tuple[tuple[tuple[str, ...] | Statement, ...], bool]:
     """One line's statements-to-be: text groups (pieces joined across soft breaks) and footers/codes;
     and whether its first piece continues the statement before the line ("with ...")."""
+    if ("  " not in line and "\t" not in line and "." not in line
+            and not (seg.footer_re is not None and _has_anchor(_fold(line), seg))):
+        # the common line: no run of spaces, no device code, no footer -- one piece
+        piece = line.strip()
+        return ((piece,),), bool(seg.continuation) and _starts_with(piece, seg.continuation)
     groups: list[list[str] | Statement] = []
     first_continues = False
     for piece, special, soft in _pieces(line, seg):

@@ -392,8 +392,15 @@ def _segmenter(raw: dict, source: str, continuation: tuple[str, ...], abbreviati
     joiners.discard("")
     listed = {str(k): _as_list(v, f"footers.{k}") for k, v in footers.items()}
     pattern, meta = footer_pattern(listed)
+    anchors = footer_anchors(listed)
+    anchor_ac = None
+    if anchors:
+        anchor_ac = ahocorasick.Automaton()
+        for a in anchors:
+            anchor_ac.add_word(a, a)
+        anchor_ac.make_automaton()
     return Segmenter(continuation=continuation, joiners=frozenset(joiners), abbreviations=abbreviations,
-                     footer_re=pattern, footer_kinds=meta, footer_anchors=footer_anchors(listed))
+                     footer_re=pattern, footer_kinds=meta, footer_anchors=anchors, anchor_automaton=anchor_ac)
 
 
 class _PhraseLoader(yaml.SafeLoader):
