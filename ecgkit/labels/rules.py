@@ -181,18 +181,27 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
 
 
 def correct_spelling(norm: str, fuzzy: dict[str, str]) -> tuple[str, tuple[int, ...]]:
-    """Replace one-edit misspellings of vocabulary words; return the text and the word indices fixed.
+    """Replace one-edit misspellings and glued word pairs; return the text and the word indices fixed.
 
     >>> correct_spelling(" ventricular bigemeny ", {"bigemeny": "bigeminy"})
     (' ventricular bigeminy ', (1,))
+    >>> correct_spelling(" atrialfibrillation ", {"atrialfibrillation": "atrial fibrillation"})
+    (' atrial fibrillation ', (0, 1))
     """
     words = norm.split(" ")  # ['', w0, w1, ..., '']
-    fixed = [i - 1 for i, w in enumerate(words) if w in fuzzy]
-    if not fixed:
+    if not any(w in fuzzy for w in words):
         return norm, ()
-    for k in fixed:
-        words[k + 1] = fuzzy[words[k + 1]]
-    return " ".join(words), tuple(fixed)
+    out: list[str] = []
+    fixed: list[int] = []
+    for w in words[1:-1]:
+        target = fuzzy.get(w)
+        if target is None:
+            out.append(w)
+            continue
+        for part in target.split(" "):  # a glued pair ("atrialfibrillation") becomes two words
+            fixed.append(len(out))
+            out.append(part)
+    return f" {' '.join(out)} ", tuple(fixed)
 
 
 def apply_conditions(decisions: list[Decision]) -> list[Decision]:

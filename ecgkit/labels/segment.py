@@ -103,7 +103,7 @@ def clean_text(text: str) -> str:
     """Make odd whitespace and escape sequences plain spaces; keep ``\\n``/``\\r`` line breaks.
 
     >>> clean_text("No\\x85RBBB\\x1b[1m!\\x1b[0m")
-    'No RBBB !'
+    'No RBBB ! '
     """
     if text.isascii() and "\x1b" not in text and not _HAS_ODD.search(text):
         return text

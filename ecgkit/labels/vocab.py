@@ -341,6 +341,7 @@ def _fuzzy_map(findings: dict[str, dict[str, Any]], cues: dict[str, list[Cue]], 
     itself, (2) not on the ``stoplist`` of real words, and (3) one edit only from words that name
     the same labels: "tigeminy" is one edit from trigeminy and from bigeminy, so it stands for
     neither, while "fibrilltion" (fibrillation or the listed misspelling fibrilation) is AFIB.
+    Two adjacent words of a label phrase typed as one ("atrialfibrillation") stand for the pair.
     """
     if not isinstance(spec, dict):
         raise ConfigError(f"vocabulary {source}: fuzzy must be a mapping (min_length, stoplist)")
@@ -367,6 +368,17 @@ def _fuzzy_map(findings: dict[str, dict[str, Any]], cues: dict[str, list[Cue]], 
                 ambiguous.add(typo)
     for typo in ambiguous:
         del out[typo]
+    # two words of a label phrase typed without the space between them ("atrialfibrillation",
+    # "leftventricular hypertrophy", "premature ventricularbeat")
+    for key, f in findings.items():
+        if f["kind"] == OTHER:
+            continue
+        words = key.split()
+        for w1, w2 in zip(words, words[1:]):
+            glued = w1 + w2
+            if (len(w1) >= 3 and len(w2) >= 3 and w1.isalpha() and w2.isalpha() and glued not in known
+                    and glued not in stop):
+                out.setdefault(glued, f"{w1} {w2}")
     return out
 
 
