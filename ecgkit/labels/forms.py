@@ -50,8 +50,10 @@ def inversions(phrase: str) -> list[str]:
             continue
         h = " ".join(head)
         if q == 2:
+            # no "H q1 q2" without a comma: in run-on text it reads across statements
+            # ("atrial fibrillation atrial flutter" is not "fibrillation, atrial flutter")
             out += [f"{h} , {qual[1]} , {qual[0]}", f"{qual[1]} {h} , {qual[0]}", f"{qual[1]} {h} {qual[0]}",
-                    f"{qual[0]} {h} , {qual[1]}", f"{h} , {qual[0]} {qual[1]}", f"{h} {qual[0]} {qual[1]}"]
+                    f"{qual[0]} {h} , {qual[1]}", f"{h} , {qual[0]} {qual[1]}"]
         else:
             out += [f"{h} , {qual[0]}", f"{h} {qual[0]}"]
     return out

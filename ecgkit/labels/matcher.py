@@ -32,10 +32,30 @@ def _select(spans: list[tuple[int, int, Entry]], n_chars: int) -> list[tuple[int
     """Longest spans first, then leftmost; drop any span overlapping an accepted one.
 
     Spans include their padding spaces, so two adjacent phrases share one space; only the inner
-    characters ``start+1 .. end-1`` are claimed.
+    characters ``start+1 .. end-1`` are claimed. Listed phrases are selected first; a generated
+    form (a word order or coordination the vocabulary derived, ``Entry.generated``) then replaces
+    them only where it contains every listed phrase it overlaps: "right and left ventricular
+    hypertrophy" replaces "left ventricular hypertrophy", while "fibrillation atrial flutter" in
+    "atrial fibrillation atrial flutter" straddles two listed phrases and is dropped.
     """
     if len(spans) <= 1:
         return spans
+    listed = [s for s in spans if not s[2].generated]
+    out = _longest_first(listed, n_chars)
+    generated = [s for s in spans if s[2].generated]
+    if generated:
+        generated.sort(key=lambda s: (s[0] - s[1], s[0]))
+        for start, end, entry in generated:
+            hit = [o for o in out if o[0] < end - 1 and start < o[1] - 1]  # overlapping inner characters
+            if all(start <= o[0] and o[1] <= end for o in hit) and all(not o[2].generated for o in hit):
+                out = [o for o in out if o not in hit] + [(start, end, entry)]
+            elif not hit:
+                out.append((start, end, entry))
+    out.sort(key=lambda s: s[0])
+    return out
+
+
+def _longest_first(spans: list[tuple[int, int, Entry]], n_chars: int) -> list[tuple[int, int, Entry]]:
     spans.sort(key=lambda s: (s[0] - s[1], s[0]))
     taken = bytearray(n_chars + 1)
     out = []
@@ -44,7 +64,6 @@ def _select(spans: list[tuple[int, int, Entry]], n_chars: int) -> list[tuple[int
             continue
         taken[start + 1:end] = b"\x01" * (end - start - 1)
         out.append((start, end, entry))
-    out.sort(key=lambda s: s[0])
     return out
 
 

@@ -260,7 +260,8 @@ def _spans_phrase(before: str, after: str, automaton: Any) -> bool:
     window = f" {' '.join(left)} {' '.join(right)} "
     for end, entry in automaton.iter(window):
         start = end - len(entry.key) + 1
-        if start < gap and end > gap + 1 and entry.key.strip() not in (",", "?"):
+        # a generated form (a word order or coordination) glues nothing: only listed phrases do
+        if start < gap and end > gap + 1 and entry.key.strip() not in (",", "?") and not entry.generated:
             return True
     return False
 

@@ -65,6 +65,8 @@ class Entry:
     cues: tuple[Cue, ...]
     # a generated qualifier-after-noun form: its finding counts only where the clause ends after it
     tail: bool = False
+    # any generated form (word order, coordination, split compound): see matcher._select
+    generated: bool = False
 
 
 @dataclass(frozen=True)
@@ -245,7 +247,7 @@ def _compile(raw: dict, source: str) -> Vocabulary:
                         if cue not in cues.setdefault(key, []):
                             cues[key].append(cue)
 
-    tails = _add_generated(raw.get("coordination") or {}, assert_phrases, findings, cues, set(), source)
+    tails, generated = _add_generated(raw.get("coordination") or {}, assert_phrases, findings, cues, set(), source)
     # a footer phrase inside a statement voids what follows it there (its clause), as a footer does
     for phrases in (raw.get("footers") or {}).values():
         for p in _as_list(phrases, "footers"):
@@ -259,7 +261,7 @@ def _compile(raw: dict, source: str) -> Vocabulary:
     for key in set(findings) | set(cues):
         f = findings.get(key)
         finding = None if f is None else Finding(tuple(f["labels"]), f["kind"], f["requires"], f["forbids"])
-        automaton.add_word(key, Entry(key, finding, tuple(cues.get(key, ())), key in tails))
+        automaton.add_word(key, Entry(key, finding, tuple(cues.get(key, ())), key in tails, key in generated))
     automaton.make_automaton()
     continuation = tuple(normalize_text(str(c)).strip() for c in raw.get("continuation") or ())
     continuation = tuple(c for c in continuation if c)
@@ -280,16 +282,16 @@ def _compile(raw: dict, source: str) -> Vocabulary:
 
 
 def _add_generated(spec: Any, assert_phrases: dict[str, frozenset[str]], findings: dict[str, dict[str, Any]],
-                   cues: dict[str, list[Cue]], known: set[str], source: str) -> set[str]:
+                   cues: dict[str, list[Cue]], known: set[str], source: str) -> tuple[set[str], set[str]]:
     """Add the generated word orders and coordinations (:mod:`ecgkit.labels.forms`) as label phrases.
 
     A phrase the vocabulary lists itself wins over a generated one. Returns the keys of the
-    qualifier-after-noun forms, which count only at the end of a clause.
+    qualifier-after-noun forms, which count only at the end of a clause, and of all generated forms.
     """
     if not isinstance(spec, dict):
         raise ConfigError(f"vocabulary {source}: coordination must be a mapping")
     if not spec:
-        return set()
+        return set(), set()
     conj = [normalize_text(str(c)).strip() for c in _as_list(spec.get("conjunctions"), "coordination.conjunctions")]
     alternatives = []
     for pair in spec.get("alternatives") or []:
@@ -300,6 +302,7 @@ def _add_generated(spec: Any, assert_phrases: dict[str, frozenset[str]], finding
     for key in set(findings) | set(cues):
         words.update(key.split())
     tails: set[str] = set()
+    made: set[str] = set()
     generated: list[tuple[dict[str, frozenset[str]], bool]] = [
         (coordinations(assert_phrases, conj, alternatives), False),
         (compound_forms(assert_phrases, words, conj, alternatives), False),
@@ -311,9 +314,10 @@ def _add_generated(spec: Any, assert_phrases: dict[str, frozenset[str]], finding
                 if key in findings:
                     continue
                 findings[key] = {"labels": sorted(labels), "kind": ASSERT, "requires": None, "forbids": None}
+                made.add(key)
                 if tail:
                     tails.add(key)
-    return tails
+    return tails, made
 
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
