@@ -116,3 +116,7 @@ def predict_run(run_dir: str | Path, split: str = "test", *, checkpoint: str = B
     # the dataset may hold more or other-ordered tasks than the run (e.g. a single-task baseline)
     y = labels[:, [have.index(n) for n in names]]
     return y, scores, names
+
+
+# `export` and `load_exported` lived here before ecgkit.trainer.export; kept importable from here
+from ecgkit.trainer.export import export, load_exported  # noqa: E402,F401
