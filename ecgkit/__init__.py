@@ -22,6 +22,11 @@ evaluate               ``ecgkit.report``: run -> report.json, report.md and plot
 label_cohort           ``ecgkit.cohort``: what ``ecgkit label`` does to a cohort folder
 split_cohort           ``ecgkit.cohort``: what ``ecgkit split`` does to a cohort folder
 info                   ``ecgkit.info``: what a cohort, shards or run folder holds
+export                 ``ecgkit.trainer``: a run -> one self-describing model file (or
+                       TorchScript / ONNX)
+load_model             ``ecgkit.model_file``: a model file -> ``EcgModel`` (``.predict``,
+                       ``.contract``, ``.saliency``)
+predict_sources        ``ecgkit.predict``: raw files, cohorts or shards -> predictions
 =====================  ==========================================================
 """
 from __future__ import annotations
@@ -52,6 +57,11 @@ _EXPORTS = {
     "label_cohort": "ecgkit.cohort",
     "split_cohort": "ecgkit.cohort",
     "info": "ecgkit.info",
+    "export": "ecgkit.trainer",
+    "load_model": "ecgkit.model_file",
+    "EcgModel": "ecgkit.model_file",
+    "InputContract": "ecgkit.contract",
+    "predict_sources": "ecgkit.predict",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -19,7 +19,7 @@ from typing import Any, Literal, Sequence
 import pandas as pd
 
 from ecgkit.errors import DataError
-from ecgkit.manifest import STATUS_OK, label_names, read_manifest, write_manifest
+from ecgkit.manifest import STATUS_OK, label_names, read_manifest, write_manifest, write_quarantine
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +36,16 @@ class LabelResult:
     removed: tuple[str, ...]  # label columns of an earlier vocabulary that were dropped
     positives: dict[str, int]
     masked: int
+    report_status: dict[str, int]  # confirmed / unconfirmed / unknown reports
+    dropped: int  # records quarantined as unconfirmed (unconfirmed="drop")
 
 
 def label_cohort(cohort_dir: str | Path, *, vocabulary: str | Path = "ecg-p18", uncertain: str = "positive",
-                 source: str = "text") -> LabelResult:
+                 source: str = "text", unconfirmed: str = "keep", workers: int = 1) -> LabelResult:
     """Label ``COHORT_DIR/manifest.parquet`` in place (see :func:`ecgkit.labels.label_manifest`).
+
+    With ``unconfirmed="drop"`` the records quarantined as unconfirmed are also appended to
+    ``COHORT_DIR/quarantine.parquet``. ``workers=0``: one process per core.
 
     Relabelling with another vocabulary removes the earlier vocabulary's label columns (named in
     ``LabelResult.removed`` and logged), so that ``split``, ``shard`` and ``train`` see only the new
@@ -53,6 +58,7 @@ def label_cohort(cohort_dir: str | Path, *, vocabulary: str | Path = "ecg-p18", 
     ConfigError
         Unknown vocabulary, ``uncertain`` or ``source``.
     """
+    from ecgkit.engines import resolve_workers
     from ecgkit.labels import label_manifest, load_vocabulary
 
     vocab = load_vocabulary(vocabulary)
@@ -62,12 +68,20 @@ def label_cohort(cohort_dir: str | Path, *, vocabulary: str | Path = "ecg-p18", 
         logger.info("%s: relabelling with %s removes the earlier label column(s) %s", cohort_dir, vocab.name,
                        ", ".join(removed))
         manifest = manifest.drop(columns=list(removed))
-    labelled = label_manifest(manifest, vocabulary=vocab, uncertain=uncertain, source=source)
+    labelled = label_manifest(manifest, vocabulary=vocab, uncertain=uncertain, source=source,
+                              unconfirmed=unconfirmed, workers=resolve_workers(workers))
     write_manifest(labelled, cohort_dir)
+    dropped = 0
+    if unconfirmed == "drop":
+        hit = (labelled["reason"] == "label: unconfirmed report (--unconfirmed drop)").fillna(False).to_numpy(bool)
+        dropped = int(hit.sum())
+        write_quarantine(labelled[hit], cohort_dir, "label")
     table = labelled[list(vocab.labels)]
+    by_status = labelled["report_status"].value_counts() if "report_status" in labelled else pd.Series(dtype=int)
     return LabelResult(labelled, f"{vocab.name} {vocab.version}", tuple(vocab.labels), removed,
                        {lab: int((labelled[lab] == 1).sum()) for lab in vocab.labels},
-                       int((table == -1).to_numpy().sum()))
+                       int((table == -1).to_numpy().sum()),
+                       {s: int(by_status.get(s, 0)) for s in ("confirmed", "unconfirmed", "unknown")}, dropped)
 
 
 def split_cohort(cohort_dir: str | Path, *, ratios: Sequence[float] = (0.7, 0.1, 0.2), seed: int = 0,
