@@ -31,7 +31,39 @@ reason                    string       all       why a record was quarantined (n
 ========================  ===========  ========  ===========================================================
 
 Later stages add: one int8 column per label plus ``label_provenance`` (label), ``split`` (split),
-``shard`` and ``row`` (shard). See :data:`STAGE_COLUMNS`.
+``shard`` and ``row`` (shard), the signal measurements of :data:`MEASURE_COLUMNS` (measure) and
+``audit_flags`` (audit: list of the record's labels that its own ECG contradicts, see
+:mod:`ecgkit.audit`). See :data:`STAGE_COLUMNS`.
+
+Measurement columns (``ecgkit measure``; float64 with NaN where not measured, units in the names)
+-------------------------------------------------------------------------------------------------
+========================  ===========  ===========================================================
+column                    dtype        meaning
+========================  ===========  ===========================================================
+measure_lead              string       lead measured (II unless flat/noisy; then best quality)
+n_beats                   float64      R peaks by neurokit2 (ecg_clean + ecg_peaks)
+n_beats_biosppy           float64      R peaks by the biosppy detector (Hamilton by default)
+bsqi                      float64      F1 agreement of the two beat lists within 150 ms, 0-1
+hr_bpm                    float64      heart rate, 60 / mean RR, beats per minute
+rr_mean_ms                float64      mean RR interval, ms
+rr_cv                     float64      RR standard deviation / mean RR (unitless)
+rr_pnn50                  float64      share of successive RR differences > 50 ms, 0-1
+quality                   float64      mean beat-to-template correlation (neurokit2 templatematch)
+flat_share                float64      share of 1 s lead windows that are flat (< 0.01 mV p-p), 0-1
+noise_share               float64      share of 1 s lead windows with > 0.05 mV RMS above 40 Hz, 0-1
+flat_leads                list<str>    leads flat in more than half of their windows
+noisy_leads               list<str>    leads noisy in more than half of their windows
+pr_ms                     float64      median PR interval (P onset to QRS onset), ms (--delineate)
+pr_iqr_ms                 float64      interquartile range of the beats' PR intervals, ms
+qrs_ms                    float64      median QRS duration, ms
+qt_ms                     float64      median QT interval (QRS onset to T end), ms
+qtc_bazett_ms             float64      QT / sqrt(RR in s), ms
+qtc_fridericia_ms         float64      QT / cube root of (RR in s), ms
+p_share                   float64      share of beats with a delineated P wave, 0-1
+n_delineated              float64      beats with a delineated QRS onset and offset
+bsqi_by_lead              list<float>  bSQI of each lead in LEADS order (only when asked for)
+measure_reason            string       why values are NaN (library and error); null if none
+========================  ===========  ===========================================================
 """
 from __future__ import annotations
 
@@ -81,11 +113,49 @@ COLUMNS: tuple[Column, ...] = (
     Column("reason", pa.string(), "string", True, "why the record was quarantined"),
 )
 
+@dataclass(frozen=True)
+class StageColumn:
+    """A column a later stage adds: name, kind (``"float"``, ``"string"`` or ``"list"``), meaning."""
+
+    name: str
+    arrow: str
+    doc: str
+
+
+#: The measure stage's columns (:mod:`ecgkit.measure`), documented in the module docstring above.
+MEASURE_COLUMNS: tuple[StageColumn, ...] = tuple(StageColumn(n, k, d) for n, k, d in (
+    ("measure_lead", "string", "lead measured"),
+    ("n_beats", "float", "R peaks by neurokit2"),
+    ("n_beats_biosppy", "float", "R peaks by biosppy"),
+    ("bsqi", "float", "beat agreement F1 of the two detectors within 150 ms"),
+    ("hr_bpm", "float", "heart rate, beats per minute"),
+    ("rr_mean_ms", "float", "mean RR interval, ms"),
+    ("rr_cv", "float", "RR coefficient of variation"),
+    ("rr_pnn50", "float", "share of successive RR differences > 50 ms"),
+    ("quality", "float", "mean beat-to-template correlation"),
+    ("flat_share", "float", "share of flat 1 s lead windows"),
+    ("noise_share", "float", "share of noisy 1 s lead windows"),
+    ("flat_leads", "list", "leads flat in more than half their windows"),
+    ("noisy_leads", "list", "leads noisy in more than half their windows"),
+    ("pr_ms", "float", "median PR interval, ms"),
+    ("pr_iqr_ms", "float", "PR interquartile range, ms"),
+    ("qrs_ms", "float", "median QRS duration, ms"),
+    ("qt_ms", "float", "median QT interval, ms"),
+    ("qtc_bazett_ms", "float", "QTc Bazett, ms"),
+    ("qtc_fridericia_ms", "float", "QTc Fridericia, ms"),
+    ("p_share", "float", "share of beats with a P wave"),
+    ("n_delineated", "float", "beats with a delineated QRS"),
+    ("bsqi_by_lead", "list", "bSQI per lead, LEADS order (optional)"),
+    ("measure_reason", "string", "why values are NaN"),
+))
+
 #: Columns each stage adds beyond :data:`COLUMNS` (label columns are named after the vocabulary).
 STAGE_COLUMNS: dict[str, tuple[str, ...]] = {
     "label": ("label_provenance",),
     "split": ("split",),
     "shard": ("shard", "row"),
+    "measure": tuple(c.name for c in MEASURE_COLUMNS if c.name != "bsqi_by_lead"),
+    "audit": ("audit_flags",),
 }
 
 SCAN_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS)

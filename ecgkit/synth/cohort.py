@@ -5,6 +5,8 @@ Output layout (``out_dir``)::
     wfdb/p000001/r000001.hea, .dat      WFDB records (fmt "wfdb" or "both")
     muse/p000001/r000001.xml            GE MUSE RestingECG XML (fmt "muse" or "both")
     truth.parquet                       record_id, patient_id, one int8 column per ECG-P18 label
+    truth_intervals.parquet             record_id and the true beats and intervals of the signal
+                                        (see :data:`TRUTH_INTERVALS`), to validate ``ecgkit measure``
     labels_stated.parquet               the same columns as asserted by the statements (differs from
                                         the truth only where --label-noise flipped a label)
 
@@ -43,6 +45,23 @@ _FIRST_NAMES = ("ALEX", "MARIA", "JONAS", "LENA", "OMAR", "SOFIA", "WEI", "PRIYA
 _LAST_NAMES = ("SYNTHETIC", "TESTPERSON", "EXAMPLE", "SAMPLE", "FICTIONAL")
 _EPOCH = datetime(2012, 1, 1)
 
+#: Columns of ``truth_intervals.parquet`` (besides ``record_id``), from the simulator's own beat times
+#: and wave templates (:class:`ecgkit.synth.render.SimulatedEcg` ``measurements``): ``hr_bpm`` 60 / mean
+#: RR of the visible QRS onsets; ``rr_cv`` SD / mean of those RR; ``n_beats`` visible QRS complexes;
+#: ``pr_ms`` P onset to QRS onset of conducted beats (NaN without conducted P waves: AFIB, AFL, 3AVB);
+#: ``qrs_ms`` QRS duration of the dominant beat kind; ``qt_ms`` QRS onset to T end at the mean RR.
+TRUTH_INTERVALS: tuple[str, ...] = ("hr_bpm", "rr_cv", "n_beats", "pr_ms", "qrs_ms", "qt_ms")
+
+
+def _true_intervals(meas: dict[str, Any], fs: float) -> dict[str, float]:
+    onsets = np.asarray(meas["qrs_onsets"], dtype=np.float64)
+    rr = np.diff(onsets) / fs
+    pr = meas["pr_ms"]
+    return {"hr_bpm": 60.0 / float(rr.mean()) if rr.size else float("nan"),
+            "rr_cv": float(rr.std() / rr.mean()) if rr.size > 1 else float("nan"),
+            "n_beats": float(onsets.size), "pr_ms": float("nan") if pr is None else float(pr),
+            "qrs_ms": float(meas["qrs_ms"]), "qt_ms": float(meas["qt_ms"])}
+
 
 @dataclass(frozen=True)
 class _Job:
@@ -75,9 +94,9 @@ def _flip(findings: set[str], p: float, rng: np.random.Generator) -> set[str]:
     return out
 
 
-def _run_job(job: _Job) -> list[tuple[int, str, str, Any, Any]]:
+def _run_job(job: _Job) -> list[tuple[int, str, str, Any, Any, Any]]:
     out_dir = Path(job.out_dir)
-    rows: list[tuple[int, str, str, Any, Any]] = []
+    rows: list[tuple[int, str, str, Any, Any, Any]] = []
     w = job.width
     for patient, first, n_rec in zip(job.patients, job.first_record, job.n_records):
         prng = np.random.default_rng([job.seed, 1, patient])
@@ -110,21 +129,22 @@ def _run_job(job: _Job) -> list[tuple[int, str, str, Any, Any]]:
                                 first_name=first_name, birth_date=birth)
             rname = f"r{record_no:0{w}d}"
             truth, said = to_vector(findings), to_vector(stated)
+            intervals = _true_intervals(sim.measurements, job.fs)
             if job.fmt in ("wfdb", "both"):
                 folder = out_dir / "wfdb" / pdir
                 folder.mkdir(parents=True, exist_ok=True)
                 write_wfdb(folder / f"{rname}.hea", sim.signal, job.fs, demo, [t for _, t in statements])
-                rows.append((record_no, f"wfdb/{pdir}/{rname}", patient_id, truth, said))
+                rows.append((record_no, f"wfdb/{pdir}/{rname}", patient_id, truth, said, intervals))
             if job.fmt in ("muse", "both"):
                 folder = out_dir / "muse" / pdir
                 folder.mkdir(parents=True, exist_ok=True)
                 write_muse(folder / f"{rname}.xml", sim.signal, sim.median, job.fs, demo, statements,
                            sim.measurements)
-                rows.append((record_no, f"muse/{pdir}/{rname}", patient_id, truth, said))
+                rows.append((record_no, f"muse/{pdir}/{rname}", patient_id, truth, said, intervals))
     return rows
 
 
-def _table(rows: list[tuple[int, str, str, Any, Any]], which: int) -> pd.DataFrame:
+def _table(rows: list[tuple[int, str, str, Any, Any, Any]], which: int) -> pd.DataFrame:
     labels = np.stack([r[which] for r in rows]) if rows else np.zeros((0, len(LABELS)), dtype=np.int8)
     df = pd.DataFrame({"record_id": pd.array([r[1] for r in rows], dtype="string"),
                        "patient_id": pd.array([r[2] for r in rows], dtype="string")})
@@ -192,7 +212,7 @@ def synth_cohort(n_patients: int, out_dir: str | Path, *, fmt: str = "wfdb", see
         jobs.append(_Job(str(out), fmt, int(seed), float(label_noise), float(fs), float(seconds), width,
                          tuple(range(a + 1, b + 1)), tuple(int(x) for x in firsts[a:b]),
                          tuple(int(x) for x in counts[a:b])))
-    rows: list[tuple[int, str, str, Any, Any]] = []
+    rows: list[tuple[int, str, str, Any, Any, Any]] = []
     if workers == 1 or len(jobs) == 1:
         for job in jobs:
             rows.extend(_run_job(job))
@@ -204,5 +224,8 @@ def synth_cohort(n_patients: int, out_dir: str | Path, *, fmt: str = "wfdb", see
     truth, stated = _table(rows, 3), _table(rows, 4)
     truth.to_parquet(out / "truth.parquet", index=False)
     stated.to_parquet(out / "labels_stated.parquet", index=False)
+    intervals = pd.DataFrame([r[5] for r in rows], columns=list(TRUTH_INTERVALS), dtype=np.float64)
+    intervals.insert(0, "record_id", truth["record_id"].to_numpy())
+    intervals.to_parquet(out / "truth_intervals.parquet", index=False)
     logger.info("synth: %d patients, %d files (%s) in %s", n_patients, len(truth), fmt, out)
     return truth
