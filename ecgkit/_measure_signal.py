@@ -95,12 +95,12 @@ def bsqi(a: NDArray[np.integer], b: NDArray[np.integer], fs: float, tol_ms: floa
 def rr_features(peaks: NDArray[np.integer], fs: float) -> dict[str, float]:
     """Heart rate and RR irregularity from R-peak sample indices."""
     out = {"n_beats": float(len(peaks)), "hr_bpm": math.nan, "rr_mean_ms": math.nan,
-           "rr_cv": math.nan, "rr_pnn50": math.nan}
+           "rr_min_ms": math.nan, "rr_cv": math.nan, "rr_pnn50": math.nan}
     if len(peaks) < 2:
         return out
     rr = np.diff(np.asarray(peaks, dtype=np.float64)) * (1000.0 / fs)  # ms
     mean = float(rr.mean())
-    out.update(hr_bpm=60000.0 / mean, rr_mean_ms=mean)
+    out.update(hr_bpm=60000.0 / mean, rr_mean_ms=mean, rr_min_ms=float(rr.min()))
     if rr.size >= 2:
         out["rr_cv"] = float(rr.std() / mean)
         out["rr_pnn50"] = float((np.abs(np.diff(rr)) > 50.0).mean())

@@ -283,6 +283,10 @@ def split_command(cohort_dir: str, ratios: str, seed: int, method: str, key: str
 @click.option("--scheduler", default=None, help="Dask scheduler address (with --engine dask).")
 @click.option("--max-quarantine-rate", type=float, default=None,
               help="Exit non-zero when more than this fraction of records is quarantined here [0.05].")
+@click.option("--audit", type=click.Choice(["keep", "mask", "drop"]), default=None,
+              help="Labels `ecgkit audit` flagged: keep, mask to -1, or drop the record [keep].")
+@click.option("--min-quality", type=float, default=None,
+              help="Quarantine records whose measured quality is below this (needs `ecgkit measure`).")
 def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, **overrides: object) -> None:
     """Read every split record of COHORT_DIR once and write HDF5 shards to --out.
 
@@ -312,3 +316,55 @@ def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, **ove
         click.echo(f"shard: quarantine rate {rate:.1%} exceeds the limit "
                    f"{config.max_quarantine_rate:.1%}", err=True)
         sys.exit(3)
+
+
+@main.command("measure")
+@click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--workers", type=int, default=None, help="Worker processes, 0 = one per core [1].")
+@click.option("--delineate", is_flag=True, default=None, help="Also PR, QRS, QT, QTc (nk.ecg_delineate; slower).")
+@click.option("--bsqi-by-lead", is_flag=True, default=None, help="Also bSQI of every lead (12x detection).")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default=None, help="Engine [local].")
+@click.option("--scheduler", default=None, help="Dask scheduler address (with --engine dask).")
+@click.option("--shards", "shards_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Read signals from these shards (their manifest.parquet is measured and rewritten).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="YAML file with MeasureConfig keys (a 'measure' section or top level).")
+def measure_command(cohort_dir: str, shards_dir: str | None, config_file: Path | None, **overrides: object) -> None:
+    """Measure beats, intervals and quality of every ok record; add the columns to the manifest."""
+    from tqdm import tqdm
+
+    from ecgkit.config import load_config
+    from ecgkit.manifest import read_manifest, write_manifest
+    from ecgkit.measure import MeasureConfig, measure, measure_summary
+
+    config = load_config(MeasureConfig, config_file, overrides, section=_section(config_file, "measure"))
+    where = shards_dir or cohort_dir
+    manifest = read_manifest(where)
+    with tqdm(total=int((manifest["status"] == "ok").sum()), unit="rec", desc="measure", dynamic_ncols=True) as bar:
+        out = measure(manifest, config, shards_dir=shards_dir, progress=bar.update)
+    write_manifest(out, where)
+    s = measure_summary(out)
+    click.echo(f"measure: {s['measured']} of {s['records']} records measured, {s['with_reason']} with a "
+               f"measure_reason ({s['unreadable']} unreadable); median HR {s['hr_bpm_median']} bpm, "
+               f"bSQI {s['bsqi_median']}, quality {s['quality_median']}"
+               + (f", PR {s['pr_ms_median']} ms, QRS {s['qrs_ms_median']} ms, QT {s['qt_ms_median']} ms"
+                  if config.delineate else "") + f" -> {Path(where) / 'manifest.parquet'}")
+
+
+@main.command("audit")
+@click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Audit rules YAML (default: the shipped data/audit_rules.yaml).")
+@click.option("--plots", "n_plots", type=int, default=6, show_default=True, help="Flagged records plotted.")
+def audit_command(cohort_dir: str, rules_file: str | None, n_plots: int) -> None:
+    """Set labels against measurements: audit.parquet, audit.md and audit_flags in the manifest."""
+    from ecgkit.audit import audit, load_rules, write_audit
+    from ecgkit.manifest import read_manifest, write_manifest
+
+    result = audit(read_manifest(cohort_dir), load_rules(rules_file))
+    files = write_audit(result, cohort_dir, n_plots=n_plots)
+    write_manifest(result.manifest, cohort_dir)
+    click.echo(result.summary[["rule", "label", "stated", "candidates", "audited", "unmeasured", "flagged"]]
+               .to_string(index=False))
+    click.echo(f"audit: {len(result.flags)} flags on {result.flags['record_id'].nunique()} records -> "
+               f"{files['parquet']}, {files['md']}")

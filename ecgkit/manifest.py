@@ -46,6 +46,7 @@ n_beats_biosppy           float64      R peaks by the biosppy detector (Hamilton
 bsqi                      float64      F1 agreement of the two beat lists within 150 ms, 0-1
 hr_bpm                    float64      heart rate, 60 / mean RR, beats per minute
 rr_mean_ms                float64      mean RR interval, ms
+rr_min_ms                 float64      shortest RR interval, ms
 rr_cv                     float64      RR standard deviation / mean RR (unitless)
 rr_pnn50                  float64      share of successive RR differences > 50 ms, 0-1
 quality                   float64      mean beat-to-template correlation (neurokit2 templatematch)
@@ -130,6 +131,7 @@ MEASURE_COLUMNS: tuple[StageColumn, ...] = tuple(StageColumn(n, k, d) for n, k, 
     ("bsqi", "float", "beat agreement F1 of the two detectors within 150 ms"),
     ("hr_bpm", "float", "heart rate, beats per minute"),
     ("rr_mean_ms", "float", "mean RR interval, ms"),
+    ("rr_min_ms", "float", "shortest RR interval, ms"),
     ("rr_cv", "float", "RR coefficient of variation"),
     ("rr_pnn50", "float", "share of successive RR differences > 50 ms"),
     ("quality", "float", "mean beat-to-template correlation"),

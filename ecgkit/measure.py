@@ -14,6 +14,7 @@ n_beats_biosppy        R peaks found by the biosppy detector (Hamilton by defaul
 bsqi                   agreement F1 of the two beat lists within 150 ms (Li et al. 2008)
 hr_bpm                 60 / mean RR (neurokit2 beats)
 rr_mean_ms             mean RR interval
+rr_min_ms              shortest RR interval
 rr_cv                  RR standard deviation / mean (irregularity; AF is typically > 0.1)
 rr_pnn50               share of successive RR differences > 50 ms
 quality                mean beat-to-template correlation (neurokit2's "templatematch" method)

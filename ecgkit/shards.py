@@ -118,6 +118,13 @@ class ShardConfig:
     #: The CLI exits with status 3 when more than this fraction of records is quarantined here
     #: (same default as scan: a higher rate means a systematic problem worth stopping for).
     max_quarantine_rate: float = 0.05
+    #: Labels that ``ecgkit audit`` found contradicted by the record's ECG (manifest ``audit_flags``):
+    #: "keep" them as stated (default: the audit only reports), "mask" them to -1 (unknown, no loss
+    #: for that task), or "drop" the whole record (quarantined with the reason).
+    audit: Literal["keep", "mask", "drop"] = "keep"
+    #: Quarantine records whose measured ``quality`` (``ecgkit measure``) is below this, or not
+    #: measured; None keeps every record.
+    min_quality: float | None = None
 
     def __post_init__(self) -> None:
         if self.fs <= 0 or self.seconds <= 0:
@@ -134,6 +141,8 @@ class ShardConfig:
             raise ConfigError(f"engine must be 'local' or 'dask', got {self.engine!r}")
         if self.scale_mv <= 0:
             raise ConfigError(f"scale_mv must be positive, got {self.scale_mv}")
+        if self.audit not in ("keep", "mask", "drop"):
+            raise ConfigError(f"audit must be 'keep', 'mask' or 'drop', got {self.audit!r}")
 
     @property
     def n_samples(self) -> int:
@@ -382,6 +391,7 @@ def write_shards(
         shards + records quarantined.
     """
     audit(manifest, ratios=None)  # fail fast on leakage or usable records without a split
+    manifest, pre_quarantined = _apply_label_audit(manifest, config)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = config.label_names
@@ -395,6 +405,8 @@ def write_shards(
         "leads": list(LEADS), "label_names": list(names), "dtype": config.dtype,
         "scale_mv": float(config.scale_mv) if config.dtype == "int16" else 1.0, "units": "mV",
         "ecgkit_version": __version__, "config": cfg_json, "manifest_hash": mhash,
+        "label_audit": config.audit,
+        "min_quality": float("nan") if config.min_quality is None else float(config.min_quality),
     }
     tasks = []
     shard_codes, shard_names = pd.factorize(plan["shard"], sort=False)
@@ -419,7 +431,51 @@ def write_shards(
                  " (kept, checksum ok)" if side["skipped"] else "")
         if progress is not None:
             progress(int(side["n_planned"]))
-    return _finish(manifest, plan, sidecars, out_dir)
+    return _finish(manifest, plan, sidecars, out_dir, pre_quarantined)
+
+
+def _apply_label_audit(manifest: pd.DataFrame, config: ShardConfig) -> tuple[pd.DataFrame, NDArray[np.bool_]]:
+    """Apply ``config.audit`` and ``config.min_quality`` before planning.
+
+    Returns the manifest (masked labels set to -1 and listed in ``audit_masked``; dropped and
+    low-quality records quarantined with the reason) and the mask of records quarantined here.
+    """
+    pre = np.zeros(len(manifest), dtype=bool)
+    if config.audit == "keep" and config.min_quality is None:
+        return manifest, pre
+    out = manifest.copy()
+    ok = (out["status"] == STATUS_OK).to_numpy()
+    reasons = pd.Series(pd.NA, index=out.index, dtype="string")
+    if config.audit != "keep":
+        if "audit_flags" not in out.columns:
+            raise SchemaError("shard --audit mask|drop needs the manifest's audit_flags; run `ecgkit audit` first")
+        flagged = [list(v) if v is not None and len(v) else [] for v in out["audit_flags"]]
+        if config.audit == "mask":
+            masked: list[list[str]] = []
+            for i, labs in enumerate(flagged):
+                labs = [lab for lab in labs if lab in out.columns]
+                for lab in labs:
+                    out.iloc[i, out.columns.get_loc(lab)] = -1
+                masked.append(labs)
+            out["audit_masked"] = pd.Series(masked, index=out.index, dtype=object)
+        else:
+            for i, labs in enumerate(flagged):
+                if labs and ok[i]:
+                    reasons.iloc[i] = (f"shard: record {out['record_id'].iloc[i]}: audit contradicts label(s) "
+                                       f"{', '.join(labs)} (--audit drop)")
+    if config.min_quality is not None:
+        if "quality" not in out.columns:
+            raise SchemaError("shard --min-quality needs the manifest's quality; run `ecgkit measure` first")
+        q = pd.to_numeric(out["quality"], errors="coerce").to_numpy(dtype=np.float64)
+        low = ok & ~(q >= config.min_quality) & reasons.isna().to_numpy()
+        for i in np.flatnonzero(low):
+            why = "not measured" if not np.isfinite(q[i]) else f"{q[i]:.3f}"
+            reasons.iloc[i] = (f"shard: record {out['record_id'].iloc[i]}: quality {why} below "
+                               f"--min-quality {config.min_quality}")
+    pre = ok & reasons.notna().to_numpy()
+    out.loc[pre, "status"] = STATUS_QUARANTINED
+    out.loc[pre, "reason"] = reasons[pre]
+    return out, pre
 
 
 def _remove_stale(out_dir: Path, planned: set[str]) -> None:
@@ -435,7 +491,7 @@ def _remove_stale(out_dir: Path, planned: set[str]) -> None:
 
 
 def _finish(manifest: pd.DataFrame, plan: pd.DataFrame, sidecars: list[dict[str, Any]],
-            out_dir: Path) -> pd.DataFrame:
+            out_dir: Path, pre_quarantined: NDArray[np.bool_] | None = None) -> pd.DataFrame:
     """Build the index from the sidecars, check the accounting, write index, manifest, quarantine."""
     sidecars = sorted(sidecars, key=lambda s: s["shard"])
     index = pd.DataFrame({
@@ -471,7 +527,7 @@ def _finish(manifest: pd.DataFrame, plan: pd.DataFrame, sidecars: list[dict[str,
     row_col.iloc[at] = index["row"].to_numpy()
     out["shard"] = shard_col
     out["row"] = row_col
-    newly = pd.Series(False, index=out.index)
+    newly = pd.Series(False if pre_quarantined is None else pre_quarantined, index=out.index)
     if quarantined:
         qat = pos.loc[list(quarantined)].to_numpy()
         out.loc[out.index[qat], "status"] = STATUS_QUARANTINED
