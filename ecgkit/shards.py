@@ -468,7 +468,8 @@ def _apply_label_audit(manifest: pd.DataFrame, config: ShardConfig) -> tuple[pd.
             raise SchemaError("shard --min-quality needs the manifest's quality; run `ecgkit measure` first")
         q = pd.to_numeric(out["quality"], errors="coerce").to_numpy(dtype=np.float64)
         low = ok & ~(q >= config.min_quality) & reasons.isna().to_numpy()
-        for i in np.flatnonzero(low):
+        for j in np.flatnonzero(low):
+            i = int(j)
             why = "not measured" if not np.isfinite(q[i]) else f"{q[i]:.3f}"
             reasons.iloc[i] = (f"shard: record {out['record_id'].iloc[i]}: quality {why} below "
                                f"--min-quality {config.min_quality}")
