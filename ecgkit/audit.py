@@ -11,6 +11,8 @@ instead of a label column) are reported but add no label to ``audit_flags``.
 from __future__ import annotations
 
 import logging
+import sys
+import types
 import math
 import operator
 import re
@@ -365,3 +367,15 @@ def write_audit(result: AuditResult, out_dir: str | Path, *, n_plots: int = 6, s
                   f"Measured: {fl['values']}", "", f"![{rid}](audit_plots/{name})", ""]
     (out / "audit.md").write_text("\n".join(lines) + "\n")
     return {"parquet": out / AUDIT_FILE, "md": out / "audit.md", "plots": plots_dir}
+
+
+class _CallableModule(types.ModuleType):
+    """``ecgkit.audit`` is both this module and the stage function: once the module is imported,
+    Python binds the package attribute ``ecgkit.audit`` to the module, so the module forwards calls
+    to :func:`audit` (``ecgkit.audit(manifest, ...)`` works whichever was imported first)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return audit(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -38,6 +38,8 @@ the shard stage's business to quarantine unreadable records; measuring changes n
 from __future__ import annotations
 
 import logging
+import sys
+import types
 import math
 import time
 from dataclasses import dataclass
@@ -392,3 +394,15 @@ def measure_summary(df: pd.DataFrame) -> dict[str, Any]:
         summary[f"{name}_nan"] = int(col.isna().sum())
         summary[f"{name}_median"] = None if col.notna().sum() == 0 else round(float(col.median()), 3)
     return summary
+
+
+class _CallableModule(types.ModuleType):
+    """``ecgkit.measure`` is both this module and the stage function: once the module is imported,
+    Python binds the package attribute ``ecgkit.measure`` to the module, so the module forwards calls
+    to :func:`measure` (``ecgkit.measure(manifest, ...)`` works whichever was imported first)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return measure(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

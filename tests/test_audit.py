@@ -124,5 +124,13 @@ def test_shard_audit_mask_drop_and_min_quality(cohort: Path, tmp_path: Path) -> 
     assert (low.loc[below.to_numpy(), "status"] == "quarantined").all()
     assert low.loc[below.to_numpy(), "reason"].str.contains("--min-quality").all()
     assert (low.loc[~below.to_numpy(), "status"] == m.loc[~below.to_numpy(), "status"]).all()
+    # the measure stage reads the same records from the shards (int16 at 1 uV): same beats
+    from ecgkit.measure import MeasureConfig, measure
+
+    from_shards = measure(masked, MeasureConfig(), shards_dir=tmp_path / "mask")
+    in_shard = masked["shard"].notna().to_numpy()
+    np.testing.assert_allclose(from_shards.loc[in_shard, "hr_bpm"], m.loc[in_shard, "hr_bpm"], rtol=1e-3)
+    with pytest.raises(SchemaError, match="shard/row"):
+        measure(m, MeasureConfig(), shards_dir=tmp_path / "mask")
     with pytest.raises(SchemaError, match="ecgkit audit"):
         write_shards(m.drop(columns=["audit_flags"]), tmp_path / "x", ShardConfig(workers=1, audit="mask"))

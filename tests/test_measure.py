@@ -163,8 +163,11 @@ def test_lead_ii_flat_falls_back_to_best_lead(shared_data: Path) -> None:
 
 
 def test_every_real_fixture_is_measured_or_has_a_reason(shared_data: Path) -> None:
+    import ecgkit
+
     manifest = scan([shared_data], ScanConfig(workers=1, max_quarantine_rate=1.0))
-    out = measure(manifest, MeasureConfig(workers=1))
+    # the stage as ``ecgkit.measure(...)``, after ``ecgkit.measure`` the module was imported
+    out = ecgkit.measure(manifest, MeasureConfig(workers=1))
     assert len(out) == len(manifest) and (out["record_id"] == manifest["record_id"]).all()
     ok = out["status"] == "ok"
     assert ok.sum() >= 55
@@ -187,3 +190,14 @@ def test_muse_example_against_values_read_off_its_plot(shared_data: Path) -> Non
     peaks = ms.detect_neurokit(ms.clean_lead(rec.signal[1], rec.fs), rec.fs)
     assert peaks[0] / rec.fs == pytest.approx(0.77, abs=0.04)
     assert (peaks[1] - peaks[0]) / rec.fs == pytest.approx(0.93, abs=0.04)
+
+
+def test_bsqi_by_lead(shared_data: Path) -> None:
+    rec = read_record(shared_data / "cinc2021" / "HR06001.hea")
+    sig = rec.signal.copy()
+    sig[7] = np.random.default_rng(1).normal(0, 0.5, sig.shape[1])  # V2 replaced by noise
+    row = measure_signal(sig, rec.fs, MeasureConfig(bsqi_by_lead=True))
+    by_lead = row["bsqi_by_lead"]
+    assert len(by_lead) == 12 and by_lead[LEADS.index("II")] == row["bsqi"]
+    assert by_lead[LEADS.index("V2")] < 0.8 < min(v for i, v in enumerate(by_lead) if LEADS[i] != "V2")
+    assert row["noisy_leads"] == ["V2"]
