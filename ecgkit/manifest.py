@@ -41,7 +41,7 @@ Measurement columns (``ecgkit measure``; float64 with NaN where not measured, un
 column                    dtype        meaning
 ========================  ===========  ===========================================================
 measure_lead              string       lead measured (II unless flat/noisy; then best quality)
-n_beats                   float64      R peaks by neurokit2 (ecg_clean + ecg_peaks)
+n_beats                   float64      R peaks by neurokit2 (ecg_clean + ecg_peaks) + biosppy beats it missed
 n_beats_biosppy           float64      R peaks by the biosppy detector (Hamilton by default)
 bsqi                      float64      F1 agreement of the two beat lists within 150 ms, 0-1
 hr_bpm                    float64      heart rate, 60 / mean RR, beats per minute
@@ -126,7 +126,7 @@ class StageColumn:
 #: The measure stage's columns (:mod:`ecgkit.measure`), documented in the module docstring above.
 MEASURE_COLUMNS: tuple[StageColumn, ...] = tuple(StageColumn(n, k, d) for n, k, d in (
     ("measure_lead", "string", "lead measured"),
-    ("n_beats", "float", "R peaks by neurokit2"),
+    ("n_beats", "float", "R peaks by neurokit2, plus biosppy beats it missed"),
     ("n_beats_biosppy", "float", "R peaks by biosppy"),
     ("bsqi", "float", "beat agreement F1 of the two detectors within 150 ms"),
     ("hr_bpm", "float", "heart rate, beats per minute"),

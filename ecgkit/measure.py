@@ -9,7 +9,8 @@ column                 meaning
 =====================  ======================================================================
 measure_lead           lead measured: ``lead`` of the config (II) unless it is flat or noisy in
                        more than half its 1 s windows, else the lead of best template quality
-n_beats                R peaks found by neurokit2 (``ecg_clean`` + ``ecg_peaks``) on that lead
+n_beats                R peaks found by neurokit2 (``ecg_clean`` + ``ecg_peaks``) on that lead, plus
+                       the biosppy beats it missed (``fuse_beats``, default)
 n_beats_biosppy        R peaks found by the biosppy detector (Hamilton by default)
 bsqi                   agreement F1 of the two beat lists within 150 ms (Li et al. 2008)
 hr_bpm                 60 / mean RR (neurokit2 beats)
@@ -74,6 +75,11 @@ class MeasureConfig:
     detector: Literal["hamilton", "engzee", "christov"] = "hamilton"
     #: Beats of the two detectors within this many ms are the same beat (bSQI, Li et al. 2008).
     bsqi_tolerance_ms: float = 150.0
+    #: Beats for rate, RR and delineation: neurokit2's plus biosppy's beats that neurokit2 missed
+    #: (none of its beats within 200 ms). On the synthetic cohorts neurokit2 alone missed premature
+    #: ventricular beats that are small in lead II (heart rate within 5 bpm on 50 % of VPC records;
+    #: fused: see BENCHMARKS.md). False: neurokit2's beats only.
+    fuse_beats: bool = True
     #: Also compute bSQI on each of the 12 leads (12x the detection cost).
     bsqi_by_lead: bool = False
     #: Run nk.ecg_delineate for PR/QRS/QT (about 60 ms per record, 10x the rest).
@@ -204,6 +210,8 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
         bio = ms.detect_biosppy(clean, fs, config.detector)
         row["n_beats_biosppy"] = float(bio.size)
         row["bsqi"] = ms.bsqi(peaks, bio, fs, config.bsqi_tolerance_ms)
+        if config.fuse_beats:
+            peaks = ms.fuse_beats(peaks, bio, fs)
     except Exception as exc:
         reasons.append(_failed(f"biosppy.{config.detector}_segmenter", exc))
     row.update(ms.rr_features(peaks, fs))
@@ -217,7 +225,11 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
             reasons.append("delineation skipped: fewer than 3 R peaks")
         else:
             try:
-                waves = ms.delineate(clean, peaks, fs, config.delineate_method)
+                # beats within 300 ms of an edge lack their P wave or T wave in the record, and
+                # the delineator's per-beat windows start from the neighbouring beats
+                edge = int(0.3 * fs)
+                inner = peaks[(peaks >= edge) & (peaks < len(clean) - edge)]
+                waves = ms.delineate(clean, inner if len(inner) >= 3 else peaks, fs, config.delineate_method)
                 row.update(ms.intervals(waves, fs, row["rr_mean_ms"]))
             except Exception as exc:
                 reasons.append(_failed("neurokit2.ecg_delineate", exc))
