@@ -57,6 +57,7 @@ noisy_leads               list<str>    leads noisy in more than half of their wi
 pr_ms                     float64      median PR interval (P onset to QRS onset), ms (--delineate)
 pr_iqr_ms                 float64      interquartile range of the beats' PR intervals, ms
 qrs_ms                    float64      median QRS duration, ms
+qrs_global_ms             float64      global QRS duration, 8 independent leads (spatial velocity), ms
 qt_ms                     float64      median QT interval (QRS onset to T end), ms
 qtc_bazett_ms             float64      QT / sqrt(RR in s), ms
 qtc_fridericia_ms         float64      QT / cube root of (RR in s), ms
@@ -142,6 +143,7 @@ MEASURE_COLUMNS: tuple[StageColumn, ...] = tuple(StageColumn(n, k, d) for n, k, 
     ("pr_ms", "float", "median PR interval, ms"),
     ("pr_iqr_ms", "float", "PR interquartile range, ms"),
     ("qrs_ms", "float", "median QRS duration, ms"),
+    ("qrs_global_ms", "float", "global QRS of the 8 independent leads, ms"),
     ("qt_ms", "float", "median QT interval, ms"),
     ("qtc_bazett_ms", "float", "QTc Bazett, ms"),
     ("qtc_fridericia_ms", "float", "QTc Fridericia, ms"),

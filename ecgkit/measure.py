@@ -26,6 +26,8 @@ noisy_leads            leads noisy in more than half their windows
 pr_ms .. n_delineated  ``--delineate`` only (NaN otherwise): medians over beats of PR, QRS, QT,
                        QTc (Bazett, Fridericia), PR interquartile range, P-wave presence share,
                        beats with a delineated QRS, from ``nk.ecg_delineate`` (method "dwt")
+qrs_global_ms          ``--delineate`` only: global QRS of the 8 independent leads (spatial velocity
+                       of the median beat, :func:`ecgkit._measure_signal.global_qrs_ms`)
 bsqi_by_lead           ``bsqi_by_lead=True`` only: bSQI of each of the 12 leads
 measure_reason         why a value is NaN (the library and its error); null when none is missing
 =====================  ======================================================================
@@ -58,10 +60,6 @@ from ecgkit.manifest import MEASURE_COLUMNS, STATUS_OK
 from ecgkit.record import LEADS
 
 log = logging.getLogger(__name__)
-
-_DELINEATION = ("pr_ms", "pr_iqr_ms", "qrs_ms", "qt_ms", "qtc_bazett_ms", "qtc_fridericia_ms", "p_share",
-                "n_delineated")
-_PEAK_DERIVED = ("hr_bpm", "rr_mean_ms", "rr_cv", "rr_pnn50", "quality")
 
 
 @dataclass(frozen=True)
@@ -231,6 +229,7 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
                 inner = peaks[(peaks >= edge) & (peaks < len(clean) - edge)]
                 waves = ms.delineate(clean, inner if len(inner) >= 3 else peaks, fs, config.delineate_method)
                 row.update(ms.intervals(waves, fs, row["rr_mean_ms"]))
+                row["qrs_global_ms"] = ms.global_qrs_ms(sig, fs, peaks)
             except Exception as exc:
                 reasons.append(_failed("neurokit2.ecg_delineate", exc))
             missing = [k for k in ("pr_ms", "qrs_ms", "qt_ms") if not math.isfinite(row[k])]
