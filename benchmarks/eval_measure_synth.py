@@ -59,14 +59,15 @@ def main() -> None:
             if not ok.any():
                 cells += ["n/a", "n/a"]
                 continue
-            cells += [f"{np.mean(np.abs(err) <= tol):.0%}", f"{np.nanmedian(err):+.0f}" if np.isfinite(err).any()
-                      else "NaN"]
+            bias = f"{np.nanmedian(err):+.0f}" if np.isfinite(err).any() else "NaN"
+            cells += [f"{np.mean(np.abs(err) <= tol):.0%}", bias]
         print(f"| {name} | {len(s)} | " + " | ".join(cells) + " |")
     res = audit(measured)
     sc = flag_scores(res, truth, stated)
-    print(f"\naudit at label noise {args.noise}: {int(sc['flags'])} label flags, {int(sc['flipped'])} flipped labels "
-          f"in the {len({r.label for r in res.rules.rules if r.enabled and r.label})} labels with rules; precision "
-          f"{sc['precision']:.2f}, recall {sc['recall']:.2f}\n")
+    n_labels = len({r.label for r in res.rules.rules if r.enabled and r.label})
+    print(f"\naudit at label noise {args.noise}: {int(sc['flags'])} label flags, {int(sc['flipped'])} "
+          f"flipped labels in the {n_labels} labels with rules; precision {sc['precision']:.2f}, "
+          f"recall {sc['recall']:.2f}\n")
     print(res.summary.to_string(index=False))
 
 

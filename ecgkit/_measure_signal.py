@@ -109,7 +109,9 @@ def fuse_beats(primary: NDArray[np.integer], secondary: NDArray[np.integer], fs:
         return a if a.size else b
     tol = refractory_ms * fs / 1000.0
     pos = np.searchsorted(a, b)
-    near = np.minimum(np.abs(b - a[np.clip(pos - 1, 0, a.size - 1)]), np.abs(a[np.clip(pos, 0, a.size - 1)] - b))
+    before = np.abs(b - a[np.clip(pos - 1, 0, a.size - 1)])
+    after = np.abs(a[np.clip(pos, 0, a.size - 1)] - b)
+    near = np.minimum(before, after)
     return np.sort(np.concatenate([a, b[near > tol]]))
 
 

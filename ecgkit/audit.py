@@ -34,8 +34,8 @@ log = logging.getLogger(__name__)
 _OPS: dict[str, Callable[[Any, Any], Any]] = {"<": operator.lt, "<=": operator.le, ">": operator.gt,
                                               ">=": operator.ge}
 #: Columns of ``audit.parquet`` (besides the rule's own measured values in ``values``).
-AUDIT_COLUMNS: tuple[str, ...] = ("record_id", "label", "rule", "stated", "values", "hr_bpm", "rr_cv", "pr_ms",
-                                  "qrs_ms", "quality")
+AUDIT_COLUMNS: tuple[str, ...] = ("record_id", "label", "rule", "stated", "values", "hr_bpm", "rr_cv",
+                                  "pr_ms", "qrs_ms", "quality")
 AUDIT_FILE = "audit.parquet"
 
 
@@ -96,7 +96,8 @@ class AuditResult:
 
 def _condition(item: Any, where: str) -> Condition:
     if not (isinstance(item, (list, tuple)) and len(item) == 3 and item[1] in _OPS):
-        raise ConfigError(f"{where}: a condition is [column, op, value] with op in {list(_OPS)}, got {item!r}")
+        raise ConfigError(f"{where}: a condition is [column, op, value] with op in {list(_OPS)}, "
+                          f"got {item!r}")
     try:
         return Condition(str(item[0]), str(item[1]), float(item[2]))
     except (TypeError, ValueError) as exc:
@@ -144,7 +145,8 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
             raise ConfigError(f"{where}: stated must be 0 or 1, got {stated}")
         rules.append(Rule(id=str(r.get("id", f"rule{i}")), label=r.get("label"), stated=stated,
                           statement=r.get("statement"), unless_statement=r.get("unless_statement"),
-                          unless_labels=tuple(r.get("unless_labels") or ()), enabled=bool(r.get("enabled", True)),
+                          unless_labels=tuple(r.get("unless_labels") or ()),
+                          enabled=bool(r.get("enabled", True)),
                           conditions=tuple(_condition(c, where) for c in r["all"])))
     ids = [r.id for r in rules]
     if len(set(ids)) != len(ids):
@@ -270,7 +272,8 @@ def flag_scores(result: AuditResult, truth: pd.DataFrame, stated: pd.DataFrame) 
     got = {(r, name) for r, name in zip(lab["record_id"], lab["label"]) if r in t.index}
     tp = len(got & flipped)
     return {"flags": float(len(got)), "flipped": float(len(flipped)), "true_positives": float(tp),
-            "precision": tp / len(got) if got else math.nan, "recall": tp / len(flipped) if flipped else math.nan}
+            "precision": tp / len(got) if got else math.nan,
+            "recall": tp / len(flipped) if flipped else math.nan}
 
 
 def _mark_beats(fig: Any, signal: NDArray[np.floating], fs: float, lead: str, row: pd.Series) -> None:
@@ -291,15 +294,16 @@ def _mark_beats(fig: Any, signal: NDArray[np.floating], fs: float, lead: str, ro
             waves = ms.delineate(clean, peaks, fs, "prominence")
         except Exception:  # a plot without interval marks is still the record's plot
             waves = {}
-        for key, colour in (("P_Onsets", "tab:green"), ("R_Onsets", "tab:orange"), ("R_Offsets", "tab:orange"),
-                            ("T_Offsets", "tab:purple")):
+        for key, colour in (("P_Onsets", "tab:green"), ("R_Onsets", "tab:orange"),
+                            ("R_Offsets", "tab:orange"), ("T_Offsets", "tab:purple")):
             v = waves.get(key, np.zeros(0))
             v = v[np.isfinite(v)]
             ax.vlines(v / fs * mm_s, base - 6.0, base + 6.0, colors=colour, linewidth=0.6, zorder=4)
 
     def f(name: str, unit: str) -> str:
         v = float(row.get(name, np.nan))
-        return f"{name.split('_')[0].upper()} {v:.0f} {unit}" if np.isfinite(v) else f"{name.split('_')[0].upper()} n/a"
+        short = name.split("_")[0].upper()
+        return f"{short} {v:.0f} {unit}" if np.isfinite(v) else f"{short} n/a"
 
     ax.text(0.0, ax.get_ylim()[1] + 1.0, f"measured on {lead}: " + ", ".join(
         [f("hr_bpm", "bpm"), f("pr_ms", "ms"), f("qrs_ms", "ms"), f("qt_ms", "ms")])
@@ -308,7 +312,8 @@ def _mark_beats(fig: Any, signal: NDArray[np.floating], fs: float, lead: str, ro
         fontsize=6, va="bottom", ha="left")
 
 
-def write_audit(result: AuditResult, out_dir: str | Path, *, n_plots: int = 6, seed: int = 0) -> dict[str, Path]:
+def write_audit(result: AuditResult, out_dir: str | Path, *, n_plots: int = 6,
+                seed: int = 0) -> dict[str, Path]:
     """Write ``audit.parquet``, ``audit.md`` and ECG plots of up to ``n_plots`` flagged records.
 
     Plotted records are a seeded sample of flagged ones, spread over rules; each plot is the

@@ -321,7 +321,8 @@ def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, **ove
 @main.command("measure")
 @click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--workers", type=int, default=None, help="Worker processes, 0 = one per core [1].")
-@click.option("--delineate", is_flag=True, default=None, help="Also PR, QRS, QT, QTc (nk.ecg_delineate; slower).")
+@click.option("--delineate", is_flag=True, default=None,
+              help="Also PR, QRS, QT, QTc (nk.ecg_delineate; slower).")
 @click.option("--bsqi-by-lead", is_flag=True, default=None, help="Also bSQI of every lead (12x detection).")
 @click.option("--engine", type=click.Choice(["local", "dask"]), default=None, help="Engine [local].")
 @click.option("--scheduler", default=None, help="Dask scheduler address (with --engine dask).")
@@ -329,7 +330,8 @@ def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, **ove
               help="Read signals from these shards (their manifest.parquet is measured and rewritten).")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="YAML file with MeasureConfig keys (a 'measure' section or top level).")
-def measure_command(cohort_dir: str, shards_dir: str | None, config_file: Path | None, **overrides: object) -> None:
+def measure_command(cohort_dir: str, shards_dir: str | None, config_file: Path | None,
+                    **overrides: object) -> None:
     """Measure beats, intervals and quality of every ok record; add the columns to the manifest."""
     from tqdm import tqdm
 
@@ -340,7 +342,8 @@ def measure_command(cohort_dir: str, shards_dir: str | None, config_file: Path |
     config = load_config(MeasureConfig, config_file, overrides, section=_section(config_file, "measure"))
     where = shards_dir or cohort_dir
     manifest = read_manifest(where)
-    with tqdm(total=int((manifest["status"] == "ok").sum()), unit="rec", desc="measure", dynamic_ncols=True) as bar:
+    n_ok = int((manifest["status"] == "ok").sum())
+    with tqdm(total=n_ok, unit="rec", desc="measure", dynamic_ncols=True) as bar:
         out = measure(manifest, config, shards_dir=shards_dir, progress=bar.update)
     write_manifest(out, where)
     s = measure_summary(out)

@@ -104,7 +104,8 @@ class MeasureConfig:
         if self.detector not in ("hamilton", "engzee", "christov"):
             raise ConfigError(f"measure detector must be hamilton, engzee or christov, got {self.detector!r}")
         if self.delineate_method not in ("prominence", "dwt", "peak", "cwt"):
-            raise ConfigError(f"delineate_method must be prominence, dwt, peak or cwt, got {self.delineate_method!r}")
+            raise ConfigError("delineate_method must be prominence, dwt, peak or cwt, "
+                              f"got {self.delineate_method!r}")
         if self.fs <= 0 or self.bsqi_tolerance_ms <= 0 or self.chunk_records < 1:
             raise ConfigError("measure fs, bsqi_tolerance_ms and chunk_records must be positive")
 
@@ -280,7 +281,8 @@ def _read_signals(task: _Task) -> list[tuple[NDArray[np.float32] | None, float, 
                     f = handles[shard] = h5py.File(Path(task.shards_dir) / f"{shard}.h5", "r")
                 raw = f["signal"][row]
                 scale = float(f.attrs.get("scale_mv", 1.0))
-                out.append((np.asarray(raw, dtype=np.float32) * np.float32(scale), float(f.attrs["fs"]), None))
+                sig = np.asarray(raw, dtype=np.float32) * np.float32(scale)
+                out.append((sig, float(f.attrs["fs"]), None))
         finally:
             for f in handles.values():
                 f.close()

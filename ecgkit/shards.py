@@ -448,7 +448,8 @@ def _apply_label_audit(manifest: pd.DataFrame, config: ShardConfig) -> tuple[pd.
     reasons = pd.Series(pd.NA, index=out.index, dtype="string")
     if config.audit != "keep":
         if "audit_flags" not in out.columns:
-            raise SchemaError("shard --audit mask|drop needs the manifest's audit_flags; run `ecgkit audit` first")
+            raise SchemaError("shard --audit mask|drop needs the manifest's audit_flags; "
+                              "run `ecgkit audit` first")
         flagged = [list(v) if v is not None and len(v) else [] for v in out["audit_flags"]]
         if config.audit == "mask":
             masked: list[list[str]] = []
@@ -461,8 +462,8 @@ def _apply_label_audit(manifest: pd.DataFrame, config: ShardConfig) -> tuple[pd.
         else:
             for i, labs in enumerate(flagged):
                 if labs and ok[i]:
-                    reasons.iloc[i] = (f"shard: record {out['record_id'].iloc[i]}: audit contradicts label(s) "
-                                       f"{', '.join(labs)} (--audit drop)")
+                    reasons.iloc[i] = (f"shard: record {out['record_id'].iloc[i]}: audit contradicts "
+                                       f"label(s) {', '.join(labs)} (--audit drop)")
     if config.min_quality is not None:
         if "quality" not in out.columns:
             raise SchemaError("shard --min-quality needs the manifest's quality; run `ecgkit measure` first")

@@ -23,8 +23,8 @@ from ecgkit.synth import synth_cohort
 def test_shipped_rules_load_with_citations() -> None:
     rules = load_rules()
     ids = [r.id for r in rules.rules]
-    assert {"afib_regular_rr_with_p", "1avb_short_pr", "rbbb_narrow_qrs", "irbbb_wide_qrs", "3avb_constant_pr",
-            "vt_no_fast_beats", "sinus_rhythm_irregular_rr"} <= set(ids)
+    assert {"afib_regular_rr_with_p", "1avb_short_pr", "rbbb_narrow_qrs", "irbbb_wide_qrs",
+            "3avb_constant_pr", "vt_no_fast_beats", "sinus_rhythm_irregular_rr"} <= set(ids)
     assert [c.column for c in rules.guard] == ["bsqi", "quality"]
     text = Path(rules.source).read_text()
     for rule_id in ids:  # every rule is followed by a comment naming its criterion
@@ -49,7 +49,8 @@ def test_bad_rules_files_are_config_errors(tmp_path: Path, body: str, problem: s
 def _toy_manifest() -> pd.DataFrame:
     base = {"record_id": ["a", "b", "c", "d"], "status": ["ok", "ok", "ok", "quarantined"],
             "statements": [["Sinus rhythm"], ["Atrial fibrillation"], ["Sinus rhythm"], []],
-            "AFIB": np.array([0, 1, 1, 1], dtype=np.int8), "measure_reason": [None, None, None, "not measured"],
+            "AFIB": np.array([0, 1, 1, 1], dtype=np.int8),
+            "measure_reason": [None, None, None, "not measured"],
             "bsqi": [1.0, 1.0, 0.5, np.nan], "quality": [0.99, 0.99, 0.99, np.nan],
             "rr_cv": [0.02, 0.03, 0.03, np.nan], "p_share": [1.0, np.nan, 1.0, np.nan]}
     return pd.DataFrame(base)
@@ -63,7 +64,8 @@ def test_nan_measurements_and_failed_guard_are_never_flagged(tmp_path: Path) -> 
     res = audit(_toy_manifest(), load_rules(path))
     # b: p_share NaN -> unmeasured; c: bsqi 0.5 -> guarded out; d: quarantined -> not a candidate
     af = res.summary.set_index("rule").loc["af"]
-    assert (af["candidates"], af["audited"], af["unmeasured"], af["guarded_out"], af["flagged"]) == (2, 0, 1, 1, 0)
+    counts = (af["candidates"], af["audited"], af["unmeasured"], af["guarded_out"], af["flagged"])
+    assert counts == (2, 0, 1, 1, 0)
     sr = res.summary.set_index("rule").loc["sr"]
     assert (sr["candidates"], sr["flagged"]) == (2, 1)
     assert res.flags["record_id"].tolist() == ["a"] and res.flags["label"].iloc[0] == "statement:sinus rhythm"
