@@ -14,11 +14,13 @@ record_id                 string       scan      unique id within the cohort (so
 patient_id                string       scan      patient id as the source gives it (or its keyed hash when
                                                  pseudonymised); null when the source has none
 source_path               string       scan      file read (WFDB: the ``.hea`` header)
-source_format             string       scan      reader: wfdb, muse, cardiosoft, dicom, aecg, philips
+source_format             string       scan      reader: wfdb, muse, cardiosoft, dicom, aecg, philips, scp, edf,
+                                                 ishne, mfer
 fs                        float64      scan      native sampling frequency, Hz
 n_samples                 Int64        scan      native samples per lead
 duration_s                float64      scan      native duration, seconds
-leads                     list<str>    scan      native channel names, source order
+leads                     list<str>    scan      canonical lead names of the signal rows (``ecgkit.record.LEADS``)
+native_leads              list<str>    scan      the source's own channel names, source order
 statements                list<str>    scan      diagnostic statements, source order
 codes                     string       scan      JSON of structured diagnosis codes (``{"snomed": [...]}``)
 acquired_at               timestamp    scan      acquisition date-time, naive local time; null if unknown
@@ -30,43 +32,14 @@ status                    string       all       "ok" or "quarantined"
 reason                    string       all       why a record was quarantined (names record and problem)
 ========================  ===========  ========  ===========================================================
 
-Later stages add: one int8 column per label plus ``label_provenance`` (label), ``split`` (split),
-``shard`` and ``row`` (shard), the signal measurements of :data:`MEASURE_COLUMNS` (measure) and
+Later stages add: one int8 column per label plus ``label_provenance`` and ``report_status`` (label),
+``split`` (split), ``shard`` and ``row`` (shard), the signal measurements of :data:`MEASURE_COLUMNS` (measure) and
 ``audit_flags`` (audit: list of the record's labels that its own ECG contradicts, see
 :mod:`ecgkit.audit`). See :data:`STAGE_COLUMNS`.
 
 Measurement columns (``ecgkit measure``; float64 with NaN where not measured, units in the names)
 -------------------------------------------------------------------------------------------------
-========================  ===========  ===========================================================
-column                    dtype        meaning
-========================  ===========  ===========================================================
-measure_lead              string       lead measured (II unless flat/noisy; then best quality)
-n_beats                   float64      R peaks by neurokit2 (ecg_clean + ecg_peaks) + biosppy beats it missed
-n_beats_biosppy           float64      R peaks by the biosppy detector (Hamilton by default)
-bsqi                      float64      F1 agreement of the two beat lists within 150 ms, 0-1
-hr_bpm                    float64      heart rate, 60 / mean RR, beats per minute
-rr_mean_ms                float64      mean RR interval, ms
-rr_min_ms                 float64      shortest RR interval, ms
-rr_cv                     float64      RR standard deviation / mean RR (unitless)
-rr_pnn50                  float64      share of successive RR differences > 50 ms, 0-1
-quality                   float64      mean beat-to-template correlation (neurokit2 templatematch)
-flat_share                float64      share of 1 s lead windows that are flat (< 0.01 mV p-p), 0-1
-noise_share               float64      share of 1 s lead windows with > 0.05 mV RMS above 40 Hz, 0-1
-flat_leads                list<str>    leads flat in more than half of their windows
-noisy_leads               list<str>    leads noisy in more than half of their windows
-pr_ms                     float64      median PR interval (P onset to QRS onset), ms (--delineate)
-pr_iqr_ms                 float64      interquartile range of the beats' PR intervals, ms
-qrs_ms                    float64      median QRS duration, ms
-qrs_global_ms             float64      global QRS duration, 8 independent leads (spatial velocity), ms
-qt_ms                     float64      median QT interval (QRS onset to T end), ms
-qtc_bazett_ms             float64      QT / sqrt(RR in s), ms
-qtc_fridericia_ms         float64      QT / cube root of (RR in s), ms
-p_share                   float64      share of beats with a delineated P wave, 0-1
-n_delineated              float64      beats with a delineated QRS onset and offset
-bsqi_by_lead              list<float>  bSQI of each lead in LEADS order (only when asked for)
-measure_reason            string       why values are NaN (library and error); null if none
-========================  ===========  ===========================================================
-"""
+========================  ===========  ===================================================="""
 from __future__ import annotations
 
 import hashlib
@@ -104,7 +77,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("fs", pa.float64(), "float64", True, "native sampling frequency, Hz"),
     Column("n_samples", pa.int64(), "Int64", True, "native samples per lead"),
     Column("duration_s", pa.float64(), "float64", True, "native duration, seconds"),
-    Column("leads", pa.list_(pa.string()), "object", True, "native channel names"),
+    Column("leads", pa.list_(pa.string()), "object", True, "canonical lead names of the signal rows"),
+    Column("native_leads", pa.list_(pa.string()), "object", True, "the source's channel names, source order"),
     Column("statements", pa.list_(pa.string()), "object", True, "diagnostic statements in source order"),
     Column("codes", pa.string(), "string", True, "JSON of structured diagnosis codes"),
     Column("acquired_at", pa.timestamp("us"), "datetime64[us]", True, "acquisition date-time"),
@@ -155,7 +129,7 @@ MEASURE_COLUMNS: tuple[StageColumn, ...] = tuple(StageColumn(n, k, d) for n, k, 
 
 #: Columns each stage adds beyond :data:`COLUMNS` (label columns are named after the vocabulary).
 STAGE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "label": ("label_provenance",),
+    "label": ("label_provenance", "report_status"),
     "split": ("split",),
     "shard": ("shard", "row"),
     "measure": tuple(c.name for c in MEASURE_COLUMNS if c.name != "bsqi_by_lead"),
@@ -263,8 +237,9 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise SchemaError(f"no manifest at {path}; run `ecgkit scan` first")
     df = pq.read_table(path).to_pandas()
-    for name in ("leads", "statements", "qc_flags"):
-        df[name] = [None if v is None else list(v) for v in df[name]]
+    for name in ("leads", "native_leads", "statements", "qc_flags"):
+        if name in df:  # manifests written before native_leads existed lack it (conform adds it empty)
+            df[name] = [None if v is None else list(v) for v in df[name]]
     df = conform(df)
     validate(df)
     return df
