@@ -33,8 +33,8 @@ reason                    string       all       why a record was quarantined (n
 ========================  ===========  ========  ===========================================================
 
 Later stages add: one int8 column per label plus ``label_provenance`` and ``report_status`` (label),
-``split`` (split), ``shard`` and ``row`` (shard), the signal measurements of :data:`MEASURE_COLUMNS` (measure) and
-``audit_flags`` (audit: list of the record's labels that its own ECG contradicts, see
+``split`` (split), ``shard`` and ``row`` (shard), the signal measurements of :data:`MEASURE_COLUMNS`
+(measure) and ``audit_flags`` (audit: list of the record's labels that its own ECG contradicts, see
 :mod:`ecgkit.audit`). See :data:`STAGE_COLUMNS`.
 
 Measurement columns (``ecgkit measure``; float64 with NaN where not measured, units in the names)
