@@ -265,7 +265,13 @@ _GQRS_SOS: dict[float, NDArray[np.float64]] = {}
 
 
 def global_qrs_ms(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer]) -> float:
-    """Global QRS duration (ms) from the spatial velocity of the 8 independent leads.
+    """Global QRS duration (ms); see :func:`global_qrs`."""
+    return global_qrs(signal, fs, peaks)[0]
+
+
+def global_qrs(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer]) -> tuple[float, float]:
+    """Global QRS duration and its onset before the R peaks (both ms) from the spatial velocity of
+    the 8 independent leads.
 
     The multi-lead convention of electrocardiographs (earliest QRS onset to latest offset over the
     leads, CSE Working Party, Willems et al., Circulation 1985;71:523) computed as in vectorcardiographic
@@ -273,8 +279,9 @@ def global_qrs_ms(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.int
     over beats aligned on the R peaks, then the span of the run above ``GLOBAL_QRS_FRACTION`` of its
     peak (runs closer than ``GLOBAL_QRS_GAP_S`` merged) within -100..+150 ms of the R peak.
     A single lead misses forces that are perpendicular to it (RBBB terminal forces in lead II).
-    NaN with fewer than 2 beats 300 ms from the record's edges.
+    NaN (both) with fewer than 2 beats 300 ms from the record's edges.
     """
+    nan = (math.nan, math.nan)
     sos = _GQRS_SOS.get(fs)
     if sos is None:  # filter coefficients per rate (a cache of constants)
         sos = butter(2, [1.0, min(40.0, 0.45 * fs)], btype="bandpass", fs=fs, output="sos")
@@ -285,7 +292,7 @@ def global_qrs_ms(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.int
     pk = np.asarray(peaks, dtype=np.int64)
     pk = pk[(pk >= w) & (pk < np.asarray(signal).shape[1] - w)]
     if pk.size < 2:
-        return math.nan
+        return nan
     x = sosfiltfilt(sos, np.asarray(signal, dtype=np.float64)[list(_INDEPENDENT)], axis=1)
     velocity = np.sqrt((np.gradient(x, axis=1) ** 2).sum(axis=0)) * fs  # (n,) mV/s
     med = np.median(velocity[pk[:, None] + np.arange(-w, w)[None, :]], axis=0)  # median beat, R at w
@@ -296,12 +303,30 @@ def global_qrs_ms(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.int
     lo = w - int(0.1 * fs)
     above = np.flatnonzero(med[lo: w + int(0.15 * fs)] > thr) + lo
     if above.size == 0:
-        return math.nan
+        return nan
     cuts = np.flatnonzero(np.diff(above) > int(GLOBAL_QRS_GAP_S * fs))
     starts = np.concatenate([[0], cuts + 1])
     ends = np.concatenate([cuts, [above.size - 1]])
     k = min(int(np.searchsorted(above[ends], top)), len(starts) - 1)
-    return float(above[ends[k]] - above[starts[k]]) * 1000.0 / fs
+    ms_per = 1000.0 / fs
+    return float(above[ends[k]] - above[starts[k]]) * ms_per, float(w - above[starts[k]]) * ms_per
+
+
+def pr_to_global_onset(waves: dict[str, NDArray[np.float64]], peaks: NDArray[np.integer], fs: float,
+                       onset_before_r_ms: float) -> tuple[float, float]:
+    """PR interval (ms) from each beat's P onset (one lead) to the global QRS onset, and its IQR.
+
+    The PR interval ends at the earliest QRS onset in any lead (Surawicz et al. 2009); in LBBB the
+    QRS starts late in lead II, and lead II's own onset lengthened PR by ~70 ms on synthetic
+    records. Per beat, R peak - P onset; the median minus the global onset's lead over the R peak.
+    """
+    rp = (np.asarray(peaks, dtype=np.float64) - waves["P_Onsets"]) * (1000.0 / fs)
+    rp = rp[np.isfinite(rp) & (rp > 0) & (rp < 700)]
+    if rp.size == 0 or not math.isfinite(onset_before_r_ms):
+        return math.nan, math.nan
+    pr = float(np.median(rp)) - onset_before_r_ms
+    iqr = float(np.subtract(*np.percentile(rp, [75, 25]))) if rp.size >= 3 else math.nan
+    return (pr, iqr) if 0 < pr < 600 else (math.nan, math.nan)
 
 
 def shares_columns(flat: NDArray[np.float64], noisy: NDArray[np.float64]) -> dict[str, Any]:

@@ -23,7 +23,8 @@ flat_share             share of 1 s lead windows (12 leads) with peak-to-peak < 
 noise_share            share of 1 s lead windows with > 0.05 mV RMS above 40 Hz
 flat_leads             leads flat in more than half their windows
 noisy_leads            leads noisy in more than half their windows
-pr_ms .. n_delineated  ``--delineate`` only (NaN otherwise): medians over beats of PR, QRS, QT,
+pr_ms .. n_delineated  ``--delineate`` only (NaN otherwise): medians over beats of PR (P onset on
+                       the measured lead to the global QRS onset), QRS, QT,
                        QTc (Bazett, Fridericia), PR interquartile range, P-wave presence share,
                        beats with a delineated QRS, from ``nk.ecg_delineate`` (method "dwt")
 qrs_global_ms          ``--delineate`` only: global QRS of the 8 independent leads (spatial velocity
@@ -230,7 +231,11 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
                 inner = peaks[(peaks >= edge) & (peaks < len(clean) - edge)]
                 waves = ms.delineate(clean, inner if len(inner) >= 3 else peaks, fs, config.delineate_method)
                 row.update(ms.intervals(waves, fs, row["rr_mean_ms"]))
-                row["qrs_global_ms"] = ms.global_qrs_ms(sig, fs, peaks)
+                row["qrs_global_ms"], onset_before_r = ms.global_qrs(sig, fs, peaks)
+                pr, pr_iqr = ms.pr_to_global_onset(waves, inner if len(inner) >= 3 else peaks, fs,
+                                                   onset_before_r)
+                if math.isfinite(pr):  # else the lead's own QRS onset stays the PR end
+                    row["pr_ms"], row["pr_iqr_ms"] = pr, pr_iqr
             except Exception as exc:
                 reasons.append(_failed("neurokit2.ecg_delineate", exc))
             missing = [k for k in ("pr_ms", "qrs_ms", "qt_ms") if not math.isfinite(row[k])]
