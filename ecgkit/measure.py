@@ -374,27 +374,25 @@ def measure(manifest: pd.DataFrame, config: MeasureConfig = MeasureConfig(), *,
 
 
 def _attach(manifest: pd.DataFrame, rows: list[dict[str, Any]], config: MeasureConfig) -> pd.DataFrame:
+    """Join the measured rows onto the manifest by record id (one vectorised reindex)."""
     names = [c.name for c in MEASURE_COLUMNS if config.bsqi_by_lead or c.name != "bsqi_by_lead"]
-    by_id = {r["record_id"]: r for r in rows}
-    out = manifest.drop(columns=[c.name for c in MEASURE_COLUMNS if c.name in manifest.columns])
     kinds = {c.name: c.arrow for c in MEASURE_COLUMNS}
-    not_ok = f"not measured: status {{}}"
+    out = manifest.drop(columns=[c.name for c in MEASURE_COLUMNS if c.name in manifest.columns])
+    table = pd.DataFrame.from_records(rows, columns=["record_id", *names]).set_index("record_id")
+    table = table.reindex(out["record_id"].astype(str).to_numpy())
+    missing = ~out["record_id"].astype(str).isin(table.index[table["measure_lead"].notna()
+                                                             | table["measure_reason"].notna()]).to_numpy()
     for name in names:
-        vals = []
-        for rid, status in zip(out["record_id"], out["status"]):
-            r = by_id.get(rid)
-            if r is not None:
-                vals.append(r[name])
-            elif name == "measure_reason":
-                vals.append(not_ok.format(status))
-            else:
-                vals.append(None if kinds[name] == "string" else [] if kinds[name] == "list" else math.nan)
+        col = table[name]
         if kinds[name] == "float":
-            out[name] = np.asarray(vals, dtype=np.float64)
+            out[name] = col.to_numpy(dtype=np.float64, na_value=np.nan)
         elif kinds[name] == "string":
-            out[name] = pd.array(vals, dtype="string")
+            vals = col.astype(object).where(col.notna(), None).to_numpy()
+            if name == "measure_reason":
+                vals = np.where(missing, "not measured: status " + out["status"].astype(str).to_numpy(), vals)
+            out[name] = pd.array(list(vals), dtype="string")
         else:
-            out[name] = pd.Series(vals, index=out.index, dtype=object)
+            out[name] = pd.Series([v if isinstance(v, list) else [] for v in col], index=out.index, dtype=object)
     return out
 
 
