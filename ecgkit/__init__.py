@@ -21,6 +21,11 @@ measure                ``ecgkit.measure``: manifest -> manifest + beats, interva
 audit                  ``ecgkit.audit``: labels vs measurements -> flags (``write_audit`` reports)
 train                  ``ecgkit.trainer``: shards -> a trained run directory (the package is
                        not called ``train`` so that ``ecgkit.train`` stays the function)
+export                 ``ecgkit.trainer``: a run -> one self-describing model file (or
+                       TorchScript / ONNX)
+load_model             ``ecgkit.model_file``: a model file -> ``EcgModel`` (``.predict``,
+                       ``.contract``, ``.saliency``)
+predict_sources        ``ecgkit.predict``: raw files, cohorts or shards -> predictions
 =====================  ==========================================================
 """
 from __future__ import annotations
@@ -50,6 +55,11 @@ _EXPORTS = {
     "measure": "ecgkit.measure",
     "measure_signal": "ecgkit.measure",
     "audit": "ecgkit.audit",
+    "export": "ecgkit.trainer",
+    "load_model": "ecgkit.model_file",
+    "EcgModel": "ecgkit.model_file",
+    "InputContract": "ecgkit.contract",
+    "predict_sources": "ecgkit.predict",
 }
 
 __all__ = ["__version__", *_EXPORTS]
