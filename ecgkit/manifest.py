@@ -237,7 +237,8 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise SchemaError(f"no manifest at {path}; run `ecgkit scan` first")
     df = pq.read_table(path).to_pandas()
-    for name in ("leads", "native_leads", "statements", "qc_flags"):
+    for name in ("leads", "native_leads", "statements", "qc_flags", "flat_leads", "noisy_leads",
+                 "audit_flags", "audit_masked", "bsqi_by_lead"):
         if name in df:  # manifests written before native_leads existed lack it (conform adds it empty)
             df[name] = [None if v is None else list(v) for v in df[name]]
     df = conform(df)

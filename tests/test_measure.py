@@ -218,3 +218,31 @@ def test_global_qrs_against_the_devices_own_measurement(shared_data: Path, path:
     rec = read_record(shared_data / path)
     row = measure_signal(rec.signal, rec.fs, MeasureConfig(delineate=True))
     assert row["qrs_global_ms"] == pytest.approx(device_qrs_ms, abs=15), device
+
+
+def test_unreadable_record_gets_a_read_reason_and_the_stage_goes_on(shared_data: Path,
+                                                                    tmp_path: Path) -> None:
+    for name in ("E07500", "E07501"):
+        for ext in (".hea", ".mat"):
+            (tmp_path / f"{name}{ext}").write_bytes((shared_data / "cinc2021" / f"{name}{ext}").read_bytes())
+    manifest = scan([tmp_path], ScanConfig(workers=1))
+    assert (manifest["status"] == "ok").all()
+    mat = tmp_path / "E07501.mat"
+    mat.write_bytes(mat.read_bytes()[:5000])  # truncated after the scan
+    out = measure(manifest, MeasureConfig(workers=1)).set_index("record_id")
+    assert out.loc["E07500", "measure_reason"] is pd.NA or pd.isna(out.loc["E07500", "measure_reason"])
+    assert out.loc["E07500", "hr_bpm"] > 0
+    reason = out.loc["E07501", "measure_reason"]
+    assert reason.startswith("read:") and "E07501" in reason and math.isnan(out.loc["E07501", "hr_bpm"])
+    assert (out["status"] == "ok").all()  # measuring changes no status: the shard stage quarantines
+
+
+def test_a_library_failure_is_recorded_not_raised(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(**_: object) -> None:
+        raise RuntimeError("segmenter exploded")
+
+    monkeypatch.setattr(ms, "_biosppy_detector", lambda name: broken)
+    rec = read_record(shared_data / "cinc2021" / "E07500.hea")
+    row = measure_signal(rec.signal, rec.fs)
+    assert math.isnan(row["bsqi"]) and row["hr_bpm"] > 0
+    assert row["measure_reason"] == "biosppy.hamilton_segmenter: RuntimeError: segmenter exploded"
