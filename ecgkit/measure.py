@@ -392,7 +392,8 @@ def _attach(manifest: pd.DataFrame, rows: list[dict[str, Any]], config: MeasureC
                 vals = np.where(missing, "not measured: status " + out["status"].astype(str).to_numpy(), vals)
             out[name] = pd.array(list(vals), dtype="string")
         else:
-            out[name] = pd.Series([v if isinstance(v, list) else [] for v in col], index=out.index, dtype=object)
+            lists = [v if isinstance(v, list) else [] for v in col]
+            out[name] = pd.Series(lists, index=out.index, dtype=object)
     return out
 
 
