@@ -11,11 +11,11 @@ instead of a label column) are reported but add no label to ``audit_flags``.
 from __future__ import annotations
 
 import logging
-import sys
-import types
 import math
 import operator
 import re
+import sys
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable

@@ -13,7 +13,7 @@ n_beats                R peaks found by neurokit2 (``ecg_clean`` + ``ecg_peaks``
                        the biosppy beats it missed (``fuse_beats``, default)
 n_beats_biosppy        R peaks found by the biosppy detector (Hamilton by default)
 bsqi                   agreement F1 of the two beat lists within 150 ms (Li et al. 2008)
-hr_bpm                 60 / mean RR (neurokit2 beats)
+hr_bpm                 60 / mean RR (the beats of ``n_beats``)
 rr_mean_ms             mean RR interval
 rr_min_ms              shortest RR interval
 rr_cv                  RR standard deviation / mean (irregularity; AF is typically > 0.1)
@@ -26,7 +26,7 @@ noisy_leads            leads noisy in more than half their windows
 pr_ms .. n_delineated  ``--delineate`` only (NaN otherwise): medians over beats of PR (P onset on
                        the measured lead to the global QRS onset), QRS, QT,
                        QTc (Bazett, Fridericia), PR interquartile range, P-wave presence share,
-                       beats with a delineated QRS, from ``nk.ecg_delineate`` (method "dwt")
+                       beats with a delineated QRS, from ``nk.ecg_delineate`` (method "prominence")
 qrs_global_ms          ``--delineate`` only: global QRS of the 8 independent leads (spatial velocity
                        of the median beat, :func:`ecgkit._measure_signal.global_qrs_ms`)
 bsqi_by_lead           ``bsqi_by_lead=True`` only: bSQI of each of the 12 leads
@@ -42,10 +42,10 @@ the shard stage's business to quarantine unreadable records; measuring changes n
 from __future__ import annotations
 
 import logging
-import sys
-import types
 import math
+import sys
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -224,20 +224,22 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
         if len(peaks) < 3:
             reasons.append("delineation skipped: fewer than 3 R peaks")
         else:
+            # beats within 300 ms of an edge lack their P wave or T wave in the record, and the
+            # delineator's per-beat windows start from the neighbouring beats
+            edge = int(0.3 * fs)
+            inner = peaks[(peaks >= edge) & (peaks < len(clean) - edge)]
+            beats = inner if len(inner) >= 3 else peaks
+            waves = None
             try:
-                # beats within 300 ms of an edge lack their P wave or T wave in the record, and
-                # the delineator's per-beat windows start from the neighbouring beats
-                edge = int(0.3 * fs)
-                inner = peaks[(peaks >= edge) & (peaks < len(clean) - edge)]
-                waves = ms.delineate(clean, inner if len(inner) >= 3 else peaks, fs, config.delineate_method)
+                waves = ms.delineate(clean, beats, fs, config.delineate_method)
+            except Exception as exc:  # the library failing on this record: recorded, never a crash
+                reasons.append(_failed("neurokit2.ecg_delineate", exc))
+            row["qrs_global_ms"], onset_before_r = ms.global_qrs(sig, fs, peaks)
+            if waves is not None:
                 row.update(ms.intervals(waves, fs, row["rr_mean_ms"]))
-                row["qrs_global_ms"], onset_before_r = ms.global_qrs(sig, fs, peaks)
-                pr, pr_iqr = ms.pr_to_global_onset(waves, inner if len(inner) >= 3 else peaks, fs,
-                                                   onset_before_r)
+                pr, pr_iqr = ms.pr_to_global_onset(waves, beats, fs, onset_before_r)
                 if math.isfinite(pr):  # else the lead's own QRS onset stays the PR end
                     row["pr_ms"], row["pr_iqr_ms"] = pr, pr_iqr
-            except Exception as exc:
-                reasons.append(_failed("neurokit2.ecg_delineate", exc))
             missing = [k for k in ("pr_ms", "qrs_ms", "qt_ms") if not math.isfinite(row[k])]
             if missing and not any(r.startswith("neurokit2.ecg_delineate") for r in reasons):
                 reasons.append(f"ecg_delineate found no {', '.join(m[:-3].upper() for m in missing)} "
