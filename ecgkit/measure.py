@@ -206,14 +206,16 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
     if clean is None:
         row["measure_reason"] = "; ".join(reasons)
         return row
+    bio = None
     try:
         bio = ms.detect_biosppy(clean, fs, config.detector)
+    except Exception as exc:  # the library failing on this record: recorded, never a crash
+        reasons.append(_failed(f"biosppy.{config.detector}_segmenter", exc))
+    if bio is not None:
         row["n_beats_biosppy"] = float(bio.size)
         row["bsqi"] = ms.bsqi(peaks, bio, fs, config.bsqi_tolerance_ms)
         if config.fuse_beats:
             peaks = ms.fuse_beats(peaks, bio, fs)
-    except Exception as exc:
-        reasons.append(_failed(f"biosppy.{config.detector}_segmenter", exc))
     row.update(ms.rr_features(peaks, fs))
     row["quality"] = ms.template_quality(clean, peaks, fs)
     if len(peaks) < 3:
