@@ -94,8 +94,10 @@ def skip_reason(path: str, referenced: set[str], segments: set[str], stems: set[
         return "PTB-XL metadata table, joined to its records"
     if suffix in SKIP_SUFFIXES:
         return SKIP_SUFFIXES[suffix]
-    if name.lower() in SKIP_NAMES or os.path.splitext(name)[0].lower() in SKIP_NAMES:
-        return SKIP_NAMES.get(name.lower()) or SKIP_NAMES[os.path.splitext(name)[0].lower()]
+    if name.lower() in SKIP_NAMES:
+        return SKIP_NAMES[name.lower()]
+    if suffix in ("", ".txt", ".md", ".rst", ".html", ".htm") and os.path.splitext(name)[0].lower() in SKIP_NAMES:
+        return SKIP_NAMES[os.path.splitext(name)[0].lower()]  # "LICENSE.txt"; a record named "index.xml" stays
     if suffix != ".hea" and path in referenced:
         return "WFDB signal file, read through its .hea header"
     if suffix != ".hea" and stem + ".hea" in referenced and suffix not in WFDB_SIGNAL_SUFFIXES:

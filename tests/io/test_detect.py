@@ -114,3 +114,5 @@ def test_skip_rules_table() -> None:
     assert skip_reason("/d/.DS_Store", set(), set(), stems) == "hidden file"
     assert skip_reason("/d/x.ecg", set(), set(), stems) is None  # ISHNE and vendor files are candidates
     assert skip_reason("/d/rec.hea", {"/d/rec.hea"}, set(), stems) is None
+    assert skip_reason("/d/LICENSE", set(), set(), stems) == "documentation or text"
+    assert skip_reason("/d/index.xml", set(), set(), stems) is None  # a record may be called anything
