@@ -52,9 +52,8 @@ def _scan_part(task: _PartTask) -> dict[str, Any]:
         df["patient_id"] = df["patient_id"].map(lambda p: None if pd.isna(p) else pseudonymize(str(p), key))
         df = conform(df)
     write_manifest(df, task.out)
-    bad = df[df["status"] == STATUS_QUARANTINED]
-    return {"part": task.out, "records": len(df), "quarantined": bad[["record_id", "source_path", "status",
-                                                                       "reason"]].to_dict("records")}
+    bad = df.loc[df["status"] == STATUS_QUARANTINED, ["record_id", "source_path", "status", "reason"]]
+    return {"part": task.out, "records": len(df), "quarantined": bad.to_dict("records")}
 
 
 def _concat_parts(parts: Sequence[str], path: Path) -> int:

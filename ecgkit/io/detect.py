@@ -264,5 +264,6 @@ def detect_format(path: str | Path) -> str:
         raise FormatError(f"annotation file ({suffix}) without a record of the same name beside it", path=path)
     if b"\x00" not in head[:512]:
         raise FormatError("unknown format: a text file that is not a WFDB header (.hea) or ECG XML", path=path)
-    raise FormatError(f"unknown format: a binary file (first bytes {head[:8].hex(' ')}) that is not DICOM, SCP-ECG, EDF/BDF, "
+    raise FormatError(f"unknown format: a binary file (first bytes {head[:8].hex(' ')}) that is not DICOM, "
+                      f"SCP-ECG, EDF/BDF, "
                       f"ISHNE, MFER or a WFDB signal with its header", path=path)

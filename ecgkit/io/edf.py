@@ -3,7 +3,8 @@
 ``edfio`` was chosen over ``pyedflib`` by measurement (``benchmarks/bench_readers.py``, BENCHMARKS.md:
 PTB-XL record 1 written as EDF reads in 0.43 ms with edfio against 0.85 ms with pyedflib, both
 exact; with single-sample data records 0.42 ms against 40 ms, pyedflib walking record by record);
-it also reads BDF's 24-bit samples and EDF+ annotations. ecgkit checks the header's promise (data records x samples) against the file size
+it also reads BDF's 24-bit samples and EDF+ annotations. ecgkit checks the header's promise (data
+records x samples) against the file size
 itself, because edfio only warns and reads what is there.
 
 Signal labels map to leads by name (``ECG I``, ``EKG V1``, ``II``, ``Lead aVR``, ...); channels that

@@ -52,7 +52,8 @@ def _items(buf: bytes, start: int, end: int, path: Path, rid: str) -> list[tuple
         if n & 0x80:
             k = n & 0x7F
             if k == 0 or k > 8 or p + k > end:
-                raise FormatError(f"MFER item 0x{tag:02X}: bad length field at byte {p - 1}", path=path, record_id=rid)
+                raise FormatError(f"MFER item 0x{tag:02X}: bad length field at byte {p - 1}",
+                                  path=path, record_id=rid)
             n = int.from_bytes(buf[p:p + k], "big")
             p += k
         if p + n > end:

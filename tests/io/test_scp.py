@@ -213,8 +213,8 @@ def test_leads_recorded_in_groups_are_cropped_or_refused(tmp_path: Path) -> None
 
 def test_three_lead_scp_is_not_a_12_lead_ecg(tmp_path: Path) -> None:
     x = _signal(1000)[:3]
-    path = _write(tmp_path, "holter3", {3: w.section3([1, 2, 5], 1, 1000), 6: w.data_section(list(x), 1000, 2000, 2, None),
-                                        2: w.section2(None)})
+    path = _write(tmp_path, "holter3", {3: w.section3([1, 2, 5], 1, 1000), 2: w.section2(None),
+                                        6: w.data_section(list(x), 1000, 2000, 2, None)})
     with pytest.raises(SignalError, match=r"missing lead\(s\) III, .*; the source has I, II, V3") as exc:
         read_scp(path)
     assert "holter3" in str(exc.value)
