@@ -142,19 +142,34 @@ def _scan_parts_cmd(sources: list[Path], out_dir: Path, config: Any, engine: str
               show_default=True, help="Value of hedged mentions ('possible RVH'): 1, 0 or -1.")
 @click.option("--source", type=click.Choice(["text", "codes", "both"]), default="text", show_default=True,
               help="Label from statements, from structured codes (SCP/SNOMED), or either.")
-def label_cmd(cohort_dir: str, vocabulary: str, uncertain: str, source: str) -> None:
-    """Add label columns and label_provenance to COHORT_DIR/manifest.parquet."""
+@click.option("--unconfirmed", type=click.Choice(["keep", "mask", "drop"]), default="keep", show_default=True,
+              help="Records whose report is unconfirmed: keep their labels, mask them (-1), or quarantine them.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Processes (0: one per core).")
+def label_cmd(cohort_dir: str, vocabulary: str, uncertain: str, source: str, unconfirmed: str,
+              workers: int) -> None:
+    """Add label columns, label_provenance and report_status to COHORT_DIR/manifest.parquet."""
+    from ecgkit.engines import resolve_workers
     from ecgkit.labels import label_manifest, load_vocabulary
-    from ecgkit.manifest import read_manifest, write_manifest
+    from ecgkit.manifest import read_manifest, write_manifest, write_quarantine
 
     vocab = load_vocabulary(vocabulary)
     manifest = read_manifest(cohort_dir)
-    labelled = label_manifest(manifest, vocabulary=vocab, uncertain=uncertain, source=source)
+    labelled = label_manifest(manifest, vocabulary=vocab, uncertain=uncertain, source=source,
+                              unconfirmed=unconfirmed, workers=resolve_workers(workers))
     write_manifest(labelled, cohort_dir)
     counts = ", ".join(f"{lab} {int((labelled[lab] == 1).sum())}" for lab in vocab.labels)
     masked = int((labelled[list(vocab.labels)] == -1).to_numpy().sum())
     click.echo(f"labelled {len(labelled)} records with {vocab.name} {vocab.version} (source={source}, "
                f"uncertain={uncertain}); positives: {counts}" + (f"; masked: {masked}" if masked else ""))
+    by_status = labelled["report_status"].value_counts()
+    click.echo("report_status: " + ", ".join(f"{s} {int(by_status.get(s, 0))}"
+                                             for s in ("confirmed", "unconfirmed", "unknown"))
+               + f" (--unconfirmed {unconfirmed})")
+    if unconfirmed == "drop":
+        hit = (labelled["reason"] == "label: unconfirmed report (--unconfirmed drop)").fillna(False).to_numpy(bool)
+        dropped = int(hit.sum())
+        write_quarantine(labelled[hit], cohort_dir, "label")
+        click.echo(f"label: {dropped} unconfirmed records quarantined; see {Path(cohort_dir) / 'quarantine.parquet'}")
 
 
 @main.command("train")

@@ -32,8 +32,8 @@ status                    string       all       "ok" or "quarantined"
 reason                    string       all       why a record was quarantined (names record and problem)
 ========================  ===========  ========  ===========================================================
 
-Later stages add: one int8 column per label plus ``label_provenance`` (label), ``split`` (split),
-``shard`` and ``row`` (shard). See :data:`STAGE_COLUMNS`.
+Later stages add: one int8 column per label plus ``label_provenance`` and ``report_status`` (label),
+``split`` (split), ``shard`` and ``row`` (shard). See :data:`STAGE_COLUMNS`.
 """
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ COLUMNS: tuple[Column, ...] = (
 
 #: Columns each stage adds beyond :data:`COLUMNS` (label columns are named after the vocabulary).
 STAGE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "label": ("label_provenance",),
+    "label": ("label_provenance", "report_status"),
     "split": ("split",),
     "shard": ("shard", "row"),
 }
