@@ -29,6 +29,9 @@ _XML_ROOTS = {
 }
 _NAME = re.compile(rb"(?:[A-Za-z_][\w.\-]*:)?([A-Za-z_][\w.\-]*)")
 _HEAD_BYTES = 4096
+# Suffixes of binary formats whose reader gives a precise reason when the content check fails (a
+# truncated SCP-ECG record, an EDF header with a broken version field, MFER without its preamble).
+_SUFFIX_HINTS = {".scp": "scp", ".edf": "edf", ".bdf": "edf", ".rec": "edf", ".mwf": "mfer", ".mfer": "mfer"}
 _PROLOG_MAX = 1 << 20  # an XML prolog (comments, DOCTYPE) longer than 1 MiB is not an ECG export
 
 # --- skip rules -----------------------------------------------------------------------------
@@ -227,7 +230,8 @@ def detect_format(path: str | Path) -> str:
     Content decides: the DICOM preamble (``DICM`` at offset 128), ``ISHNE1.0``, an MFER preamble
     (``@ MFR``), an EDF/EDF+ (``0`` + spaces) or BDF (``\\xffBIOSEMI``) header, an SCP-ECG record
     (section 0 at byte 7), or the XML root element after the prolog. A ``.hea`` file is a WFDB header
-    (checked first: it has no magic, and its reader validates it).
+    (checked first: it has no magic, and its reader validates it). When the content matches nothing,
+    ``.scp``, ``.edf``/``.bdf``/``.rec`` and ``.mwf`` files go to their reader, which says what is wrong.
 
     Raises
     ------
@@ -258,6 +262,8 @@ def detect_format(path: str | Path) -> str:
     if _xml_text(head) is not None:
         return _xml_format(path, head)
     suffix = path.suffix.lower()
+    if suffix in _SUFFIX_HINTS:  # content said nothing: the format's reader names what is wrong
+        return _SUFFIX_HINTS[suffix]
     if suffix in WFDB_SIGNAL_SUFFIXES:
         raise FormatError("WFDB signal file without its .hea header", path=path)
     if suffix in ANNOTATION_SUFFIXES:

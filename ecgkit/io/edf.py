@@ -137,6 +137,9 @@ def read_edf(path: str | Path, *, record_id: str | None = None) -> Record:
     bdf = buf[:8] == b"\xffBIOSEMI"
     if len(buf) < 256:
         raise FormatError(f"EDF header cut short ({len(buf)} bytes)", path=path, record_id=rid)
+    if not bdf and buf[:8] != b"0       ":
+        raise FormatError(f"not an EDF/BDF file: version field {buf[:8]!r} (EDF has '0' and 7 spaces, BDF "
+                          f"0xFF 'BIOSEMI')", path=path, record_id=rid)
     _header_promise(buf, bdf, path, rid)
     plus = buf[192:197] in (b"EDF+C", b"EDF+D", b"BDF+C", b"BDF+D")
     if buf[192:197] in (b"EDF+D", b"BDF+D"):
