@@ -66,6 +66,9 @@ ANNOTATION_SUFFIXES = frozenset((".atr", ".ann", ".qrs", ".pu", ".pu0", ".pu1", 
                                  ".ari", ".man", ".hea-", ".xws", ".trigger", ".wabp", ".sqrs", ".ecgpuwave"))
 #: WFDB signal-file suffixes seen in PhysioNet databases (read through their header).
 WFDB_SIGNAL_SUFFIXES = frozenset((".dat", ".mat", ".xyz"))
+#: Suffixes of record formats: a file of one of these beside a WFDB header of the same stem is its
+#: own record (a MUSE export and its WFDB conversion), never taken for a WFDB annotator.
+RECORD_SUFFIXES = frozenset((".xml", ".dcm", ".dicom", ".scp", ".edf", ".bdf", ".rec", ".mwf", ".mfer"))
 
 
 def skip_reason(path: str, referenced: set[str], segments: set[str], stems: set[str],
@@ -103,7 +106,8 @@ def skip_reason(path: str, referenced: set[str], segments: set[str], stems: set[
         return SKIP_NAMES[os.path.splitext(name)[0].lower()]  # "LICENSE.txt"; a record named "index.xml" stays
     if suffix != ".hea" and path in referenced:
         return "WFDB signal file, read through its .hea header"
-    if suffix != ".hea" and stem + ".hea" in referenced and suffix not in WFDB_SIGNAL_SUFFIXES:
+    if (suffix != ".hea" and stem + ".hea" in referenced and suffix not in WFDB_SIGNAL_SUFFIXES
+            and suffix not in RECORD_SUFFIXES):  # WFDB annotators may have any name (atr, qrs, ecg, 16a...)
         return "WFDB annotation file (not used), read through its .hea header"
     if suffix in ANNOTATION_SUFFIXES and stem in stems:
         return "annotation file beside its record (not used)"

@@ -116,6 +116,10 @@ def test_skip_rules_table() -> None:
     assert skip_reason("/d/rec.hea", {"/d/rec.hea"}, set(), stems) is None
     assert skip_reason("/d/LICENSE", set(), set(), stems) == "documentation or text"
     assert skip_reason("/d/index.xml", set(), set(), stems) is None  # a record may be called anything
+    # beside a WFDB header: annotators of any name are skipped, other records' formats are not
+    assert skip_reason("/d/rec.16a", {"/d/rec.hea"}, set(), stems).startswith("WFDB annotation file")
+    assert skip_reason("/d/rec.xml", {"/d/rec.hea"}, set(), stems) is None
+    assert skip_reason("/d/rec.scp", {"/d/rec.hea"}, set(), stems) is None
 
 
 def test_suffix_hints_give_the_readers_reason(tmp_path: Path) -> None:
