@@ -128,6 +128,8 @@ def read_mfer(path: str | Path, *, record_id: str | None = None) -> Record:
             if ivl is None or sen is None:
                 raise ValueError("no sampling (0x0B)" if ivl is None else "no resolution (0x0C)")
             unit, step = _scaled(ivl, order)
+            if unit not in (0, 1):
+                raise ValueError(f"sampling unit code {unit} (0 = Hz, 1 = seconds per sample)")
             fs_list.append(step if unit == 0 else 1.0 / step)
             sen_unit, volts = _scaled(sen, order)
             if sen_unit != 0:
