@@ -4,10 +4,12 @@ Only this module and ``pipelines/`` wire stages together, set up logging, and ow
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import click
 
@@ -37,6 +39,31 @@ def main(verbose: int) -> None:
     _setup_logging(verbose)
 
 
+@contextlib.contextmanager
+def _stage_errors(stage: str) -> Iterator[None]:
+    """Errors outside any record end the job with one line and a non-zero exit, not a traceback.
+
+    A full disk or an I/O error exits 4 (the stage has removed its temporary files; a rerun after
+    space is freed completes); an output folder in use by another job exits 5.
+    """
+    from ecgkit._lock import LockedError, OutputError, is_disk_error
+
+    try:
+        yield
+    except LockedError as exc:
+        click.echo(f"ecgkit {stage}: {exc}", err=True)
+        sys.exit(5)
+    except OutputError as exc:
+        click.echo(f"ecgkit {stage}: {exc}", err=True)
+        sys.exit(4)
+    except OSError as exc:
+        if not is_disk_error(exc):
+            raise
+        click.echo(f"ecgkit {stage}: {exc.filename or ''} {exc.strerror or exc}; temporary files removed",
+                   err=True)
+        sys.exit(4)
+
+
 # Stage commands follow, one per stage; each parses options, calls the stage's Python entry point,
 # and prints a one-line summary.
 
@@ -51,18 +78,22 @@ def main(verbose: int) -> None:
               help="Replace patient IDs by a keyed hash; the key is read from $ECGKIT_PSEUDONYM_KEY, never stored.")
 @click.option("--max-quarantine-rate", type=float, default=None,
               help="Exit non-zero when more than this fraction of records is quarantined (default 0.05).")
+@click.option("--strict-integrity", is_flag=True, default=None,
+              help="Quarantine records whose source checksums (WFDB, MUSE CRC32) fail (default: a QC flag).")
+@click.option("--follow-external-symlinks", is_flag=True, default=None,
+              help="Read symlinks that point outside the scanned folders (default: skipped).")
 def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, config_file: Path | None,
-             pseudonymize: bool, max_quarantine_rate: float | None) -> None:
+             pseudonymize: bool, max_quarantine_rate: float | None, strict_integrity: bool | None,
+             follow_external_symlinks: bool | None) -> None:
     """Walk SOURCES (files and folders), read every record, write OUT/manifest.parquet."""
-    import json
     import os
     import time
 
     from tqdm import tqdm
 
+    from ecgkit._lock import output_lock
     from ecgkit.config import load_config
-    from ecgkit.manifest import write_manifest, write_quarantine
-    from ecgkit.ingest import ScanConfig, scan, scan_summary
+    from ecgkit.ingest import ScanConfig, scan, scan_summary, write_scan
 
     key = None
     if pseudonymize:
@@ -70,11 +101,14 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
         if not key:
             raise click.UsageError("--pseudonymize needs the key in the ECGKIT_PSEUDONYM_KEY environment variable")
     config = load_config(ScanConfig, config_file, {"workers": workers, "pseudonymize_key": key,
-                                                   "max_quarantine_rate": max_quarantine_rate},
+                                                   "max_quarantine_rate": max_quarantine_rate,
+                                                   "strict_integrity": strict_integrity or None,
+                                                   "follow_external_symlinks": follow_external_symlinks or None},
                          section=_section(config_file, "scan"))
     counts = {"ok": 0, "quarantined": 0}
     start = time.perf_counter()
-    with tqdm(desc="scan", unit="rec", dynamic_ncols=True) as bar:
+    with _stage_errors("scan"), output_lock(out_dir, "scan"), tqdm(desc="scan", unit="rec",
+                                                                   dynamic_ncols=True) as bar:
         def progress(n_ok: int, n_q: int) -> None:
             counts["ok"] += n_ok
             counts["quarantined"] += n_q
@@ -83,15 +117,8 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
 
         skipped: list[dict[str, str]] = []
         df = scan(list(sources), config, progress=progress, skipped=skipped)
-    seconds = time.perf_counter() - start
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_manifest(df, out_dir)
-    write_quarantine(df, out_dir, "scan")
-    import pandas as pd
-
-    pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(out_dir / "skipped_files.csv", index=False)
-    summary = scan_summary(df, config, seconds=seconds)
-    (out_dir / "scan_summary.json").write_text(json.dumps(summary, indent=2))
+        summary = scan_summary(df, config, seconds=time.perf_counter() - start)
+        write_scan(out_dir, df, skipped, summary)
     click.echo(f"scan: {summary['records']} records, {summary['ok']} ok, {summary['quarantined']} quarantined "
                f"({summary['quarantine_rate']:.1%}), {summary['records_per_s']} records/s -> "
                f"{out_dir / 'manifest.parquet'}")

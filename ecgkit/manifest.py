@@ -36,7 +36,6 @@ Later stages add: one int8 column per label plus ``label_provenance`` (label), `
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -154,9 +153,12 @@ def validate(df: pd.DataFrame, *, require: Iterable[str] = ()) -> None:
 
 
 def _atomic_write_table(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    # serialised in memory first: the size needed is known, and a full disk leaves no partial file
+    from ecgkit._lock import atomic_write_bytes
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
 
 
 def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:

@@ -10,7 +10,8 @@ import dataclasses
 from pathlib import Path
 from typing import Callable, Literal
 
-from ecgkit.errors import FormatError
+from ecgkit.errors import FormatError, SignalError
+from ecgkit.io._limits import MAX_ID_CHARS, MAX_SAMPLES, check_fs
 from ecgkit.io.detect import detect_format
 from ecgkit.record import Record
 from ecgkit.signal import conform, qc_flags
@@ -56,9 +57,24 @@ def read_native(path: str | Path, *, record_id: str | None = None, fmt: str | No
     path = Path(path)
     fmt = fmt or detect_format(path)
     rec = _reader(fmt)(path, record_id=record_id)
+    _check_record(rec)
     if rec.qc_flags is None:  # readers may compute QC while decoding; the rest get it here
         rec = dataclasses.replace(rec, qc_flags=tuple(qc_flags(rec.signal, rec.fs)))
     return rec
+
+
+def _check_record(rec: Record) -> None:
+    """Values that cannot be a surface ECG, whatever the reader: quarantined, never passed on."""
+    where = {"path": rec.source_path, "record_id": rec.record_id}
+    check_fs(rec.fs, **where)
+    if rec.n_samples < 1:
+        raise SignalError("the record holds 0 samples", **where)
+    if rec.n_samples > MAX_SAMPLES:
+        raise SignalError(f"the record holds {rec.n_samples} samples per lead, over the limit of {MAX_SAMPLES}",
+                          **where)
+    if rec.patient_id is not None and len(rec.patient_id) > MAX_ID_CHARS:
+        raise FormatError(f"patient id is {len(rec.patient_id)} characters long, over the limit of {MAX_ID_CHARS}",
+                          **where)
 
 
 def read_record(
