@@ -328,7 +328,7 @@ def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, **ove
     config = load_config(ShardConfig, config_file, overrides, section=_section(config_file, "shard"))
     manifest = read_manifest(cohort_dir)
     n_planned = len(plan_shards(manifest, config))
-    with tqdm(total=n_planned, unit="rec", desc="shard", dynamic_ncols=True) as bar:
+    with _stage_errors("shard"), tqdm(total=n_planned, unit="rec", desc="shard", dynamic_ncols=True) as bar:
         out = write_shards(manifest, out_dir, config, progress=bar.update)
     newly = int(((manifest["status"] == STATUS_OK) & (out["status"] != STATUS_OK)).sum())
     rate = newly / n_planned if n_planned else 0.0

@@ -48,10 +48,12 @@ Flat or clipped single leads are kept: they are scan's ``qc_flags``, and labels 
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
@@ -64,6 +66,8 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from ecgkit import __version__
+from ecgkit._lock import atomic_write_bytes, atomic_write_text, disk_error, is_disk_error, output_lock
+from ecgkit._names import escape_name, unescape_name
 from ecgkit.config import config_to_dict
 from ecgkit.engines import map_tasks
 from ecgkit.errors import ConfigError, RecordError, SchemaError
@@ -248,9 +252,13 @@ def _write_shard(task: _ShardTask) -> dict[str, Any]:
     repairs: list[str] = []
     for i, (rid, src) in enumerate(zip(task.record_ids, task.source_paths)):
         try:
-            rec = read_record(src, fs=cfg.fs, seconds=cfg.seconds, short=cfg.short, record_id=rid)
+            rec = read_record(unescape_name(src), fs=cfg.fs, seconds=cfg.seconds, short=cfg.short, record_id=rid)
         except RecordError as exc:
-            quarantined[rid] = f"shard: {exc}"
+            quarantined[rid] = f"shard: {escape_name(str(exc))}"
+            continue
+        except Exception as exc:  # noqa: BLE001 - one bad record never ends the stage
+            quarantined[rid] = escape_name(f"shard: record {rid} ({src}): reader failed with "
+                                           f"{type(exc).__name__}: {str(exc)[:200]}")
             continue
         sig = np.array(rec.signal, dtype=np.float32)  # own copy: _encode works in place
         problem = _qc_problem(sig, cfg)
@@ -263,6 +271,38 @@ def _write_shard(task: _ShardTask) -> dict[str, Any]:
     rows = np.asarray(kept, dtype=np.int64)
     tmp = path.with_name(path.name + ".tmp")
     Path(str(path) + SIDECAR_SUFFIX).unlink(missing_ok=True)
+    # Check the space first: HDF5 failing a flush on a full disk can crash the process outright
+    # (measured: a segfault in h5py) instead of raising, so never let it get there.
+    need = int(buf[: len(kept)].nbytes) + (1 << 20) + 64 * n
+    free = shutil.disk_usage(path.parent).free
+    if free < need:
+        raise disk_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), tmp, need)
+    try:
+        _write_h5(tmp, task, buf, kept, rows, length)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if is_disk_error(exc):
+            raise disk_error(exc, tmp, need) from exc
+        raise
+    sidecar = {
+        "shard": task.shard, "split": task.split, "sha256": _sha256(tmp), "bytes": tmp.stat().st_size,
+        "plan_hash": task.plan_hash, "n_rows": len(kept), "n_planned": n,
+        "record_ids": [task.record_ids[i] for i in kept], "repairs": repairs, "quarantined": quarantined,
+    }
+    os.replace(tmp, path)
+    try:
+        atomic_write_text(Path(str(path) + SIDECAR_SUFFIX), json.dumps(sidecar))
+    except BaseException:
+        path.unlink(missing_ok=True)  # a shard without its sidecar would be rewritten anyway
+        raise
+    _fsync_path(path.parent)
+    sidecar["skipped"] = False
+    return sidecar
+
+
+def _write_h5(tmp: Path, task: _ShardTask, buf: NDArray[Any], kept: list[int], rows: NDArray[np.int64],
+              length: int) -> None:
+    cfg = task.config
     with h5py.File(tmp, "w") as f:
         f.create_dataset("signal", data=buf[: len(kept)], chunks=(1, len(LEADS), length) if kept else None,
                          compression=cfg.compression)
@@ -278,22 +318,6 @@ def _write_shard(task: _ShardTask) -> dict[str, Any]:
         f.attrs["shard"] = task.shard
         f.attrs["plan_hash"] = task.plan_hash
     _fsync_path(tmp)
-    sidecar = {
-        "shard": task.shard, "split": task.split, "sha256": _sha256(tmp), "bytes": tmp.stat().st_size,
-        "plan_hash": task.plan_hash, "n_rows": len(kept), "n_planned": n,
-        "record_ids": [task.record_ids[i] for i in kept], "repairs": repairs, "quarantined": quarantined,
-    }
-    os.replace(tmp, path)
-    side_path = Path(str(path) + SIDECAR_SUFFIX)
-    side_tmp = Path(str(side_path) + ".tmp")
-    with open(side_tmp, "w") as fh:
-        json.dump(sidecar, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(side_tmp, side_path)
-    _fsync_path(path.parent)
-    sidecar["skipped"] = False
-    return sidecar
 
 
 def _label_matrix(frame: pd.DataFrame, names: Sequence[str]) -> NDArray[np.int8]:
@@ -383,7 +407,12 @@ def write_shards(
     """
     audit(manifest, ratios=None)  # fail fast on leakage or usable records without a split
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with output_lock(out_dir, "shard"):  # a second job on the same folder refuses (LockedError)
+        return _write_shards_locked(manifest, out_dir, config, progress)
+
+
+def _write_shards_locked(manifest: pd.DataFrame, out_dir: Path, config: ShardConfig,
+                         progress: Callable[[int], None] | None) -> pd.DataFrame:
     names = config.label_names
     mhash = manifest_hash(manifest)
     plan = plan_shards(manifest, config)
@@ -458,9 +487,9 @@ def _finish(manifest: pd.DataFrame, plan: pd.DataFrame, sidecars: list[dict[str,
             f"shard accounting failed in {out_dir}: {n_in} records planned, {len(index)} in shards, "
             f"{len(quarantined)} quarantined, duplicates {dup.head(5).tolist()}, "
             f"in both {sorted(in_both)[:5]}")
-    tmp = out_dir / (INDEX_FILE + ".tmp")
-    pq.write_table(pa.Table.from_pandas(index, preserve_index=False), tmp)
-    os.replace(tmp, out_dir / INDEX_FILE)
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(index, preserve_index=False), sink)
+    atomic_write_bytes(out_dir / INDEX_FILE, sink.getvalue().to_pybytes())
 
     out = manifest.copy()
     pos = pd.Series(np.arange(len(out)), index=out["record_id"].to_numpy())
