@@ -261,7 +261,7 @@ def _decode_leads(doc: bytes, codec: str, path: Path, rid: str,
             raise FormatError(f"lead {lead_name} WaveFormData is not valid base64: {exc}", path=path,
                               record_id=rid) from exc
         samples = _check_payload(raw, leads_fields, path, rid)
-        if leads_fields[5] is not None and zlib.crc32(raw) != leads_fields[5]:
+        if leads_fields[5] is not None and zlib.crc32(raw.tobytes()) != leads_fields[5]:
             bad_crc.append(lead_name)
         canon = canonical_lead(lead_name)
         if canon is not None and canon not in leads:
