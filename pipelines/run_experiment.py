@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ecgkit.config import config_to_dict, make_config  # noqa: E402
 from ecgkit.errors import ConfigError  # noqa: E402
 from ecgkit.report import build_report, delta_m_vs, write_report  # noqa: E402
-from ecgkit.train import LAST_CKPT, TrainConfig, predict_run, train  # noqa: E402
+from ecgkit.trainer import LAST_CKPT, TrainConfig, predict_run, train  # noqa: E402
 
 log = logging.getLogger("run_experiment")
 

@@ -17,7 +17,7 @@ from ecgkit import metrics as M
 from ecgkit.errors import ConfigError
 from ecgkit.shards import ShardConfig, write_shards
 from ecgkit.split import split_by_patient
-from ecgkit.train import predict_run
+from ecgkit.trainer import predict_run
 from ptbxl_cohort import ptbxl_manifest
 
 REPO = Path(__file__).resolve().parent.parent
