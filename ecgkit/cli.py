@@ -118,7 +118,7 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
         skipped: list[dict[str, str]] = []
         df = scan(list(sources), config, progress=progress, skipped=skipped)
         summary = scan_summary(df, config, seconds=time.perf_counter() - start)
-        write_scan(out_dir, df, skipped, summary)
+        write_scan(out_dir, df, skipped, summary, pseudonymized=key is not None)
     click.echo(f"scan: {summary['records']} records, {summary['ok']} ok, {summary['quarantined']} quarantined "
                f"({summary['quarantine_rate']:.1%}), {summary['records_per_s']} records/s -> "
                f"{out_dir / 'manifest.parquet'}")
@@ -322,14 +322,14 @@ def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, **ove
 
     from ecgkit.config import load_config
     from ecgkit.manifest import STATUS_OK, read_manifest
-    from ecgkit.shards import ShardConfig, plan_shards, write_shards
+    from ecgkit.shards import ShardConfig, plan_shards, read_source_map, write_shards
 
     overrides["patient_key"] = os.environ.get("ECGKIT_PSEUDONYM_KEY") or None
     config = load_config(ShardConfig, config_file, overrides, section=_section(config_file, "shard"))
     manifest = read_manifest(cohort_dir)
     n_planned = len(plan_shards(manifest, config))
     with _stage_errors("shard"), tqdm(total=n_planned, unit="rec", desc="shard", dynamic_ncols=True) as bar:
-        out = write_shards(manifest, out_dir, config, progress=bar.update)
+        out = write_shards(manifest, out_dir, config, progress=bar.update, sources=read_source_map(cohort_dir))
     newly = int(((manifest["status"] == STATUS_OK) & (out["status"] != STATUS_OK)).sum())
     rate = newly / n_planned if n_planned else 0.0
     click.echo(f"shard: {n_planned - newly} records in {out['shard'].nunique()} shards, {newly} quarantined "

@@ -28,6 +28,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from ecgkit._deid import (PSEUDONYMIZED_PATH, SKIPPED_MAP_FILE, SOURCE_MAP_FILE, content_record_id, scrub_reason,
+                          scrub_statements)
 from ecgkit._names import escape_name
 from ecgkit._procs import worker_init
 from ecgkit.errors import ConfigError, RecordError
@@ -310,33 +312,44 @@ def sanitize_reason(text: str) -> str:
     return text
 
 
-def _read_row(cand: _Candidate, strict_integrity: bool = False) -> dict[str, Any]:
+def _read_row(cand: _Candidate, strict_integrity: bool = False, key: str | None = None) -> dict[str, Any]:
     """Read one candidate into a manifest row; any failure of this one record becomes a quarantined row.
 
     Every exception raised while reading the record is caught, not only :class:`RecordError`: one
     bad file must never end a scan of a million (a reader bug or a library's ``MemoryError`` on a
     hostile length field is reported with its type and message, and the scan goes on).
+
+    With a pseudonymisation ``key`` the record id is derived from the file's content
+    (:func:`ecgkit._deid.content_record_id`), reasons carry no path or file name, and the names the
+    file holds travel in the private ``_identifiers`` entry (popped by :func:`scan`, never stored).
     """
-    row: dict[str, Any] = {"record_id": cand.record_id, "source_path": escape_name(cand.path)}
+    rid = cand.record_id if key is None else content_record_id(cand.path, key)
+    row: dict[str, Any] = {"record_id": rid, "source_path": escape_name(cand.path)}
+
+    def _reason(text: str) -> str:
+        return sanitize_reason(text if key is None else scrub_reason(text, cand.path))
+
     try:
         fmt = detect_format(cand.path)
         row["source_format"] = fmt
-        rec = read_native(cand.path, record_id=cand.record_id, fmt=fmt)
+        rec = read_native(cand.path, record_id=rid, fmt=fmt)
     except RecordError as exc:
-        row.update(status=STATUS_QUARANTINED, reason=sanitize_reason(str(exc)))
+        row.update(status=STATUS_QUARANTINED, reason=_reason(str(exc)))
         return row
     except Exception as exc:  # noqa: BLE001 - see the docstring: quarantine, report, go on
         logger.debug("reading %s failed", escape_name(cand.path), exc_info=True)
         row.update(status=STATUS_QUARANTINED,
-                   reason=sanitize_reason(f"record {cand.record_id} ({cand.path}): reader failed with "
-                                          f"{type(exc).__name__}: {excerpt(str(exc), 200)}"))
+                   reason=_reason(f"record {rid} ({cand.path}): reader failed with "
+                                  f"{type(exc).__name__}: {excerpt(str(exc), 200)}"))
         return row
     integrity = [f for f in (rec.qc_flags or ()) if f.startswith("integrity:")]
     if strict_integrity and integrity:
         row.update(status=STATUS_QUARANTINED,
-                   reason=sanitize_reason(f"record {cand.record_id} ({cand.path}): source integrity check "
-                                          f"failed ({', '.join(integrity)}) and strict_integrity is on"))
+                   reason=_reason(f"record {rid} ({cand.path}): source integrity check "
+                                  f"failed ({', '.join(integrity)}) and strict_integrity is on"))
         return row
+    if key is not None:
+        row["_identifiers"] = [rec.patient_id, *rec.identifiers]
     row.update(
         patient_id=None if is_placeholder_id(rec.patient_id) else rec.patient_id,
         fs=float(rec.fs),
@@ -372,8 +385,9 @@ def _warm_readers(candidates: list[_Candidate]) -> None:
         from ecgkit.io.muse import read_muse  # noqa: F401
 
 
-def _read_chunk(cands: list[_Candidate], strict_integrity: bool = False) -> list[dict[str, Any]]:
-    return [_read_row(c, strict_integrity) for c in cands]
+def _read_chunk(cands: list[_Candidate], strict_integrity: bool = False,
+                key: str | None = None) -> list[dict[str, Any]]:
+    return [_read_row(c, strict_integrity, key) for c in cands]
 
 
 def _ptbxl_age(value: Any) -> float | None:
@@ -495,32 +509,34 @@ def scan(
     candidates, not_records = _walk(sources, follow_external=config.follow_external_symlinks)
     chunks = [candidates[i:i + config.chunk_size] for i in range(0, len(candidates), config.chunk_size)]
     rows: list[dict[str, Any]] = []
+    identifiers: list[list[str | None]] = []  # names found in each file: for scrubbing only, never stored
 
     def _collect(chunk_rows: list[dict[str, Any]]) -> None:
+        for r in chunk_rows:
+            identifiers.append(r.pop("_identifiers", []))
         rows.extend(chunk_rows)
         if progress is not None:
             n_ok = sum(r["status"] == STATUS_OK for r in chunk_rows)
             progress(n_ok, len(chunk_rows) - n_ok)
 
     strict = [config.strict_integrity] * len(chunks)
+    keys = [config.pseudonymize_key] * len(chunks)
     if config.workers == 1 or len(chunks) <= 1:
         for chunk in chunks:
-            _collect(_read_chunk(chunk, config.strict_integrity))
+            _collect(_read_chunk(chunk, config.strict_integrity, config.pseudonymize_key))
     else:
         _warm_readers(candidates)
         # workers return small metadata dicts only; signals never cross the process boundary;
         # worker_init makes them die with this process (a SIGKILLed scan leaves no orphans)
         with ProcessPoolExecutor(max_workers=config.workers, initializer=worker_init,
                                  initargs=(os.getpid(),)) as pool:
-            for chunk_rows in pool.map(_read_chunk, chunks, strict):
+            for chunk_rows in pool.map(_read_chunk, chunks, strict, keys):
                 _collect(chunk_rows)
     df = conform(rows) if rows else conform(pd.DataFrame(columns=["record_id"]))
     if config.join_ptbxl and len(df):
         df = _join_ptbxl(df, _ptbxl_databases((c.root for c in candidates), not_records))
     if config.pseudonymize_key:
-        key = config.pseudonymize_key
-        df["patient_id"] = df["patient_id"].map(lambda p: None if pd.isna(p) else pseudonymize(str(p), key))
-        df = conform(df)
+        df = _pseudonymize(df, identifiers, config.pseudonymize_key)
     df.attrs["skipped_by_reason"] = skipped_by_reason(not_records)  # small: counts only
     if skipped is not None:
         skipped.extend({"path": escape_name(s["path"]), "reason": s["reason"]} for s in not_records)
@@ -528,6 +544,39 @@ def scan(
     logger.info("scanned %d records: %d ok, %d quarantined; %d files skipped", len(df), len(df) - n_q, n_q,
                 len(not_records))
     return df
+
+
+def _pseudonymize(df: pd.DataFrame, identifiers: list[list[str | None]], key: str) -> pd.DataFrame:
+    """Scrub statements (counted), make record ids unique, hash patient ids (see :mod:`ecgkit._deid`)."""
+    statements, flags, total = [], [], 0
+    for stmts, pid, names, qc in zip(df["statements"], df["patient_id"], identifiers, df["qc_flags"]):
+        qc = list(qc) if isinstance(qc, (list, tuple, np.ndarray)) else qc
+        if isinstance(stmts, (list, tuple, np.ndarray)) and len(stmts):
+            clean, n = scrub_statements(list(stmts), [None if pd.isna(pid) else str(pid), *names])
+            total += n
+            stmts = clean
+            if n and qc is not None:
+                qc = qc + [f"repair:scrubbed {n} identifier-like token(s) from statements"]
+        statements.append(stmts)
+        flags.append(qc)
+    out = df.copy()
+    out["statements"] = pd.Series(statements, index=df.index, dtype=object)
+    out["qc_flags"] = pd.Series(flags, index=df.index, dtype=object)
+    seen: dict[str, int] = {}
+    ids = []
+    for rid in out["record_id"]:  # identical files give one content id: number the copies
+        n = seen.get(rid, 0)
+        seen[rid] = n + 1
+        ids.append(f"{rid}#{n + 1}" if n else rid)
+    out["record_id"] = ids
+    # normalised first: the split groups spellings of one id (00123, 123), which it cannot do on hashes
+    from ecgkit.split import normalize_patient_id
+
+    out["patient_id"] = out["patient_id"].map(
+        lambda p: None if pd.isna(p) else pseudonymize(normalize_patient_id(str(p)), key))
+    out = conform(out)
+    out.attrs["scrubbed_tokens"] = total
+    return out
 
 
 def skipped_by_reason(skipped: Sequence[dict[str, str]]) -> dict[str, int]:
@@ -562,6 +611,8 @@ def scan_summary(df: pd.DataFrame, config: ScanConfig, *, seconds: float) -> dic
         "skipped_files": sum(df.attrs.get("skipped_by_reason", {}).values()),
         "skipped_by_reason": dict(df.attrs.get("skipped_by_reason", {})),
         "by_format": {str(k): int(v) for k, v in df["source_format"].value_counts(dropna=False).items()},
+        "pseudonymized": bool(config.pseudonymize_key),
+        "scrubbed_tokens": int(df.attrs.get("scrubbed_tokens", 0)),
         "seconds": round(seconds, 3),
         "records_per_s": round(n / seconds, 1) if seconds > 0 else None,
         "cpu_count": os.cpu_count(),
@@ -569,11 +620,16 @@ def scan_summary(df: pd.DataFrame, config: ScanConfig, *, seconds: float) -> dic
 
 
 def write_scan(out_dir: str | Path, df: pd.DataFrame, skipped: Sequence[dict[str, str]],
-               summary: dict[str, Any]) -> dict[str, Path]:
+               summary: dict[str, Any], *, pseudonymized: bool = False) -> dict[str, Path]:
     """Write a scan's outputs into ``out_dir``, each through a temporary file and a rename.
 
     ``manifest.parquet``, ``quarantine.parquet``, ``skipped_files.csv`` and ``scan_summary.json``:
     a kill or a full disk leaves each one either as it was or complete, never half-written.
+
+    With ``pseudonymized``, ``source_path`` in the manifest and quarantine is the placeholder
+    :data:`ecgkit._deid.PSEUDONYMIZED_PATH`; the real paths go to ``IDENTIFIABLE_source_paths.parquet``
+    (record_id, source_path) and the skipped list to ``IDENTIFIABLE_skipped_files.csv``, files the
+    user keeps off the training machine (``ecgkit shard`` needs the first one to read the signals).
 
     Raises
     ------
@@ -586,8 +642,23 @@ def write_scan(out_dir: str | Path, df: pd.DataFrame, skipped: Sequence[dict[str
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"manifest": write_manifest(df, out), "quarantine": write_quarantine(df, out, "scan")}
-    paths["skipped"] = atomic_write_text(out / "skipped_files.csv", pd.DataFrame(
-        list(skipped), columns=["path", "reason"]).to_csv(index=False))
+    skipped_csv = pd.DataFrame(list(skipped), columns=["path", "reason"]).to_csv(index=False)
+    paths: dict[str, Path] = {}
+    if pseudonymized:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from ecgkit._lock import atomic_write_bytes
+
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.table({"record_id": df["record_id"].astype(str).tolist(),
+                                 "source_path": df["source_path"].astype(str).tolist()}), sink)
+        paths["source_map"] = atomic_write_bytes(out / SOURCE_MAP_FILE, sink.getvalue().to_pybytes())
+        paths["skipped_map"] = atomic_write_text(out / SKIPPED_MAP_FILE, skipped_csv)
+        df = df.copy()
+        df["source_path"] = PSEUDONYMIZED_PATH
+        skipped_csv = pd.DataFrame({"reason": [s["reason"] for s in skipped]}).to_csv(index=False)
+    paths.update(manifest=write_manifest(df, out), quarantine=write_quarantine(df, out, "scan"))
+    paths["skipped"] = atomic_write_text(out / "skipped_files.csv", skipped_csv)
     paths["summary"] = atomic_write_text(out / "scan_summary.json", json.dumps(summary, indent=2))
     return paths

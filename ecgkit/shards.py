@@ -56,7 +56,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -66,6 +66,7 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from ecgkit import __version__
+from ecgkit._deid import PSEUDONYMIZED_PATH, SOURCE_MAP_FILE, scrub_reason
 from ecgkit._lock import atomic_write_bytes, atomic_write_text, disk_error, is_disk_error, output_lock
 from ecgkit._names import escape_name, unescape_name
 from ecgkit.config import config_to_dict
@@ -173,6 +174,8 @@ class _ShardTask:
     plan_hash: str
     config: ShardConfig
     attrs: dict[str, Any]
+    #: pseudonymised cohort: reasons must not name the file (its path is in the mapping file only)
+    private: bool = False
 
 
 def _sha256(path: Path) -> str:
@@ -250,20 +253,23 @@ def _write_shard(task: _ShardTask) -> dict[str, Any]:
     kept: list[int] = []
     quarantined: dict[str, str] = {}
     repairs: list[str] = []
+    def _reason(text: str, src: str) -> str:
+        return escape_name(scrub_reason(text, unescape_name(src)) if task.private else text)
+
     for i, (rid, src) in enumerate(zip(task.record_ids, task.source_paths)):
         try:
             rec = read_record(unescape_name(src), fs=cfg.fs, seconds=cfg.seconds, short=cfg.short, record_id=rid)
         except RecordError as exc:
-            quarantined[rid] = f"shard: {escape_name(str(exc))}"
+            quarantined[rid] = _reason(f"shard: {exc}", src)
             continue
         except Exception as exc:  # noqa: BLE001 - one bad record never ends the stage
-            quarantined[rid] = escape_name(f"shard: record {rid} ({src}): reader failed with "
-                                           f"{type(exc).__name__}: {str(exc)[:200]}")
+            quarantined[rid] = _reason(f"shard: record {rid} ({src}): reader failed with "
+                                       f"{type(exc).__name__}: {str(exc)[:200]}", src)
             continue
         sig = np.array(rec.signal, dtype=np.float32)  # own copy: _encode works in place
         problem = _qc_problem(sig, cfg)
         if problem is not None:
-            quarantined[rid] = f"shard: record {rid} ({src}): {problem}"
+            quarantined[rid] = _reason(f"shard: record {rid} ({src}): {problem}", src)
             continue
         _encode(sig, cfg, buf[len(kept)])
         kept.append(i)
@@ -375,6 +381,7 @@ def write_shards(
     config: ShardConfig = ShardConfig(),
     *,
     progress: Callable[[int], None] | None = None,
+    sources: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Read every split record once and write HDF5 shards, the index and the updated manifest.
 
@@ -390,6 +397,10 @@ def write_shards(
         See :class:`ShardConfig`.
     progress : callable or None
         Called with the number of planned records of each finished shard (the CLI's progress bar).
+    sources : mapping record_id -> source path, or None
+        The files to read for a pseudonymised manifest, whose ``source_path`` is a placeholder
+        (``IDENTIFIABLE_source_paths.parquet``, see :func:`read_source_map`). The outputs keep the
+        placeholder, and quarantine reasons name no file.
 
     Returns
     -------
@@ -408,11 +419,27 @@ def write_shards(
     audit(manifest, ratios=None)  # fail fast on leakage or usable records without a split
     out_dir = Path(out_dir)
     with output_lock(out_dir, "shard"):  # a second job on the same folder refuses (LockedError)
-        return _write_shards_locked(manifest, out_dir, config, progress)
+        return _write_shards_locked(manifest, out_dir, config, progress, sources)
+
+
+def read_source_map(cohort_dir: str | Path) -> dict[str, str] | None:
+    """The record_id -> source path mapping of a pseudonymised cohort, or None when it is not one.
+
+    Raises
+    ------
+    SchemaError
+        If the manifest is pseudonymised but its mapping file is not in ``cohort_dir``.
+    """
+    path = Path(cohort_dir) / SOURCE_MAP_FILE
+    if not path.exists():
+        return None
+    table = pq.read_table(path).to_pandas()
+    return dict(zip(table["record_id"].astype(str), table["source_path"].astype(str)))
 
 
 def _write_shards_locked(manifest: pd.DataFrame, out_dir: Path, config: ShardConfig,
-                         progress: Callable[[int], None] | None) -> pd.DataFrame:
+                         progress: Callable[[int], None] | None,
+                         sources: Mapping[str, str] | None) -> pd.DataFrame:
     names = config.label_names
     mhash = manifest_hash(manifest)
     plan = plan_shards(manifest, config)
@@ -431,12 +458,21 @@ def _write_shards_locked(manifest: pd.DataFrame, out_dir: Path, config: ShardCon
         sel = np.flatnonzero(shard_codes == k)
         ids = tuple(plan["record_id"].iloc[sel])
         paths = tuple(plan["source_path"].iloc[sel])
+        private = sources is not None or any(p == PSEUDONYMIZED_PATH for p in paths)
+        if private:
+            if sources is None or any(r not in sources for r in ids):
+                raise SchemaError(f"the manifest is pseudonymised: its source paths are in {SOURCE_MAP_FILE}, "
+                                  "which is missing or lacks records; copy it back into the cohort folder")
+            read_paths = tuple(sources[r] for r in ids)
+        else:
+            read_paths = paths
         pkeys = tuple(keys[sel])
         lab = labels[sel]
         tasks.append(_ShardTask(
             path=str(out_dir / f"{shard}.h5"), shard=shard, split=str(plan["split"].iloc[sel[0]]),
-            record_ids=ids, source_paths=paths, labels=lab, patient_keys=pkeys,
+            record_ids=ids, source_paths=read_paths, labels=lab, patient_keys=pkeys,
             plan_hash=_plan_hash(ids, paths, lab, pkeys, cfg_json, mhash), config=config, attrs=attrs,
+            private=private,
         ))
     _remove_stale(out_dir, {t.shard for t in tasks})
     sidecars: list[dict[str, Any]] = []
@@ -542,4 +578,4 @@ def verify_shards(shards_dir: str | Path) -> list[str]:
     return bad
 
 
-__all__ = ["ShardConfig", "write_shards", "plan_shards", "read_index", "verify_shards"]
+__all__ = ["ShardConfig", "write_shards", "plan_shards", "read_index", "verify_shards", "read_source_map"]

@@ -154,6 +154,7 @@ def read_aecg(path: str | Path, *, record_id: str | None = None) -> Record:
     patient_id = None
     sex = None
     birth = None
+    person_names: list[str] = []
     if subject is not None:
         sid = find(subject, "id")
         if sid is not None:
@@ -162,6 +163,7 @@ def read_aecg(path: str | Path, *, record_id: str | None = None) -> Record:
                 repairs = tuple(repairs) + (cleaned_repair(["trialSubject/id"]),)
         person = find(subject, "subjectDemographicPerson")
         if person is not None:
+            person_names = [v for v in (text(el) for el in findall(person, "name")) if v]
             gender = find(person, "administrativeGenderCode")
             code = (gender.get("code") or "").upper() if gender is not None else ""
             sex = code if code in ("M", "F") else None
@@ -193,4 +195,5 @@ def read_aecg(path: str | Path, *, record_id: str | None = None) -> Record:
         native_leads=tuple(names),
         codes={},
         repairs=repairs,
+        identifiers=tuple(person_names),
     )

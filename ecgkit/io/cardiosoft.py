@@ -167,4 +167,6 @@ def read_cardiosoft(path: str | Path, *, record_id: str | None = None) -> Record
         native_leads=tuple(names),
         codes={},
         repairs=repairs,
+        identifiers=tuple(v for v in (text(root, f"PatientInfo/Name/{tag}") for tag in (
+            "FamilyName", "GivenName", "MiddleName")) if v),
     )

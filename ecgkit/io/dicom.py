@@ -250,4 +250,5 @@ def read_dicom(path: str | Path, *, record_id: str | None = None) -> Record:
         native_leads=tuple(native),
         codes={},
         repairs=repairs,
+        identifiers=tuple(p for p in str(ds.get("PatientName", "") or "").split("^") if p.strip()),
     )

@@ -454,4 +454,6 @@ def read_muse(path: str | Path, *, record_id: str | None = None) -> Record:
         codes={},
         repairs=tuple(repairs),
         qc_flags=tuple(flags),
+        identifiers=tuple(v for v in (_text(demo_block, tag, codec) for tag in (
+            b"PatientLastName", b"PatientFirstName", b"PatientMiddleName")) if v),
     )

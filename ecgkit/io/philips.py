@@ -270,4 +270,6 @@ def read_philips(path: str | Path, *, record_id: str | None = None) -> Record:
         native_leads=tuple(names),
         codes={"philips": stmt_codes} if stmt_codes else {},
         repairs=tuple(repairs) + derived,
+        identifiers=tuple(v for v in (text(root, f"patient/generalpatientdata/name/{tag}") for tag in (
+            "lastname", "firstname", "middlename")) if v),
     )
