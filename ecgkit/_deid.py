@@ -89,6 +89,29 @@ def _name_pattern(identifiers: Iterable[str | None]) -> re.Pattern[str] | None:
     return re.compile(rf"(?<!\w)(?:{alternation})(?!\w)", re.IGNORECASE)
 
 
+def scrub_names(statements: Sequence[str], names: Iterable[str | None]) -> tuple[list[str], int]:
+    """Remove the patient's own names (as the same file gives them) from statements, always.
+
+    Readers call this on every record, pseudonymised or not: a patient's name is never diagnostic
+    content, and this way names never leave the reader (a :class:`~ecgkit.record.Record` carries
+    none). Returns the statements and the number of names removed.
+    """
+    pattern = _name_pattern(names)
+    if pattern is None:
+        return list(statements), 0
+    out, n = [], 0
+    for s in statements:
+        s, k = pattern.subn(REMOVED, s)
+        out.append(s)
+        n += k
+    return out, n
+
+
+def names_repair(n: int) -> tuple[str, ...]:
+    """The repair entry of :func:`scrub_names` (empty when nothing was removed)."""
+    return (f"removed the patient's name from statements ({n}x)",) if n else ()
+
+
 def scrub_statements(statements: Sequence[str], identifiers: Iterable[str | None]) -> tuple[list[str], int]:
     """Replace identifier-like tokens in statements by ``[removed]``.
 

@@ -349,7 +349,7 @@ def _read_row(cand: _Candidate, strict_integrity: bool = False, key: str | None 
                                   f"failed ({', '.join(integrity)}) and strict_integrity is on"))
         return row
     if key is not None:
-        row["_identifiers"] = [rec.patient_id, *rec.identifiers]
+        row["_identifiers"] = [rec.patient_id]  # names never leave the reader (it removed them itself)
     row.update(
         patient_id=None if is_placeholder_id(rec.patient_id) else rec.patient_id,
         fs=float(rec.fs),

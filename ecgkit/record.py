@@ -122,9 +122,6 @@ class Record:
     qc_flags : tuple of str or None
         Signal QC findings on the native signal (see :func:`ecgkit.signal.qc_flags`); records from
         :func:`ecgkit.io.read_record` always carry them, ``None`` means "not computed".
-    identifiers : tuple of str
-        Patient names (and other identifying text) found in the same file, used only to scrub
-        statements under pseudonymisation (:mod:`ecgkit._deid`); never written to any output.
     """
 
     record_id: str
@@ -142,7 +139,6 @@ class Record:
     codes: Mapping[str, Any] = field(default_factory=dict)
     repairs: tuple[str, ...] = ()
     qc_flags: tuple[str, ...] | None = None
-    identifiers: tuple[str, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         sig = self.signal

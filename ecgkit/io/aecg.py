@@ -19,6 +19,7 @@ import numpy as np
 from lxml import etree
 
 from ecgkit.errors import FormatError, SignalError
+from ecgkit._deid import names_repair, scrub_names
 from ecgkit.io._leads import to_canonical
 from ecgkit.io._limits import check_fs, check_scale, clean_text, cleaned_repair
 from ecgkit.io._xml import age_in_years, find, findall, hl7_datetime, local_name, parse_number_list, parse_xml, text
@@ -180,6 +181,8 @@ def read_aecg(path: str | Path, *, record_id: str | None = None) -> Record:
         low = find(series, "effectiveTime/low")
         acquired = hl7_datetime(low.get("value")) if low is not None else None
 
+    # the names are read only to be removed from the statements, and go no further
+    statements, n_names = scrub_names(_statements(root), person_names)
     return Record(
         record_id=rid,
         patient_id=patient_id,
@@ -187,13 +190,12 @@ def read_aecg(path: str | Path, *, record_id: str | None = None) -> Record:
         fs=fs,
         source_format="aecg",
         source_path=str(path),
-        statements=_statements(root),
+        statements=statements,
         acquired_at=acquired,
         age=age_in_years(birth, acquired),
         sex=sex,
         native_fs=fs,
         native_leads=tuple(names),
         codes={},
-        repairs=repairs,
-        identifiers=tuple(person_names),
+        repairs=tuple(repairs) + names_repair(n_names),
     )

@@ -23,6 +23,7 @@ import numpy as np
 from lxml import etree
 
 from ecgkit.errors import FormatError, SignalError
+from ecgkit._deid import names_repair, scrub_names
 from ecgkit.io._leads import to_canonical
 from ecgkit.io._limits import check_fs, check_scale, cleaned_repair
 from ecgkit.io._xml import find, findall, local_name, parse_number_list, parse_xml, text
@@ -152,6 +153,10 @@ def read_cardiosoft(path: str | Path, *, record_id: str | None = None) -> Record
     statements = _statements(root, cleaned)
     if cleaned:
         repairs = tuple(repairs) + (cleaned_repair(cleaned),)
+    # the names are read only to be removed from the statements, and go no further
+    statements, n_names = scrub_names(statements, (text(root, f"PatientInfo/Name/{tag}") for tag in (
+        "FamilyName", "GivenName", "MiddleName")))
+    repairs = tuple(repairs) + names_repair(n_names)
     return Record(
         record_id=rid,
         patient_id=patient_id,
@@ -167,6 +172,4 @@ def read_cardiosoft(path: str | Path, *, record_id: str | None = None) -> Record
         native_leads=tuple(names),
         codes={},
         repairs=repairs,
-        identifiers=tuple(v for v in (text(root, f"PatientInfo/Name/{tag}") for tag in (
-            "FamilyName", "GivenName", "MiddleName")) if v),
     )

@@ -24,6 +24,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from ecgkit.errors import FormatError, SignalError
+from ecgkit._deid import names_repair, scrub_names
 from ecgkit.io._leads import to_canonical
 from ecgkit.io._limits import (MAX_CHANNELS, MAX_FILE_BYTES, MAX_SAMPLES, check_count, check_fs, check_scale,
                                clean_text, excerpt)
@@ -235,6 +236,8 @@ def read_dicom(path: str | Path, *, record_id: str | None = None) -> Record:
     patient, _ = clean_text(str(ds.get("PatientID", "") or ""))
     acquired = _acquired_at(ds)
     sex = str(ds.get("PatientSex", "") or "").strip().upper()
+    # the names are read only to be removed from the statements, and go no further
+    statements, n_names = scrub_names(_statements(ds), str(ds.get("PatientName", "") or "").split("^"))
     return Record(
         record_id=rid,
         patient_id=patient,
@@ -242,13 +245,12 @@ def read_dicom(path: str | Path, *, record_id: str | None = None) -> Record:
         fs=fs,
         source_format="dicom",
         source_path=str(path),
-        statements=_statements(ds),
+        statements=statements,
         acquired_at=acquired,
         age=_age(ds, acquired),
         sex=sex if sex in ("M", "F") else None,
         native_fs=fs,
         native_leads=tuple(native),
         codes={},
-        repairs=repairs,
-        identifiers=tuple(p for p in str(ds.get("PatientName", "") or "").split("^") if p.strip()),
+        repairs=tuple(repairs) + names_repair(n_names),
     )

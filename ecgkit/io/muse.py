@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ecgkit.errors import FormatError, SignalError
+from ecgkit._deid import names_repair, scrub_names
 from ecgkit.io._decode import decode_base64
 from ecgkit.io._limits import check_fs, clean_text, cleaned_repair, excerpt, read_file
 from ecgkit.record import LEADS, Record, canonical_lead
@@ -436,6 +437,10 @@ def read_muse(path: str | Path, *, record_id: str | None = None) -> Record:
     patient_id = _text(demo_block, b"PatientID", codec, cleaned)
     if cleaned:
         repairs.append(cleaned_repair(cleaned))
+    # the names are read only to be removed from the statements, and go no further
+    statements, n_names = scrub_names(statements, (_text(demo_block, tag, codec) for tag in (
+        b"PatientLastName", b"PatientFirstName", b"PatientMiddleName")))
+    repairs.extend(names_repair(n_names))
     flags = qc_flags(signal, fs) + [f"integrity:crc32:{lead}" for lead in bad_crc]
     return Record(
         record_id=rid,
@@ -454,6 +459,4 @@ def read_muse(path: str | Path, *, record_id: str | None = None) -> Record:
         codes={},
         repairs=tuple(repairs),
         qc_flags=tuple(flags),
-        identifiers=tuple(v for v in (_text(demo_block, tag, codec) for tag in (
-            b"PatientLastName", b"PatientFirstName", b"PatientMiddleName")) if v),
     )

@@ -37,6 +37,7 @@ from lxml import etree
 from numpy.typing import NDArray
 
 from ecgkit.errors import FormatError, SignalError
+from ecgkit._deid import names_repair, scrub_names
 from ecgkit.io._leads import to_canonical
 from ecgkit.io._limits import MAX_SAMPLES, check_fs, check_scale, cleaned_repair, excerpt
 from ecgkit.io._xli import xli_decode
@@ -254,6 +255,10 @@ def read_philips(path: str | Path, *, record_id: str | None = None) -> Record:
     patient_id = text(root, "patient/generalpatientdata/patientid", cleaned=cleaned)
     if cleaned:
         repairs.append(cleaned_repair(cleaned))
+    # the names are read only to be removed from the statements, and go no further
+    statements, n_names = scrub_names(statements, (text(root, f"patient/generalpatientdata/name/{tag}")
+                                                   for tag in ("lastname", "firstname", "middlename")))
+    repairs.extend(names_repair(n_names))
     acquired = _acquired_at(root)
     return Record(
         record_id=rid,
@@ -270,6 +275,4 @@ def read_philips(path: str | Path, *, record_id: str | None = None) -> Record:
         native_leads=tuple(names),
         codes={"philips": stmt_codes} if stmt_codes else {},
         repairs=tuple(repairs) + derived,
-        identifiers=tuple(v for v in (text(root, f"patient/generalpatientdata/name/{tag}") for tag in (
-            "lastname", "firstname", "middlename")) if v),
     )
