@@ -286,20 +286,21 @@ def _walk(sources: Sequence[str | Path], *, follow_external: bool = False
             else:
                 rel = os.path.splitext(os.path.basename(p))[0]
             candidates.append(_Candidate(p, escape_name(rel), root))
-    # record ids must be unique across sources: prefix colliding ids with their root's name
-    counts: dict[str, int] = {}
-    for c in candidates:
-        counts[c.record_id] = counts.get(c.record_id, 0) + 1
-    seen: dict[str, int] = {}
+    # Record ids must be unique across sources. The first source (in the order given) keeps its
+    # plain ids; a later source's id that collides gets its root folder's name as a prefix. So
+    # scanning another source beside (after) an archive never changes the archive's ids, which a
+    # hash split or a resumed shard stage rely on.
+    taken: set[str] = set()
     out = []
     for c in candidates:
         rid = c.record_id
-        if counts[rid] > 1:
-            rid = f"{escape_name(Path(c.root).name)}/{rid}"
-        n = seen.get(rid, 0)
-        seen[rid] = n + 1
-        if n:
-            rid = f"{rid}#{n + 1}"
+        if rid in taken:
+            rid = f"{escape_name(Path(c.root).name)}/{c.record_id}"
+            n = 1
+            while rid in taken:
+                n += 1
+                rid = f"{escape_name(Path(c.root).name)}/{c.record_id}#{n}"
+        taken.add(rid)
         out.append(_Candidate(c.path, rid, c.root))
     return out, skipped
 

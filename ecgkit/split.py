@@ -106,6 +106,18 @@ def _group_keys(manifest: pd.DataFrame) -> pd.Series:
     return ("patient:" + pid).fillna("record:" + manifest["record_id"].astype("string"))
 
 
+def _group_keys_hash(manifest: pd.DataFrame) -> pd.Series:
+    """Grouping keys of the hash split: as :func:`_group_keys`, but a record without a patient id is
+    keyed by its source file (``source:<path>``), so its split does not depend on its record id
+    (which another source scanned beside could change) -- unless the cohort is pseudonymised, where
+    the path is hidden and the record id is content-derived, hence stable already."""
+    pid = _normalized(manifest["patient_id"].astype("string"))
+    src = manifest["source_path"].astype("string")
+    hidden = src.str.startswith("<pseudonymized").fillna(True)
+    fallback = ("source:" + src).where(~hidden, "record:" + manifest["record_id"].astype("string"))
+    return ("patient:" + pid).fillna(fallback)
+
+
 def id_collisions(manifest: pd.DataFrame) -> dict[str, list[str]]:
     """Patient ids that differ as written but are one id after :func:`normalize_patient_id`.
 
@@ -272,7 +284,7 @@ def split_by_patient(
     out = manifest.copy()
     ok = (out["status"] == STATUS_OK).to_numpy()
     frame = out.loc[ok]
-    groups = _group_keys(frame)
+    groups = _group_keys_hash(frame) if method == "hash" else _group_keys(frame)
     # sort=True: group numbering (and hence the seeded assignment) does not depend on row order.
     codes, uniques = pd.factorize(groups, sort=True)
     split_idx: NDArray[np.int8]

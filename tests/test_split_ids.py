@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -48,3 +49,22 @@ def test_spellings_of_one_id_land_in_one_split_and_are_reported(method: str, cap
 def test_id_collisions_is_empty_for_distinct_ids() -> None:
     assert id_collisions(conform(pd.DataFrame({"record_id": ["a", "b"], "patient_id": ["1", "2"],
                                                "source_path": ["a", "b"], "status": "ok"}))) == {}
+
+
+def test_ids_and_hash_split_are_stable_when_another_source_is_scanned_beside(shared_data: Path,
+                                                                            tmp_path: Path) -> None:
+    from ecgkit.ingest import scan
+
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("E07500", "E07501"):  # same relative names as the archive: their ids collide
+        for ext in (".hea", ".mat"):
+            (other / f"{name}{ext}").write_bytes((shared_data / "cinc2021" / f"{name}{ext}").read_bytes())
+    alone = scan([shared_data / "cinc2021"])
+    both = scan([shared_data / "cinc2021", other])
+    assert alone["patient_id"].isna().all()  # the Challenge headers carry no patient id: the fallback is used
+    assert both["record_id"].tolist()[:len(alone)] == alone["record_id"].tolist()
+    assert both["record_id"].tolist()[len(alone):] == ["other/E07500", "other/E07501"]
+    s1 = split_by_patient(alone, method="hash").set_index("record_id")["split"]
+    s2 = split_by_patient(both, method="hash").set_index("record_id")["split"]
+    assert s2.loc[s1.index].tolist() == s1.tolist()
