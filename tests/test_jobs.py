@@ -171,3 +171,21 @@ def test_atomic_write_leaves_the_old_file_on_a_full_disk(small_tmpfs: Path) -> N
         atomic_write_text(target, "x" * 5_000_000)
     assert target.read_text() == "old"
     assert [p.name for p in small_tmpfs.iterdir()] == ["summary.json"]
+
+
+def test_disk_full_scan_exits_cleanly_and_rerun_completes(shared_data: Path, small_tmpfs: Path) -> None:
+    filler = small_tmpfs / "filler"
+    filler.write_bytes(b"\0" * (3 * 1024 * 1024 - 8 * 1024))  # leave 8 kB: less than the outputs need
+    out = small_tmpfs / "cohort"
+    args = ["scan", str(shared_data / "cinc2021"), "--out", str(out)]
+    full = CliRunner().invoke(main, args)
+    assert full.exit_code == 4, full.output
+    line = [ln for ln in full.output.splitlines() if ln.startswith("ecgkit scan:")]
+    assert len(line) == 1 and "No space left on device" in line[0] and "needed" in line[0]
+    assert sorted(p.name for p in out.iterdir()) in ([], ["manifest.parquet"], ["manifest.parquet",
+                                                                                 "quarantine.parquet"])
+    filler.unlink()
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert len(pd.read_parquet(out / "manifest.parquet")) == 50
+    assert json.loads((out / "scan_summary.json").read_text())["records"] == 50
