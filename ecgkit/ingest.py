@@ -381,7 +381,7 @@ def _warm_readers(candidates: list[_Candidate]) -> None:
 
         one = np.zeros((1, 1), dtype=np.int16)
         decode_int16(one, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.float32),
-                     np.ones(1, dtype=np.float32))
+                     np.ones(1, dtype=np.float32), np.zeros(1, dtype=np.int64))
     if any(c.path.lower().endswith(".xml") for c in candidates):
         from ecgkit.io.muse import read_muse  # noqa: F401
 

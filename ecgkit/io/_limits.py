@@ -67,8 +67,16 @@ def read_file(path: str | Path, *, record_id: str | None = None, max_bytes: int 
         if st.st_size > max_bytes:
             raise FormatError(f"{what} is {st.st_size} bytes, over the limit of {max_bytes} bytes", path=path,
                               record_id=record_id)
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            data = fh.read(max_bytes + 1)
+        chunks = []
+        want = min(st.st_size, max_bytes) + 1  # one raw read for a regular file; loop if it was short
+        got = 0
+        while got <= max_bytes:
+            block = os.read(fd, max(want - got, 1 << 16))
+            if not block:
+                break
+            chunks.append(block)
+            got += len(block)
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     except OSError as exc:
         raise FormatError(f"cannot read {what}: {exc.strerror}", path=path, record_id=record_id) from exc
     finally:

@@ -188,8 +188,10 @@ def _confine(path: Path, fname: str, record_id: str | None, what: str = "signal 
     it copy another file's bytes into a shard.
     """
     folder = os.path.dirname(path) or "."
-    real_folder = os.path.realpath(folder)
     fpath = os.path.join(folder, fname)
+    if not (os.sep in fname or fname.startswith(".") or os.path.islink(fpath)):
+        return fpath  # a plain name, not a link: inside the folder by construction (no realpath needed)
+    real_folder = os.path.realpath(folder)
     real = os.path.realpath(fpath)
     if os.path.isabs(fname) or not real.startswith(real_folder.rstrip(os.sep) + os.sep):
         raise FormatError(f"{what} {excerpt(fname, 60)!r} named by the header lies outside the record's folder: "
@@ -240,13 +242,10 @@ def _fast_path_ok(hdr: _Header) -> bool:
     return all(s["fmt"] == "16" and s["spf"] in (None, "1") and s["skew"] in (None, "0") for s in hdr.signals)
 
 
-def _bad_checksums(hdr: _Header, data: NDArray[np.int16], column: dict[int, int]) -> list[int]:
-    """Channels whose 16-bit sample sum differs from the header's checksum field (WFDB signal(5))."""
-    chans = [c for c, k in column.items() if hdr.checksums[c] is not None]
-    if not chans:
-        return []
-    sums = data[:, [column[c] for c in chans]].sum(axis=0, dtype=np.int64)
-    return [c for c, total in zip(chans, sums) if (int(total) - int(hdr.checksums[c] or 0)) & 0xFFFF]
+def _bad_checksums(hdr: _Header, order: NDArray[np.int64], sums: NDArray[np.int64]) -> list[int]:
+    """Decoded channels whose 16-bit sample sum differs from the header's checksum field (WFDB signal(5))."""
+    return [int(c) for c, total in zip(order, sums)
+            if hdr.checksums[c] is not None and (int(total) - int(hdr.checksums[c] or 0)) & 0xFFFF]
 
 
 def _decode_fast(hdr: _Header, path: Path, record_id: str, order: NDArray[np.int64],
@@ -256,7 +255,6 @@ def _decode_fast(hdr: _Header, path: Path, record_id: str, order: NDArray[np.int
     Only the selected channels are converted, in float32: ``(digital - baseline) * (unit / gain)``
     differs from wfdb's float64 division by < 1e-7 relative, far below the 1 uV resolution.
     """
-    file_of: dict[int, str] = {}
     chans_of: dict[str, list[int]] = {}
     for i, spec in enumerate(hdr.signals):
         chans_of.setdefault(str(spec["file"]), []).append(i)
@@ -283,14 +281,15 @@ def _decode_fast(hdr: _Header, path: Path, record_id: str, order: NDArray[np.int
         start = sum(b.shape[1] for b in blocks)
         column.update({c: start + k for k, c in enumerate(chans)})
         blocks.append(np.fromfile(fpath, dtype="<i2", offset=offset).reshape(nsamp, len(chans)))
-        file_of.update({c: fname for c in chans})
     data = blocks[0] if len(blocks) == 1 else np.hstack(blocks)
-    bad_sums.extend(_bad_checksums(hdr, data, column))
     base = np.array([float(hdr.signals[i]["baseline"] if hdr.signals[i]["baseline"] is not None
                            else hdr.signals[i]["adczero"] or 0) for i in order], dtype=np.float32)
     inv_gain = np.array([unit_scale[k] / (float(hdr.signals[i]["gain"] or 0) or _DEFAULT_GAIN)
                          for k, i in enumerate(order)], dtype=np.float32)
-    return decode_int16(data, np.array([column[i] for i in order]), base, inv_gain)
+    sums = np.empty(len(order), dtype=np.int64)
+    out = decode_int16(data, np.array([column[i] for i in order]), base, inv_gain, sums)
+    bad_sums.extend(_bad_checksums(hdr, order, sums))
+    return out
 
 
 def _rdrecord(hdr: _Header, path: Path, record_id: str, what: str, **kwargs: Any) -> tuple[Any, NDArray[np.float32]]:
