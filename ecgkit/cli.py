@@ -145,13 +145,15 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
               help="Label from statements, from structured codes (SCP/SNOMED), or either.")
 def label_cmd(cohort_dir: str, vocabulary: str, uncertain: str, source: str) -> None:
     """Add label columns and label_provenance to COHORT_DIR/manifest.parquet."""
+    from ecgkit._lock import output_lock
     from ecgkit.labels import label_manifest, load_vocabulary
     from ecgkit.manifest import read_manifest, write_manifest
 
     vocab = load_vocabulary(vocabulary)
-    manifest = read_manifest(cohort_dir)
-    labelled = label_manifest(manifest, vocabulary=vocab, uncertain=uncertain, source=source)
-    write_manifest(labelled, cohort_dir)
+    with _stage_errors("label"), output_lock(cohort_dir, "label"):
+        manifest = read_manifest(cohort_dir)
+        labelled = label_manifest(manifest, vocabulary=vocab, uncertain=uncertain, source=source)
+        write_manifest(labelled, cohort_dir)
     counts = ", ".join(f"{lab} {int((labelled[lab] == 1).sum())}" for lab in vocab.labels)
     masked = int((labelled[list(vocab.labels)] == -1).to_numpy().sum())
     click.echo(f"labelled {len(labelled)} records with {vocab.name} {vocab.version} (source={source}, "
@@ -278,14 +280,16 @@ def _parse_ratios(value: str) -> tuple[float, float, float]:
 @click.option("--key", default=None, help="HMAC key of --method hash (default: ecgkit's public key).")
 def split_command(cohort_dir: str, ratios: str, seed: int, method: str, key: str | None) -> None:
     """Add a patient-level train/val/test split to COHORT_DIR/manifest.parquet."""
+    from ecgkit._lock import output_lock
     from ecgkit.manifest import read_manifest, write_manifest
     from ecgkit.split import audit, split_by_patient
 
     r = _parse_ratios(ratios)
-    out = split_by_patient(read_manifest(cohort_dir), ratios=r, seed=seed,
-                           method=method, key=key)  # type: ignore[arg-type]
-    report = audit(out, ratios=r)
-    write_manifest(out, cohort_dir)
+    with _stage_errors("split"), output_lock(cohort_dir, "split"):
+        out = split_by_patient(read_manifest(cohort_dir), ratios=r, seed=seed,
+                               method=method, key=key)  # type: ignore[arg-type]
+        report = audit(out, ratios=r)
+        write_manifest(out, cohort_dir)
     click.echo(report.summary())
     click.echo(f"split: {sum(report.counts.values())} records ({method}, seed {seed}) -> "
                + ", ".join(f"{s} {n}" for s, n in report.counts.items())

@@ -13,7 +13,10 @@ record_id                 string       scan      unique id within the cohort (so
                                                  scanned root, without suffix)
 patient_id                string       scan      patient id as the source gives it (or its keyed hash when
                                                  pseudonymised); null when the source has none
-source_path               string       scan      file read (WFDB: the ``.hea`` header)
+source_path               string       scan      file read (WFDB: the ``.hea`` header); names that are not
+                                                 UTF-8 escaped (``\\xe9``, :mod:`ecgkit._names`); a
+                                                 placeholder when pseudonymised (paths in
+                                                 ``IDENTIFIABLE_source_paths.parquet``)
 source_format             string       scan      reader: wfdb, muse, cardiosoft, dicom, aecg, philips
 fs                        float64      scan      native sampling frequency, Hz
 n_samples                 Int64        scan      native samples per lead

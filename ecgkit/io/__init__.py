@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Literal
 
 from ecgkit.errors import FormatError, SignalError
-from ecgkit.io._limits import MAX_ID_CHARS, MAX_SAMPLES, check_fs
+from ecgkit.io._limits import MAX_ID_CHARS, MAX_SAMPLES, MAX_STATEMENT_CHARS, check_fs
 from ecgkit.io.detect import detect_format
 from ecgkit.record import Record
 from ecgkit.signal import conform, qc_flags
@@ -74,6 +74,10 @@ def _check_record(rec: Record) -> None:
                           **where)
     if rec.patient_id is not None and len(rec.patient_id) > MAX_ID_CHARS:
         raise FormatError(f"patient id is {len(rec.patient_id)} characters long, over the limit of {MAX_ID_CHARS}",
+                          **where)
+    longest = max((len(s) for s in rec.statements), default=0)
+    if longest > MAX_STATEMENT_CHARS:
+        raise FormatError(f"a statement is {longest} characters long, over the limit of {MAX_STATEMENT_CHARS}",
                           **where)
 
 
