@@ -11,7 +11,7 @@ Layout (CardioSoft V6.x):
   ``Interpretation/Diagnosis/DiagnosisText`` (the analysis program's statements) hold the
   statement lines; ``---`` lines are separators.
 - ``PatientInfo/PID``, ``Age units=...``, ``Gender``; ``ObservationDateTime`` with one child per field.
-  Names and birth dates are in the file too and are never read.
+  Names are read only to remove them from the statements (never kept); birth dates are never read.
 """
 from __future__ import annotations
 

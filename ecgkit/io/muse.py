@@ -14,7 +14,7 @@ and ``LeadSampleSize``. Variants handled: ISO-8859-1, UTF-8 (with or without BOM
 all 12 leads stored (nothing derived); any lead-name spelling :func:`~ecgkit.record.canonical_lead`
 accepts; any ``SampleBase``/``SampleExponent``; per-lead ``LeadAmplitudeUnitsPerBit`` and units;
 Rhythm before or after Median; ``OriginalDiagnosis`` when there is no confirmed ``Diagnosis``.
-Patient names and birth dates are never read.
+Patient names are read only to remove them from the statements (never kept); birth dates are never read.
 """
 from __future__ import annotations
 
