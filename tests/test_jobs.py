@@ -148,9 +148,10 @@ def small_tmpfs(tmp_path: Path):
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def test_disk_full_shard_exits_cleanly_and_rerun_completes(cohort: Path, small_tmpfs: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_disk_full_shard_exits_cleanly_and_rerun_completes(cohort: Path, small_tmpfs: Path, workers: str) -> None:
     out = small_tmpfs / "shards"
-    args = ["shard", str(cohort), "--out", str(out), "--workers", "1", "--records-per-shard", "10"]
+    args = ["shard", str(cohort), "--out", str(out), "--workers", workers, "--records-per-shard", "10"]
     full = CliRunner().invoke(main, args)
     assert full.exit_code == 4, full.output
     line = [ln for ln in full.output.splitlines() if ln.startswith("ecgkit shard:")]
@@ -162,6 +163,15 @@ def test_disk_full_shard_exits_cleanly_and_rerun_completes(cohort: Path, small_t
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 0, again.output
     assert len(read_index(out)) == 60 and verify_shards(out) == []
+
+
+def test_reading_a_fifo_directly_refuses_instead_of_blocking(tmp_path: Path) -> None:
+    from ecgkit.errors import FormatError
+    from ecgkit.io import read_record
+
+    os.mkfifo(tmp_path / "x.hea")
+    with pytest.raises(FormatError, match="not a regular file"):
+        read_record(tmp_path / "x.hea")
 
 
 def test_atomic_write_leaves_the_old_file_on_a_full_disk(small_tmpfs: Path) -> None:

@@ -7,6 +7,8 @@ reader, and canonicalises sampling frequency and duration (see :func:`ecgkit.sig
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -55,12 +57,24 @@ def read_native(path: str | Path, *, record_id: str | None = None, fmt: str | No
         If the signal is unusable (missing leads, truncated data).
     """
     path = Path(path)
+    _check_regular(path, record_id)
     fmt = fmt or detect_format(path)
     rec = _reader(fmt)(path, record_id=record_id)
     _check_record(rec)
     if rec.qc_flags is None:  # readers may compute QC while decoding; the rest get it here
         rec = dataclasses.replace(rec, qc_flags=tuple(qc_flags(rec.signal, rec.fs)))
     return rec
+
+
+def _check_regular(path: Path, record_id: str | None) -> None:
+    """Refuse FIFOs, sockets and devices before anything opens them (an open could block forever)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return  # missing: the reader names the problem (a WFDB path may also come without its suffix)
+    if not stat.S_ISREG(st.st_mode):
+        raise FormatError("not a regular file (a FIFO, socket, device or folder): not opened", path=path,
+                          record_id=record_id)
 
 
 def _check_record(rec: Record) -> None:
