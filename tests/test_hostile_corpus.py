@@ -151,3 +151,24 @@ def test_non_utf8_names_are_stored_escaped(corpus: dict[str, Variant], tmp_path:
         assert unescape_name(escape_name(raw)) == raw
     summary = json.loads((tmp_path / "out" / "scan_summary.json").read_text())
     assert summary["ok"] == 1
+
+
+def test_checksums_are_checked_on_the_wfdb_library_path_too(shared_data: Path, tmp_path: Path) -> None:
+    import wfdb
+    from hostile_corpus import _ptbxl_record
+
+    from ecgkit.io.wfdb import read_wfdb
+
+    src = _ptbxl_record(shared_data, tmp_path / "src")
+    rec = wfdb.rdrecord(str(src.with_suffix("")))
+    out = tmp_path / "f212"
+    out.mkdir()
+    wfdb.wrsamp("r212", fs=500, units=["mV"] * 12, sig_name=rec.sig_name, p_signal=rec.p_signal,
+                fmt=["212"] * 12, adc_gain=[200.0] * 12, baseline=[0] * 12, write_dir=str(out))
+    clean = read_wfdb(out / "r212.hea")
+    assert not [f for f in clean.qc_flags or () if f.startswith("integrity:")]
+    dat = bytearray((out / "r212.dat").read_bytes())
+    dat[300] ^= 0x01  # frame 16 (18 bytes a frame), byte 12: the low 8 bits of channel 8 (pair 8-9), V3
+    (out / "r212.dat").write_bytes(bytes(dat))
+    damaged = read_wfdb(out / "r212.hea")
+    assert [f for f in damaged.qc_flags or () if f.startswith("integrity:")] == ["integrity:checksum:V3"]

@@ -292,28 +292,40 @@ def _decode_fast(hdr: _Header, path: Path, record_id: str, order: NDArray[np.int
     return out
 
 
-def _rdrecord(hdr: _Header, path: Path, record_id: str, what: str, **kwargs: Any) -> tuple[Any, NDArray[np.float32]]:
+def _rdrecord(hdr: _Header, path: Path, record_id: str, what: str, *, digital: bool = False,
+              **kwargs: Any) -> tuple[Any, NDArray[np.float32]]:
     """``wfdb.rdrecord`` (physical units) with its errors named, and the length the header promises checked.
 
-    Returns the wfdb record and its (n_channels, nsamp) float32 signal.
+    Returns the wfdb record and its (n_channels, nsamp) float32 signal. With ``digital`` the record
+    keeps its stored samples (``d_signal``, for the checksums) and the signal is converted here.
     """
     import wfdb  # slow import, needed only for uncommon formats and multi-segment records
 
     _confine_all(hdr, path, record_id)
     try:
-        rec = wfdb.rdrecord(str(path.with_suffix("")), physical=True, **kwargs)
+        rec = wfdb.rdrecord(str(path.with_suffix("")), physical=not digital, **kwargs)
+        physical = rec.dac(expanded=False, return_res=64, inplace=False) if digital else rec.p_signal
     except Exception as exc:  # wfdb raises bare ValueError/IndexError/OSError on bad files
-        raise SignalError(f"wfdb could not read {what}: {type(exc).__name__}: {exc}",
+        raise SignalError(f"wfdb could not read {what}: {type(exc).__name__}: {excerpt(str(exc), 200)}",
                           path=path, record_id=record_id) from exc
-    sig = np.asarray(rec.p_signal, dtype=np.float32).T
+    sig = np.asarray(physical, dtype=np.float32).T
     if hdr.nsamp is not None and sig.shape[1] != hdr.nsamp:
         raise SignalError(f"{what} holds {sig.shape[1]} samples, the header promises {hdr.nsamp}",
                           path=path, record_id=record_id)
     return rec, sig
 
 
-def _decode_wfdb_lib(hdr: _Header, path: Path, record_id: str) -> NDArray[np.float32]:
-    return _rdrecord(hdr, path, record_id, "the signal")[1]
+def _decode_wfdb_lib(hdr: _Header, path: Path, record_id: str) -> tuple[NDArray[np.float32], list[int]]:
+    """The signal through the wfdb library, and the channels whose header checksum does not match."""
+    rec, sig = _rdrecord(hdr, path, record_id, "the signal", digital=True)
+    try:
+        sums = rec.calc_checksum()
+    except Exception:  # noqa: BLE001 - a checksum that cannot be computed is not checked
+        return sig, []
+    bad = [c for c, total in enumerate(sums)
+           if c < len(hdr.checksums) and hdr.checksums[c] is not None
+           and (int(total) - int(hdr.checksums[c] or 0)) & 0xFFFF]
+    return sig, bad
 
 
 def _decode_multisegment(hdr: _Header, path: Path, record_id: str) -> tuple[list[str], list[str | None],
@@ -436,8 +448,10 @@ def read_wfdb(path: str | Path, *, record_id: str | None = None) -> Record:
         flags = tuple(qc_flags_from_stats(stats, sig.shape[1], hdr.fs))
         flags += tuple(f"integrity:checksum:{names[c] or c}" for c in sorted(bad_sums))
     else:
-        sig = _decode_wfdb_lib(hdr, path, rid)[order] * np.asarray(scale, dtype=np.float32)[:, None]
+        full_lib, bad_lib = _decode_wfdb_lib(hdr, path, rid)
+        sig = full_lib[order] * np.asarray(scale, dtype=np.float32)[:, None]
         flags = tuple(qc_flags(sig, hdr.fs))
+        flags += tuple(f"integrity:checksum:{names[c] or c}" for c in bad_lib if c in set(order.tolist()))
     repairs: tuple[str, ...] = ()
     if derive is not None:  # 8 stored leads: place them and derive III, aVR, aVL, aVF from I and II
         out = np.empty((len(LEADS), sig.shape[1]), dtype=np.float32)
