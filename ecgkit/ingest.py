@@ -332,7 +332,17 @@ def _read_row(cand: _Candidate, strict_integrity: bool = False, key: str | None 
 
     try:
         fmt = detect_format(cand.path)
-        row["source_format"] = fmt
+    except RecordError as exc:
+        # a file that is no known format: its content is nobody's business, quote at most a little
+        row.update(status=STATUS_QUARANTINED,
+                   reason=_reason(f"record {rid} ({cand.path}): {excerpt(exc.problem, 200)}"))
+        return row
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        row.update(status=STATUS_QUARANTINED,
+                   reason=_reason(f"record {rid} ({cand.path}): format detection failed with {type(exc).__name__}"))
+        return row
+    row["source_format"] = fmt
+    try:
         rec = read_native(cand.path, record_id=rid, fmt=fmt)
     except RecordError as exc:
         row.update(status=STATUS_QUARANTINED, reason=_reason(str(exc)))
