@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import click
 
@@ -82,9 +82,14 @@ def _stage_errors(stage: str) -> Iterator[None]:
               help="Quarantine records whose source checksums (WFDB, MUSE CRC32) fail (default: a QC flag).")
 @click.option("--follow-external-symlinks", is_flag=True, default=None,
               help="Read symlinks that point outside the scanned folders (default: skipped).")
+@click.option("--engine", type=click.Choice(["inline", "local", "dask"]), default="inline", show_default=True,
+              help="inline: rows gathered in this process; local/dask: each task writes a manifest part "
+                   "(local process pool or dask.distributed), the parent concatenates them.")
+@click.option("--scheduler", default=None, help="Dask scheduler address (default: a local Dask cluster).")
 def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, config_file: Path | None,
-             pseudonymize: bool, max_quarantine_rate: float | None, strict_integrity: bool | None,
-             follow_external_symlinks: bool | None) -> None:
+             pseudonymize: bool, max_quarantine_rate: float | None, strict_integrity: bool | None = None,
+             follow_external_symlinks: bool | None = None, engine: str = "inline",
+             scheduler: str | None = None) -> None:
     """Walk SOURCES (files and folders), read every record, write OUT/manifest.parquet."""
     import os
     import time
@@ -105,6 +110,10 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
                                                    "strict_integrity": strict_integrity or None,
                                                    "follow_external_symlinks": follow_external_symlinks or None},
                          section=_section(config_file, "scan"))
+    if engine != "inline":
+        with _stage_errors("scan"), output_lock(out_dir, "scan"):
+            _scan_parts_cmd(list(sources), out_dir, config, engine, scheduler)
+        return
     counts = {"ok": 0, "quarantined": 0}
     start = time.perf_counter()
     with _stage_errors("scan"), output_lock(out_dir, "scan"), tqdm(desc="scan", unit="rec",
@@ -135,6 +144,25 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
         sys.exit(3)
 
 
+
+def _scan_parts_cmd(sources: list[Path], out_dir: Path, config: Any, engine: str, scheduler: str | None) -> None:
+    """``scan --engine local|dask``: manifest parts per task, concatenated by the parent."""
+    import json
+
+    from ecgkit.scan_parts import scan_to_dir
+
+    from ecgkit._lock import atomic_write_text
+
+    summary = scan_to_dir(sources, out_dir, config, engine=engine, scheduler=scheduler)  # type: ignore[arg-type]
+    atomic_write_text(out_dir / "scan_summary.json", json.dumps(summary, indent=2))
+    click.echo(f"scan ({engine}, {summary['parts']} parts): {summary['records']} records, {summary['ok']} ok, "
+               f"{summary['quarantined']} quarantined ({summary['quarantine_rate']:.1%}), "
+               f"{summary['records_per_s']} records/s -> {out_dir / 'manifest.parquet'}")
+    if summary["quarantine_rate"] > config.max_quarantine_rate:
+        click.echo(f"scan: quarantine rate {summary['quarantine_rate']:.1%} exceeds the limit "
+                   f"{config.max_quarantine_rate:.1%}; see {out_dir / 'quarantine.parquet'}", err=True)
+        sys.exit(3)
+
 @main.command("label")
 @click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--vocabulary", default="ecg-p18", show_default=True,
@@ -143,21 +171,36 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
               show_default=True, help="Value of hedged mentions ('possible RVH'): 1, 0 or -1.")
 @click.option("--source", type=click.Choice(["text", "codes", "both"]), default="text", show_default=True,
               help="Label from statements, from structured codes (SCP/SNOMED), or either.")
-def label_cmd(cohort_dir: str, vocabulary: str, uncertain: str, source: str) -> None:
-    """Add label columns and label_provenance to COHORT_DIR/manifest.parquet."""
+@click.option("--unconfirmed", type=click.Choice(["keep", "mask", "drop"]), default="keep", show_default=True,
+              help="Records whose report is unconfirmed: keep their labels, mask them (-1), or quarantine them.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Processes (0: one per core).")
+def label_cmd(cohort_dir: str, vocabulary: str, uncertain: str, source: str, unconfirmed: str,
+              workers: int) -> None:
+    """Add label columns, label_provenance and report_status to COHORT_DIR/manifest.parquet."""
     from ecgkit._lock import output_lock
+    from ecgkit.engines import resolve_workers
     from ecgkit.labels import label_manifest, load_vocabulary
-    from ecgkit.manifest import read_manifest, write_manifest
+    from ecgkit.manifest import read_manifest, write_manifest, write_quarantine
 
     vocab = load_vocabulary(vocabulary)
     with _stage_errors("label"), output_lock(cohort_dir, "label"):
         manifest = read_manifest(cohort_dir)
-        labelled = label_manifest(manifest, vocabulary=vocab, uncertain=uncertain, source=source)
+        labelled = label_manifest(manifest, vocabulary=vocab, uncertain=uncertain, source=source,
+                                  unconfirmed=unconfirmed, workers=resolve_workers(workers))
         write_manifest(labelled, cohort_dir)
     counts = ", ".join(f"{lab} {int((labelled[lab] == 1).sum())}" for lab in vocab.labels)
     masked = int((labelled[list(vocab.labels)] == -1).to_numpy().sum())
     click.echo(f"labelled {len(labelled)} records with {vocab.name} {vocab.version} (source={source}, "
                f"uncertain={uncertain}); positives: {counts}" + (f"; masked: {masked}" if masked else ""))
+    by_status = labelled["report_status"].value_counts()
+    click.echo("report_status: " + ", ".join(f"{s} {int(by_status.get(s, 0))}"
+                                             for s in ("confirmed", "unconfirmed", "unknown"))
+               + f" (--unconfirmed {unconfirmed})")
+    if unconfirmed == "drop":
+        hit = (labelled["reason"] == "label: unconfirmed report (--unconfirmed drop)").fillna(False).to_numpy(bool)
+        dropped = int(hit.sum())
+        write_quarantine(labelled[hit], cohort_dir, "label")
+        click.echo(f"label: {dropped} unconfirmed records quarantined; see {Path(cohort_dir) / 'quarantine.parquet'}")
 
 
 @main.command("train")
