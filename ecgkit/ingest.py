@@ -651,3 +651,12 @@ def write_scan(out_dir: str | Path, df: pd.DataFrame, skipped: Sequence[dict[str
     paths["skipped"] = atomic_write_text(out / "skipped_files.csv", skipped_csv)
     paths["summary"] = atomic_write_text(out / "scan_summary.json", json.dumps(summary, indent=2))
     return paths
+
+
+def find_records(sources: Sequence[str | Path]) -> tuple[list[Any], list[dict[str, str]]]:
+    """The record candidates under files and folders, named as :func:`scan` names them, and the skipped files.
+
+    Each candidate has ``path``, ``record_id`` and ``root``; ``ecgkit predict`` walks raw sources with
+    this, so that it reads the same files under the same ids as ``scan``.
+    """
+    return _walk(list(sources))
