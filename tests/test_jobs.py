@@ -117,22 +117,26 @@ def test_sigkill_mid_shard_leaves_no_workers_and_rerun_writes_each_record_once(c
 
 
 def test_sigkill_mid_scan_leaves_no_workers(ptbxl_dir: Path, tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "ecgkit", "scan", str(ptbxl_dir / "records500"), "--out",
-                             str(tmp_path / "c"), "--workers", "2"], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    src = tmp_path / "src"
+    src.mkdir()
+    for hea in sorted((ptbxl_dir / "records500" / "00000").glob("*.hea"))[:160]:  # hard links: same files
+        for p in (hea, hea.with_suffix(".dat")):
+            os.link(p, src / p.name)
+    proc = subprocess.Popen([sys.executable, "-m", "ecgkit", "scan", str(src), "--out", str(tmp_path / "c"),
+                             "--workers", "2"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     workers: list[psutil.Process] = []
-    while time.time() < deadline and len(workers) < 2:
+    while time.time() < deadline and len(workers) < 2 and proc.poll() is None:
         workers = [p for p in _children(proc.pid) if p.is_running()]
-        time.sleep(0.02)
+        time.sleep(0.01)
     assert workers, "the scan had no worker processes"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     gone, alive = psutil.wait_procs(workers, timeout=5)
     assert alive == [], f"workers survived their parent: {[p.pid for p in alive]}"
-    rerun = CliRunner().invoke(main, ["scan", str(ptbxl_dir / "records500"), "--out", str(tmp_path / "c")])
+    rerun = CliRunner().invoke(main, ["scan", str(src), "--out", str(tmp_path / "c")])
     assert rerun.exit_code == 0, rerun.output
-    assert len(pd.read_parquet(tmp_path / "c" / "manifest.parquet")) == 500
+    assert len(pd.read_parquet(tmp_path / "c" / "manifest.parquet")) == 160
 
 
 @pytest.fixture()
