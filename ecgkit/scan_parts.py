@@ -116,6 +116,9 @@ def scan_to_dir(
     start = time.perf_counter()
     out = Path(out_dir)
     parts_dir = out / PARTS_DIR
+    if parts_dir.is_dir():  # parts of a killed earlier run (the CLI holds the folder's lock): start afresh
+        for stale in parts_dir.iterdir():
+            stale.unlink()
     parts_dir.mkdir(parents=True, exist_ok=True)
     sources = [paths] if isinstance(paths, (str, Path)) else list(paths)
     candidates, skipped = _walk(sources, follow_external=config.follow_external_symlinks)
