@@ -2,9 +2,9 @@
 
 In one run, on the same model, batch size, precision and compile setting:
 
-1. ceiling: ``ecgkit.train.train_step`` on a batch that already lives on the GPU (no data path);
+1. ceiling: ``ecgkit.trainer.train_step`` on a batch that already lives on the GPU (no data path);
 2. loader: the DataLoader alone (shards -> pinned int16/float32 batches), no GPU work;
-3. end to end: ``ecgkit.train.train`` from the shards with the task-aware sampler.
+3. end to end: ``ecgkit.trainer.train`` from the shards with the task-aware sampler.
 
 It prints one JSON line with the samples/s of each, the ratio end-to-end / ceiling, and the
 versions, GPU and settings.
@@ -133,10 +133,14 @@ def ceiling(args: argparse.Namespace, device: torch.device) -> float:
     """Samples/s of train_step with the batch already on the device (same model, loss, optimiser)."""
     from ecgkit.losses import make_weighting
     from ecgkit.models import make_model
-    from ecgkit.train import TrainConfig, _optimizer, train_step
+    from ecgkit.trainer import TrainConfig, train_step
+    from ecgkit.trainer.step import _optimizer
+
+    from ecgkit.trainer.step import _conv_path
 
     cfg = TrainConfig(blocks=args.blocks, batch_size=args.batch_size)
-    model = make_model(len(TASKS), n_blocks=args.blocks).to(device)
+    model = make_model(len(TASKS), n_blocks=args.blocks, base_filters=args.base_filters)
+    model.set_conv_path(_conv_path(args.conv_path, device)).to(device)
     weighting = make_weighting("equal", len(TASKS)).to(device)
     opt, sched = _optimizer(cfg, model, weighting, args.steps + args.warmup)
     run = torch.compile(model) if (args.compile and device.type == "cuda") else model
@@ -160,8 +164,9 @@ def ceiling(args: argparse.Namespace, device: torch.device) -> float:
 
 def loader_rate(args: argparse.Namespace, shards: Path, device: torch.device) -> tuple[float, bool]:
     """Samples/s of the training DataLoader alone (sampler -> workers -> pinned batches)."""
-    from ecgkit.train import TrainConfig, _BatchSource, _EpochBatches, _loader, _open_dataset, _ship_mode, \
-        _task_aware_sampler
+    from ecgkit.trainer import TrainConfig
+    from ecgkit.trainer.batches import _EpochBatches, _open_dataset, _task_aware_sampler
+    from ecgkit.trainer.loader import _BatchSource, _loader, _ship_mode
 
     cfg = TrainConfig(batch_size=args.batch_size, num_workers=args.workers)
     ds = _open_dataset(str(shards), "train", None)
@@ -180,7 +185,7 @@ def loader_rate(args: argparse.Namespace, shards: Path, device: torch.device) ->
 
 
 def end_to_end(args: argparse.Namespace, shards: Path, device: torch.device) -> dict:
-    from ecgkit.train import TrainConfig, train
+    from ecgkit.trainer import TrainConfig, train
 
     interval = max(1, args.steps // 10)
     total = args.warmup + args.steps
@@ -188,7 +193,8 @@ def end_to_end(args: argparse.Namespace, shards: Path, device: torch.device) -> 
     cfg = TrainConfig(shards_dir=str(shards), blocks=args.blocks, batch_size=args.batch_size, epochs=1,
                       batches_per_epoch=total, log_interval=interval, val_split="val" if args.eval else None,
                       tensorboard=False, compile=args.compile, amp=args.amp, device=device.type,
-                      num_workers=args.workers, warmup_steps=min(100, total // 4), lr=args.lr)
+                      num_workers=args.workers, warmup_steps=min(100, total // 4), lr=args.lr,
+                      conv_path=args.conv_path, seed=args.seed)
     out = Path(tempfile.mkdtemp(prefix="ecgkit-bench-run-"))
     try:
         res = train(cfg, out)
@@ -225,6 +231,10 @@ def main() -> None:
     p.add_argument("--eval", action="store_true", help="validate at the end (val macro AUROC in the JSON)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--length", type=int, default=int(FS * SECONDS))
+    p.add_argument("--conv-path", default="auto", choices=["auto", "conv1d", "channels_last"],
+                   help="how the convolutions run (auto: channels_last on CUDA)")
+    p.add_argument("--base-filters", type=int, default=32, help="ceiling only: filters of the first block")
+    p.add_argument("--seed", type=int, default=0, help="end to end: the training seed")
     args = p.parse_args()
 
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
@@ -236,7 +246,8 @@ def main() -> None:
                                else platform.processor() or "cpu"),
                     "cpus": os.cpu_count(), "world_size": world, "blocks": args.blocks,
                     "batch_size_per_gpu": args.batch_size, "compile": args.compile, "amp_bf16": args.amp,
-                    "workers": args.workers, "steps": args.steps}
+                    "workers": args.workers, "steps": args.steps,
+                    "conv_path": args.conv_path, "base_filters": args.base_filters, "length": args.length}
     built_tmp = None
     shards = args.shards
     if shards is None or not (shards / "index.parquet").exists():

@@ -16,6 +16,8 @@ write_shards           ``ecgkit.shards``: manifest -> HDF5 shards + index
 ShardDataset           ``ecgkit.data``: shards -> torch dataset
 TaskAwareSampler       ``ecgkit.sampler``: labels -> (task, indices) batches
 make_aux_tasks         ``ecgkit.cotask``: labels -> CO-TASK auxiliary task definitions
+train                  ``ecgkit.trainer``: shards -> a trained run directory (the package is
+                       not called ``train`` so that ``ecgkit.train`` stays the function)
 =====================  ==========================================================
 """
 from __future__ import annotations
@@ -39,6 +41,9 @@ _EXPORTS = {
     "TaskAwareSampler": "ecgkit.sampler",
     "make_aux_tasks": "ecgkit.cotask",
     "aux_labels": "ecgkit.cotask",
+    "train": "ecgkit.trainer",
+    "TrainConfig": "ecgkit.trainer",
+    "predict_run": "ecgkit.trainer",
 }
 
 __all__ = ["__version__", *_EXPORTS]

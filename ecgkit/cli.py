@@ -148,7 +148,7 @@ def train_command(shards_dir: str, out_dir: str, config_file: str | None, epochs
                   resume: bool, no_progress: bool) -> None:
     """Train a multi-head 1D ResNet on SHARDS_DIR (multi-GPU: torchrun --nproc_per_node G -m ecgkit train)."""
     from ecgkit.config import load_config
-    from ecgkit.train import TrainConfig, train
+    from ecgkit.trainer import TrainConfig, train
 
     overrides = {"shards_dir": shards_dir, "epochs": epochs, "device": device, "aux_tasks": aux_tasks,
                  "weighting": weighting, "sampler": sampler, "blocks": None if blocks is None else int(blocks),

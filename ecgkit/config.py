@@ -1,7 +1,7 @@
 """Stage configuration: frozen dataclasses loaded from YAML plus CLI overrides.
 
 Each stage owns one frozen dataclass config next to its code (``ScanConfig`` in :mod:`ecgkit.ingest`,
-``TrainConfig`` in :mod:`ecgkit.train`, ...). This module holds the one loader they share: unknown
+``TrainConfig`` in :mod:`ecgkit.trainer`, ...). This module holds the one loader they share: unknown
 keys are an error, values are coerced to the field's type, nothing is ``exec``'d.
 """
 from __future__ import annotations

@@ -99,7 +99,7 @@ def _plot_example(run_dir: Path, shards_dir: Path, manifest: pd.DataFrame, repor
     from ecgkit.data import ShardDataset
     from ecgkit.io import read_record
     from ecgkit.plot import plot_ecg
-    from ecgkit.train import predict_run
+    from ecgkit.trainer import predict_run
 
     y_true, y_score, names = predict_run(run_dir, "test", device=device)
     record_ids = ShardDataset(shards_dir, "test").record_ids  # the order of predict_run's rows
@@ -142,7 +142,7 @@ def run_demo(out_dir: str | Path, config: DemoConfig | None = None, *,
     from ecgkit.shards import ShardConfig, write_shards
     from ecgkit.split import audit, split_by_patient
     from ecgkit.synth import synth_cohort
-    from ecgkit.train import TrainConfig, train
+    from ecgkit.trainer import TrainConfig, train
 
     cfg = config or DemoConfig()
     out = Path(out_dir)

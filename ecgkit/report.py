@@ -2,7 +2,7 @@
 
 ``build_report`` works on arrays (labels and scores of the validation and evaluation splits) so
 any model's outputs can be reported; ``evaluate`` wires it to a run directory written by
-``ecgkit.train``. Plots use matplotlib's Agg backend (no display needed).
+``ecgkit.trainer``. Plots use matplotlib's Agg backend (no display needed).
 
 Files written by :func:`write_report` into ``out_dir``: ``report.json``, ``report.md``,
 ``roc.png`` (ROC curve per task), ``metrics_bar.png`` (per-task AUROC/AP/F1 bars) and, when a
@@ -297,7 +297,7 @@ def evaluate(run_dir: str | Path, split: str = "test", *, baseline: str | Path |
     Parameters
     ----------
     run_dir : path
-        Written by :func:`ecgkit.train.train`; its config names the shards.
+        Written by :func:`ecgkit.trainer.train`; its config names the shards.
     baseline : path, optional
         Another run directory evaluated the same way (e.g. single-task); adds Δm.
     datasets : dict, optional
@@ -308,7 +308,7 @@ def evaluate(run_dir: str | Path, split: str = "test", *, baseline: str | Path |
     dict
         The report (see :func:`build_report`), plus ``files``.
     """
-    from ecgkit.train import METRICS_FILE, predict_run  # torch lives on the training side
+    from ecgkit.trainer import METRICS_FILE, predict_run  # torch lives on the training side
 
     run = Path(run_dir)
     datasets = datasets or {}

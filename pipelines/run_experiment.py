@@ -52,7 +52,7 @@ from ecgkit.bootstrap import bootstrap_ci, delong_test, paired_bootstrap  # noqa
 from ecgkit.config import config_to_dict, make_config  # noqa: E402
 from ecgkit.errors import ConfigError  # noqa: E402
 from ecgkit.report import build_report, patient_groups, write_report  # noqa: E402
-from ecgkit.train import LAST_CKPT, TrainConfig, predict_run, train  # noqa: E402
+from ecgkit.trainer import LAST_CKPT, TrainConfig, predict_run, train  # noqa: E402
 
 log = logging.getLogger("run_experiment")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import ecgkit.train as T
+import ecgkit.trainer as T
 from _fakes import FakeShardDataset, FakeTaskAwareSampler
 from ecgkit import metrics as M
 from ecgkit.report import build_report, evaluate, write_report
@@ -52,7 +52,7 @@ def test_report_values_and_validation_thresholds(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_evaluate_run_end_to_end(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(T, "_task_aware_sampler", FakeTaskAwareSampler)
+    monkeypatch.setattr(T.batches, "_task_aware_sampler", FakeTaskAwareSampler)
     data = {"train": FakeShardDataset(256, seed=0), "val": FakeShardDataset(128, seed=1),
             "test": FakeShardDataset(128, seed=2)}
     cfg = T.TrainConfig(blocks=2, batch_size=32, epochs=2, batches_per_epoch=8, tensorboard=False, device="cpu",

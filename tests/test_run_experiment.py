@@ -19,7 +19,7 @@ from ecgkit.shards import ShardConfig, write_shards
 from ecgkit.split import split_by_patient
 from ecgkit.bootstrap import delong_test
 from ecgkit.report import patient_groups
-from ecgkit.train import predict_run
+from ecgkit.trainer import predict_run
 from ptbxl_cohort import ptbxl_manifest
 
 REPO = Path(__file__).resolve().parent.parent

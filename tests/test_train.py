@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-import ecgkit.train as T
+import ecgkit.trainer as T
 from _fakes import FakeShardDataset
 from ecgkit.cotask import aux_labels, load_aux_tasks
 from ecgkit.config import load_config
@@ -82,7 +82,7 @@ def test_export_keeps_only_major_heads(fakes: dict, tmp_path: Path) -> None:
     path = T.export(tmp_path / "run", tmp_path / "model.pt")
     model, names = T.load_exported(path)
     assert names == ["T0", "T1", "T2"]
-    full = T._model_from_ckpt(T.load_checkpoint(tmp_path / "run" / "best.pt")).eval()
+    full = T.checkpoint._model_from_ckpt(T.load_checkpoint(tmp_path / "run" / "best.pt")).eval()
     x = torch.from_numpy(fakes["val"].get_batch(np.arange(8))[0])
     with torch.no_grad():
         out = model(x)
@@ -234,7 +234,7 @@ import json, os, sys
 import numpy as np
 import torch
 sys.path[:0] = sys.argv[3:5]
-import ecgkit.train as T
+import ecgkit.trainer as T
 from _fakes import FakeShardDataset
 
 
@@ -293,3 +293,54 @@ def test_two_rank_run_resumes_exactly(tmp_path: Path) -> None:
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
     assert len(b["rng"]["per_rank"]) == 2
+
+
+def test_a_kill_between_best_and_last_never_leaves_a_stale_best(fakes: dict, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """best.pt is written before last.pt; a kill in between is repaired by resume."""
+    import ecgkit.trainer.loop as loop
+    kw = dict(epochs=2, checkpoint_interval=4)  # last.pt exists mid-epoch 0, at step 4
+    straight = T.train(_cfg(**kw), tmp_path / "a", datasets=fakes)
+    real_save, calls = loop._atomic_save, []
+
+    def killed_after_best(obj: dict, path: Path) -> None:
+        calls.append(path.name)
+        if obj["epoch"] == 1 and path.name == "last.pt" and calls[-2:-1] == ["best.pt"]:
+            raise KeyboardInterrupt("killed between best.pt and last.pt")
+        real_save(obj, path)
+
+    monkeypatch.setattr(loop, "_atomic_save", killed_after_best)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(_cfg(**kw), tmp_path / "b", datasets=fakes)
+    monkeypatch.setattr(loop, "_atomic_save", real_save)
+    # epoch 0 always improves: best.pt is at step 6, last.pt still at step 4
+    assert T.load_checkpoint(tmp_path / "b" / "best.pt")["step"] == 6
+    assert T.load_checkpoint(tmp_path / "b" / "last.pt")["step"] == 4
+    resumed = T.train(_cfg(**kw), tmp_path / "b", datasets=fakes, resume=True)
+    assert resumed.step == straight.step == 12
+    a, b = (T.load_checkpoint(tmp_path / r / "best.pt") for r in "ab")
+    assert a["step"] == b["step"] and a["best"] == b["best"]
+    assert T.load_checkpoint(tmp_path / "b" / "last.pt")["best_step"] == b["step"]
+
+
+def test_resume_repairs_a_best_checkpoint_left_behind(fakes: dict, tmp_path: Path) -> None:
+    """A run whose last.pt holds the best model but whose best.pt is older (a kill between writes of
+    an earlier version, or a lost file): resume restores best.pt from last.pt."""
+    T.train(_cfg(epochs=1), tmp_path / "r", datasets=fakes)
+    last = T.load_checkpoint(tmp_path / "r" / "last.pt")
+    assert last["best_step"] == last["step"] == 6
+    (tmp_path / "r" / "best.pt").unlink()
+    T.train(_cfg(epochs=1), tmp_path / "r", datasets=fakes, resume=True)
+    assert T.load_checkpoint(tmp_path / "r" / "best.pt")["step"] == 6
+
+
+def test_training_without_tensorboard_installed(fakes: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """tensorboard is optional: one notice, then the CSV log and checkpoints as usual."""
+    import sys
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import raises ImportError
+    with caplog.at_level("WARNING", logger="ecgkit.train"):
+        res = T.train(_cfg(epochs=1, tensorboard=True), tmp_path / "run", datasets=fakes)
+    assert res.step == 6 and (tmp_path / "run" / "metrics.csv").exists()
+    assert not (tmp_path / "run" / "tb").exists()
+    assert [r.message for r in caplog.records if "tensorboard is not installed" in r.message]

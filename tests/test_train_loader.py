@@ -14,8 +14,9 @@ from ecgkit.data import ShardDataset
 from ecgkit.errors import ConfigError
 from ecgkit.shards import ShardConfig, write_shards
 from ecgkit.split import split_by_patient
-from ecgkit.train import TrainConfig, _BatchSource, _EpochBatches, _loader, _ship_mode, _task_aware_sampler, \
-    _ThreadLoader
+from ecgkit.trainer import TrainConfig
+from ecgkit.trainer.batches import _EpochBatches, _task_aware_sampler
+from ecgkit.trainer.loader import _BatchSource, _loader, _ship_mode, _ThreadLoader
 from ptbxl_cohort import ptbxl_manifest
 
 

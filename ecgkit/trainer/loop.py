@@ -1,0 +1,419 @@
+"""The training loop: shards -> a multi-head 1D ResNet run directory.
+
+``train(config, out_dir)`` reads ``ShardDataset`` splits, builds the Hannun ResNet with one head per
+task (major tasks first, then CO-TASK auxiliary tasks), and trains it with either
+
+- ``sampler="task_aware"`` (the CO-TASK procedure): each batch comes from ``TaskAwareSampler`` with
+  its task; the loss is that task's head only. Auxiliary tasks are sampled like major tasks: the
+  sampler runs over the (N, T + M) label matrix of major and auxiliary labels, so an auxiliary task
+  gets its own batches drawn from its 1/n subset (its labels are -1 elsewhere, never drawn). By
+  default every head is picked uniformly; ``aux_task_fraction`` sets the share of auxiliary batches.
+- ``sampler="joint"``: shuffled batches with all labels and a masked BCE (unknown labels ignored).
+
+The per-task losses are combined by ``weighting`` (equal, DWA, uncertainty; see ``ecgkit.losses``).
+Read :func:`train` top to bottom: set up, build, then epochs of steps, each epoch ending with the
+loss weights' update, validation, early stopping and checkpoints.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, cast
+
+import numpy as np
+import torch
+import yaml
+from numpy.typing import NDArray
+from torch import nn
+
+from ecgkit import __version__
+from ecgkit.config import config_to_dict
+from ecgkit.errors import ConfigError
+from ecgkit.metrics import macro_auroc
+from ecgkit.trainer import batches
+from ecgkit.trainer.checkpoint import _atomic_save, _write_csv, load_checkpoint
+from ecgkit.trainer.config import AUX_FILE, BEST_CKPT, CONFIG_FILE, LAST_CKPT, METRICS_FILE, TrainConfig, TrainResult
+from ecgkit.trainer.distributed import _all_gather_objects, _all_gather_rows, _Dist, _restore_rng, _rng_state, _setup
+from ecgkit.trainer.loader import _BatchSource, _loader, _ship_mode, _to_device
+from ecgkit.trainer.predict import predict
+from ecgkit.trainer.step import _build, _conv_path, _optimizer, train_step
+
+logger = logging.getLogger("ecgkit.train")
+
+__all__ = ["train"]
+
+
+@dataclass
+class _Heads:
+    """The model's heads: major tasks first, then CO-TASK auxiliary tasks."""
+
+    labels: NDArray[np.int8]  # (N, H) training labels of every head, -1 unknown
+    names: list[str]  # H head names
+    n_major: int
+    aux_defs: list[dict]
+
+
+@dataclass
+class _State:
+    """Where the run stands; what a checkpoint saves beside the model and optimiser."""
+
+    step: int = 0
+    epoch: int = 0
+    skip: int = 0  # batches of `epoch` already done (resume mid-epoch)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: float = -math.inf
+    best_step: int = -1  # step of the model in best.pt (-1: none yet)
+    bad_epochs: int = 0
+    ep_sum: torch.Tensor | None = None  # (H,) float64 loss sums of the current epoch, per head
+    ep_cnt: torch.Tensor | None = None  # (H,) float64 batch counts of the current epoch, per head
+
+
+def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
+          datasets: Mapping[str, Any] | None = None) -> TrainResult:
+    """Train a multi-head ResNet on shards and write a run directory.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        ``config.shards_dir`` names the shards unless ``datasets`` is given.
+    out_dir : path
+        Run directory (created).
+    resume : bool
+        Continue from ``out_dir/last.pt`` exactly where it stopped (same batches, same dropout
+        masks, same optimiser and scheduler state).
+    datasets : mapping, optional
+        ``{"train": ..., "val": ...}`` ShardDataset-like objects to use instead of opening
+        ``config.shards_dir`` (in-memory data, tests).
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    ConfigError
+        No shards given, unknown device, or ``resume`` without a checkpoint.
+    """
+    out = Path(out_dir)
+    device, dist_info = _setup(config)
+    if datasets is None and not config.shards_dir:
+        raise ConfigError("TrainConfig.shards_dir is not set and no datasets were given")
+    ckpt = _resume_checkpoint(out) if resume else None
+    if dist_info.main:
+        out.mkdir(parents=True, exist_ok=True)
+        meta = {"ecgkit_version": __version__, **config_to_dict(config)}
+        (out / CONFIG_FILE).write_text(yaml.safe_dump(meta, sort_keys=False))
+    train_ds, val_ds = _open_splits(config, datasets)
+    heads = _make_heads(config, train_ds, ckpt)
+    if dist_info.main:
+        batches._save_aux(heads.aux_defs, out / AUX_FILE)
+    sampler = _make_sampler(config, heads, dist_info)
+
+    sample_signal, _ = train_ds.get_batch(np.zeros(1, dtype=np.int64))
+    raw_model, weighting = _build(config, sample_signal.shape[1], len(heads.names))
+    raw_model.set_conv_path(_conv_path(config.conv_path, device)).to(device)
+    weighting.to(device)
+    opt, sched = _optimizer(config, raw_model, weighting, config.epochs * len(sampler))
+    state = _State(ep_sum=torch.zeros(len(heads.names), dtype=torch.float64, device=device),
+                   ep_cnt=torch.zeros(len(heads.names), dtype=torch.float64, device=device))
+    if ckpt is not None:
+        _restore(ckpt, state, raw_model, weighting, opt, sched, sampler, dist_info, device)
+        logger.info("resumed %s at epoch %d, batch %d, step %d", out, state.epoch, state.skip, state.step)
+    else:
+        torch.manual_seed(config.seed + 1000 * dist_info.rank)  # per-rank dropout stream
+
+    model = _wrap(raw_model, config, device, dist_info)
+    use_amp = config.amp and device.type == "cuda"
+    ship, scale = _ship_mode(train_ds, use_amp)
+    source = _BatchSource(train_ds, heads.labels, ship)
+    logger.info("data path: %s batches from %d worker(s) to %s", ship,
+                config.num_workers if device.type == "cuda" else 0, device)
+    log = _Log(config, out, heads.names, dist_info, device, resumed_at=state.step if ckpt is not None else None)
+
+    def save(path: Path, sampler_state: Any, batch_in_epoch: int) -> None:
+        _save_checkpoint(path, state, batch_in_epoch, sampler_state, raw_model, weighting, opt, sched, config,
+                         heads, train_ds, dist_info, device)
+
+    stopped_early = False
+    raw_model.train()
+    for epoch in range(state.epoch, config.epochs):
+        state.epoch = epoch
+        sampler.set_epoch(epoch)
+        sampler_state = sampler.state_dict() if state.skip == 0 else ckpt["sampler"]  # type: ignore[index]
+        loader = _loader(source, batches._EpochBatches(sampler, state.skip), config, device)
+        for task, signals, labels, k in log.progress(loader, epoch):
+            x, y = _to_device(signals, labels, device, scale)
+            task_losses, present = train_step(model, weighting, opt, sched, x, y, task, amp=use_amp,
+                                              grad_clip=config.grad_clip, distributed=dist_info.world_size > 1)
+            state.step += 1
+            log.step(state, task_losses, present, len(signals), float(sched.get_last_lr()[0]))
+            if config.max_steps is not None and state.step >= config.max_steps:
+                save(out / LAST_CKPT, sampler_state, k + 1)
+                logger.info("reached max_steps=%d at epoch %d batch %d", state.step, epoch, k + 1)
+                return log.finish(state, stopped_early=False)
+            if config.checkpoint_interval and state.step % config.checkpoint_interval == 0:
+                save(out / LAST_CKPT, sampler_state, k + 1)
+        state.skip = 0
+
+        row = _end_epoch(state, weighting, heads, float(sched.get_last_lr()[0]), dist_info)
+        val_auc = _validate(raw_model, val_ds, heads.n_major, config, device, dist_info)
+        row["val_macro_auroc"] = val_auc
+        row["elapsed_s"] = log.elapsed()
+        state.history.append(row)
+        improved = val_ds is None or (np.isfinite(val_auc) and val_auc > state.best)
+        if improved:
+            state.best = val_auc if val_ds is not None else state.best
+            state.best_step, state.bad_epochs = state.step, 0
+        else:
+            state.bad_epochs += 1
+        log.epoch(epoch, row, state)
+        state.epoch = epoch + 1
+        # best.pt before last.pt: a kill between the two leaves last.pt one epoch behind, and resume
+        # repeats that epoch (deterministically) instead of keeping a best.pt older than its metric
+        if improved:
+            save(out / BEST_CKPT, sampler.state_dict(), 0)
+        save(out / LAST_CKPT, sampler.state_dict(), 0)
+        if dist_info.main:
+            _write_csv(state.history, out / METRICS_FILE)
+        if val_ds is not None and state.bad_epochs >= config.patience:
+            logger.info("early stop after epoch %d: no gain in %d epochs", epoch, config.patience)
+            stopped_early = True
+            break
+    return log.finish(state, stopped_early=stopped_early)
+
+
+# --------------------------------------------------------------------------- set-up steps
+
+def _resume_checkpoint(out: Path) -> dict[str, Any]:
+    """``last.pt`` of a run to resume; repairs ``best.pt`` when a kill left it behind ``last.pt``."""
+    if not (out / LAST_CKPT).exists():
+        raise ConfigError(f"--resume given but {out / LAST_CKPT} does not exist")
+    ckpt = load_checkpoint(out / LAST_CKPT)
+    best_step = ckpt.get("best_step", -1)
+    if best_step >= 0 and best_step == ckpt["step"]:
+        best_path = out / BEST_CKPT
+        have = load_checkpoint(best_path).get("step") if best_path.exists() else None
+        if have != best_step:  # written by a version that saved last.pt first, killed in between
+            logger.warning("best.pt (step %s) is behind last.pt's best model (step %d): restored from last.pt",
+                           have, best_step)
+            shutil.copyfile(out / LAST_CKPT, best_path)
+    return ckpt
+
+
+def _open_splits(config: TrainConfig, datasets: Mapping[str, Any] | None) -> tuple[Any, Any]:
+    def open_split(split: str) -> Any:
+        if datasets is not None:
+            return datasets[split]
+        return batches._open_dataset(str(config.shards_dir), split, config.tasks)
+
+    return open_split("train"), (open_split(config.val_split) if config.val_split else None)
+
+
+def _make_heads(config: TrainConfig, train_ds: Any, ckpt: Mapping[str, Any] | None) -> _Heads:
+    """Major labels plus CO-TASK auxiliary tasks (made once from the training labels; kept on resume)."""
+    names = list(train_ds.label_names)
+    major = np.asarray(train_ds.labels, dtype=np.int8)
+    aux_defs: list[dict] = []
+    labels = major
+    if ckpt is not None:
+        aux_defs = ckpt["aux_tasks"]
+        if aux_defs:
+            labels = np.concatenate([major, batches._apply_aux(aux_defs, major)], axis=1)
+    elif config.aux_tasks:
+        aux_defs, aux = batches._make_aux(major, config.aux_tasks, config.seed, names)
+        labels = np.concatenate([major, aux], axis=1)
+    head_names = names + [str(d.get("name", f"aux{i}")) for i, d in enumerate(aux_defs)]
+    return _Heads(labels, head_names, major.shape[1], aux_defs)
+
+
+def _make_sampler(config: TrainConfig, heads: _Heads, dist_info: _Dist) -> Any:
+    n_heads = len(heads.names)
+    if config.sampler == "task_aware":
+        weights = None
+        if config.aux_task_fraction is not None and n_heads > heads.n_major:
+            f, n_aux = config.aux_task_fraction, n_heads - heads.n_major
+            weights = np.r_[np.full(heads.n_major, (1 - f) / heads.n_major), np.full(n_aux, f / n_aux)]
+        return batches._task_aware_sampler(heads.labels, config.batch_size, task_weights=weights,
+                                           weight_fn=config.weight_fn, seed=config.seed,
+                                           batches_per_epoch=config.batches_per_epoch, rank=dist_info.rank,
+                                           world_size=dist_info.world_size)
+    # UCSF-style per-class oversampling (a dataset-level alternative to the task-aware sampler)
+    major = heads.labels[:, :heads.n_major]
+    pool = batches._oversample(major, config.oversample_k, config.seed) if config.oversample_k else None
+    if pool is not None:
+        logger.info("oversampled the training split to %d records (k=%d per class)", len(pool), config.oversample_k)
+    return batches.JointBatchSampler(len(heads.labels), config.batch_size, seed=config.seed,
+                                     batches_per_epoch=config.batches_per_epoch, rank=dist_info.rank,
+                                     world_size=dist_info.world_size, pool=pool)
+
+
+def _restore(ckpt: Mapping[str, Any], state: _State, model: nn.Module, weighting: Any, opt: Any, sched: Any,
+             sampler: Any, dist_info: _Dist, device: torch.device) -> None:
+    model.load_state_dict(ckpt["model"])
+    weighting.load_state_dict(ckpt["weighting"])
+    weighting.load_extra_state(ckpt["weighting_extra"])
+    opt.load_state_dict(ckpt["optimizer"])
+    sched.load_state_dict(ckpt["scheduler"])
+    # every rank is at the same position of its own stream; rank 0 saved its state
+    sampler.load_state_dict({**ckpt["sampler"], "rank": dist_info.rank} if "rank" in ckpt["sampler"]
+                            else ckpt["sampler"])
+    state.step, state.epoch, state.skip = ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]
+    state.history, state.best, state.bad_epochs = ckpt["history"], ckpt["best"], ckpt["bad_epochs"]
+    state.best_step = ckpt.get("best_step", -1)
+    _restore_rng(ckpt["rng"], dist_info.rank, device)  # raises when the world size changed
+    per_rank = ckpt["rng"].get("per_rank")
+    losses = per_rank[dist_info.rank] if per_rank is not None else ckpt  # this rank's partial epoch
+    state.ep_sum = torch.tensor(losses["epoch_loss_sum"], dtype=torch.float64, device=device)
+    state.ep_cnt = torch.tensor(losses["epoch_loss_count"], dtype=torch.float64, device=device)
+
+
+def _wrap(raw_model: nn.Module, config: TrainConfig, device: torch.device, dist_info: _Dist) -> nn.Module:
+    model: nn.Module = raw_model
+    if dist_info.world_size > 1:
+        model = nn.parallel.DistributedDataParallel(
+            raw_model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile and device.type == "cuda":
+        model = cast(nn.Module, torch.compile(model))
+    return model
+
+
+# --------------------------------------------------------------------------- end of an epoch
+
+def _end_epoch(state: _State, weighting: Any, heads: _Heads, lr: float, dist_info: _Dist) -> dict[str, Any]:
+    """Update the loss weights from the epoch's per-head losses; the epoch's row of ``metrics.csv``."""
+    ep_sum, ep_cnt = cast(torch.Tensor, state.ep_sum), cast(torch.Tensor, state.ep_cnt)
+    if dist_info.world_size > 1:  # epoch losses over all ranks: the same DWA weights everywhere
+        torch.distributed.all_reduce(ep_sum)
+        torch.distributed.all_reduce(ep_cnt)
+    ep_mean = (ep_sum / ep_cnt.clamp(min=1)).float().cpu()
+    weighting.observe(ep_mean, (ep_cnt > 0).cpu())
+    weighting.end_epoch()
+    row: dict[str, Any] = {"epoch": state.epoch, "step": state.step,
+                           "train_loss": float(ep_sum.sum() / ep_cnt.sum().clamp(min=1)), "lr": lr}
+    row.update({f"loss_{h}": float(v) if c else float("nan")
+                for h, v, c in zip(heads.names, ep_mean.tolist(), ep_cnt.tolist())})
+    ep_sum.zero_()
+    ep_cnt.zero_()
+    return row
+
+
+def _validate(model: nn.Module, val_ds: Any, n_major: int, config: TrainConfig, device: torch.device,
+              dist_info: _Dist) -> float:
+    if val_ds is None:
+        return float("nan")
+    scores = predict(model, val_ds, n_tasks=n_major, device=device, batch_size=config.eval_batch_size,
+                     amp=config.amp, num_workers=config.num_workers if device.type == "cuda" else 0,
+                     rank=dist_info.rank, world_size=dist_info.world_size)
+    parts = _all_gather_rows(scores, dist_info)
+    scores = np.fmax.reduce(parts) if len(parts) > 1 else parts[0]  # each row is set by one rank
+    return macro_auroc(np.asarray(val_ds.labels, dtype=np.int8)[:, :n_major], scores)
+
+
+def _save_checkpoint(path: Path, state: _State, batch_in_epoch: int, sampler_state: Any, model: Any,
+                     weighting: Any, opt: Any, sched: Any, config: TrainConfig, heads: _Heads, train_ds: Any,
+                     dist_info: _Dist, device: torch.device) -> None:
+    # Every rank calls this at the same step: each rank's dropout streams and partial epoch losses
+    # are gathered so that a resumed multi-GPU run continues exactly too.
+    ep_sum, ep_cnt = cast(torch.Tensor, state.ep_sum), cast(torch.Tensor, state.ep_cnt)
+    mine = {**_rng_state(device), "epoch_loss_sum": ep_sum.tolist(), "epoch_loss_count": ep_cnt.tolist()}
+    per_rank = _all_gather_objects(mine, dist_info)
+    if not dist_info.main:
+        return
+    _atomic_save({
+        "model": model.state_dict(), "model_config": dataclasses.asdict(model.config),
+        "weighting": weighting.state_dict(), "weighting_extra": weighting.extra_state(),
+        "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "sampler": sampler_state,
+        "epoch": state.epoch, "batch_in_epoch": batch_in_epoch, "step": state.step, "history": state.history,
+        "best": state.best, "best_step": state.best_step, "bad_epochs": state.bad_epochs,
+        "epoch_loss_sum": ep_sum.tolist(), "epoch_loss_count": ep_cnt.tolist(),
+        "rng": {"torch": torch.get_rng_state(), "per_rank": per_rank},
+        "config": config_to_dict(config), "label_names": heads.names[:heads.n_major], "head_names": heads.names,
+        "n_major": heads.n_major, "aux_tasks": heads.aux_defs, "fs": getattr(train_ds, "fs", None),
+        "ecgkit_version": __version__}, path)
+
+
+# --------------------------------------------------------------------------- logging
+
+class _Log:
+    """Interval losses and throughput, TensorBoard (when installed), the progress bar and the result."""
+
+    def __init__(self, config: TrainConfig, out: Path, head_names: list[str], dist_info: _Dist,
+                 device: torch.device, resumed_at: int | None):
+        self.config, self.out, self.head_names, self.dist = config, out, head_names, dist_info
+        n = len(head_names)
+        self.iv_sum = torch.zeros(n, dtype=torch.float64, device=device)
+        self.iv_cnt = torch.zeros(n, dtype=torch.float64, device=device)
+        self.iv_t0, self.iv_samples = time.perf_counter(), 0
+        self.t0, self.samples = time.perf_counter(), 0
+        self.losses: list[tuple[int, float]] = []
+        self.rates: list[tuple[int, float]] = []
+        self.writer = _tensorboard(out, resumed_at) if config.tensorboard and dist_info.main else None
+
+    def progress(self, loader: Any, epoch: int) -> Any:
+        if self.config.progress and self.dist.main:
+            from tqdm import tqdm
+            return tqdm(loader, desc=f"epoch {epoch}", total=len(loader), leave=False)
+        return loader
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def step(self, state: _State, task_losses: torch.Tensor, present: torch.Tensor, n: int, lr: float) -> None:
+        tl = task_losses.detach().double()
+        self.iv_sum += tl
+        self.iv_cnt += present
+        state.ep_sum += tl  # type: ignore[operator]
+        state.ep_cnt += present  # type: ignore[operator]
+        self.iv_samples += n
+        self.samples += n
+        if state.step % self.config.log_interval:
+            return
+        per_head, seen = (self.iv_sum / self.iv_cnt.clamp(min=1)).tolist(), self.iv_cnt.tolist()
+        mean_loss = float(self.iv_sum.sum() / self.iv_cnt.sum().clamp(min=1))
+        rate = self.iv_samples * self.dist.world_size / max(time.perf_counter() - self.iv_t0, 1e-9)
+        self.losses.append((state.step, mean_loss))
+        self.rates.append((state.step, rate))
+        if self.dist.main:
+            heads = " ".join(f"{h}={v:.4f}" for h, v, c in zip(self.head_names, per_head, seen) if c)
+            logger.info("step %d epoch %d loss %.4f lr %.3e samples/s %.0f | %s", state.step, state.epoch, mean_loss,
+                        lr, rate, heads)
+            if self.writer is not None:
+                self.writer.add_scalar("train/loss", mean_loss, state.step)
+                self.writer.add_scalar("train/lr", lr, state.step)
+                self.writer.add_scalar("train/samples_per_s", rate, state.step)
+        self.iv_sum.zero_()
+        self.iv_cnt.zero_()
+        self.iv_t0, self.iv_samples = time.perf_counter(), 0
+
+    def epoch(self, epoch: int, row: Mapping[str, Any], state: _State) -> None:
+        logger.info("epoch %d done: train loss %.4f, val macro AUROC %.4f (best %.4f, %d epoch(s) without gain)",
+                    epoch, row["train_loss"], row["val_macro_auroc"], state.best, state.bad_epochs)
+        if self.writer is not None:
+            self.writer.add_scalar("val/macro_auroc", row["val_macro_auroc"], state.step)
+            self.writer.add_scalar("train/epoch_loss", row["train_loss"], state.step)
+
+    def finish(self, state: _State, *, stopped_early: bool) -> TrainResult:
+        if self.writer is not None:
+            self.writer.close()
+        if self.dist.world_size > 1:  # no rank returns before rank 0 has written the run's files
+            torch.distributed.barrier()
+        rate = self.samples * self.dist.world_size / max(time.perf_counter() - self.t0, 1e-9)
+        best = state.best if np.isfinite(state.best) else float("nan")
+        return TrainResult(self.out, state.step, len(state.history), best, state.history, self.losses, self.rates,
+                           stopped_early, rate)
+
+
+def _tensorboard(out: Path, resumed_at: int | None) -> Any:
+    """A SummaryWriter under RUN_DIR/tb, or None (one notice) when tensorboard is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # torch imports tensorboard lazily; it is optional
+        logger.warning("tensorboard is not installed: no TensorBoard events (metrics.csv is written as usual; "
+                       "pip install tensorboard to get them)")
+        return None
+    return SummaryWriter(str(out / "tb"), purge_step=resumed_at)

@@ -1,0 +1,91 @@
+"""One optimiser step and what it needs: the model and loss weighting, AdamW and its schedule.
+
+``train_step`` is also what the GPU benchmark times as the compute ceiling (no data path).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ecgkit.losses import LossWeighting, make_weighting, masked_bce
+from ecgkit.models.resnet1d import ResNet1d, ResNet1dConfig
+from ecgkit.trainer.config import TrainConfig
+
+__all__ = ["train_step"]
+
+
+def _build(cfg: TrainConfig, n_leads: int, n_heads: int) -> tuple[ResNet1d, LossWeighting]:
+    torch.manual_seed(cfg.seed)
+    model = ResNet1d(ResNet1dConfig(n_tasks=n_heads, n_leads=n_leads, n_blocks=cfg.blocks, dropout=cfg.dropout))
+    kwargs = {"temperature": cfg.dwa_temperature} if cfg.weighting == "dwa" else {}
+    return model, make_weighting(cfg.weighting, n_heads, **kwargs)
+
+
+def _optimizer(cfg: TrainConfig, model: nn.Module, weighting: nn.Module, total_steps: int) -> tuple[
+        torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1] + list(weighting.parameters())
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    warm = max(cfg.warmup_steps, 0)
+
+    def lr_lambda(step: int) -> float:  # linear warm-up, then cosine to 10 % of the peak
+        if step < warm:
+            return (step + 1) / warm
+        frac = min((step - warm) / max(total_steps - warm, 1), 1.0)
+        return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+
+
+
+def _conv_path(cfg_path: str, device: torch.device) -> str:
+    """The convolution path a run uses on ``device`` (``auto``: channels-last on CUDA only)."""
+    if cfg_path == "auto":
+        return "channels_last" if device.type == "cuda" else "conv1d"
+    return cfg_path
+
+
+def train_step(model: nn.Module, weighting: LossWeighting, opt: torch.optim.Optimizer, sched: Any, x: torch.Tensor,
+               y: torch.Tensor, task: int, *, amp: bool, grad_clip: float = 0.0,
+               distributed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step on a batch already on the device (also used by the GPU benchmark's ceiling).
+
+    Parameters
+    ----------
+    x : float tensor (B, leads, L); y : int8 tensor (B, H) with -1 unknown
+    task : int
+        The batch's task (task-aware: loss on that head only), or -1 for a joint multi-label batch.
+
+    Returns
+    -------
+    task_losses : (H,) detached per-head losses; present : (H,) bool, heads that had a loss
+    """
+    n_heads = y.shape[1]
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        logits = model(x)  # (B, H)
+    if task >= 0:  # task-aware: this batch trains its task's head only
+        present = F.one_hot(torch.tensor(task, device=x.device), n_heads).bool()
+        head_loss = F.binary_cross_entropy_with_logits(logits[:, task].float(), y[:, task].float())
+        task_losses = head_loss * present
+    else:
+        task_losses, present = masked_bce(logits, y)
+    loss = weighting(task_losses, present)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if distributed:
+        for p in weighting.parameters():  # not inside DDP: average by hand
+            torch.distributed.all_reduce(p.grad, op=torch.distributed.ReduceOp.AVG)
+    if grad_clip > 0:
+        params = [p for g in opt.param_groups for p in g["params"]]
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()
+    if sched is not None:
+        sched.step()
+    return task_losses.detach(), present
+
+
