@@ -121,7 +121,7 @@ def test_experiment_trains_every_arm_and_seed_on_the_same_shards_and_compares_th
 
 def test_budget_seed_summary_and_rare_tasks_by_hand() -> None:
     pipe = _load_pipeline()
-    from ecgkit.train import TrainConfig
+    from ecgkit.trainer import TrainConfig
     joint = TrainConfig(sampler="joint", batch_size=256)
     aware = TrainConfig(sampler="task_aware", batch_size=256, aux_tasks=4)
     # 10,000 training records: ceil(10000 / 256) = 40 batches = one pass over the data
