@@ -218,8 +218,11 @@ def _compare(ref: dict[str, Any], other: dict[str, Any], names: list[str], group
 
 def run_experiment(spec: dict[str, Any], shards_dir: str | Path, out: Path, *, device: str = "auto",
                    epochs: int | None = None, tasks: list[str] | None = None,
-                   seeds: list[int] | None = None) -> dict[str, Any]:
+                   seeds: list[int] | None = None, arms: list[str] | None = None) -> dict[str, Any]:
     """Train and evaluate every arm of ``spec`` (several seeds) on one shard folder; write and return the comparison.
+
+    ``arms`` restricts the run to some of the spec's arms (e.g. one process per arm and seed on a
+    shared GPU, then one call over all arms, which reuses the finished runs, for the comparison).
 
     Returns
     -------
@@ -251,9 +254,16 @@ def run_experiment(spec: dict[str, Any], shards_dir: str | Path, out: Path, *, d
     arms_spec = dict(spec.get("arms") or {})
     if not arms_spec:
         raise ConfigError("the experiment spec has no arms")
+    if arms:
+        missing = [a for a in arms if a not in arms_spec]
+        if missing:
+            raise ConfigError(f"arm(s) {missing} are not in the spec; it has {list(arms_spec)}")
+        arms_spec = {a: arms_spec[a] for a in arms}
     reference = ev.get("reference") or ("multi_task" if "multi_task" in arms_spec else next(iter(arms_spec)))
     if reference not in arms_spec:
-        raise ConfigError(f"reference arm {reference!r} is not among the arms {list(arms_spec)}")
+        if not arms:
+            raise ConfigError(f"reference arm {reference!r} is not among the arms {list(arms_spec)}")
+        reference = next(iter(arms_spec))  # a subset run: compare within the subset
 
     all_names, train_labels = _train_labels(shards_dir, common.get("tasks"))
     trainable, skipped = trainable_tasks(all_names, train_labels)
@@ -393,13 +403,15 @@ def main() -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--tasks", help="comma-separated subset of tasks (default: all labels of the shards)")
     p.add_argument("--seeds", help="comma-separated seeds (default: the spec's evaluate.seeds, else 0,1,2)")
+    p.add_argument("--arms", help="comma-separated subset of the spec's arms (default: all)")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spec = yaml.safe_load(args.config.read_text()) or {}
     try:
         table = run_experiment(spec, args.shards_dir, args.out, device=args.device, epochs=args.epochs,
                                tasks=args.tasks.split(",") if args.tasks else None,
-                               seeds=[int(s) for s in args.seeds.split(",")] if args.seeds else None)
+                               seeds=[int(s) for s in args.seeds.split(",")] if args.seeds else None,
+                               arms=args.arms.split(",") if args.arms else None)
     except ConfigError as exc:
         sys.exit(f"run_experiment: {args.config}: {exc}")
     print(table["markdown"])
