@@ -18,7 +18,11 @@ Three presets (:data:`DIFFICULTIES`), chosen with ``synth_cohort(..., difficulty
     widths around the IVCD cut-off, brief 3-beat VT against longer runs and VPC couplets, single
     late APCs, fine atrial fibrillation, low-amplitude flutter waves, ectopic P waves with a flat
     inferior axis). The statements keep the stated (true) label, so near a boundary the text and
-    the signal sometimes disagree, as between two readers.
+    the signal sometimes disagree, as between two readers. Beyond the boundaries, 12 % of a stated
+    finding's records do not show it in the signal (``silent``) and 8 % as many unstated records
+    show it (``mimic``): over- and under-reading, which caps what any model can reach (AUROC about
+    1 - silent / 2 for a perfect reader of the signal) the way reader disagreement does in real
+    archives. ``labels_signal.parquet`` records what each signal shows.
 ``hard``
     The same with more of everything.
 
@@ -58,13 +62,20 @@ class Difficulty:
     borderline: float = 0.0
     #: relative size of sinus arrhythmia (easy 1): more beat-to-beat variation hides single APCs
     sinus_arrhythmia: float = 1.0
+    #: share of a stated finding's records whose signal does not show it (a reader called it on
+    #: evidence outside this tracing, or over-read it): statement positive, signal negative
+    silent: float = 0.0
+    #: records whose signal shows a finding that the statement does not name, as a multiple of
+    #: the finding's positives (under-reading): statement negative, signal positive
+    mimic: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("motion_share", "misplacement_share", "borderline", "powerline_share"):
+        for name in ("motion_share", "misplacement_share", "borderline", "powerline_share", "silent"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"difficulty {self.name!r}: {name} must lie in [0, 1], got {v}")
-        if self.noise < 0 or self.amplitude_sd < 0 or self.axis_sd_deg < 0 or self.sinus_arrhythmia < 0:
+        if self.noise < 0 or self.amplitude_sd < 0 or self.axis_sd_deg < 0 or self.sinus_arrhythmia < 0 \
+                or self.mimic < 0:
             raise ConfigError(f"difficulty {self.name!r}: noise, amplitude_sd, axis_sd_deg and sinus_arrhythmia "
                               "must be >= 0")
 
@@ -77,9 +88,10 @@ class Difficulty:
 EASY = Difficulty("easy")
 REALISTIC = Difficulty("realistic", noise=2.5, powerline_share=0.6, motion_share=0.15, amplitude_sd=0.25,
                        axis_sd_deg=28.0, demographics=True, misplacement_share=0.02, borderline=0.25,
-                       sinus_arrhythmia=2.0)
+                       sinus_arrhythmia=2.0, silent=0.12, mimic=0.08)
 HARD = Difficulty("hard", noise=4.0, powerline_share=0.7, motion_share=0.3, amplitude_sd=0.33, axis_sd_deg=35.0,
-                  demographics=True, misplacement_share=0.04, borderline=0.4, sinus_arrhythmia=2.5)
+                  demographics=True, misplacement_share=0.04, borderline=0.4, sinus_arrhythmia=2.5, silent=0.2,
+                  mimic=0.12)
 
 #: Presets by name.
 DIFFICULTIES: dict[str, Difficulty] = {d.name: d for d in (EASY, REALISTIC, HARD)}
@@ -92,6 +104,29 @@ def get_difficulty(difficulty: str | Difficulty) -> Difficulty:
     if difficulty not in DIFFICULTIES:
         raise ConfigError(f"difficulty must be one of {list(DIFFICULTIES)}, got {difficulty!r}")
     return DIFFICULTIES[difficulty]
+
+
+def signal_findings(stated: set[str], prevalence: dict[str, float], d: Difficulty,
+                    rng: np.random.Generator) -> set[str]:
+    """The findings a record's *signal* shows, given the findings its statement (and truth table) names.
+
+    Each stated finding is silent with probability ``d.silent``; each other finding is mimicked with
+    probability ``d.mimic * p / (1 - p)`` (p its prevalence), i.e. ``d.mimic`` times as many mimics as
+    the finding has positives. Draws nothing when both are 0 (easy). The caller resolves exclusions.
+    """
+    if d.silent <= 0 and d.mimic <= 0:
+        return set(stated)
+    names = sorted(prevalence)
+    u = rng.random(len(names))
+    out = set()
+    for name, x in zip(names, u):
+        p = prevalence[name]
+        if name in stated:
+            if x >= d.silent:
+                out.add(name)
+        elif x < d.mimic * p / max(1.0 - p, 1e-9):
+            out.add(name)
+    return out
 
 
 def borderline(rng: np.random.Generator, d: Difficulty, positive: bool = True) -> bool:
