@@ -201,12 +201,16 @@ def synth_cmd(n_patients: int, out_dir: str, fmt: str, seed: int, label_noise: f
     """Write a synthetic phenotyped cohort (WFDB and/or GE MUSE XML) with truth.parquet."""
     import time
 
+    from ecgkit.errors import ConfigError
     from ecgkit.synth import synth_cohort
     from ecgkit.synth.phenotypes import parse_ratios
 
     start = time.perf_counter()
-    truth = synth_cohort(n_patients, out_dir, fmt=fmt, seed=seed, label_noise=label_noise, workers=workers,
-                         difficulty=difficulty, fs=fs, ratios=parse_ratios(ratios_text))
+    try:
+        truth = synth_cohort(n_patients, out_dir, fmt=fmt, seed=seed, label_noise=label_noise, workers=workers,
+                             difficulty=difficulty, fs=fs, ratios=parse_ratios(ratios_text))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     elapsed = time.perf_counter() - start
     click.echo(f"synth: {n_patients} patients, {len(truth)} files ({fmt}) in {out_dir} "
                f"in {elapsed:.1f} s ({len(truth) / max(elapsed, 1e-9):.0f} files/s); truth: {out_dir}/truth.parquet")
