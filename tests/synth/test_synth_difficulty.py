@@ -130,3 +130,18 @@ def test_silent_and_mimic_findings_keep_the_stated_prevalence(tmp_path: Path) ->
     shown = pd.read_parquet(tmp_path / "labels_signal.parquet")
     pd.testing.assert_frame_equal(truth, stated)  # statements keep the truth; the signal may not
     assert list(shown.columns) == list(truth.columns) and len(shown) == len(truth)
+
+
+def test_cli_synth_difficulty_and_ratios(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ecgkit.cli import main
+
+    runner = CliRunner()
+    res = runner.invoke(main, ["synth", "--patients", "3", "--out", str(tmp_path / "a"), "--difficulty", "realistic",
+                               "--fs", "100", "--ratios", "VT=50"])
+    assert res.exit_code == 0, res.output
+    truth = pd.read_parquet(tmp_path / "a" / "truth.parquet")
+    assert list(truth.columns) == ["record_id", "patient_id", *LABELS]
+    bad = runner.invoke(main, ["synth", "--patients", "3", "--out", str(tmp_path / "b"), "--ratios", "VT:5"])
+    assert bad.exit_code != 0 and "must look like 'VT=500,3AVB=1000'" in bad.output
