@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -51,8 +52,13 @@ def main(verbose: int) -> None:
               help="Replace patient IDs by a keyed hash; the key is read from $ECGKIT_PSEUDONYM_KEY, never stored.")
 @click.option("--max-quarantine-rate", type=float, default=None,
               help="Exit non-zero when more than this fraction of records is quarantined (default 0.05).")
+@click.option("--engine", type=click.Choice(["inline", "local", "dask"]), default="inline", show_default=True,
+              help="inline: rows gathered in this process; local/dask: each task writes a manifest part "
+                   "(local process pool or dask.distributed), the parent concatenates them.")
+@click.option("--scheduler", default=None, help="Dask scheduler address (default: a local Dask cluster).")
 def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, config_file: Path | None,
-             pseudonymize: bool, max_quarantine_rate: float | None) -> None:
+             pseudonymize: bool, max_quarantine_rate: float | None, engine: str = "inline",
+             scheduler: str | None = None) -> None:
     """Walk SOURCES (files and folders), read every record, write OUT/manifest.parquet."""
     import json
     import os
@@ -72,6 +78,9 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
     config = load_config(ScanConfig, config_file, {"workers": workers, "pseudonymize_key": key,
                                                    "max_quarantine_rate": max_quarantine_rate},
                          section=_section(config_file, "scan"))
+    if engine != "inline":
+        _scan_parts_cmd(list(sources), out_dir, config, engine, scheduler)
+        return
     counts = {"ok": 0, "quarantined": 0}
     start = time.perf_counter()
     with tqdm(desc="scan", unit="rec", dynamic_ncols=True) as bar:
@@ -108,6 +117,23 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
         sys.exit(3)
 
 
+
+def _scan_parts_cmd(sources: list[Path], out_dir: Path, config: Any, engine: str, scheduler: str | None) -> None:
+    """``scan --engine local|dask``: manifest parts per task, concatenated by the parent."""
+    import json
+
+    from ecgkit.scan_parts import scan_to_dir
+
+    summary = scan_to_dir(sources, out_dir, config, engine=engine, scheduler=scheduler)  # type: ignore[arg-type]
+    (out_dir / "scan_summary.json").write_text(json.dumps(summary, indent=2))
+    click.echo(f"scan ({engine}, {summary['parts']} parts): {summary['records']} records, {summary['ok']} ok, "
+               f"{summary['quarantined']} quarantined ({summary['quarantine_rate']:.1%}), "
+               f"{summary['records_per_s']} records/s -> {out_dir / 'manifest.parquet'}")
+    if summary["quarantine_rate"] > config.max_quarantine_rate:
+        click.echo(f"scan: quarantine rate {summary['quarantine_rate']:.1%} exceeds the limit "
+                   f"{config.max_quarantine_rate:.1%}; see {out_dir / 'quarantine.parquet'}", err=True)
+        sys.exit(3)
+
 @main.command("label")
 @click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--vocabulary", default="ecg-p18", show_default=True,
@@ -116,19 +142,34 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
               show_default=True, help="Value of hedged mentions ('possible RVH'): 1, 0 or -1.")
 @click.option("--source", type=click.Choice(["text", "codes", "both"]), default="text", show_default=True,
               help="Label from statements, from structured codes (SCP/SNOMED), or either.")
-def label_cmd(cohort_dir: str, vocabulary: str, uncertain: str, source: str) -> None:
-    """Add label columns and label_provenance to COHORT_DIR/manifest.parquet."""
+@click.option("--unconfirmed", type=click.Choice(["keep", "mask", "drop"]), default="keep", show_default=True,
+              help="Records whose report is unconfirmed: keep their labels, mask them (-1), or quarantine them.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Processes (0: one per core).")
+def label_cmd(cohort_dir: str, vocabulary: str, uncertain: str, source: str, unconfirmed: str,
+              workers: int) -> None:
+    """Add label columns, label_provenance and report_status to COHORT_DIR/manifest.parquet."""
+    from ecgkit.engines import resolve_workers
     from ecgkit.labels import label_manifest, load_vocabulary
-    from ecgkit.manifest import read_manifest, write_manifest
+    from ecgkit.manifest import read_manifest, write_manifest, write_quarantine
 
     vocab = load_vocabulary(vocabulary)
     manifest = read_manifest(cohort_dir)
-    labelled = label_manifest(manifest, vocabulary=vocab, uncertain=uncertain, source=source)
+    labelled = label_manifest(manifest, vocabulary=vocab, uncertain=uncertain, source=source,
+                              unconfirmed=unconfirmed, workers=resolve_workers(workers))
     write_manifest(labelled, cohort_dir)
     counts = ", ".join(f"{lab} {int((labelled[lab] == 1).sum())}" for lab in vocab.labels)
     masked = int((labelled[list(vocab.labels)] == -1).to_numpy().sum())
     click.echo(f"labelled {len(labelled)} records with {vocab.name} {vocab.version} (source={source}, "
                f"uncertain={uncertain}); positives: {counts}" + (f"; masked: {masked}" if masked else ""))
+    by_status = labelled["report_status"].value_counts()
+    click.echo("report_status: " + ", ".join(f"{s} {int(by_status.get(s, 0))}"
+                                             for s in ("confirmed", "unconfirmed", "unknown"))
+               + f" (--unconfirmed {unconfirmed})")
+    if unconfirmed == "drop":
+        hit = (labelled["reason"] == "label: unconfirmed report (--unconfirmed drop)").fillna(False).to_numpy(bool)
+        dropped = int(hit.sum())
+        write_quarantine(labelled[hit], cohort_dir, "label")
+        click.echo(f"label: {dropped} unconfirmed records quarantined; see {Path(cohort_dir) / 'quarantine.parquet'}")
 
 
 @main.command("train")
