@@ -264,14 +264,27 @@ def evaluate_command(run_dir: str, split: str, baseline: str | None, threshold_r
 @click.option("--label-noise", type=float, default=0.0, show_default=True,
               help="Probability of flipping each label in the statements (truth.parquet keeps the truth).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Processes.")
-def synth_cmd(n_patients: int, out_dir: str, fmt: str, seed: int, label_noise: float, workers: int) -> None:
+@click.option("--difficulty", type=click.Choice(["easy", "realistic", "hard"]), default="easy", show_default=True,
+              help="easy: the quick-demo generator; realistic (for experiments): noise, artefacts, patient "
+                   "variation, borderline phenotypes; hard: more of all.")
+@click.option("--fs", type=float, default=500.0, show_default=True, help="Sampling frequency, Hz.")
+@click.option("--ratios", "ratios_text", default=None,
+              help="Imbalance ratios overriding CO-TASK Table 1, e.g. 'VT=500,3AVB=1000' (1 positive : r negatives).")
+def synth_cmd(n_patients: int, out_dir: str, fmt: str, seed: int, label_noise: float, workers: int,
+              difficulty: str, fs: float, ratios_text: str | None) -> None:
     """Write a synthetic phenotyped cohort (WFDB and/or GE MUSE XML) with truth.parquet."""
     import time
 
+    from ecgkit.errors import ConfigError
     from ecgkit.synth import synth_cohort
+    from ecgkit.synth.phenotypes import parse_ratios
 
     start = time.perf_counter()
-    truth = synth_cohort(n_patients, out_dir, fmt=fmt, seed=seed, label_noise=label_noise, workers=workers)
+    try:
+        truth = synth_cohort(n_patients, out_dir, fmt=fmt, seed=seed, label_noise=label_noise, workers=workers,
+                             difficulty=difficulty, fs=fs, ratios=parse_ratios(ratios_text))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     elapsed = time.perf_counter() - start
     click.echo(f"synth: {n_patients} patients, {len(truth)} files ({fmt}) in {out_dir} "
                f"in {elapsed:.1f} s ({len(truth) / max(elapsed, 1e-9):.0f} files/s); truth: {out_dir}/truth.parquet")
