@@ -13,7 +13,10 @@ record_id                 string       scan      unique id within the cohort (so
                                                  scanned root, without suffix)
 patient_id                string       scan      patient id as the source gives it (or its keyed hash when
                                                  pseudonymised); null when the source has none
-source_path               string       scan      file read (WFDB: the ``.hea`` header)
+source_path               string       scan      file read (WFDB: the ``.hea`` header); names that are not
+                                                 UTF-8 escaped (``\\xe9``, :mod:`ecgkit._names`); a
+                                                 placeholder when pseudonymised (paths in
+                                                 ``IDENTIFIABLE_source_paths.parquet``)
 source_format             string       scan      reader: wfdb, muse, cardiosoft, dicom, aecg, philips, scp, edf,
                                                  ishne, mfer
 fs                        float64      scan      native sampling frequency, Hz
@@ -43,7 +46,6 @@ Measurement columns (``ecgkit measure``; float64 with NaN where not measured, un
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -202,9 +204,12 @@ def validate(df: pd.DataFrame, *, require: Iterable[str] = ()) -> None:
 
 
 def _atomic_write_table(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    # serialised in memory first: the size needed is known, and a full disk leaves no partial file
+    from ecgkit._lock import atomic_write_bytes
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
 
 
 def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
