@@ -40,9 +40,12 @@ def _select(spans: list[tuple[int, int, Entry]], n_chars: int) -> list[tuple[int
     """
     if len(spans) <= 1:
         return spans
-    listed = [s for s in spans if not s[2].generated]
-    out = _longest_first(listed, n_chars)
     generated = [s for s in spans if s[2].generated]
+    if not generated:
+        out = _longest_first(spans, n_chars)
+        out.sort(key=lambda s: s[0])
+        return out
+    out = _longest_first([s for s in spans if not s[2].generated], n_chars)
     if generated:
         generated.sort(key=lambda s: (s[0] - s[1], s[0]))
         for start, end, entry in generated:

@@ -189,7 +189,7 @@ def correct_spelling(norm: str, fuzzy: dict[str, str]) -> tuple[str, tuple[int, 
     (' atrial fibrillation ', (0, 1))
     """
     words = norm.split(" ")  # ['', w0, w1, ..., '']
-    if not any(w in fuzzy for w in words):
+    if fuzzy.keys().isdisjoint(words):
         return norm, ()
     out: list[str] = []
     fixed: list[int] = []
