@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from ecgkit.labels import explain, label_texts, load_vocabulary
+from ecgkit.labels import explain, label_texts, load_vocabulary, segments
 from ecgkit.labels.segment import clean_text, segment_report
 
 
@@ -60,6 +60,9 @@ def test_segmentation_is_visible_in_explain():
     report = "vorhofflimmern    kein rechtsschenkelblock 4.46   unbestätigter bericht"
     got = [(m.label, m.decision, m.statement, m.text) for m in explain(report)]
     assert got == [("AFIB", "asserted", 1, "vorhofflimmern"), ("RBBB", "negated", 2, "kein rechtsschenkelblock")]
+    assert [(s.text, s.kind, s.status) for s in segments(report)] == [
+        ("vorhofflimmern", "text", None), ("kein rechtsschenkelblock", "text", None), ("4.46", "code", None),
+        ("unbestätigter bericht", "footer", "unconfirmed")]
 
 
 def _exclusion_cues() -> list[str]:
