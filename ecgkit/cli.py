@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -51,8 +52,13 @@ def main(verbose: int) -> None:
               help="Replace patient IDs by a keyed hash; the key is read from $ECGKIT_PSEUDONYM_KEY, never stored.")
 @click.option("--max-quarantine-rate", type=float, default=None,
               help="Exit non-zero when more than this fraction of records is quarantined (default 0.05).")
+@click.option("--engine", type=click.Choice(["inline", "local", "dask"]), default="inline", show_default=True,
+              help="inline: rows gathered in this process; local/dask: each task writes a manifest part "
+                   "(local process pool or dask.distributed), the parent concatenates them.")
+@click.option("--scheduler", default=None, help="Dask scheduler address (default: a local Dask cluster).")
 def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, config_file: Path | None,
-             pseudonymize: bool, max_quarantine_rate: float | None) -> None:
+             pseudonymize: bool, max_quarantine_rate: float | None, engine: str = "inline",
+             scheduler: str | None = None) -> None:
     """Walk SOURCES (files and folders), read every record, write OUT/manifest.parquet."""
     import json
     import os
@@ -72,6 +78,9 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
     config = load_config(ScanConfig, config_file, {"workers": workers, "pseudonymize_key": key,
                                                    "max_quarantine_rate": max_quarantine_rate},
                          section=_section(config_file, "scan"))
+    if engine != "inline":
+        _scan_parts_cmd(list(sources), out_dir, config, engine, scheduler)
+        return
     counts = {"ok": 0, "quarantined": 0}
     start = time.perf_counter()
     with tqdm(desc="scan", unit="rec", dynamic_ncols=True) as bar:
@@ -107,6 +116,23 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
                    f"{config.max_quarantine_rate:.1%}; see {out_dir / 'quarantine.parquet'}", err=True)
         sys.exit(3)
 
+
+
+def _scan_parts_cmd(sources: list[Path], out_dir: Path, config: Any, engine: str, scheduler: str | None) -> None:
+    """``scan --engine local|dask``: manifest parts per task, concatenated by the parent."""
+    import json
+
+    from ecgkit.scan_parts import scan_to_dir
+
+    summary = scan_to_dir(sources, out_dir, config, engine=engine, scheduler=scheduler)  # type: ignore[arg-type]
+    (out_dir / "scan_summary.json").write_text(json.dumps(summary, indent=2))
+    click.echo(f"scan ({engine}, {summary['parts']} parts): {summary['records']} records, {summary['ok']} ok, "
+               f"{summary['quarantined']} quarantined ({summary['quarantine_rate']:.1%}), "
+               f"{summary['records_per_s']} records/s -> {out_dir / 'manifest.parquet'}")
+    if summary["quarantine_rate"] > config.max_quarantine_rate:
+        click.echo(f"scan: quarantine rate {summary['quarantine_rate']:.1%} exceeds the limit "
+                   f"{config.max_quarantine_rate:.1%}; see {out_dir / 'quarantine.parquet'}", err=True)
+        sys.exit(3)
 
 @main.command("label")
 @click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
