@@ -130,3 +130,13 @@ def test_continuation_lines_join_in_linear_time():
     assert {lab for lab, v in out.items() if v} == {"VPC", "RBBB"}
     segs = segment_report("\n".join(lines[:2001]), load_vocabulary().segmenter)
     assert len(segs) == 1 and segs[0].text.count("with premature") == 1000
+
+
+def test_long_statements_of_generated_and_misspelt_forms_stay_linear():
+    # one 0.5 MB statement of misspellings, glued words and coordinations: each phrase looks only at
+    # its own corrected words and its own characters (this took minutes when either was quadratic)
+    text = "atrialfibrillation bigemeny right and left ventricular hypertrophy, " * 8000
+    row = label_texts([text]).iloc[0]
+    assert {lab for lab, v in row.items() if v} == {"AFIB", "LVH", "RVH"}
+    text = "bundle branch block, right, incomplete, " * 12000
+    assert {lab for lab, v in label_texts([text]).iloc[0].items() if v} == {"IRBBB"}
