@@ -210,13 +210,15 @@ def train_command(shards_dir: str, out_dir: str, config_file: str | None, epochs
 @click.option("--bootstrap", "n_bootstrap", default=1000, show_default=True, help="Bootstrap resamples for CIs.")
 @click.option("--reference-specificity", type=float, help="Report sensitivity at this specificity.")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--saliency", "n_saliency", type=int, default=0, show_default=True,
+              help="Integrated-gradients ECG plots for the N top-scored positives of each label.")
 def evaluate_command(run_dir: str, split: str, baseline: str | None, threshold_rule: str, n_bootstrap: int,
-                     reference_specificity: float | None, device: str) -> None:
+                     reference_specificity: float | None, device: str, n_saliency: int) -> None:
     """Evaluate RUN_DIR on a split: report.json, report.md and plots in RUN_DIR/eval-SPLIT."""
     from ecgkit.report import evaluate
 
     rep = evaluate(run_dir, split, baseline=baseline, threshold_rule=threshold_rule, n_bootstrap=n_bootstrap,
-                   reference_specificity=reference_specificity, device=device)
+                   reference_specificity=reference_specificity, device=device, saliency=n_saliency)
     s = rep["summary"]
     extra = f", delta-m {rep['delta_m']['all']:+.2f}%" if "delta_m" in rep else ""
     click.echo(f"{split}: macro AUROC {s['macro_auroc']:.4f}, recall {s['recall_multi']:.4f}, jaccard "
@@ -353,3 +355,65 @@ def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, **ove
         click.echo(f"shard: quarantine rate {rate:.1%} exceeds the limit "
                    f"{config.max_quarantine_rate:.1%}", err=True)
         sys.exit(3)
+
+
+@main.command("export")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Model file to write.")
+@click.option("--format", "fmt", type=click.Choice(["ecgkit", "torchscript", "onnx"]), default="ecgkit",
+              show_default=True, help="ecgkit model file, or TorchScript / ONNX for serving.")
+@click.option("--checkpoint", default="best.pt", show_default=True, help="best.pt or last.pt.")
+@click.option("--shards", "shards_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Training shards (default: the run's); the contract and thresholds come from them.")
+@click.option("--threshold", "rules", multiple=True,
+              help="Threshold rule to store (repeatable; default max_f1, 0.9, 0.95, 0.99 specificity).")
+def export_cmd(run_dir: str, out_path: Path, fmt: str, checkpoint: str, shards_dir: str | None,
+               rules: tuple[str, ...]) -> None:
+    """Write RUN_DIR as one self-describing model file (weights, labels, thresholds, input contract)."""
+    from ecgkit.model_file import load_model
+    from ecgkit.trainer.export import DEFAULT_RULES, export
+
+    path = export(run_dir, out_path, checkpoint=checkpoint, format=fmt,  # type: ignore[arg-type]
+                  shards_dir=shards_dir, threshold_rules=rules or DEFAULT_RULES)
+    model = load_model(path)
+    click.echo(f"export: {len(model.label_names)} labels ({fmt}), thresholds {sorted(model.thresholds) or 'none'} "
+               f"-> {path}")
+    click.echo(model.contract.describe())
+
+
+@main.command("predict")
+@click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Predictions Parquet file.")
+@click.option("--threshold", default=None, help="Stored rule (max_f1, 0.95, ...) or p=PROBABILITY.")
+@click.option("--device", default="auto", show_default=True, help="cuda, cpu or auto.")
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True, help="Reader processes (0: one per core).")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the network (CUDA).")
+@click.option("--pseudonymize/--no-pseudonymize", default=False,
+              help="Replace patient IDs by a keyed hash; the key is read from $ECGKIT_PSEUDONYM_KEY.")
+def predict_cmd(model_path: str, sources: tuple[Path, ...], out_path: Path, threshold: str | None, device: str,
+                batch_size: int, workers: int, compile_: bool, pseudonymize: bool) -> None:
+    """Score SOURCES (raw files or folders, a cohort folder, a shard folder) with an exported model."""
+    from tqdm import tqdm
+
+    from ecgkit.model_file import load_model
+    from ecgkit.predict import PredictConfig, predict_sources
+
+    key = os.environ.get("ECGKIT_PSEUDONYM_KEY") if pseudonymize else None
+    if pseudonymize and not key:
+        raise click.UsageError("--pseudonymize needs the key in the ECGKIT_PSEUDONYM_KEY environment variable")
+    model = load_model(model_path)
+    cfg = PredictConfig(batch_size=batch_size, workers=workers, device=device, compile=compile_,
+                        threshold=threshold, pseudonymize_key=key)
+    try:
+        model.decision_thresholds(threshold)
+    except ValueError as exc:  # ConfigError: an unknown rule
+        raise click.UsageError(str(exc)) from exc
+    with tqdm(desc="predict", unit="rec", dynamic_ncols=True) as bar:
+        res = predict_sources(model, list(sources), cfg, progress=bar.update)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    res.predictions.to_parquet(out_path, index=False)
+    click.echo(f"{res.summary()} -> {out_path}")

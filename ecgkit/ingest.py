@@ -443,3 +443,12 @@ def scan_summary(df: pd.DataFrame, config: ScanConfig, *, seconds: float) -> dic
         "records_per_s": round(n / seconds, 1) if seconds > 0 else None,
         "cpu_count": os.cpu_count(),
     }
+
+
+def find_records(sources: Sequence[str | Path]) -> tuple[list[Any], list[dict[str, str]]]:
+    """The record candidates under files and folders, named as :func:`scan` names them, and the skipped files.
+
+    Each candidate has ``path``, ``record_id`` and ``root``; ``ecgkit predict`` walks raw sources with
+    this, so that it reads the same files under the same ids as ``scan``.
+    """
+    return _walk(list(sources))
