@@ -16,6 +16,9 @@ write_shards           ``ecgkit.shards``: manifest -> HDF5 shards + index
 ShardDataset           ``ecgkit.data``: shards -> torch dataset
 TaskAwareSampler       ``ecgkit.sampler``: labels -> (task, indices) batches
 make_aux_tasks         ``ecgkit.cotask``: labels -> CO-TASK auxiliary task definitions
+measure                ``ecgkit.measure``: manifest -> manifest + beats, intervals, quality
+                       (``measure_signal``: one (12, n) array -> one row)
+audit                  ``ecgkit.audit``: labels vs measurements -> flags (``write_audit`` reports)
 train                  ``ecgkit.trainer``: shards -> a trained run directory (the package is
                        not called ``train`` so that ``ecgkit.train`` stays the function)
 evaluate               ``ecgkit.report``: run -> report.json, report.md and plots
@@ -57,6 +60,9 @@ _EXPORTS = {
     "label_cohort": "ecgkit.cohort",
     "split_cohort": "ecgkit.cohort",
     "info": "ecgkit.info",
+    "measure": "ecgkit.measure",
+    "measure_signal": "ecgkit.measure",
+    "audit": "ecgkit.audit",
     "export": "ecgkit.trainer",
     "load_model": "ecgkit.model_file",
     "EcgModel": "ecgkit.model_file",

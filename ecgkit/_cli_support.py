@@ -10,7 +10,9 @@ code   meaning
 2      usage: an unknown option, a bad option value, a bad config file or key
 3      the quarantine rate of ``scan`` or ``shard`` passed ``--max-quarantine-rate``
 4      bad or missing data: no manifest, no shards, no checkpoint, a folder of the wrong kind,
-       an empty scan or split, an existing run without ``--resume``/``--overwrite``
+       an empty scan or split, an existing run without ``--resume``/``--overwrite``; a full disk
+       or an I/O error (the file named, temporary files removed)
+5      the output folder is in use by another ecgkit job (its lock file names the pid)
 130    interrupted (Ctrl-C)
 =====  ===================================================================================
 
@@ -36,6 +38,7 @@ EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_QUARANTINE = 3
 EXIT_DATA = 4
+EXIT_LOCKED = 5
 EXIT_INTERRUPTED = 130
 
 
@@ -45,8 +48,12 @@ class QuarantineLimitError(EcgkitError):
 
 def exit_code_of(exc: BaseException) -> int:
     """The exit status for an exception that reached the command line."""
+    from ecgkit._lock import LockedError
+
     if isinstance(exc, QuarantineLimitError):
         return EXIT_QUARANTINE
+    if isinstance(exc, LockedError):
+        return EXIT_LOCKED
     if isinstance(exc, (click.UsageError, ConfigError)):
         return EXIT_USAGE
     if isinstance(exc, (EcgkitError, OSError)):

@@ -61,19 +61,25 @@ _RATE = click.FloatRange(0.0, 1.0)
               help="Replace patient IDs by a keyed hash; the key is read from $ECGKIT_PSEUDONYM_KEY, never stored.")
 @click.option("--max-quarantine-rate", type=_RATE, default=None,
               help="Exit with status 3 when more than this fraction of records is quarantined (default 0.05).")
+@click.option("--strict-integrity", is_flag=True, default=None,
+              help="Quarantine records whose source checksums (WFDB, MUSE CRC32) fail (default: a QC flag).")
+@click.option("--follow-external-symlinks", is_flag=True, default=None,
+              help="Read symlinks that point outside the scanned folders (default: skipped).")
 @click.option("--engine", type=click.Choice(["inline", "local", "dask"]), default="inline", show_default=True,
               help="inline: rows gathered in this process; local/dask: each task writes a manifest part "
                    "(local process pool or dask.distributed), the parent concatenates them.")
 @click.option("--scheduler", default=None, help="Dask scheduler address (default: a local Dask cluster).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, config_file: Path | None,
-             pseudonymize: bool, max_quarantine_rate: float | None, engine: str = "inline",
+             pseudonymize: bool, max_quarantine_rate: float | None, strict_integrity: bool | None = None,
+             follow_external_symlinks: bool | None = None, engine: str = "inline",
              scheduler: str | None = None, no_progress: bool = False) -> None:
     """Walk SOURCES (files and folders), read every record, write OUT/manifest.parquet."""
     import json
 
     from tqdm import tqdm
 
+    from ecgkit._lock import output_lock
     from ecgkit.ingest import SUMMARY_FILE, ScanConfig, scan
 
     key = None
@@ -82,22 +88,32 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
         if not key:
             raise click.UsageError("--pseudonymize needs the key in the ECGKIT_PSEUDONYM_KEY environment variable")
     config = _config(ScanConfig, config_file, "scan", {"workers": workers, "pseudonymize_key": key,
-                                                        "max_quarantine_rate": max_quarantine_rate})
+                                                        "max_quarantine_rate": max_quarantine_rate,
+                                                        "strict_integrity": strict_integrity or None,
+                                                        "follow_external_symlinks": follow_external_symlinks or None})
     if engine != "inline":
-        _scan_parts_cmd(list(sources), out_dir, config, engine, scheduler)
+        with output_lock(out_dir, "scan"):
+            _scan_parts_cmd(list(sources), out_dir, config, engine, scheduler)
         return
     counts = {"ok": 0, "quarantined": 0}
-    with tqdm(desc="scan", unit="rec", dynamic_ncols=True, disable=no_progress) as bar:
-        def total(n: int) -> None:  # known after the walk, before any record is read: gives the ETA
-            bar.reset(total=n)
+    created = not out_dir.exists()
+    try:
+        with output_lock(out_dir, "scan"), tqdm(desc="scan", unit="rec", dynamic_ncols=True,
+                                                disable=no_progress) as bar:
+            def total(n: int) -> None:  # known after the walk, before any record is read: gives the ETA
+                bar.reset(total=n)
 
-        def progress(n_ok: int, n_q: int) -> None:
-            counts["ok"] += n_ok
-            counts["quarantined"] += n_q
-            bar.update(n_ok + n_q)
-            bar.set_postfix(ok=counts["ok"], quarantined=counts["quarantined"], refresh=False)
+            def progress(n_ok: int, n_q: int) -> None:
+                counts["ok"] += n_ok
+                counts["quarantined"] += n_q
+                bar.update(n_ok + n_q)
+                bar.set_postfix(ok=counts["ok"], quarantined=counts["quarantined"], refresh=False)
 
-        scan(list(sources), config, progress=progress, total=total, out_dir=out_dir)
+            scan(list(sources), config, progress=progress, total=total, out_dir=out_dir)
+    except BaseException:
+        if created and out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # the lock's folder only: a failed scan leaves nothing behind
+        raise
     summary = json.loads((out_dir / SUMMARY_FILE).read_text())
     click.echo(f"scan: {summary['records']} records, {summary['ok']} ok, {summary['quarantined']} quarantined "
                f"({summary['quarantine_rate']:.1%}), {summary['records_per_s']} records/s -> "
@@ -121,8 +137,10 @@ def _scan_parts_cmd(sources: list[Path], out_dir: Path, config: Any, engine: str
 
     from ecgkit.scan_parts import scan_to_dir
 
+    from ecgkit._lock import atomic_write_text
+
     summary = scan_to_dir(sources, out_dir, config, engine=engine, scheduler=scheduler)  # type: ignore[arg-type]
-    (out_dir / "scan_summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_text(out_dir / "scan_summary.json", json.dumps(summary, indent=2))
     click.echo(f"scan ({engine}, {summary['parts']} parts): {summary['records']} records, {summary['ok']} ok, "
                f"{summary['quarantined']} quarantined ({summary['quarantine_rate']:.1%}), "
                f"{summary['records_per_s']} records/s -> {out_dir / 'manifest.parquet'}")
@@ -147,9 +165,10 @@ def _scan_parts_cmd(sources: list[Path], out_dir: Path, config: Any, engine: str
 def label_cmd(cohort_dir: str, vocabulary: str, uncertain: str, source: str, unconfirmed: str,
               workers: int) -> None:
     """Add label columns, label_provenance and report_status to COHORT_DIR/manifest.parquet."""
+    from ecgkit._lock import output_lock
     from ecgkit.cohort import label_cohort
 
-    with about(cohort_dir):
+    with about(cohort_dir), output_lock(cohort_dir, "label"):
         res = label_cohort(cohort_dir, vocabulary=vocabulary, uncertain=uncertain, source=source,
                            unconfirmed=unconfirmed, workers=workers)
     if res.removed:
@@ -185,9 +204,10 @@ def _parse_ratios(ctx: click.Context, param: click.Parameter, value: str) -> tup
 def split_command(cohort_dir: str, ratios: tuple[float, float, float], seed: int, method: str,
                   key: str | None) -> None:
     """Add a patient-level train/val/test split to COHORT_DIR/manifest.parquet."""
+    from ecgkit._lock import output_lock
     from ecgkit.cohort import split_cohort
 
-    with about(cohort_dir):
+    with about(cohort_dir), output_lock(cohort_dir, "split"):
         report = split_cohort(cohort_dir, ratios=ratios, seed=seed, method=method, key=key)  # type: ignore[arg-type]
     click.echo(report.summary())
     click.echo(f"split: {sum(report.counts.values())} records ({method}, seed {seed}) -> "
@@ -213,6 +233,10 @@ def split_command(cohort_dir: str, ratios: tuple[float, float, float], seed: int
 @click.option("--scheduler", default=None, help="Dask scheduler address (with --engine dask).")
 @click.option("--max-quarantine-rate", type=_RATE, default=None,
               help="Exit with status 3 when more than this fraction of records is quarantined here [0.05].")
+@click.option("--audit", type=click.Choice(["keep", "mask", "drop"]), default=None,
+              help="Labels `ecgkit audit` flagged: keep, mask to -1, or drop the record [keep].")
+@click.option("--min-quality", type=float, default=None,
+              help="Quarantine records whose measured quality is below this (needs `ecgkit measure`).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, no_progress: bool,
                   **overrides: object) -> None:
@@ -227,7 +251,7 @@ def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, no_pr
     from tqdm import tqdm
 
     from ecgkit.manifest import read_manifest
-    from ecgkit.shards import SUMMARY_FILE, ShardConfig, plan_shards, write_shards
+    from ecgkit.shards import SUMMARY_FILE, ShardConfig, plan_shards, read_source_map, write_shards
 
     overrides["patient_key"] = os.environ.get("ECGKIT_PSEUDONYM_KEY") or None
     config = _config(ShardConfig, config_file, "shard", overrides)
@@ -235,7 +259,7 @@ def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, no_pr
         manifest = read_manifest(cohort_dir)
         n_planned = len(plan_shards(manifest, config))
     with tqdm(total=n_planned, unit="rec", desc="shard", dynamic_ncols=True, disable=no_progress) as bar:
-        write_shards(manifest, out_dir, config, progress=bar.update)
+        write_shards(manifest, out_dir, config, progress=bar.update, sources=read_source_map(cohort_dir))
     out = Path(out_dir).resolve()
     summary = json.loads((out / SUMMARY_FILE).read_text())
     if summary["changed_settings"]:
@@ -342,14 +366,23 @@ def evaluate_command(run_dir: str, split: str, baseline: str | None, threshold_r
 @click.option("--label-noise", type=_RATE, default=0.0, show_default=True,
               help="Probability of flipping each label in the statements (truth.parquet keeps the truth).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Processes.")
-def synth_cmd(n_patients: int, out_dir: str, fmt: str, seed: int, label_noise: float, workers: int) -> None:
+@click.option("--difficulty", type=click.Choice(["easy", "realistic", "hard"]), default="easy", show_default=True,
+              help="easy: the quick-demo generator; realistic (for experiments): noise, artefacts, patient "
+                   "variation, borderline phenotypes; hard: more of all.")
+@click.option("--fs", type=_POSITIVE, default=500.0, show_default=True, help="Sampling frequency, Hz.")
+@click.option("--ratios", "ratios_text", default=None,
+              help="Imbalance ratios overriding CO-TASK Table 1, e.g. 'VT=500,3AVB=1000' (1 positive : r negatives).")
+def synth_cmd(n_patients: int, out_dir: str, fmt: str, seed: int, label_noise: float, workers: int,
+              difficulty: str, fs: float, ratios_text: str | None) -> None:
     """Write a synthetic phenotyped cohort (WFDB and/or GE MUSE XML) with truth.parquet."""
     import time
 
     from ecgkit.synth import synth_cohort
+    from ecgkit.synth.phenotypes import parse_ratios
 
     start = time.perf_counter()
-    truth = synth_cohort(n_patients, out_dir, fmt=fmt, seed=seed, label_noise=label_noise, workers=workers)
+    truth = synth_cohort(n_patients, out_dir, fmt=fmt, seed=seed, label_noise=label_noise, workers=workers,
+                         difficulty=difficulty, fs=fs, ratios=parse_ratios(ratios_text))  # ConfigError: exit 2
     elapsed = time.perf_counter() - start
     click.echo(f"synth: {n_patients} patients, {len(truth)} files ({fmt}) in {out_dir} "
                f"in {elapsed:.1f} s ({len(truth) / max(elapsed, 1e-9):.0f} files/s); truth: {out_dir}/truth.parquet")
@@ -398,6 +431,64 @@ def info_cmd(path: Path, as_json: bool) -> None:
 
     summary = info(path)
     click.echo(json.dumps(summary, indent=2, default=str) if as_json else format_info(summary))
+
+
+@main.command("measure")
+@click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="Worker processes, 0 = one per core [1].")
+@click.option("--delineate", is_flag=True, default=None,
+              help="Also PR, QRS, QT, QTc (nk.ecg_delineate; slower).")
+@click.option("--bsqi-by-lead", is_flag=True, default=None, help="Also bSQI of every lead (12x detection).")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default=None, help="Engine [local].")
+@click.option("--scheduler", default=None, help="Dask scheduler address (with --engine dask).")
+@click.option("--shards", "shards_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Read signals from these shards (their manifest.parquet is measured and rewritten).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="YAML file with MeasureConfig keys (a 'measure' section or top level).")
+def measure_command(cohort_dir: str, shards_dir: str | None, config_file: Path | None,
+                    **overrides: object) -> None:
+    """Measure beats, intervals and quality of every ok record; add the columns to the manifest."""
+    from tqdm import tqdm
+
+    from ecgkit.manifest import read_manifest, write_manifest
+    from ecgkit.measure import MeasureConfig, measure, measure_summary
+
+    config = _config(MeasureConfig, config_file, "measure", overrides)
+    where = shards_dir or cohort_dir
+    with about(where):
+        manifest = read_manifest(where)
+    n_ok = int((manifest["status"] == "ok").sum())
+    with tqdm(total=n_ok, unit="rec", desc="measure", dynamic_ncols=True) as bar:
+        out = measure(manifest, config, shards_dir=shards_dir, progress=bar.update)
+    write_manifest(out, where)
+    s = measure_summary(out)
+    click.echo(f"measure: {s['measured']} of {s['records']} records measured, {s['with_reason']} with a "
+               f"measure_reason ({s['unreadable']} unreadable); median HR {s['hr_bpm_median']} bpm, "
+               f"bSQI {s['bsqi_median']}, quality {s['quality_median']}"
+               + (f", PR {s['pr_ms_median']} ms, QRS {s['qrs_ms_median']} ms, QT {s['qt_ms_median']} ms"
+                  if config.delineate else "") + f" -> {Path(where) / 'manifest.parquet'}")
+
+
+@main.command("audit")
+@click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Audit rules YAML (default: the shipped data/audit_rules.yaml).")
+@click.option("--plots", "n_plots", type=click.IntRange(min=0), default=6, show_default=True, help="Flagged records plotted.")
+def audit_command(cohort_dir: str, rules_file: str | None, n_plots: int) -> None:
+    """Set labels against measurements: audit.parquet, audit.md and audit_flags in the manifest."""
+    from ecgkit.audit import audit, load_rules, write_audit
+    from ecgkit.manifest import read_manifest, write_manifest
+
+    with about(cohort_dir):
+        result = audit(read_manifest(cohort_dir), load_rules(rules_file))
+    files = write_audit(result, cohort_dir, n_plots=n_plots)
+    write_manifest(result.manifest, cohort_dir)
+    click.echo(result.summary[["rule", "label", "stated", "candidates", "audited", "unmeasured", "flagged"]]
+               .to_string(index=False))
+    click.echo(f"audit: {len(result.flags)} flags on {result.flags['record_id'].nunique()} records -> "
+               f"{files['parquet']}, {files['md']}")
+
+
 
 
 @main.command("export")

@@ -160,15 +160,16 @@ def test_report_md_embeds_plots_flags_few_positives_and_keeps_na_apart(tmp_path:
     s = np.where(y == 1, 0.9, 0.1) + rng.normal(0, 0.01, y.shape)
     s[:, 1] = rng.random(60)
     rep = build_report(y, s, y, s, ["A", "B", "C"], n_bootstrap=50)
-    assert rep["positives"] == {"A": 30, "B": 3, "C": 0} and rep["per_task"]["A"]["auroc"] == 1.0
+    assert rep["n_positives"] == {"A": 30, "B": 3, "C": 0} and rep["per_task"]["A"]["auroc"] == 1.0
     files = write_report(rep, tmp_path)
     md = files["md"].read_text()
-    for png in ("roc.png", "metrics_bar.png"):
-        assert f"]({png})" in md and files["roc" if png == "roc.png" else "bars"].stat().st_size > 5_000
+    for png, key in (("roc.png", "roc"), ("metrics_bar.png", "bars")):
+        assert f"]({png})" in md and files[key].stat().st_size > 5_000
     rows = {ln.split("|")[1].strip(): ln for ln in md.splitlines() if ln.startswith("| ") and "---" not in ln}
-    assert "B †" in rows and "A" in rows and "C †" in rows  # C: 0 positives, flagged too
-    assert "fewer than 5 positives" in md
-    c_auroc = rows["C †"].split("|")[5].strip()
+    # too few positives for an interval: flagged in the table, explained below it
+    assert "no CI" in rows["B"] and "no CI" in rows["C"] and "no CI" not in rows["A"]
+    assert "would not be trustworthy" in md
+    c_auroc = rows["C"].split("|")[5].strip()
     assert c_auroc.startswith("n/a") and "n/a: the metric is undefined" in md
 
 
