@@ -80,6 +80,7 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
     from tqdm import tqdm
 
     from ecgkit._lock import output_lock
+    from ecgkit.errors import DataError
     from ecgkit.ingest import SUMMARY_FILE, ScanConfig, scan
 
     key = None
@@ -110,9 +111,9 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
                 bar.set_postfix(ok=counts["ok"], quarantined=counts["quarantined"], refresh=False)
 
             scan(list(sources), config, progress=progress, total=total, out_dir=out_dir)
-    except BaseException:
+    except DataError:  # nothing to scan: leave no empty cohort folder behind (the lock made it)
         if created and out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()  # the lock's folder only: a failed scan leaves nothing behind
+            out_dir.rmdir()
         raise
     summary = json.loads((out_dir / SUMMARY_FILE).read_text())
     click.echo(f"scan: {summary['records']} records, {summary['ok']} ok, {summary['quarantined']} quarantined "

@@ -158,7 +158,7 @@ def test_disk_full_shard_exits_cleanly_and_rerun_completes(cohort: Path, small_t
     args = ["shard", str(cohort), "--out", str(out), "--workers", workers, "--records-per-shard", "10"]
     full = CliRunner().invoke(main, args)
     assert full.exit_code == 4, full.output
-    line = [ln for ln in full.output.splitlines() if ln.startswith("ecgkit shard:")]
+    line = [ln for ln in full.output.splitlines() if ln.startswith("Error: ")]  # the one error line
     assert len(line) == 1 and "No space left on device" in line[0] and "needed" in line[0]
     assert str(small_tmpfs) in line[0]
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
@@ -194,7 +194,7 @@ def test_disk_full_scan_exits_cleanly_and_rerun_completes(shared_data: Path, sma
     args = ["scan", str(shared_data / "cinc2021"), "--out", str(out)]
     full = CliRunner().invoke(main, args)
     assert full.exit_code == 4, full.output
-    line = [ln for ln in full.output.splitlines() if ln.startswith("ecgkit scan:")]
+    line = [ln for ln in full.output.splitlines() if ln.startswith("Error: ")]  # the one error line
     assert len(line) == 1 and "No space left on device" in line[0] and "needed" in line[0]
     assert sorted(p.name for p in out.iterdir()) in ([], ["manifest.parquet"], ["manifest.parquet",
                                                                                  "quarantine.parquet"])
