@@ -18,9 +18,16 @@ from ecgkit.trainer.config import TrainConfig
 __all__ = ["train_step"]
 
 
-def _build(cfg: TrainConfig, n_leads: int, n_heads: int) -> tuple[ResNet1d, LossWeighting]:
+def _build(cfg: TrainConfig, n_leads: int, n_heads: int, n_samples: int | None = None
+           ) -> tuple[ResNet1d, LossWeighting]:
+    """The model (its config saved as ``model_config`` in checkpoints) and the loss weighting.
+
+    ``n_samples`` (the records' length) is stored only for ``head="flatten"``, which needs it.
+    """
     torch.manual_seed(cfg.seed)
-    model = ResNet1d(ResNet1dConfig(n_tasks=n_heads, n_leads=n_leads, n_blocks=cfg.blocks, dropout=cfg.dropout))
+    model = ResNet1d(ResNet1dConfig(
+        n_tasks=n_heads, n_leads=n_leads, n_blocks=cfg.blocks, dropout=cfg.dropout, base_filters=cfg.base_filters,
+        filter_growth=cfg.filter_growth, head=cfg.head, n_samples=n_samples if cfg.head == "flatten" else None))
     kwargs = {"temperature": cfg.dwa_temperature} if cfg.weighting == "dwa" else {}
     return model, make_weighting(cfg.weighting, n_heads, **kwargs)
 
