@@ -131,6 +131,28 @@ def label_cmd(cohort_dir: str, vocabulary: str, uncertain: str, source: str) -> 
                f"uncertain={uncertain}); positives: {counts}" + (f"; masked: {masked}" if masked else ""))
 
 
+_PAPER_OPTIONS = (  # TrainConfig keys of the papers' settings (issue 20), as `ecgkit train` options
+    click.option("--base-filters", type=int, help="Filters of the first block (Hannun 32, Hughes 64)."),
+    click.option("--filter-growth", type=click.Choice(["double", "linear"]),
+                 help="Width every 4 blocks: double (Hannun) or linear (Hughes' 64k reading)."),
+    click.option("--head", type=click.Choice(["mean", "flatten"]),
+                 help="mean: pool the final map over time; flatten: Hughes' flattened map."),
+    click.option("--major-tasks", help="Comma-separated major tasks (sampler weights, aux pairs, early stopping)."),
+    click.option("--oversample", type=click.Choice(["none", "ucsf", "duplicate"]),
+                 help="Joint sampler's training set: Hughes' UCSF subset or duplicated positives."),
+    click.option("--oversample-k", type=int, help="Positives per class for --oversample (default 4000)."),
+    click.option("--early-stopping", type=click.Choice(["macro_auroc", "val_loss"]), help="Validation score."),
+    click.option("--early-stopping-min-positives", type=int,
+                 help="Score only tasks with at least this many validation positives."),
+)
+
+
+def _paper_options(f: object) -> object:
+    for option in reversed(_PAPER_OPTIONS):
+        f = option(f)
+    return f
+
+
 @main.command("train")
 @click.argument("shards_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory.")
@@ -140,19 +162,20 @@ def label_cmd(cohort_dir: str, vocabulary: str, uncertain: str, source: str) -> 
 @click.option("--blocks", type=click.Choice(["8", "16"]), help="Residual blocks (8: CO-TASK, 16: Hannun 34-layer).")
 @click.option("--aux-tasks", type=int, help="Number of CO-TASK auxiliary tasks.")
 @click.option("--weighting", type=click.Choice(["equal", "dwa", "uncertainty"]), help="Task-loss weighting.")
-@click.option("--sampler", type=click.Choice(["task_aware", "joint"]), help="Batch construction.")
+@click.option("--sampler", type=click.Choice(["task_aware", "joint", "major_task"]), help="Batch construction.")
+@_paper_options  # type: ignore[arg-type]
 @click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def train_command(shards_dir: str, out_dir: str, config_file: str | None, epochs: int | None, device: str | None,
                   blocks: str | None, aux_tasks: int | None, weighting: str | None, sampler: str | None,
-                  resume: bool, no_progress: bool) -> None:
+                  resume: bool, no_progress: bool, **paper: object) -> None:
     """Train a multi-head 1D ResNet on SHARDS_DIR (multi-GPU: torchrun --nproc_per_node G -m ecgkit train)."""
     from ecgkit.config import load_config
     from ecgkit.trainer import TrainConfig, train
 
     overrides = {"shards_dir": shards_dir, "epochs": epochs, "device": device, "aux_tasks": aux_tasks,
                  "weighting": weighting, "sampler": sampler, "blocks": None if blocks is None else int(blocks),
-                 "progress": not no_progress}
+                 "progress": not no_progress, **paper}
     cfg = load_config(TrainConfig, config_file, overrides)
     res = train(cfg, out_dir, resume=resume)
     if int(os.environ.get("RANK", "0")) == 0:  # one summary line, not one per torchrun process
@@ -169,16 +192,20 @@ def train_command(shards_dir: str, out_dir: str, config_file: str | None, epochs
 @click.option("--bootstrap", "n_bootstrap", default=1000, show_default=True, help="Bootstrap resamples for CIs.")
 @click.option("--reference-specificity", type=float, help="Report sensitivity at this specificity.")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--headline", "headline_metric", default="macro_auroc", show_default=True,
+              help="Headline over the run's major tasks: macro_auroc, or macro_f1 (Hughes), macro_ap, ...")
 def evaluate_command(run_dir: str, split: str, baseline: str | None, threshold_rule: str, n_bootstrap: int,
-                     reference_specificity: float | None, device: str) -> None:
+                     reference_specificity: float | None, device: str, headline_metric: str) -> None:
     """Evaluate RUN_DIR on a split: report.json, report.md and plots in RUN_DIR/eval-SPLIT."""
     from ecgkit.report import evaluate
 
     rep = evaluate(run_dir, split, baseline=baseline, threshold_rule=threshold_rule, n_bootstrap=n_bootstrap,
-                   reference_specificity=reference_specificity, device=device)
+                   reference_specificity=reference_specificity, device=device, headline_metric=headline_metric)
     s = rep["summary"]
     extra = f", delta-m {rep['delta_m']['all']:+.2f}%" if "delta_m" in rep else ""
-    click.echo(f"{split}: macro AUROC {s['macro_auroc']:.4f}, recall {s['recall_multi']:.4f}, jaccard "
+    h = rep["headline"]
+    click.echo(f"{split}: {h['metric']} over {', '.join(h['tasks'])}: {h['value']:.4f}; "
+               f"macro AUROC {s['macro_auroc']:.4f}, recall {s['recall_multi']:.4f}, jaccard "
                f"{s['jaccard']:.4f}, exact {s['exact_match']:.4f}{extra} -> {rep['files']['md']}")
 
 

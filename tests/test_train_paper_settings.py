@@ -182,3 +182,31 @@ def test_report_headline_follows_major_tasks_and_metric() -> None:
     assert rep["headline"]["value"] != pytest.approx(rep["summary"]["macro_auroc"])
     with pytest.raises(ValueError, match="headline_metric"):
         build_report(y, s, y, s, ["A", "B", "C"], n_bootstrap=0, headline_metric="accuracy")
+
+
+def test_cli_options_reach_the_train_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    import ecgkit.trainer
+    from ecgkit.cli import main
+
+    seen: dict = {}
+
+    def fake_train(cfg: T.TrainConfig, out_dir: str, resume: bool = False) -> T.TrainResult:
+        seen["cfg"] = cfg
+        return T.TrainResult(Path(out_dir), 0, 0, float("nan"), [])
+
+    monkeypatch.setattr(ecgkit.trainer, "train", fake_train)
+    args = ["train", str(tmp_path), "--out", str(tmp_path / "run"), "--blocks", "16", "--base-filters", "64",
+            "--filter-growth", "linear", "--head", "flatten", "--sampler", "joint", "--oversample", "ucsf",
+            "--oversample-k", "4000", "--major-tasks", "LVH,AFIB", "--early-stopping", "val_loss",
+            "--early-stopping-min-positives", "5", "--no-progress"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    cfg = seen["cfg"]
+    assert (cfg.blocks, cfg.base_filters, cfg.filter_growth, cfg.head) == (16, 64, "linear", "flatten")
+    assert (cfg.sampler, cfg.oversample, cfg.oversample_k) == ("joint", "ucsf", 4000)
+    assert cfg.major_tasks == ("LVH", "AFIB")
+    assert (cfg.early_stopping, cfg.early_stopping_min_positives) == ("val_loss", 5)
+    bad = CliRunner().invoke(main, ["train", str(tmp_path), "--out", str(tmp_path / "r"), "--head", "max"])
+    assert bad.exit_code == 2 and "--head" in bad.output
