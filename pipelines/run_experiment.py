@@ -68,6 +68,39 @@ def _trainable_tasks(shards_dir: str, tasks: list[str] | None) -> tuple[list[str
     return [n for n, k in zip(names, ok) if k], [n for n, k in zip(names, ok) if not k]
 
 
+def _arm_groups(arm: str, overrides: dict[str, Any], values: dict[str, Any],
+                trainable: list[str]) -> list[list[str]] | None:
+    """Task groups an arm trains one model each for (None: one model on every task).
+
+    ``per_task: true`` = one single-head model per trainable task; ``groups: [[A, B], [C]]`` = one
+    model per group (e.g. Hughes' two-head models), evaluated on its group's tasks. Tasks without
+    both classes in training are dropped from the groups (a group left empty is skipped).
+    """
+    per_task, groups = overrides.pop("per_task", False), overrides.pop("groups", None)
+    if per_task and groups is not None:
+        raise ConfigError(f"arm {arm!r}: give per_task or groups, not both")
+    if groups is None:
+        return [[t] for t in trainable] if per_task else None
+    if not isinstance(groups, list) or not all(isinstance(g, list) and g for g in groups):
+        raise ConfigError(f"arm {arm!r}: groups must be a list of non-empty task lists, got {groups!r}")
+    flat = [t for g in groups for t in g]
+    arm_tasks = values.get("tasks")
+    known = arm_tasks.split(",") if isinstance(arm_tasks, str) else arm_tasks
+    unknown = [t for t in flat if known and t not in known]
+    if unknown or len(set(flat)) != len(flat):
+        raise ConfigError(f"arm {arm!r}: groups name unknown tasks {unknown} or a task twice ({flat})")
+    return [kept for g in groups if (kept := [t for t in g if t in trainable])]
+
+
+def _group_values(values: dict[str, Any], group: list[str]) -> dict[str, Any]:
+    """One group model's TrainConfig keys: its tasks, no auxiliary tasks, the major tasks it holds."""
+    major = [t for t in (values.get("major_tasks") or []) if t in group]
+    out = {**values, "tasks": list(group), "aux_tasks": 0, "major_tasks": major or None}
+    if out.get("sampler") == "major_task" and not major:
+        out["sampler"] = "task_aware"  # a group without a major task balances its own tasks
+    return out
+
+
 def _fmt(v: float) -> str:
     return f"{v:.3f}" if v is not None and np.isfinite(v) else "n/a"
 
@@ -80,8 +113,10 @@ def run_experiment(spec: dict[str, Any], shards_dir: str | Path, out: Path, *, d
     ----------
     spec : dict
         ``common`` (TrainConfig keys for every arm), ``evaluate`` (``split``, ``threshold_rule``,
-        ``n_bootstrap``) and ``arms`` (name -> TrainConfig overrides; ``per_task: true`` trains one
-        model per task). Unknown top-level keys are an error.
+        ``n_bootstrap``, ``headline_metric``: ``macro_auroc`` or e.g. ``macro_f1``, over the
+        ``major_tasks`` when set) and ``arms`` (name -> TrainConfig overrides; ``per_task: true``
+        trains one model per task, ``groups: [[A, B], ...]`` one model per group). Unknown top-level
+        keys are an error.
     shards_dir, out : paths
         Shards to train on; experiment folder to write.
     device, epochs, tasks : optional overrides of ``common``.
@@ -102,6 +137,7 @@ def run_experiment(spec: dict[str, Any], shards_dir: str | Path, out: Path, *, d
     if tasks:
         common["tasks"] = list(tasks)
     ev = dict(spec.get("evaluate") or {})
+    headline = str(ev.get("headline_metric", "macro_auroc"))  # Hughes: macro_f1
     split = ev.get("split", "test")
     rule = ev.get("threshold_rule", "max_f1")
     n_boot = int(ev.get("n_bootstrap", 1000))
@@ -111,7 +147,7 @@ def run_experiment(spec: dict[str, Any], shards_dir: str | Path, out: Path, *, d
 
     n_tasks = len(ShardDataset(shards_dir, "val", tasks=common.get("tasks")).label_names)
     for arm, overrides in (spec.get("arms") or {}).items():
-        values = {**common, **{k: v for k, v in (overrides or {}).items() if k != "per_task"}}
+        values = {**common, **{k: v for k, v in (overrides or {}).items() if k not in ("per_task", "groups")}}
         cfg = make_config(TrainConfig, values)
         if cfg.aux_tasks > n_tasks * (n_tasks - 1) // 2:
             n_pairs = n_tasks * (n_tasks - 1) // 2
@@ -122,9 +158,9 @@ def run_experiment(spec: dict[str, Any], shards_dir: str | Path, out: Path, *, d
     skipped: list[str] = []
     for arm, overrides in (spec.get("arms") or {}).items():
         overrides = dict(overrides or {})
-        per_task = overrides.pop("per_task", False)
-        values = {**common, **overrides}
-        if per_task:
+        per_model = "per_task" in overrides or "groups" in overrides
+        values = {**common, **{k: v for k, v in overrides.items() if k not in ("per_task", "groups")}}
+        if per_model:
             arm_tasks = values.get("tasks")
             arm_tasks = arm_tasks.split(",") if isinstance(arm_tasks, str) else arm_tasks
             trainable, skipped = _trainable_tasks(shards_dir, list(arm_tasks) if arm_tasks else None)
@@ -133,22 +169,25 @@ def run_experiment(spec: dict[str, Any], shards_dir: str | Path, out: Path, *, d
                             arm, skipped)
             if not trainable:
                 raise ConfigError(f"{arm}: no task has both classes in the training split of {shards_dir}")
+            groups = _arm_groups(arm, overrides, values, trainable) or []
             parts = []
-            for task in trainable:
-                run = out / arm / task
-                _train_arm({**values, "tasks": [task], "aux_tasks": 0}, run)
+            for group in groups:
+                run = out / arm / "+".join(group)
+                _train_arm(_group_values(values, group), run)
                 parts.append((predict_run(run, "val", device=device), predict_run(run, split, device=device)))
             y_val = np.hstack([v[0] for v, _ in parts])
             s_val = np.hstack([v[1] for v, _ in parts])
             y = np.hstack([t[0] for _, t in parts])
             s = np.hstack([t[1] for _, t in parts])
-            names = trainable
+            names = [t for g in groups for t in g]
         else:
             run = out / arm
             _train_arm(values, run)
             y_val, s_val, names = predict_run(run, "val", device=device)
             y, s, _ = predict_run(run, split, device=device)
-        rep = build_report(y_val, s_val, y, s, names, split=split, threshold_rule=rule, n_bootstrap=n_boot)
+        major = [t for t in (values.get("major_tasks") or []) if t in names]
+        rep = build_report(y_val, s_val, y, s, names, split=split, threshold_rule=rule, n_bootstrap=n_boot,
+                           major_tasks=major or None, headline_metric=headline)
         write_report(rep, out / arm / f"eval-{split}", title=f"{arm} on {split}")
         reports[arm] = rep
         log.info("%s: macro AUROC %.4f", arm, rep["summary"]["macro_auroc"])
@@ -168,6 +207,11 @@ def run_experiment(spec: dict[str, Any], shards_dir: str | Path, out: Path, *, d
         vals = [reports[a]["per_task"].get(n, {}).get("auroc", float("nan")) for a in arms]
         table["per_task_auroc"][n] = vals
         lines.append(f"| {n} | " + " | ".join(_fmt(v) for v in vals) + " |")
+    heads = [reports[a]["headline"]["value"] for a in arms]
+    table["headline"] = {"metric": headline, "values": heads,
+                         "tasks": {a: reports[a]["headline"]["tasks"] for a in arms}}
+    scope = ", ".join(common["major_tasks"]) if common.get("major_tasks") else "all tasks"
+    lines.append(f"| **headline: {headline} ({scope})** | " + " | ".join(_fmt(v) for v in heads) + " |")
     for key in ("macro_auroc", "recall_multi", "jaccard", "exact_match"):
         vals = [reports[a]["summary"][key] for a in arms]
         table["summary"][key] = vals
