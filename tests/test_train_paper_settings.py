@@ -151,9 +151,14 @@ def test_val_loss_criterion_and_min_positives(fakes: dict, tmp_path: Path) -> No
     val.labels[:, 0] = np.where(val.labels[:, 0] == 1, 0, val.labels[:, 0])
     val.labels[:2, 0] = 1  # two validation positives for T0
     assert scored_tasks(val.labels, [0, 1, 2], 3) == [1, 2]
-    with pytest.raises(ConfigError, match=r"no major task has >= 3 validation positive\(s\).*T0 2"):
-        T.train(_cfg(major_tasks=("T0",), early_stopping_min_positives=3), tmp_path / "none",
-                datasets={"train": fakes["train"], "val": val})
+    # no task to score: the run trains without early stopping (best.pt = last.pt) and says why
+    res = T.train(_cfg(major_tasks=("T0",), early_stopping_min_positives=3, epochs=2, patience=1, lr=0.0),
+                  tmp_path / "none", datasets={"train": fakes["train"], "val": val})
+    info = _info(tmp_path / "none")["early_stopping"]
+    assert info["criterion"] is None and info["scored_tasks"] is None
+    assert "no major task has >= 3 validation positive(s)" in info["not_used_because"] and "T0 2/" in info["not_used_because"]
+    assert res.epoch == 2 and not res.stopped_early and np.isnan(res.history[-1]["val_score"])
+    assert T.load_checkpoint(tmp_path / "none" / "best.pt")["step"] == res.step
 
 
 def test_val_scores_hand_computation() -> None:

@@ -119,14 +119,18 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         (out / CONFIG_FILE).write_text(yaml.safe_dump(meta, sort_keys=False))
     train_ds, val_ds = _open_splits(config, datasets)
     heads = _make_heads(config, train_ds, ckpt)
-    scored = None if val_ds is None else check_scored_tasks(
-        np.asarray(val_ds.labels)[:, :heads.n_major], heads.major, heads.names, config.early_stopping,
-        config.early_stopping_min_positives)
+    scored, no_score = None, None
+    if val_ds is not None:
+        scored, no_score = check_scored_tasks(np.asarray(val_ds.labels)[:, :heads.n_major], heads.major,
+                                              heads.names, config.early_stopping, config.early_stopping_min_positives)
+        if no_score:
+            logger.warning("%s: training without early stopping (every epoch is kept as best.pt)", no_score)
+            scored = None
     if dist_info.main:
         batches._save_aux(heads.aux_defs, out / AUX_FILE)
     sampler, sampling = _make_sampler(config, heads, dist_info)
     if dist_info.main:
-        _write_run_info(out / RUN_INFO_FILE, config, heads, sampling, scored)
+        _write_run_info(out / RUN_INFO_FILE, config, heads, sampling, scored, no_score)
 
     sample_signal, _ = train_ds.get_batch(np.zeros(1, dtype=np.int64))
     raw_model, weighting = _build(config, sample_signal.shape[1], len(heads.names), sample_signal.shape[2])
@@ -180,9 +184,9 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         row["elapsed_s"] = log.elapsed()
         state.history.append(row)
         score = val["val_score"]
-        improved = val_ds is None or (np.isfinite(score) and score > state.best)
+        improved = scored is None or (np.isfinite(score) and score > state.best)
         if improved:
-            state.best = score if val_ds is not None else state.best
+            state.best = score if scored is not None else state.best
             state.best_step, state.bad_epochs = state.step, 0
         else:
             state.bad_epochs += 1
@@ -195,7 +199,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         save(out / LAST_CKPT, sampler.state_dict(), 0)
         if dist_info.main:
             _write_csv(state.history, out / METRICS_FILE)
-        if val_ds is not None and state.bad_epochs >= config.patience:
+        if scored is not None and state.bad_epochs >= config.patience:
             logger.info("early stop after epoch %d: no gain in %d epochs", epoch, config.patience)
             stopped_early = True
             break
@@ -310,7 +314,7 @@ def _make_sampler(config: TrainConfig, heads: _Heads, dist_info: _Dist) -> tuple
 
 
 def _write_run_info(path: Path, config: TrainConfig, heads: _Heads, sampling: dict[str, Any],
-                    scored: list[int] | None) -> None:
+                    scored: list[int] | None, no_score: str | None) -> None:
     import json
     info = {"major_tasks": [heads.names[j] for j in heads.major],
             "minor_tasks": [n for j, n in enumerate(heads.names[:heads.n_major]) if j not in heads.major],
@@ -318,7 +322,7 @@ def _write_run_info(path: Path, config: TrainConfig, heads: _Heads, sampling: di
             "early_stopping": {"criterion": config.early_stopping if scored is not None else None,
                                "min_val_positives": config.early_stopping_min_positives,
                                "scored_tasks": None if scored is None else [heads.names[j] for j in scored],
-                               "patience": config.patience}}
+                               "patience": config.patience, "not_used_because": no_score}}
     path.write_text(json.dumps(info, indent=1))
 
 

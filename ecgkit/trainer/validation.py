@@ -10,6 +10,9 @@ validation positives and one validation negative:
 - ``val_loss``: mean over the scored tasks of each task's mean binary cross-entropy on its known
   validation labels; the score is minus the loss (higher is better).
 
+When no task qualifies (a small split without positives), the run trains without early stopping:
+every epoch counts as the best, ``best.pt`` follows ``last.pt``, and ``run_info.json`` says why.
+
 Every epoch's row carries ``val_macro_auroc`` (over all major tasks with both classes, the number
 reported as before), ``val_loss`` and ``val_score`` (the criterion's value).
 """
@@ -35,15 +38,15 @@ def scored_tasks(labels: NDArray, major: Sequence[int], min_positives: int) -> l
 
 
 def check_scored_tasks(labels: NDArray, major: Sequence[int], names: Sequence[str], criterion: str,
-                       min_positives: int) -> list[int]:
-    """:func:`scored_tasks`, raising ConfigError (with each major task's count) when there is none."""
+                       min_positives: int) -> tuple[list[int], str | None]:
+    """:func:`scored_tasks`, and when there is none the reason (with each major task's counts)."""
     cols = scored_tasks(labels, major, min_positives)
-    if not cols:
-        y = np.asarray(labels)
-        counts = ", ".join(f"{names[j]} {int((y[:, j] == 1).sum())}" for j in major)
-        raise ConfigError(f"early_stopping={criterion!r} has no task to score: no major task has "
-                          f">= {min_positives} validation positive(s) and a negative ({counts})")
-    return cols
+    if cols:
+        return cols, None
+    y = np.asarray(labels)
+    counts = ", ".join(f"{names[j]} {int((y[:, j] == 1).sum())}/{int((y[:, j] == 0).sum())}" for j in major)
+    return cols, (f"early_stopping={criterion!r} has no task to score: no major task has >= {min_positives} "
+                  f"validation positive(s) and a negative (positives/negatives: {counts})")
 
 
 def _task_bce(y: NDArray, p: NDArray) -> NDArray[np.float64]:
