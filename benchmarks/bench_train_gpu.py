@@ -136,8 +136,11 @@ def ceiling(args: argparse.Namespace, device: torch.device) -> float:
     from ecgkit.trainer import TrainConfig, train_step
     from ecgkit.trainer.step import _optimizer
 
+    from ecgkit.trainer.step import _conv_path
+
     cfg = TrainConfig(blocks=args.blocks, batch_size=args.batch_size)
-    model = make_model(len(TASKS), n_blocks=args.blocks).to(device)
+    model = make_model(len(TASKS), n_blocks=args.blocks, base_filters=args.base_filters)
+    model.set_conv_path(_conv_path(args.conv_path, device)).to(device)
     weighting = make_weighting("equal", len(TASKS)).to(device)
     opt, sched = _optimizer(cfg, model, weighting, args.steps + args.warmup)
     run = torch.compile(model) if (args.compile and device.type == "cuda") else model
@@ -190,7 +193,8 @@ def end_to_end(args: argparse.Namespace, shards: Path, device: torch.device) -> 
     cfg = TrainConfig(shards_dir=str(shards), blocks=args.blocks, batch_size=args.batch_size, epochs=1,
                       batches_per_epoch=total, log_interval=interval, val_split="val" if args.eval else None,
                       tensorboard=False, compile=args.compile, amp=args.amp, device=device.type,
-                      num_workers=args.workers, warmup_steps=min(100, total // 4), lr=args.lr)
+                      num_workers=args.workers, warmup_steps=min(100, total // 4), lr=args.lr,
+                      conv_path=args.conv_path, seed=args.seed)
     out = Path(tempfile.mkdtemp(prefix="ecgkit-bench-run-"))
     try:
         res = train(cfg, out)
@@ -227,6 +231,10 @@ def main() -> None:
     p.add_argument("--eval", action="store_true", help="validate at the end (val macro AUROC in the JSON)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--length", type=int, default=int(FS * SECONDS))
+    p.add_argument("--conv-path", default="auto", choices=["auto", "conv1d", "channels_last"],
+                   help="how the convolutions run (auto: channels_last on CUDA)")
+    p.add_argument("--base-filters", type=int, default=32, help="ceiling only: filters of the first block")
+    p.add_argument("--seed", type=int, default=0, help="end to end: the training seed")
     args = p.parse_args()
 
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
@@ -238,7 +246,8 @@ def main() -> None:
                                else platform.processor() or "cpu"),
                     "cpus": os.cpu_count(), "world_size": world, "blocks": args.blocks,
                     "batch_size_per_gpu": args.batch_size, "compile": args.compile, "amp_bf16": args.amp,
-                    "workers": args.workers, "steps": args.steps}
+                    "workers": args.workers, "steps": args.steps,
+                    "conv_path": args.conv_path, "base_filters": args.base_filters, "length": args.length}
     built_tmp = None
     shards = args.shards
     if shards is None or not (shards / "index.parquet").exists():

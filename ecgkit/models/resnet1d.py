@@ -76,19 +76,37 @@ def _same_pad(length: int, kernel: int, stride: int) -> tuple[int, int]:
 
 
 class _SameConv1d(nn.Conv1d):
-    """Conv1d with Keras 'same' padding at any stride (kernel 16 needs asymmetric padding)."""
+    """Conv1d with Keras 'same' padding at any stride (kernel 16 needs asymmetric padding).
 
-    def forward(self, x: Tensor) -> Tensor:  # (B, C_in, T) -> (B, C_out, ceil(T / stride))
+    Also takes the fast path's (B, C_in, 1, T) channels-last input: the same weights, viewed as
+    (C_out, C_in, 1, k), run as a conv2d with a (1, k) kernel, which is the same sum over the same
+    products (cuDNN's NHWC kernels handle few channels and a long time axis far better than its
+    NCW ones).
+    """
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, C_in, [1,] T) -> (B, C_out, [1,] ceil(T / stride))
         left, right = _same_pad(x.shape[-1], self.kernel_size[0], self.stride[0])
-        return super().forward(F.pad(x, (left, right)))
+        x = F.pad(x, (left, right))
+        if x.dim() == 4:
+            w = self.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+            return F.conv2d(x, w, self.bias, (1, self.stride[0]))
+        return super().forward(x)
+
+
+class _BatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d that also normalises the fast path's (B, C, 1, T) tensors (same statistics per C)."""
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() not in (2, 3, 4):
+            raise ValueError(f"expected 2D, 3D or 4D input (got {input.dim()}D input)")
 
 
 class _ResBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, dropout: float, first: bool):
         super().__init__()
-        self.pre = nn.Identity() if first else nn.Sequential(nn.BatchNorm1d(c_in), nn.ReLU(inplace=True))
+        self.pre = nn.Identity() if first else nn.Sequential(_BatchNorm(c_in), nn.ReLU(inplace=True))
         self.conv1 = _SameConv1d(c_in, c_out, kernel, stride=stride, bias=False)
-        self.bn2 = nn.BatchNorm1d(c_out)
+        self.bn2 = _BatchNorm(c_out)
         self.drop = nn.Dropout(dropout)
         self.conv2 = _SameConv1d(c_out, c_out, kernel, bias=False)
         self.stride = stride
@@ -99,9 +117,13 @@ class _ResBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:  # (B, C_in, T) -> (B, C_out, ceil(T / stride))
         shortcut = x
         if self.stride > 1:
-            shortcut = F.max_pool1d(shortcut, self.stride, ceil_mode=True)  # (B, C_in, T')
-        if self.pad_channels:
-            shortcut = F.pad(shortcut, (0, 0, 0, self.pad_channels))  # zeros for new channels
+            if x.dim() == 4:  # fast path (B, C_in, 1, T)
+                shortcut = F.max_pool2d(shortcut, (1, self.stride), ceil_mode=True)
+            else:
+                shortcut = F.max_pool1d(shortcut, self.stride, ceil_mode=True)  # (B, C_in, T')
+        if self.pad_channels:  # zeros for new channels
+            pad = (0, 0, 0, 0, 0, self.pad_channels) if x.dim() == 4 else (0, 0, 0, self.pad_channels)
+            shortcut = F.pad(shortcut, pad)
         out = self.conv1(self.pre(x))  # (B, C_out, T')
         out = self.conv2(self.drop(F.relu(self.bn2(out))))  # (B, C_out, T')
         return out + shortcut
@@ -145,7 +167,7 @@ class ResNet1d(nn.Module):
         self.config = config
         c = config.base_filters
         self.stem = nn.Sequential(
-            _SameConv1d(config.n_leads, c, config.kernel_size, bias=False), nn.BatchNorm1d(c), nn.ReLU(inplace=True))
+            _SameConv1d(config.n_leads, c, config.kernel_size, bias=False), _BatchNorm(c), nn.ReLU(inplace=True))
         blocks = []
         for i in range(config.n_blocks):
             c_out = _block_filters(config, i)
@@ -153,25 +175,43 @@ class ResNet1d(nn.Module):
             blocks.append(_ResBlock(c, c_out, config.kernel_size, stride, config.dropout, first=(i == 0)))
             c = c_out
         self.blocks = nn.Sequential(*blocks)
-        self.post = nn.Sequential(nn.BatchNorm1d(c), nn.ReLU(inplace=True))
+        self.post = nn.Sequential(_BatchNorm(c), nn.ReLU(inplace=True))
         self.n_channels = c
         self.feature_length = _feature_length(config) if config.head == "flatten" else 1
         self.n_features = c * self.feature_length
         # one logistic head per task: row k of the weight is task k's head (with head="flatten",
         # an independent logistic regression on the flattened map)
         self.heads = nn.Linear(self.n_features, config.n_tasks)
+        # how convolutions run (not part of the config: both paths share every weight, so checkpoints
+        # load into either); see set_conv_path
+        self.conv_path = "conv1d"
+
+    def set_conv_path(self, path: str) -> "ResNet1d":
+        """Choose how the convolutions run: ``"conv1d"`` (eager default, best on CPU) or
+        ``"channels_last"`` ((B, C, 1, T) conv2d in channels-last memory; faster on CUDA GPUs).
+
+        Both compute the same function with the same parameters (tests compare outputs and
+        gradients); only the kernels differ. Returns the model.
+        """
+        if path not in ("conv1d", "channels_last"):
+            raise ValueError(f"conv path must be 'conv1d' or 'channels_last', got {path!r}")
+        self.conv_path = path
+        return self
 
     def features(self, x: Tensor) -> Tensor:
         """Shared bottom: (B, leads, T) -> features (B, n_features): pooled (B, C) or flattened (B, C * T')."""
         if self.config.head == "flatten" and x.shape[-1] != self.config.n_samples:
             raise ValueError(f"this model flattens its final map and takes exactly {self.config.n_samples} "
                              f"samples per lead, got {x.shape[-1]} (crop or resample the input)")
-        h = self.stem(x)  # (B, base_filters, T)
-        h = self.blocks(h)  # (B, C, T / 2**(n_blocks // 2))
-        h = self.post(h)  # (B, C, T')
+        if self.conv_path == "channels_last":
+            x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (B, leads, 1, T)
+        h = self.stem(x)  # (B, base_filters, [1,] T)
+        h = self.blocks(h)  # (B, C, [1,] T / 2**(n_blocks // 2))
+        h = self.post(h)  # (B, C, [1,] T')
         if self.config.head == "flatten":
-            return h.flatten(1)  # (B, C * T'), channel-major
-        return h.mean(dim=-1)  # (B, C)
+            return h.flatten(1)  # (B, C * T'), channel-major on either path (the 1 axis adds nothing)
+        h = h.mean(dim=-1)  # (B, C[, 1])
+        return h.flatten(1)  # (B, C)
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, leads, T) -> logits (B, n_tasks); apply ``torch.sigmoid`` for probabilities."""

@@ -97,6 +97,10 @@ class TrainConfig:
     amp: bool = True
     # torch.compile on CUDA: ~2.5x on this launch-bound model (MEASUREMENTS.md)
     compile: bool = True
+    # how the convolutions run: "channels_last" ((B, C, 1, T) conv2d in NHWC memory: the same
+    # function and weights, faster cuDNN kernels on GPUs; BENCHMARKS.md), "conv1d", or "auto"
+    # (channels_last on CUDA, conv1d on the CPU). Checkpoints load into either path.
+    conv_path: Literal["auto", "conv1d", "channels_last"] = "auto"
     # loader workers per process: each reads ~20,000 records/s from shards, so a few suffice
     num_workers: int = 6
     # how shard batches reach the GPU. "threads": reader threads fill a ring of reused pinned

@@ -48,7 +48,7 @@ from ecgkit.trainer.config import (AUX_FILE, BEST_CKPT, CONFIG_FILE, LAST_CKPT, 
 from ecgkit.trainer.distributed import _all_gather_objects, _all_gather_rows, _Dist, _restore_rng, _rng_state, _setup
 from ecgkit.trainer.loader import _BatchSource, _loader, _ship_mode, _to_device
 from ecgkit.trainer.predict import predict
-from ecgkit.trainer.step import _build, _optimizer, train_step
+from ecgkit.trainer.step import _build, _conv_path, _optimizer, train_step
 from ecgkit.trainer.validation import check_scored_tasks, val_scores
 
 logger = logging.getLogger("ecgkit.train")
@@ -134,7 +134,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
 
     sample_signal, _ = train_ds.get_batch(np.zeros(1, dtype=np.int64))
     raw_model, weighting = _build(config, sample_signal.shape[1], len(heads.names), sample_signal.shape[2])
-    raw_model.to(device)
+    raw_model.set_conv_path(_conv_path(config.conv_path, device)).to(device)
     weighting.to(device)
     opt, sched = _optimizer(config, raw_model, weighting, config.epochs * len(sampler))
     state = _State(ep_sum=torch.zeros(len(heads.names), dtype=torch.float64, device=device),

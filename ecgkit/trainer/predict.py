@@ -18,6 +18,7 @@ from ecgkit.trainer.batches import _open_dataset
 from ecgkit.trainer.checkpoint import _atomic_save, _model_from_ckpt, load_checkpoint
 from ecgkit.trainer.config import BEST_CKPT, LAST_CKPT, TrainConfig
 from ecgkit.trainer.loader import _BatchSource, _loader, _ship_mode, _to_device
+from ecgkit.trainer.step import _conv_path
 
 __all__ = ["predict", "predict_run", "export", "load_exported"]
 
@@ -101,7 +102,7 @@ def predict_run(run_dir: str | Path, split: str = "test", *, checkpoint: str = B
         dataset = _open_dataset(cfg.shards_dir, split, cfg.tasks)
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
-    model = _model_from_ckpt(ckpt).to(dev)
+    model = _model_from_ckpt(ckpt).set_conv_path(_conv_path(cfg.conv_path, dev)).to(dev)
     n_major = int(ckpt["n_major"])
     scores = predict(model, dataset, n_tasks=n_major, device=dev, batch_size=cfg.eval_batch_size, amp=cfg.amp,
                      num_workers=num_workers)

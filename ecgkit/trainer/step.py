@@ -50,6 +50,13 @@ def _optimizer(cfg: TrainConfig, model: nn.Module, weighting: nn.Module, total_s
 
 
 
+def _conv_path(cfg_path: str, device: torch.device) -> str:
+    """The convolution path a run uses on ``device`` (``auto``: channels-last on CUDA only)."""
+    if cfg_path == "auto":
+        return "channels_last" if device.type == "cuda" else "conv1d"
+    return cfg_path
+
+
 def train_step(model: nn.Module, weighting: LossWeighting, opt: torch.optim.Optimizer, sched: Any, x: torch.Tensor,
                y: torch.Tensor, task: int, *, amp: bool, grad_clip: float = 0.0,
                distributed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:

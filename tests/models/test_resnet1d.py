@@ -117,6 +117,32 @@ def test_blocks_are_pre_activation_bn_relu_dropout_conv() -> None:
     assert model.blocks[0].pre.__class__.__name__ == "Identity"  # the stem already applied BN-ReLU
 
 
+@pytest.mark.parametrize("n_blocks, length", [(8, 1000), (16, 2500), (3, 777)])
+def test_channels_last_path_computes_the_same_function_and_gradients(n_blocks: int, length: int) -> None:
+    """The fast (B, C, 1, T) conv2d path equals the Conv1d path in outputs and in every gradient
+    (float64, dropout off so both draw nothing), in train mode (batch statistics) and eval mode
+    (running statistics), and one state dict serves both."""
+    torch.manual_seed(0)
+    model = make_model(4, n_blocks=n_blocks, dropout=0.0).double()
+    x = torch.randn(3, 12, length, dtype=torch.float64)
+    for mode in ("train", "eval"):
+        outs, grads = [], []
+        for path in ("conv1d", "channels_last"):
+            model.train(mode == "train").set_conv_path(path).zero_grad()
+            out = model(x)
+            (out * torch.arange(1, 5)).sum().backward()
+            outs.append(out.detach())
+            grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+        assert torch.allclose(outs[0], outs[1], atol=1e-12), mode
+        for name in grads[0]:
+            assert torch.allclose(grads[0][name], grads[1][name], atol=1e-10), (mode, name)
+    other = make_model(4, n_blocks=n_blocks, dropout=0.0).double().set_conv_path("channels_last").eval()
+    other.load_state_dict(model.state_dict())
+    assert torch.allclose(other(x), model.set_conv_path("conv1d").eval()(x), atol=1e-12)
+    with pytest.raises(ValueError, match="conv path"):
+        model.set_conv_path("nhwc")
+
+
 # --- Hughes et al. (2021): 64 filters, linear width schedule, flattened 256 x 10 map ---------------
 
 def _hughes(n_tasks: int = 38) -> ResNet1d:
@@ -163,3 +189,12 @@ def test_keep_heads_keeps_the_flatten_head() -> None:
     x = torch.randn(3, 12, 300)
     with torch.no_grad():
         torch.testing.assert_close(cut(x), model(x)[:, [2, 0]])
+
+
+def test_flatten_head_on_the_channels_last_path() -> None:
+    torch.manual_seed(0)
+    model = make_model(3, n_blocks=4, base_filters=8, head="flatten", n_samples=300, dropout=0.0).double().eval()
+    x = torch.randn(2, 12, 300, dtype=torch.float64)
+    a = model.set_conv_path("conv1d")(x)
+    b = model.set_conv_path("channels_last")(x)
+    assert torch.allclose(a, b, atol=1e-12)
