@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import click
 
@@ -147,7 +148,7 @@ _PAPER_OPTIONS = (  # TrainConfig keys of the papers' settings (issue 20), as `e
 )
 
 
-def _paper_options(f: object) -> object:
+def _paper_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(_PAPER_OPTIONS):
         f = option(f)
     return f
@@ -163,7 +164,7 @@ def _paper_options(f: object) -> object:
 @click.option("--aux-tasks", type=int, help="Number of CO-TASK auxiliary tasks.")
 @click.option("--weighting", type=click.Choice(["equal", "dwa", "uncertainty"]), help="Task-loss weighting.")
 @click.option("--sampler", type=click.Choice(["task_aware", "joint", "major_task"]), help="Batch construction.")
-@_paper_options  # type: ignore[arg-type]
+@_paper_options
 @click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def train_command(shards_dir: str, out_dir: str, config_file: str | None, epochs: int | None, device: str | None,
