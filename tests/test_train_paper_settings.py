@@ -136,6 +136,13 @@ def test_early_stopping_and_the_val_row_follow_the_major_task(fakes: dict, tmp_p
     assert row["val_score"] == row["val_macro_auroc"]
     assert _info(run)["early_stopping"]["scored_tasks"] == ["T2"]
     assert res.best_val_score == max(r["val_score"] for r in res.history)
+    # the report of the run leads with the major task
+    from ecgkit.report import evaluate, run_major_tasks
+    assert run_major_tasks(run) == ["T2"]
+    rep = evaluate(run, "test", n_bootstrap=0, device="cpu", datasets={"val": fakes["val"], "test": fakes["val"]},
+                   out_dir=tmp_path / "eval")
+    assert rep["headline"]["tasks"] == ["T2"] and rep["headline"]["value"] == rep["per_task"]["T2"]["auroc"]
+    assert "**macro_auroc (major tasks T2)**" in (tmp_path / "eval" / "report.md").read_text()
 
 
 def test_val_loss_criterion_and_min_positives(fakes: dict, tmp_path: Path) -> None:
