@@ -274,13 +274,29 @@ def _parse_ratios(value: str) -> tuple[float, float, float]:
 @click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--ratios", default="7:1:2", show_default=True, help="train:val:test record ratios.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the stratified split.")
-@click.option("--method", type=click.Choice(["stratified", "hash"]), default="stratified", show_default=True,
-              help="stratified: iterative stratification over label columns; hash: keyed hash of patient id.")
+@click.option("--method", type=click.Choice(["stratified", "hash", "kfold"]), default="stratified", show_default=True,
+              help="stratified: iterative stratification over label columns; hash: keyed hash of patient id; "
+                   "kfold: patients in --folds stratified folds.")
 @click.option("--key", default=None, help="HMAC key of --method hash (default: ecgkit's public key).")
-def split_command(cohort_dir: str, ratios: str, seed: int, method: str, key: str | None) -> None:
-    """Add a patient-level train/val/test split to COHORT_DIR/manifest.parquet."""
+@click.option("--folds", type=int, default=5, show_default=True, help="Folds of --method kfold.")
+@click.option("--fold", "test_fold", type=int, default=0, show_default=True,
+              help="--method kfold: the fold written as test (the next one is val).")
+def split_command(cohort_dir: str, ratios: str, seed: int, method: str, key: str | None, folds: int,
+                  test_fold: int) -> None:
+    """Add a patient-level train/val/test split (or k folds) to COHORT_DIR/manifest.parquet."""
     from ecgkit.manifest import read_manifest, write_manifest
-    from ecgkit.split import audit, split_by_patient
+    from ecgkit.split import audit, audit_folds, split_by_patient, split_kfold
+
+    if method == "kfold":
+        # deterministic for the seed: rerunning with another --fold moves only the test/val folds
+        out = split_kfold(read_manifest(cohort_dir), folds=folds, seed=seed, test_fold=test_fold)
+        fold_report = audit_folds(out)
+        audit(out, ratios=None)
+        write_manifest(out, cohort_dir)
+        click.echo(fold_report.summary())
+        click.echo(f"kfold: {sum(fold_report.counts.values())} records in {folds} folds (seed {seed}), no patient "
+                   f"in two folds; fold {test_fold} = test, fold {(test_fold + 1) % folds} = val")
+        return
 
     r = _parse_ratios(ratios)
     out = split_by_patient(read_manifest(cohort_dir), ratios=r, seed=seed,

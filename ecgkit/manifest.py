@@ -84,7 +84,7 @@ COLUMNS: tuple[Column, ...] = (
 #: Columns each stage adds beyond :data:`COLUMNS` (label columns are named after the vocabulary).
 STAGE_COLUMNS: dict[str, tuple[str, ...]] = {
     "label": ("label_provenance",),
-    "split": ("split",),
+    "split": ("split", "fold"),  # fold: patient-level k-fold (``ecgkit split --method kfold``) only
     "shard": ("shard", "row"),
 }
 
