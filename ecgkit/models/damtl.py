@@ -33,7 +33,7 @@ Readings ecgkit takes where the paper leaves room (stated so they can be changed
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from typing import Sequence, cast
 
 import torch
 import torch.nn.functional as F
@@ -164,15 +164,19 @@ class DAMTLNet(nn.Module):
         aux_features : (B, F); task_logits : list of (B, n_j); task_features : list of (B, F)
         """
         aux_features = self.aux.features(x).detach()
-        feats = [net.features(x) for net in self.tasks]
-        logits = [net.heads(f) for net, f in zip(self.tasks, feats)]
+        nets = [cast(ResNet1d, net) for net in self.tasks]
+        feats = [net.features(x) for net in nets]
+        logits = [net.heads(f) for net, f in zip(nets, feats)]
         return aux_features, logits, feats
 
 
 def _rbf_mean(a: Tensor, b: Tensor, sigmas: Sequence[float]) -> Tensor:
     """Mean over all pairs of sum_s exp(-||a_i - b_j||^2 / (2 s^2))."""
     d2 = torch.cdist(a, b).pow(2)  # (m, n)
-    return sum(torch.exp(-d2 / (2.0 * s * s)) for s in sigmas).mean()  # type: ignore[return-value]
+    k = torch.zeros_like(d2)
+    for s in sigmas:
+        k = k + torch.exp(-d2 / (2.0 * s * s))
+    return k.mean()
 
 
 def cmmd(aux_features: Tensor, task_features: Tensor, labels: Tensor,
@@ -205,7 +209,10 @@ def cmmd(aux_features: Tensor, task_features: Tensor, labels: Tensor,
 
 def mask_l1(masks: Sequence[Tensor]) -> Tensor:
     """``sum_l ||Psi^l||_1`` of one task's masks."""
-    return sum(m.abs().sum() for m in masks)  # type: ignore[return-value]
+    total = masks[0].new_zeros(())
+    for m in masks:
+        total = total + m.abs().sum()
+    return total
 
 
 def damtl_loss(model: DAMTLNet, x: Tensor, y: Tensor, *, lambda_l1: float, lambda_cmmd: float,
