@@ -112,4 +112,4 @@ class CrossStitchNet(nn.Module):
             f = c.post(hc)  # (B, C, T')
             f = f.flatten(1) if c.config.head == "flatten" else f.mean(dim=-1)
             logits.append(c.heads(f))  # (B, n_tasks of the column)
-        return torch.cat(logits, dim=1)[:, self._perm]  # (B, n_tasks) in task order
+        return torch.cat(logits, dim=1)[:, cast(Tensor, self._perm)]  # (B, n_tasks) in task order
