@@ -145,6 +145,8 @@ _PAPER_OPTIONS = (  # TrainConfig keys of the papers' settings (issue 20), as `e
     click.option("--early-stopping", type=click.Choice(["macro_auroc", "val_loss"]), help="Validation score."),
     click.option("--early-stopping-min-positives", type=int,
                  help="Score only tasks with at least this many validation positives."),
+    click.option("--sharing", type=click.Choice(["hard", "cross_stitch"]),
+                 help="hard: one shared trunk; cross_stitch: one column per task mixed by cross-stitch units."),
 )
 
 

@@ -223,3 +223,28 @@ def test_cli_options_reach_the_train_config(tmp_path: Path, monkeypatch: pytest.
     assert (cfg.early_stopping, cfg.early_stopping_min_positives) == ("val_loss", 5)
     bad = CliRunner().invoke(main, ["train", str(tmp_path), "--out", str(tmp_path / "r"), "--head", "max"])
     assert bad.exit_code == 2 and "--head" in bad.output
+
+
+def test_cross_stitch_sharing_trains_rebuilds_and_exports(fakes: dict, tmp_path: Path) -> None:
+    from ecgkit.models.cross_stitch import CrossStitchNet
+
+    run = tmp_path / "run"
+    res = T.train(_cfg(sharing="cross_stitch", aux_tasks=1, blocks=2, cross_stitch_init=0.8), run, datasets=fakes)
+    assert np.isfinite(res.history[-1]["train_loss"])
+    ckpt = T.load_checkpoint(run / "best.pt")
+    mc = ckpt["model_config"]
+    aux_pair = load_aux_tasks(run / T.AUX_FILE)[0]["pair"]
+    want_cols = [[0], [1], [2]]
+    want_cols[aux_pair[0]].append(3)  # the auxiliary head joins its first task's column
+    assert mc["kind"] == "cross_stitch" and [list(c) for c in mc["columns"]] == want_cols
+    assert tuple(mc["stitch_after"]) == (1,)  # the subsampling block of a 2-block network
+    model = _model_from_ckpt(ckpt).eval()
+    assert isinstance(model, CrossStitchNet) and len(model.columns) == 3
+    torch.testing.assert_close(model.units["1"].alpha.detach().diagonal().sum(), torch.tensor(3 * 0.8), atol=0.05,
+                               rtol=0)  # near its initial mix after a few steps
+    x = torch.from_numpy(fakes["val"].get_batch(np.arange(5))[0])
+    path = T.export(run, tmp_path / "model.pt")
+    exported, names = T.load_exported(path)
+    assert names == ["T0", "T1", "T2"]
+    with torch.no_grad():
+        torch.testing.assert_close(exported(x), model(x)[:, :3])  # aux head dropped, the rest unchanged

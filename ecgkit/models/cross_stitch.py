@@ -100,6 +100,33 @@ class CrossStitchNet(nn.Module):
         order = [t for col in config.columns for t in col]  # column-major task order -> task order
         self.register_buffer("_perm", torch.argsort(torch.tensor(order)), persistent=False)
 
+    def set_conv_path(self, path: str) -> "CrossStitchNet":
+        """Run every column's convolutions on ``path`` (see :meth:`ResNet1d.set_conv_path`)."""
+        for c in self.columns:
+            cast(ResNet1d, c).set_conv_path(path)
+        return self
+
+    def keep_heads(self, tasks: Sequence[int]) -> "CrossStitchNet":
+        """A copy with only the given task heads (renumbered in that order); trunks and units unchanged.
+
+        Every column must keep at least one head: dropping a whole column would change what the
+        cross-stitch units feed the others.
+        """
+        tasks = [int(t) for t in tasks]
+        new_index = {t: i for i, t in enumerate(tasks)}
+        cols = [tuple(new_index[t] for t in col if t in new_index) for col in self.config.columns]
+        if any(not c for c in cols) or len(new_index) != len(tasks):
+            raise ValueError(f"keep_heads({tasks}) would leave a column without heads: {self.config.columns}")
+        cfg = CrossStitchConfig(**{**asdict(self.config), "columns": tuple(cols)})
+        out = CrossStitchNet(cfg)
+        state = self.state_dict()
+        for k, col in enumerate(self.config.columns):
+            rows = [i for i, t in enumerate(col) if t in new_index]
+            for part in ("weight", "bias"):
+                state[f"columns.{k}.heads.{part}"] = state[f"columns.{k}.heads.{part}"][rows].clone()
+        out.load_state_dict(state)
+        return out
+
     def forward(self, x: Tensor) -> Tensor:
         cols = [cast(ResNet1d, c) for c in self.columns]
         h = [c.stem(x) for c in cols]  # K x (B, base_filters, T)

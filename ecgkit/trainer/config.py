@@ -65,6 +65,14 @@ class TrainConfig:
     blocks: int = 8
     # Hannun's dropout between the two convolutions of a block
     dropout: float = 0.2
+    # "hard": one shared trunk with a head per task (the default); "cross_stitch": one ResNet column
+    # per task (auxiliary heads join their first task's column) mixed by cross-stitch units (Misra et
+    # al.) after the blocks in cross_stitch_after; costs one trunk per task in compute and memory
+    sharing: Literal["hard", "cross_stitch"] = "hard"
+    # blocks (0-based) followed by a cross-stitch unit (None: every subsampling block, 1, 3, 5, ...)
+    cross_stitch_after: tuple[int, ...] | None = None
+    # initial weight of a column on itself in each unit (1.0 = independent columns at the start)
+    cross_stitch_init: float = 0.9
     # filters of the first block: Hannun 32; Hughes et al. 64
     base_filters: int = 32
     # width schedule every 4 blocks: "double" (Hannun's code: 32, 64, 128, 256) or "linear" (the

@@ -133,7 +133,8 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
         _write_run_info(out / RUN_INFO_FILE, config, heads, sampling, scored, no_score)
 
     sample_signal, _ = train_ds.get_batch(np.zeros(1, dtype=np.int64))
-    raw_model, weighting = _build(config, sample_signal.shape[1], len(heads.names), sample_signal.shape[2])
+    raw_model, weighting = _build(config, sample_signal.shape[1], len(heads.names), sample_signal.shape[2],
+                                  columns=_stitch_columns(heads) if config.sharing == "cross_stitch" else None)
     raw_model.set_conv_path(_conv_path(config.conv_path, device)).to(device)
     weighting.to(device)
     opt, sched = _optimizer(config, raw_model, weighting, config.epochs * len(sampler))
@@ -251,6 +252,14 @@ def _make_heads(config: TrainConfig, train_ds: Any, ckpt: Mapping[str, Any] | No
         labels = np.concatenate([major, aux], axis=1)
     head_names = names + [str(d.get("name", f"aux{i}")) for i, d in enumerate(aux_defs)]
     return _Heads(labels, head_names, major.shape[1], aux_defs, majors)
+
+
+def _stitch_columns(heads: _Heads) -> list[list[int]]:
+    """Cross-stitch columns: one per label head; an auxiliary head joins its pair's first task's column."""
+    cols = [[j] for j in range(heads.n_major)]
+    for i, d in enumerate(heads.aux_defs):
+        cols[int(d["pair"][0])].append(heads.n_major + i)
+    return cols
 
 
 def _major_indices(config: TrainConfig, names: list[str]) -> list[int]:
