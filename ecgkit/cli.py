@@ -145,6 +145,10 @@ _PAPER_OPTIONS = (  # TrainConfig keys of the papers' settings (issue 20), as `e
     click.option("--early-stopping", type=click.Choice(["macro_auroc", "val_loss"]), help="Validation score."),
     click.option("--early-stopping-min-positives", type=int,
                  help="Score only tasks with at least this many validation positives."),
+    click.option("--method", type=click.Choice(["standard", "damtl"]), help="damtl: DAMTL's Algorithm 1."),
+    click.option("--damtl-tasks", help="DAMTL tasks: label sets joined by '+', comma-separated (LVH+AFIB,LVH+VT)."),
+    click.option("--lambda-l1", type=float, help="DAMTL: weight of the masks' L1 norm."),
+    click.option("--lambda-cmmd", type=float, help="DAMTL: weight of the conditional MMD."),
     click.option("--sharing", type=click.Choice(["hard", "cross_stitch"]),
                  help="hard: one shared trunk; cross_stitch: one column per task mixed by cross-stitch units."),
 )

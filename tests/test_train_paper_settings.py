@@ -248,3 +248,41 @@ def test_cross_stitch_sharing_trains_rebuilds_and_exports(fakes: dict, tmp_path:
     assert names == ["T0", "T1", "T2"]
     with torch.no_grad():
         torch.testing.assert_close(exported(x), model(x)[:, :3])  # aux head dropped, the rest unchanged
+
+
+def test_damtl_method_runs_algorithm_1_on_two_cohorts(fakes: dict, tmp_path: Path) -> None:
+    from ecgkit.models.damtl import DAMTLPredictor
+
+    train, val = FakeShardDataset(384, seed=0), FakeShardDataset(192, seed=1)
+    for ds in (train, val):  # cohort A defines T0, T1; cohort B defines T1, T2
+        half = len(ds) // 2
+        ds.labels[:half, 2] = -1
+        ds.labels[half:, 0] = -1
+    run = tmp_path / "run"
+    cfg = _cfg(method="damtl", damtl_tasks=("T0+T1", "T1+T2"), lambda_l1=1e-5, lambda_cmmd=0.1, epochs=2)
+    res = T.train(cfg, run, datasets={"train": train, "val": val})
+    assert (run / "aux" / "best.pt").exists()  # step 1: the auxiliary network on the union labels
+    assert res.epoch == 2 and all(np.isfinite(r["ce"]) and r["mask_l1"] > 0 for r in res.history)
+    info = json.loads((run / "damtl.json").read_text())
+    assert info["tasks"] == [["T0", "T1"], ["T1", "T2"]]
+    assert [len(s) for s in info["mask_sparsity"]] == [5, 5]  # stem + 2 blocks x 2 convolutions, per task
+    model = _model_from_ckpt(T.load_checkpoint(run / "best.pt")).eval()
+    assert isinstance(model, DAMTLPredictor)
+    x = torch.from_numpy(val.get_batch(np.arange(6))[0])
+    with torch.no_grad():
+        out = model(x)
+        t0, t1 = (net(x) for net in model.net.tasks)
+    torch.testing.assert_close(out[:, 0], t0[:, 0])
+    torch.testing.assert_close(out[:, 1], (t0[:, 1] + t1[:, 0]) / 2)  # a shared label: mean of its tasks
+    torch.testing.assert_close(out[:, 2], t1[:, 1])
+    assert all(float(m.detach().min()) >= 0 for j in range(2) for m in model.net.masks(j))
+    y, s, names = T.predict_run(run, "val", device="cpu", dataset=val)
+    assert names == ["T0", "T1", "T2"] and s.shape == (192, 3) and np.isfinite(s).all()
+    exported, _ = T.load_exported(T.export(run, tmp_path / "damtl.pt"))
+    with torch.no_grad():
+        torch.testing.assert_close(exported(x), out)
+    with pytest.raises(ValueError, match="damtl_tasks"):
+        _cfg(method="damtl")
+    with pytest.raises(ConfigError, match="T7"):
+        T.train(_cfg(method="damtl", damtl_tasks=("T0+T7",), damtl_aux_run=str(run / "aux")), tmp_path / "bad",
+                datasets={"train": train, "val": val})

@@ -33,6 +33,7 @@ Readings ecgkit takes where the paper leaves room (stated so they can be changed
 from __future__ import annotations
 
 import copy
+from dataclasses import asdict, dataclass
 from typing import Sequence, cast
 
 import torch
@@ -40,9 +41,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ecgkit.losses import masked_bce
-from ecgkit.models.resnet1d import ResNet1d, _same_pad, _SameConv1d
+from ecgkit.models.resnet1d import ResNet1d, ResNet1dConfig, _same_pad, _SameConv1d
 
-__all__ = ["MaskedConv1d", "DAMTLNet", "cmmd", "mask_l1", "damtl_loss"]
+__all__ = ["MaskedConv1d", "DAMTLNet", "DAMTLConfig", "DAMTLPredictor", "cmmd", "mask_l1", "damtl_loss"]
 
 
 class MaskedConv1d(nn.Module):
@@ -245,3 +246,57 @@ def damtl_loss(model: DAMTLNet, x: Tensor, y: Tensor, *, lambda_l1: float, lambd
         parts["l1"].append(float(l1.detach()))
         parts["cmmd"].append(float(d.detach()))
     return total, parts
+
+
+@dataclass(frozen=True)
+class DAMTLConfig:
+    """What rebuilds a trained :class:`DAMTLPredictor` (saved as a checkpoint's ``model_config``)."""
+
+    aux: dict  # the auxiliary network's ResNet1dConfig
+    task_labels: tuple[tuple[int, ...], ...]  # union columns per task
+    keep: tuple[int, ...] | None = None  # union columns the predictor outputs (None: all)
+    kind: str = "damtl"
+
+
+class DAMTLPredictor(nn.Module):
+    """A trained DAMTL model as one (B, leads, T) -> (B, U) logit function over the union labels.
+
+    A label's logit is the mean of the logits of the task networks that predict it; a label no task
+    predicts takes the auxiliary network's logit. Same protocol as :class:`ResNet1d` for prediction
+    and export (``config``, ``set_conv_path``, ``keep_heads``).
+    """
+
+    def __init__(self, config: DAMTLConfig, net: DAMTLNet | None = None):
+        super().__init__()
+        self.config = config
+        if net is None:
+            aux = ResNet1d(ResNet1dConfig(**config.aux))
+            net = DAMTLNet(aux, [list(t) for t in config.task_labels], psi_init=(1.0, 1.0))
+        self.net = net
+        n_union = net.aux.config.n_tasks
+        owners = torch.zeros(len(net.task_labels), n_union)
+        for j, cols in enumerate(net.task_labels):
+            owners[j, cols] = 1.0
+        self.register_buffer("_owners", owners, persistent=False)  # (J, U)
+
+    def set_conv_path(self, path: str) -> "DAMTLPredictor":
+        for m in self.net.modules():
+            if isinstance(m, ResNet1d):
+                m.set_conv_path(path)
+        return self
+
+    def keep_heads(self, tasks: Sequence[int]) -> "DAMTLPredictor":
+        """The same model outputting only union columns ``tasks`` (in that order)."""
+        out = DAMTLPredictor(DAMTLConfig(**{**asdict(self.config), "keep": tuple(int(t) for t in tasks)}))
+        out.load_state_dict(self.state_dict())
+        return out
+
+    def forward(self, x: Tensor) -> Tensor:
+        owners = cast(Tensor, self._owners)
+        total = self.net.aux(x).float() * (owners.sum(dim=0) == 0)  # (B, U), aux only where no task
+        for j, net in enumerate(self.net.tasks):
+            full = x.new_zeros(x.shape[0], owners.shape[1], dtype=torch.float32)
+            full[:, self.net.task_labels[j]] = cast(ResNet1d, net)(x).float()
+            total = total + full
+        logits = total / owners.sum(dim=0).clamp(min=1)
+        return logits if self.config.keep is None else logits[:, list(self.config.keep)]

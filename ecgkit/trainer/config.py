@@ -65,6 +65,17 @@ class TrainConfig:
     blocks: int = 8
     # Hannun's dropout between the two convolutions of a block
     dropout: float = 0.2
+    # "standard": this trainer; "damtl": DAMTL's Algorithm 1 (ecgkit.trainer.damtl): an auxiliary network
+    # on the union labels, then one soft-masked network per damtl_tasks entry, trained jointly
+    method: Literal["standard", "damtl"] = "standard"
+    # damtl: one label set per task, labels joined by "+" (e.g. ["LVH+AFIB+RBBB", "LVH+IRBBB+VT"])
+    damtl_tasks: tuple[str, ...] | None = None
+    # damtl: a finished run on the union labels to use as the auxiliary network (None: train it in RUN/aux)
+    damtl_aux_run: str | None = None
+    # damtl: weight of sum_l ||Psi_l||_1 (a sum over every mask entry: keep it small)
+    lambda_l1: float = 1e-6
+    # damtl: weight of the conditional MMD between auxiliary and task features
+    lambda_cmmd: float = 0.1
     # "hard": one shared trunk with a head per task (the default); "cross_stitch": one ResNet column
     # per task (auxiliary heads join their first task's column) mixed by cross-stitch units (Misra et
     # al.) after the blocks in cross_stitch_after; costs one trunk per task in compute and memory
@@ -162,6 +173,8 @@ class TrainConfig:
                              f">= 1, got {self.early_stopping!r}, {self.early_stopping_min_positives}")
         if self.weighting not in ("equal", "dwa", "uncertainty"):
             raise ValueError(f"weighting must be equal, dwa or uncertainty, got {self.weighting!r}")
+        if self.method == "damtl" and (not self.damtl_tasks or self.lambda_l1 < 0 or self.lambda_cmmd < 0):
+            raise ValueError("method='damtl' needs damtl_tasks and non-negative lambda_l1, lambda_cmmd")
         if self.oversample not in ("none", "ucsf", "duplicate"):
             raise ValueError(f"oversample must be none, ucsf or duplicate, got {self.oversample!r}")
         if self.oversample == "none" and (self.oversample_k is not None or self.oversample_negatives is not None):

@@ -108,6 +108,11 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False,
     ConfigError
         No shards given, unknown device, or ``resume`` without a checkpoint.
     """
+    if config.method == "damtl":  # Algorithm 1 of DAMTL: its own loop (ecgkit.trainer.damtl)
+        if resume:
+            raise ConfigError("method='damtl' does not resume yet; rerun it (a finished RUN/aux is reused)")
+        from ecgkit.trainer.damtl import train_damtl
+        return train_damtl(config, out_dir, datasets=datasets)
     out = Path(out_dir)
     device, dist_info = _setup(config)
     if datasets is None and not config.shards_dir:
