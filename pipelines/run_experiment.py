@@ -231,6 +231,41 @@ def run_experiment(spec: dict[str, Any], shards_dir: str | Path, out: Path, *, d
     return table
 
 
+def run_folds(spec: dict[str, Any], shards_root: str | Path, out: Path, *, folds: int, **kwargs: Any
+              ) -> dict[str, Any]:
+    """Patient-level k-fold: :func:`run_experiment` on ``SHARDS_ROOT/fold-k`` for k < ``folds``; mean and SD.
+
+    ``SHARDS_ROOT/fold-k`` are shard folders written from ``ecgkit.split.select_fold(manifest, k)``
+    of one ``split_kfold`` assignment (fold k = test, fold k+1 = val, the rest train), e.g. by
+    ``ecgkit split COHORT --method kfold --folds K --fold k`` then ``ecgkit shard`` per k.
+    Writes ``OUT/fold-k/`` per fold and ``OUT/folds.md`` + ``folds.json``.
+    """
+    root = Path(shards_root)
+    missing = [k for k in range(folds) if not (root / f"fold-{k}").is_dir()]
+    if folds < 3 or missing:
+        raise ConfigError(f"--folds {folds} needs {root}/fold-0 .. fold-{folds - 1} (missing: {missing})")
+    tables = [run_experiment(spec, root / f"fold-{k}", out / f"fold-{k}", **kwargs) for k in range(folds)]
+    arms = tables[0]["arms"]
+    summary: dict[str, Any] = {"folds": folds, "arms": arms, "metrics": {}}
+    rows = [("headline", [t["headline"]["values"] for t in tables])]
+    rows += [(k, [t["summary"][k] for t in tables]) for k in ("macro_auroc", "recall_multi", "jaccard")]
+    rows += [(f"auroc {n}", [t["per_task_auroc"].get(n, [np.nan] * len(arms)) for t in tables])
+             for n in tables[0]["per_task_auroc"]]
+    lines = [f"# {folds}-fold patient-level cross-validation (mean ± SD over folds)", "",
+             "| metric | " + " | ".join(arms) + " |", "|---|" + "---|" * len(arms)]
+    for name, per_fold in rows:
+        v = np.array(per_fold, dtype=float)  # (folds, arms)
+        mean, sd = np.nanmean(v, axis=0), np.nanstd(v, axis=0, ddof=1)
+        summary["metrics"][name] = {"mean": mean.tolist(), "sd": sd.tolist(), "per_fold": v.tolist()}
+        lines.append(f"| {name} | " + " | ".join(f"{m:.3f} ± {d:.3f}" if np.isfinite(m) else "n/a"
+                                                   for m, d in zip(mean, sd)) + " |")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "folds.md").write_text("\n".join(lines) + "\n")
+    (out / "folds.json").write_text(json.dumps(summary, indent=1, default=float))
+    summary["markdown"] = "\n".join(lines)
+    return summary
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", type=Path)
@@ -239,12 +274,14 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--epochs", type=int)
     p.add_argument("--tasks", help="comma-separated subset of tasks (default: all labels of the shards)")
+    p.add_argument("--folds", type=int, help="k-fold: SHARDS_DIR holds fold-0 .. fold-(K-1) shard folders")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spec = yaml.safe_load(args.config.read_text()) or {}
     try:
-        table = run_experiment(spec, args.shards_dir, args.out, device=args.device, epochs=args.epochs,
-                               tasks=args.tasks.split(",") if args.tasks else None)
+        kw = dict(device=args.device, epochs=args.epochs, tasks=args.tasks.split(",") if args.tasks else None)
+        table = (run_folds(spec, args.shards_dir, args.out, folds=args.folds, **kw) if args.folds
+                 else run_experiment(spec, args.shards_dir, args.out, **kw))
     except ConfigError as exc:
         sys.exit(f"run_experiment: {args.config}: {exc}")
     print(table["markdown"])

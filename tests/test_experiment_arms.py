@@ -87,3 +87,30 @@ def test_groups_are_checked() -> None:
     # a group without the major task has no major task and cannot use the major-task sampler
     v = pipe._group_values({"major_tasks": ["A"], "sampler": "major_task", "aux_tasks": 4}, ["B"])
     assert v["major_tasks"] is None and v["sampler"] == "task_aware" and v["aux_tasks"] == 0
+
+
+def test_run_folds_runs_each_fold_and_reports_mean_and_sd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    pipe = _pipe()
+    for k in range(3):
+        (tmp_path / "shards" / f"fold-{k}").mkdir(parents=True)
+    seen = []
+
+    def fake_run(spec, shards_dir, out, **kw):  # per-fold tables with known numbers
+        k = int(Path(shards_dir).name.split("-")[1])
+        seen.append((Path(shards_dir).name, Path(out).name, kw["device"]))
+        return {"arms": ["a", "b"], "headline": {"values": [0.7 + 0.1 * k, 0.5]},
+                "summary": {"macro_auroc": [0.8, 0.6 + 0.1 * k], "recall_multi": [0.5, 0.5], "jaccard": [0.4, 0.4]},
+                "per_task_auroc": {"LVH": [0.9, np.nan if k == 1 else 0.7]}}
+
+    monkeypatch.setattr(pipe, "run_experiment", fake_run)
+    res = pipe.run_folds({}, tmp_path / "shards", tmp_path / "exp", folds=3, device="cpu")
+    assert seen == [("fold-0", "fold-0", "cpu"), ("fold-1", "fold-1", "cpu"), ("fold-2", "fold-2", "cpu")]
+    m = res["metrics"]
+    assert m["headline"]["mean"] == pytest.approx([0.8, 0.5]) and m["headline"]["sd"][0] == pytest.approx(0.1)
+    assert m["macro_auroc"]["mean"][1] == pytest.approx(0.7)
+    assert m["auroc LVH"]["mean"][1] == pytest.approx(0.7)  # the fold without a value is left out
+    assert "| headline | 0.800 ± 0.100 | 0.500 ± 0.000 |" in (tmp_path / "exp" / "folds.md").read_text()
+    with pytest.raises(ConfigError, match="missing: \\[3\\]"):
+        pipe.run_folds({}, tmp_path / "shards", tmp_path / "exp", folds=4)
