@@ -12,9 +12,11 @@ scan                   ``ecgkit.ingest``: sources -> manifest (the module is not
 label_texts            ``ecgkit.labels``: statements -> ECG-P18 label table
 label_manifest         ``ecgkit.labels``: manifest -> manifest + label columns
 split_by_patient       ``ecgkit.split``: manifest -> manifest + split column
+split_kfold            ``ecgkit.split``: manifest -> manifest + patient-level fold column
 write_shards           ``ecgkit.shards``: manifest -> HDF5 shards + index
 ShardDataset           ``ecgkit.data``: shards -> torch dataset
 TaskAwareSampler       ``ecgkit.sampler``: labels -> (task, indices) batches
+ucsf_subset            ``ecgkit.oversample``: labels -> Hughes et al.'s rebalanced training subset
 make_aux_tasks         ``ecgkit.cotask``: labels -> CO-TASK auxiliary task definitions
 train                  ``ecgkit.trainer``: shards -> a trained run directory (the package is
                        not called ``train`` so that ``ecgkit.train`` stays the function)
@@ -44,6 +46,8 @@ _EXPORTS = {
     "train": "ecgkit.trainer",
     "TrainConfig": "ecgkit.trainer",
     "predict_run": "ecgkit.trainer",
+    "split_kfold": "ecgkit.split",
+    "ucsf_subset": "ecgkit.oversample",
 }
 
 __all__ = ["__version__", *_EXPORTS]
