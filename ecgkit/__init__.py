@@ -20,6 +20,11 @@ ucsf_subset            ``ecgkit.oversample``: labels -> Hughes et al.'s rebalanc
 make_aux_tasks         ``ecgkit.cotask``: labels -> CO-TASK auxiliary task definitions
 train                  ``ecgkit.trainer``: shards -> a trained run directory (the package is
                        not called ``train`` so that ``ecgkit.train`` stays the function)
+export                 ``ecgkit.trainer``: a run -> one self-describing model file (or
+                       TorchScript / ONNX)
+load_model             ``ecgkit.model_file``: a model file -> ``EcgModel`` (``.predict``,
+                       ``.contract``, ``.saliency``)
+predict_sources        ``ecgkit.predict``: raw files, cohorts or shards -> predictions
 =====================  ==========================================================
 """
 from __future__ import annotations
@@ -46,6 +51,11 @@ _EXPORTS = {
     "train": "ecgkit.trainer",
     "TrainConfig": "ecgkit.trainer",
     "predict_run": "ecgkit.trainer",
+    "export": "ecgkit.trainer",
+    "load_model": "ecgkit.model_file",
+    "EcgModel": "ecgkit.model_file",
+    "InputContract": "ecgkit.contract",
+    "predict_sources": "ecgkit.predict",
     "split_kfold": "ecgkit.split",
     "ucsf_subset": "ecgkit.oversample",
 }

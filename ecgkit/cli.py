@@ -52,8 +52,13 @@ def main(verbose: int) -> None:
               help="Replace patient IDs by a keyed hash; the key is read from $ECGKIT_PSEUDONYM_KEY, never stored.")
 @click.option("--max-quarantine-rate", type=float, default=None,
               help="Exit non-zero when more than this fraction of records is quarantined (default 0.05).")
+@click.option("--engine", type=click.Choice(["inline", "local", "dask"]), default="inline", show_default=True,
+              help="inline: rows gathered in this process; local/dask: each task writes a manifest part "
+                   "(local process pool or dask.distributed), the parent concatenates them.")
+@click.option("--scheduler", default=None, help="Dask scheduler address (default: a local Dask cluster).")
 def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, config_file: Path | None,
-             pseudonymize: bool, max_quarantine_rate: float | None) -> None:
+             pseudonymize: bool, max_quarantine_rate: float | None, engine: str = "inline",
+             scheduler: str | None = None) -> None:
     """Walk SOURCES (files and folders), read every record, write OUT/manifest.parquet."""
     import json
     import os
@@ -73,6 +78,9 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
     config = load_config(ScanConfig, config_file, {"workers": workers, "pseudonymize_key": key,
                                                    "max_quarantine_rate": max_quarantine_rate},
                          section=_section(config_file, "scan"))
+    if engine != "inline":
+        _scan_parts_cmd(list(sources), out_dir, config, engine, scheduler)
+        return
     counts = {"ok": 0, "quarantined": 0}
     start = time.perf_counter()
     with tqdm(desc="scan", unit="rec", dynamic_ncols=True) as bar:
@@ -109,6 +117,23 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
         sys.exit(3)
 
 
+
+def _scan_parts_cmd(sources: list[Path], out_dir: Path, config: Any, engine: str, scheduler: str | None) -> None:
+    """``scan --engine local|dask``: manifest parts per task, concatenated by the parent."""
+    import json
+
+    from ecgkit.scan_parts import scan_to_dir
+
+    summary = scan_to_dir(sources, out_dir, config, engine=engine, scheduler=scheduler)  # type: ignore[arg-type]
+    (out_dir / "scan_summary.json").write_text(json.dumps(summary, indent=2))
+    click.echo(f"scan ({engine}, {summary['parts']} parts): {summary['records']} records, {summary['ok']} ok, "
+               f"{summary['quarantined']} quarantined ({summary['quarantine_rate']:.1%}), "
+               f"{summary['records_per_s']} records/s -> {out_dir / 'manifest.parquet'}")
+    if summary["quarantine_rate"] > config.max_quarantine_rate:
+        click.echo(f"scan: quarantine rate {summary['quarantine_rate']:.1%} exceeds the limit "
+                   f"{config.max_quarantine_rate:.1%}; see {out_dir / 'quarantine.parquet'}", err=True)
+        sys.exit(3)
+
 @main.command("label")
 @click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--vocabulary", default="ecg-p18", show_default=True,
@@ -117,19 +142,34 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
               show_default=True, help="Value of hedged mentions ('possible RVH'): 1, 0 or -1.")
 @click.option("--source", type=click.Choice(["text", "codes", "both"]), default="text", show_default=True,
               help="Label from statements, from structured codes (SCP/SNOMED), or either.")
-def label_cmd(cohort_dir: str, vocabulary: str, uncertain: str, source: str) -> None:
-    """Add label columns and label_provenance to COHORT_DIR/manifest.parquet."""
+@click.option("--unconfirmed", type=click.Choice(["keep", "mask", "drop"]), default="keep", show_default=True,
+              help="Records whose report is unconfirmed: keep their labels, mask them (-1), or quarantine them.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Processes (0: one per core).")
+def label_cmd(cohort_dir: str, vocabulary: str, uncertain: str, source: str, unconfirmed: str,
+              workers: int) -> None:
+    """Add label columns, label_provenance and report_status to COHORT_DIR/manifest.parquet."""
+    from ecgkit.engines import resolve_workers
     from ecgkit.labels import label_manifest, load_vocabulary
-    from ecgkit.manifest import read_manifest, write_manifest
+    from ecgkit.manifest import read_manifest, write_manifest, write_quarantine
 
     vocab = load_vocabulary(vocabulary)
     manifest = read_manifest(cohort_dir)
-    labelled = label_manifest(manifest, vocabulary=vocab, uncertain=uncertain, source=source)
+    labelled = label_manifest(manifest, vocabulary=vocab, uncertain=uncertain, source=source,
+                              unconfirmed=unconfirmed, workers=resolve_workers(workers))
     write_manifest(labelled, cohort_dir)
     counts = ", ".join(f"{lab} {int((labelled[lab] == 1).sum())}" for lab in vocab.labels)
     masked = int((labelled[list(vocab.labels)] == -1).to_numpy().sum())
     click.echo(f"labelled {len(labelled)} records with {vocab.name} {vocab.version} (source={source}, "
                f"uncertain={uncertain}); positives: {counts}" + (f"; masked: {masked}" if masked else ""))
+    by_status = labelled["report_status"].value_counts()
+    click.echo("report_status: " + ", ".join(f"{s} {int(by_status.get(s, 0))}"
+                                             for s in ("confirmed", "unconfirmed", "unknown"))
+               + f" (--unconfirmed {unconfirmed})")
+    if unconfirmed == "drop":
+        hit = (labelled["reason"] == "label: unconfirmed report (--unconfirmed drop)").fillna(False).to_numpy(bool)
+        dropped = int(hit.sum())
+        write_quarantine(labelled[hit], cohort_dir, "label")
+        click.echo(f"label: {dropped} unconfirmed records quarantined; see {Path(cohort_dir) / 'quarantine.parquet'}")
 
 
 _PAPER_OPTIONS = (  # TrainConfig keys of the papers' settings (issue 20), as `ecgkit train` options
@@ -201,13 +241,17 @@ def train_command(shards_dir: str, out_dir: str, config_file: str | None, epochs
 @click.option("--device", default="auto", show_default=True)
 @click.option("--headline", "headline_metric", default="macro_auroc", show_default=True,
               help="Headline over the run's major tasks: macro_auroc, or macro_f1 (Hughes), macro_ap, ...")
+@click.option("--saliency", "n_saliency", type=int, default=0, show_default=True,
+              help="Integrated-gradients ECG plots for the N top-scored positives of each label.")
 def evaluate_command(run_dir: str, split: str, baseline: str | None, threshold_rule: str, n_bootstrap: int,
-                     reference_specificity: float | None, device: str, headline_metric: str) -> None:
+                     reference_specificity: float | None, device: str, headline_metric: str,
+                     n_saliency: int) -> None:
     """Evaluate RUN_DIR on a split: report.json, report.md and plots in RUN_DIR/eval-SPLIT."""
     from ecgkit.report import evaluate
 
     rep = evaluate(run_dir, split, baseline=baseline, threshold_rule=threshold_rule, n_bootstrap=n_bootstrap,
-                   reference_specificity=reference_specificity, device=device, headline_metric=headline_metric)
+                   reference_specificity=reference_specificity, device=device, headline_metric=headline_metric,
+                   saliency=n_saliency)
     s = rep["summary"]
     extra = f", delta-m {rep['delta_m']['all']:+.2f}%" if "delta_m" in rep else ""
     h = rep["headline"]
@@ -362,3 +406,65 @@ def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, **ove
         click.echo(f"shard: quarantine rate {rate:.1%} exceeds the limit "
                    f"{config.max_quarantine_rate:.1%}", err=True)
         sys.exit(3)
+
+
+@main.command("export")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Model file to write.")
+@click.option("--format", "fmt", type=click.Choice(["ecgkit", "torchscript", "onnx"]), default="ecgkit",
+              show_default=True, help="ecgkit model file, or TorchScript / ONNX for serving.")
+@click.option("--checkpoint", default="best.pt", show_default=True, help="best.pt or last.pt.")
+@click.option("--shards", "shards_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Training shards (default: the run's); the contract and thresholds come from them.")
+@click.option("--threshold", "rules", multiple=True,
+              help="Threshold rule to store (repeatable; default max_f1, 0.9, 0.95, 0.99 specificity).")
+def export_cmd(run_dir: str, out_path: Path, fmt: str, checkpoint: str, shards_dir: str | None,
+               rules: tuple[str, ...]) -> None:
+    """Write RUN_DIR as one self-describing model file (weights, labels, thresholds, input contract)."""
+    from ecgkit.model_file import load_model
+    from ecgkit.trainer.export import DEFAULT_RULES, export
+
+    path = export(run_dir, out_path, checkpoint=checkpoint, format=fmt,  # type: ignore[arg-type]
+                  shards_dir=shards_dir, threshold_rules=rules or DEFAULT_RULES)
+    model = load_model(path)
+    click.echo(f"export: {len(model.label_names)} labels ({fmt}), thresholds {sorted(model.thresholds) or 'none'} "
+               f"-> {path}")
+    click.echo(model.contract.describe())
+
+
+@main.command("predict")
+@click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Predictions Parquet file.")
+@click.option("--threshold", default=None, help="Stored rule (max_f1, 0.95, ...) or p=PROBABILITY.")
+@click.option("--device", default="auto", show_default=True, help="cuda, cpu or auto.")
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--workers", type=int, default=1, show_default=True, help="Reader processes (0: one per core).")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the network (CUDA).")
+@click.option("--pseudonymize/--no-pseudonymize", default=False,
+              help="Replace patient IDs by a keyed hash; the key is read from $ECGKIT_PSEUDONYM_KEY.")
+def predict_cmd(model_path: str, sources: tuple[Path, ...], out_path: Path, threshold: str | None, device: str,
+                batch_size: int, workers: int, compile_: bool, pseudonymize: bool) -> None:
+    """Score SOURCES (raw files or folders, a cohort folder, a shard folder) with an exported model."""
+    from tqdm import tqdm
+
+    from ecgkit.model_file import load_model
+    from ecgkit.predict import PredictConfig, predict_sources
+
+    key = os.environ.get("ECGKIT_PSEUDONYM_KEY") if pseudonymize else None
+    if pseudonymize and not key:
+        raise click.UsageError("--pseudonymize needs the key in the ECGKIT_PSEUDONYM_KEY environment variable")
+    model = load_model(model_path)
+    cfg = PredictConfig(batch_size=batch_size, workers=workers, device=device, compile=compile_,
+                        threshold=threshold, pseudonymize_key=key)
+    try:
+        model.decision_thresholds(threshold)
+    except ValueError as exc:  # ConfigError: an unknown rule
+        raise click.UsageError(str(exc)) from exc
+    with tqdm(desc="predict", unit="rec", dynamic_ncols=True) as bar:
+        res = predict_sources(model, list(sources), cfg, progress=bar.update)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    res.predictions.to_parquet(out_path, index=False)
+    click.echo(f"{res.summary()} -> {out_path}")

@@ -29,25 +29,15 @@ import pandas as pd
 
 from ecgkit.errors import ConfigError, RecordError
 from ecgkit.io import read_native
-from ecgkit.io.detect import detect_format
+from ecgkit.io.detect import ANNOTATION_SUFFIXES, WFDB_SIGNAL_SUFFIXES, detect_format, skip_reason
 from ecgkit.manifest import STATUS_OK, STATUS_QUARANTINED, conform
 
 logger = logging.getLogger(__name__)
 
 PTBXL_DATABASE = "ptbxl_database.csv"
 
-# Suffixes that are never records; the value says what they are, for the skipped-files report.
-_NOT_RECORDS = {
-    ".csv": "CSV table, not an ECG record",
-    ".md": "documentation", ".txt": "text file", ".json": "JSON file", ".parquet": "Parquet table",
-    ".py": "source code", ".ipynb": "notebook", ".png": "image", ".jpg": "image", ".pdf": "PDF document",
-    ".xz": "compressed archive: unpack it first", ".gz": "compressed archive: unpack it first",
-    ".zip": "zip archive: unpack it first", ".tar": "tar archive: unpack it first", ".h5": "HDF5 file",
-    ".yaml": "YAML file", ".yml": "YAML file",
-}
-# WFDB sidecars: read through their header, or annotation files that ecgkit does not use.
-_WFDB_SIDECARS = {".dat", ".mat", ".xyz", ".atr", ".qrs", ".ecg", ".hea-", ".ann", ".pu", ".pu0", ".pu1"}
-_WFDB_SIGNAL = {".dat", ".mat", ".xyz"}
+# The skip rules (which files are not records) live in one place: ecgkit.io.detect.
+_WFDB_SIGNAL = WFDB_SIGNAL_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -164,27 +154,9 @@ def _list_files(folder: str) -> list[str]:
     return out
 
 
-def _classify(p: str, referenced: set[str], segments: set[str]) -> str | None:
-    """Why a file is not a record candidate, or ``None`` if it is one."""
-    name = os.path.basename(p)
-    stem, suffix = os.path.splitext(name)
-    suffix = suffix.lower()
-    if name.startswith("."):
-        return "hidden file"
-    if p in segments:
-        return "WFDB segment header, read through its multi-segment record's header"
-    if name == PTBXL_DATABASE:
-        return "PTB-XL metadata table, joined to its records"
-    if suffix in _NOT_RECORDS:
-        return _NOT_RECORDS[suffix]
-    if suffix in _WFDB_SIDECARS:
-        if p in referenced or (suffix not in _WFDB_SIGNAL and os.path.splitext(p)[0] + ".hea" in referenced):
-            what = "signal file" if suffix in _WFDB_SIGNAL else "annotation file (not used)"
-            return f"WFDB {what}, read through its .hea header"
-        if suffix not in _WFDB_SIGNAL:
-            return "WFDB annotation file without a header"
-        # an orphan signal file is a candidate: its read is quarantined with the reason
-    return None
+def _classify(p: str, referenced: set[str], segments: set[str], stems: set[str]) -> str | None:
+    """Why a file is not a record candidate, or ``None`` if it is one (see :func:`ecgkit.io.detect.skip_reason`)."""
+    return skip_reason(p, referenced, segments, stems, database_tables=frozenset({PTBXL_DATABASE}))
 
 
 def _walk(sources: Sequence[str | Path]) -> tuple[list[_Candidate], list[dict[str, str]]]:
@@ -201,8 +173,9 @@ def _walk(sources: Sequence[str | Path]) -> tuple[list[_Candidate], list[dict[st
             skipped.append({"path": src, "reason": "does not exist"})
             continue
         referenced, segments = _wfdb_sidecars(files)
+        stems = {os.path.splitext(p)[0] for p in files if os.path.splitext(p)[1].lower() not in ANNOTATION_SUFFIXES}
         for p in files:
-            reason = _classify(p, referenced, segments)
+            reason = _classify(p, referenced, segments, stems)
             if reason is not None:
                 skipped.append({"path": p, "reason": reason})
                 continue
@@ -244,7 +217,8 @@ def _read_row(cand: _Candidate) -> dict[str, Any]:
         fs=float(rec.fs),
         n_samples=rec.n_samples,
         duration_s=rec.duration_s,
-        leads=list(rec.native_leads),
+        leads=list(rec.leads),
+        native_leads=list(rec.native_leads),
         statements=list(rec.statements),
         codes=json.dumps(dict(rec.codes), sort_keys=True) if rec.codes else None,
         acquired_at=rec.acquired_at,
@@ -272,6 +246,10 @@ def _warm_readers(candidates: list[_Candidate]) -> None:
                      np.ones(1, dtype=np.float32))
     if any(c.path.lower().endswith(".xml") for c in candidates):
         from ecgkit.io.muse import read_muse  # noqa: F401
+    if any(c.path.lower().endswith(".scp") for c in candidates):
+        from ecgkit.io._scp_huffman import decode_huffman, default_tables
+
+        decode_huffman(b"\x00", 1, default_tables())  # loads the cached Huffman kernel
 
 
 def _read_chunk(cands: list[_Candidate]) -> list[dict[str, Any]]:
@@ -465,3 +443,12 @@ def scan_summary(df: pd.DataFrame, config: ScanConfig, *, seconds: float) -> dic
         "records_per_s": round(n / seconds, 1) if seconds > 0 else None,
         "cpu_count": os.cpu_count(),
     }
+
+
+def find_records(sources: Sequence[str | Path]) -> tuple[list[Any], list[dict[str, str]]]:
+    """The record candidates under files and folders, named as :func:`scan` names them, and the skipped files.
+
+    Each candidate has ``path``, ``record_id`` and ``root``; ``ecgkit predict`` walks raw sources with
+    this, so that it reads the same files under the same ids as ``scan``.
+    """
+    return _walk(list(sources))

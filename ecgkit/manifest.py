@@ -14,11 +14,13 @@ record_id                 string       scan      unique id within the cohort (so
 patient_id                string       scan      patient id as the source gives it (or its keyed hash when
                                                  pseudonymised); null when the source has none
 source_path               string       scan      file read (WFDB: the ``.hea`` header)
-source_format             string       scan      reader: wfdb, muse, cardiosoft, dicom, aecg, philips
+source_format             string       scan      reader: wfdb, muse, cardiosoft, dicom, aecg, philips, scp, edf,
+                                                 ishne, mfer
 fs                        float64      scan      native sampling frequency, Hz
 n_samples                 Int64        scan      native samples per lead
 duration_s                float64      scan      native duration, seconds
-leads                     list<str>    scan      native channel names, source order
+leads                     list<str>    scan      canonical lead names of the signal rows (``ecgkit.record.LEADS``)
+native_leads              list<str>    scan      the source's own channel names, source order
 statements                list<str>    scan      diagnostic statements, source order
 codes                     string       scan      JSON of structured diagnosis codes (``{"snomed": [...]}``)
 acquired_at               timestamp    scan      acquisition date-time, naive local time; null if unknown
@@ -30,8 +32,8 @@ status                    string       all       "ok" or "quarantined"
 reason                    string       all       why a record was quarantined (names record and problem)
 ========================  ===========  ========  ===========================================================
 
-Later stages add: one int8 column per label plus ``label_provenance`` (label), ``split`` (split),
-``shard`` and ``row`` (shard). See :data:`STAGE_COLUMNS`.
+Later stages add: one int8 column per label plus ``label_provenance`` and ``report_status`` (label),
+``split`` (split), ``shard`` and ``row`` (shard). See :data:`STAGE_COLUMNS`.
 """
 from __future__ import annotations
 
@@ -70,7 +72,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("fs", pa.float64(), "float64", True, "native sampling frequency, Hz"),
     Column("n_samples", pa.int64(), "Int64", True, "native samples per lead"),
     Column("duration_s", pa.float64(), "float64", True, "native duration, seconds"),
-    Column("leads", pa.list_(pa.string()), "object", True, "native channel names"),
+    Column("leads", pa.list_(pa.string()), "object", True, "canonical lead names of the signal rows"),
+    Column("native_leads", pa.list_(pa.string()), "object", True, "the source's channel names, source order"),
     Column("statements", pa.list_(pa.string()), "object", True, "diagnostic statements in source order"),
     Column("codes", pa.string(), "string", True, "JSON of structured diagnosis codes"),
     Column("acquired_at", pa.timestamp("us"), "datetime64[us]", True, "acquisition date-time"),
@@ -83,7 +86,7 @@ COLUMNS: tuple[Column, ...] = (
 
 #: Columns each stage adds beyond :data:`COLUMNS` (label columns are named after the vocabulary).
 STAGE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "label": ("label_provenance",),
+    "label": ("label_provenance", "report_status"),
     "split": ("split", "fold"),  # fold: patient-level k-fold (``ecgkit split --method kfold``) only
     "shard": ("shard", "row"),
 }
@@ -189,8 +192,9 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise SchemaError(f"no manifest at {path}; run `ecgkit scan` first")
     df = pq.read_table(path).to_pandas()
-    for name in ("leads", "statements", "qc_flags"):
-        df[name] = [None if v is None else list(v) for v in df[name]]
+    for name in ("leads", "native_leads", "statements", "qc_flags"):
+        if name in df:  # manifests written before native_leads existed lack it (conform adds it empty)
+            df[name] = [None if v is None else list(v) for v in df[name]]
     df = conform(df)
     validate(df)
     return df

@@ -98,7 +98,8 @@ class Record:
     fs : float
         Sampling frequency of ``signal`` in Hz.
     source_format : str
-        Reader that produced it: ``"wfdb"``, ``"muse"``, ``"cardiosoft"``, ``"dicom"``, ``"aecg"``, ``"philips"``.
+        Reader that produced it: ``"wfdb"``, ``"muse"``, ``"cardiosoft"``, ``"dicom"``, ``"aecg"``, ``"philips"``,
+        ``"scp"``, ``"edf"``, ``"ishne"``, ``"mfer"``.
     source_path : str
         The file read (for WFDB, the header).
     statements : list of str

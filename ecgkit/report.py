@@ -189,6 +189,12 @@ def _markdown(report: dict[str, Any], title: str) -> str:
         row = [n, f"{report['prevalence'][n]:.4f}", _fmt(report["thresholds"][n])]
         row += [_fmt(report["per_task"][n][k], ci.get(n, {}).get(k)) for k in PER_TASK_KEYS]
         lines.append("| " + " | ".join(row) + " |")
+    if report.get("saliency"):
+        sal = report["saliency"]
+        lines += ["", f"Saliency ({sal['method']}, baseline {sal['baseline']}, {sal['steps']} steps; "
+                      f"the {sal['per_label']} highest-scored positives per label):", ""]
+        lines += [f"- {r['label']}: `{r['record_id']}` score {r['score']:.3f} -> `{Path(r['file']).name}`"
+                  for r in sal["plots"]]
     lines += ["", "Plots: `roc.png`, `metrics_bar.png`" + (", `training_curves.png`" if report.get("_has_history")
                                                             else "") + "."]
     return "\n".join(lines) + "\n"
@@ -286,7 +292,8 @@ def write_report(report: dict[str, Any], out_dir: str | Path, *, history_csv: st
 def evaluate(run_dir: str | Path, split: str = "test", *, baseline: str | Path | None = None,
              threshold_rule: str | float = "max_f1", n_bootstrap: int = 1000, seed: int = 0,
              reference_specificity: float | None = None, device: str = "auto", datasets: dict[str, Any] | None = None,
-             out_dir: str | Path | None = None, headline_metric: str = "macro_auroc") -> dict[str, Any]:
+             out_dir: str | Path | None = None, headline_metric: str = "macro_auroc", saliency: int = 0
+             ) -> dict[str, Any]:
     """Evaluate a trained run on a split and write its report (default into ``RUN_DIR/eval-<split>``).
 
     Thresholds are chosen on the run's validation split, then applied to ``split``.
@@ -301,6 +308,10 @@ def evaluate(run_dir: str | Path, split: str = "test", *, baseline: str | Path |
         ``{"val": ..., split: ...}`` ShardDataset-like objects instead of the run's shards.
     headline_metric : str
         See :func:`build_report`; computed over the run's ``major_tasks`` (its ``config.yaml``).
+    saliency : int
+        For the N highest-scored positives of each label, a 12-lead plot with the per-lead,
+        per-time integrated-gradients attribution (:func:`ecgkit.saliency.write_saliency`) in
+        ``OUT/saliency/``; listed under ``saliency`` in the report.
 
     Returns
     -------
@@ -327,10 +338,22 @@ def evaluate(run_dir: str | Path, split: str = "test", *, baseline: str | Path |
                           reference_specificity=reference_specificity, major_tasks=run_major_tasks(run),
                           headline_metric=headline_metric)
     out = Path(out_dir) if out_dir is not None else run / f"eval-{split}"
+    if saliency > 0:
+        from ecgkit.saliency import write_saliency
+
+        dev = "cuda" if device == "auto" and _cuda() else ("cpu" if device == "auto" else device)
+        report["saliency"] = write_saliency(run, split, saliency, out, y_true=y, y_score=s, label_names=names,
+                                            dataset=datasets.get(split), device=dev)
     files = write_report(report, out, history_csv=run / METRICS_FILE, title=f"ecgkit evaluation of {run.name}")
     report["files"] = {k: str(v) for k, v in files.items()}
     logger.info("evaluated %s on %s: macro AUROC %.4f", run, split, report["summary"]["macro_auroc"])
     return report
+
+
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def run_major_tasks(run_dir: str | Path) -> list[str] | None:

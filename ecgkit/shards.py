@@ -67,10 +67,9 @@ from ecgkit import __version__
 from ecgkit.config import config_to_dict
 from ecgkit.engines import map_tasks
 from ecgkit.errors import ConfigError, RecordError, SchemaError
-from ecgkit.io import read_record
 from ecgkit.manifest import STATUS_OK, STATUS_QUARANTINED, manifest_hash, write_manifest, write_quarantine
+from ecgkit.preprocess import prepare_record
 from ecgkit.record import LEADS
-from ecgkit.signal import FLAT_PTP_MV
 from ecgkit.split import ECG_P18, SPLITS, audit, patient_keys
 
 log = logging.getLogger(__name__)
@@ -205,31 +204,6 @@ def _shard_is_complete(path: Path, plan_hash: str) -> dict[str, Any] | None:
     return side
 
 
-def _qc_problem(signal: NDArray[np.float32], config: ShardConfig) -> str | None:
-    """The reason to quarantine a conformed signal at this stage, or None (see the module docstring)."""
-    finite = np.isfinite(signal)
-    if not finite.all():
-        bad = [LEADS[i] for i in np.flatnonzero(~finite.all(axis=1))]
-        return f"non-finite samples in lead(s) {', '.join(bad)}"
-    if signal.shape[1] == 0 or ((signal.max(axis=1) - signal.min(axis=1)) < FLAT_PTP_MV).all():
-        return f"all 12 leads flat (peak-to-peak < {FLAT_PTP_MV} mV)"
-    if config.dtype == "int16":
-        limit = 32767 * config.scale_mv
-        peak = float(np.abs(signal).max())
-        if peak > limit:
-            return (f"amplitude {peak:.2f} mV beyond the int16 range +-{limit:.3f} mV "
-                    f"at scale {config.scale_mv} mV")
-    return None
-
-
-def _encode(signal: NDArray[np.float32], config: ShardConfig, out: NDArray[Any]) -> None:
-    if config.dtype == "int16":
-        np.rint(signal / np.float32(config.scale_mv), out=signal)
-        out[...] = signal  # values checked to fit int16 by _qc_problem
-    else:
-        out[...] = signal
-
-
 def _write_shard(task: _ShardTask) -> dict[str, Any]:
     """Read a shard's records, quarantine failures, write the shard atomically; return its sidecar.
 
@@ -247,17 +221,12 @@ def _write_shard(task: _ShardTask) -> dict[str, Any]:
     quarantined: dict[str, str] = {}
     repairs: list[str] = []
     for i, (rid, src) in enumerate(zip(task.record_ids, task.source_paths)):
-        try:
-            rec = read_record(src, fs=cfg.fs, seconds=cfg.seconds, short=cfg.short, record_id=rid)
+        try:  # the one preprocessing path, shared with `ecgkit predict` (ecgkit.preprocess)
+            rec = prepare_record(src, buf[len(kept)], fs=cfg.fs, seconds=cfg.seconds, short=cfg.short,
+                                 dtype=cfg.dtype, scale_mv=cfg.scale_mv, record_id=rid)
         except RecordError as exc:
             quarantined[rid] = f"shard: {exc}"
             continue
-        sig = np.array(rec.signal, dtype=np.float32)  # own copy: _encode works in place
-        problem = _qc_problem(sig, cfg)
-        if problem is not None:
-            quarantined[rid] = f"shard: record {rid} ({src}): {problem}"
-            continue
-        _encode(sig, cfg, buf[len(kept)])
         kept.append(i)
         repairs.append("; ".join(rec.repairs))
     rows = np.asarray(kept, dtype=np.int64)

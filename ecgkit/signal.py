@@ -25,6 +25,12 @@ FLAT_PTP_MV = 0.01
 CLIPPED_FRACTION = 0.01
 #: Records shorter than this (seconds) are flagged too short for a 10 s-style analysis.
 MIN_DURATION_S = 5.0
+#: A lead whose median sits further than this from 0 mV carries a baseline offset (DC not removed,
+#: or a wrong baseline in the header): surface ECG leads wander by well under 1-2 mV.
+BASELINE_OFFSET_MV = 3.0
+#: Leads whose peak-to-peak ranges agree to this relative tolerance are "identical" (mV exports
+#: never do; an export normalised lead by lead to a fixed range always does).
+IDENTICAL_PTP_RTOL = 1e-4
 
 
 def resample(signal: NDArray[np.float32], fs_in: float, fs_out: float) -> NDArray[np.float32]:
@@ -84,6 +90,9 @@ def qc_flags_from_stats(stats: NDArray[np.float64], n_samples: int, fs: float) -
         clipped = valid & (n_hi + n_lo > CLIPPED_FRACTION * n_samples) & (ptp >= FLAT_PTP_MV)
     for i in np.flatnonzero(clipped):
         flags.append(f"clipped:{LEADS[i]}")
+    with np.errstate(invalid="ignore"):
+        if valid.all() and (ptp >= FLAT_PTP_MV).all() and np.ptp(ptp) <= IDENTICAL_PTP_RTOL * ptp.max():
+            flags.append("identical_ptp")  # a gain-normalised export, not a recording in mV
     duration = n_samples / fs
     if duration < MIN_DURATION_S:
         flags.append(f"short:{duration:.1f}s")
@@ -106,11 +115,28 @@ def qc_flags(signal: NDArray[np.floating], fs: float) -> list[str]:
         Flags such as ``"nan:V3"`` (non-finite samples), ``"flat:V3"`` (peak-to-peak below
         :data:`FLAT_PTP_MV`, or no finite sample), ``"clipped:II"`` (over :data:`CLIPPED_FRACTION` of
         samples at the lead's extreme values), ``"amplitude:V1"`` (beyond :data:`MAX_PLAUSIBLE_MV`),
-        ``"short:4.0s"``; empty when the record is clean.
+        ``"short:4.0s"``, ``"baseline:V2"`` (median beyond :data:`BASELINE_OFFSET_MV`),
+        ``"identical_ptp"`` (every lead has the same peak-to-peak range: a gain-normalised export);
+        empty when the record is clean.
     """
     if signal.shape[1] == 0:
         return ["short:0.0s"]
-    return qc_flags_from_stats(lead_stats(signal), signal.shape[1], fs)
+    return qc_flags_from_stats(lead_stats(signal), signal.shape[1], fs) + baseline_flags(signal)
+
+
+def baseline_flags(signal: NDArray[np.floating]) -> list[str]:
+    """``"baseline:V3"`` for each lead whose median is beyond :data:`BASELINE_OFFSET_MV` (flags only).
+
+    The median is taken over every 8th sample: the flag is coarse (mV), and a full median would
+    cost ~0.3 ms per 10 s record, a large share of a fast reader's time.
+    """
+    sub = signal[:, ::8]
+    if sub.shape[1] == 0:
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN leads: flagged as nan/flat already
+        med = np.nanmedian(sub, axis=1) if not np.isfinite(sub).all() else np.median(sub, axis=1)
+    return [f"baseline:{LEADS[i]}" for i in np.flatnonzero(np.abs(med) > BASELINE_OFFSET_MV)]
 
 
 def conform(

@@ -54,7 +54,7 @@ def test_scan_of_all_shared_data(shared_data: Path) -> None:
     assert quarantined["record_id"].tolist() == ["physionet-samples/100"]
     assert "not a 12-lead ECG: 2 channel(s) (MLII, V5)" in quarantined["reason"].iloc[0]
     assert df["source_format"].value_counts().to_dict() == {
-        "wfdb": 52, "philips": 3, "dicom": 2, "muse": 1, "cardiosoft": 1, "aecg": 1}
+        "wfdb": 52, "philips": 3, "dicom": 2, "scp": 2, "muse": 1, "cardiosoft": 1, "aecg": 1}
     skipped = {Path(s["path"]).name: s["reason"] for s in not_records}
     # the manifest carries only the counts (a list of every sidecar would be deep-copied by pandas)
     assert df.attrs["skipped_by_reason"] == {r: sum(v == r for v in skipped.values()) for r in set(skipped.values())}
@@ -201,7 +201,7 @@ def test_scan_of_all_shared_data_with_ptbxl_unpacked(shared_data: Path, ptbxl_di
     not_records: list[dict[str, str]] = []
     df = scan([shared_data, ptbxl_dir], ScanConfig(workers=2), skipped=not_records)
     counts = df["status"].value_counts().to_dict()
-    assert counts == {"ok": 559, "quarantined": 1}  # 500 PTB-XL, 50 CinC, 9 others
+    assert counts == {"ok": 561, "quarantined": 1}  # 500 PTB-XL, 50 CinC, 11 others (2 SCP-ECG)
     assert len(df) == counts["ok"] + counts["quarantined"]
     bad = df[df["status"] == "quarantined"]
     assert bad["record_id"].tolist() == ["physionet-samples/100"]

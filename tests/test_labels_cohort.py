@@ -40,7 +40,7 @@ def _manifest() -> pd.DataFrame:
 
 def test_label_manifest_text_columns_and_provenance():
     out = label_manifest(_manifest(), uncertain="mask")
-    assert list(out.columns) == list(SCAN_COLUMNS) + LABELS + ["label_provenance"]
+    assert list(out.columns) == list(SCAN_COLUMNS) + LABELS + ["label_provenance", "report_status"]
     assert all(out[lab].dtype == np.int8 for lab in LABELS)
     got = {rid: {lab for lab in LABELS if out.loc[i, lab] != 0} for i, rid in enumerate(out.record_id)}
     assert got == {"muse/1": {"1AVB"}, "cinc/E1": set(), "ptbxl/45": {"IRBBB"}, "muse/2": {"RBBB", "RVH"}}
@@ -87,7 +87,7 @@ def test_cli_label_round_trip(tmp_path: Path):
     assert "labelled 4 records with ecg-p18 1.0" in result.output
     assert "1AVB 1," in result.output and "RBBB 1," in result.output and "masked: 1" in result.output
     back = read_manifest(tmp_path)
-    assert list(back.columns) == list(SCAN_COLUMNS) + LABELS + ["label_provenance"]
+    assert list(back.columns) == list(SCAN_COLUMNS) + LABELS + ["label_provenance", "report_status"]
     assert back.loc[back.record_id == "muse/1", "1AVB"].item() == 1
     assert back.loc[back.record_id == "muse/2", "RVH"].item() == -1
     # rerun replaces the columns rather than duplicating them
@@ -96,3 +96,70 @@ def test_cli_label_round_trip(tmp_path: Path):
     again = read_manifest(tmp_path)
     assert list(again.columns) == list(back.columns)
     assert again.loc[again.record_id == "cinc/E1", "AFIB"].item() == 1
+
+
+def _status_manifest() -> pd.DataFrame:
+    rows = [
+        # Schiller device footer typed into a one-line PTB-XL style report
+        dict(record_id="a", source_path="a.hea", status="ok", codes=None,
+             statements=["vorhofflimmern linkstyp 4.46      unbestätigter bericht"]),
+        # MUSE: the reader's TestDemographics/Status field wins over the text
+        dict(record_id="b", source_path="b.xml", status="ok", codes=json.dumps({"report_status": "confirmed"}),
+             statements=["Atrial fibrillation", "Unconfirmed report"]),
+        # an overreader's line after the device's footer: the last footer wins
+        dict(record_id="c", source_path="c.xml", status="ok", codes=None,
+             statements=["Sinus rhythm", "Right bundle branch block", "** Unconfirmed report **",
+                         "Confirmed by Doe, John (123) on 3/14/2019 10:02:11 AM"]),
+        dict(record_id="d", source_path="d.xml", status="ok", codes=None, statements=["RBBB"]),
+        # Swedish: "obekräftad" (unconfirmed); quarantined at scan already
+        dict(record_id="e", source_path="e.hea", status="quarantined", reason="lead V3 flat", codes=None,
+             statements=["förmaksflimmer  Obekräftad tolkning"]),
+        dict(record_id="f", source_path="f.xml", status="ok", codes=json.dumps({"report_status": "UNCONFIRMED"}),
+             statements=["Left bundle branch block"]),
+    ]
+    return conform(rows)
+
+
+def test_report_status_from_footers_and_format_fields():
+    out = label_manifest(_status_manifest())
+    assert out.report_status.tolist() == ["unconfirmed", "confirmed", "confirmed", "unknown", "unconfirmed",
+                                          "unconfirmed"]
+    assert out.report_status.dtype == "string"
+    # kept by default: the footer voids only itself
+    assert out.AFIB.tolist() == [1, 1, 0, 0, 1, 0] and out.LBBB.tolist() == [0, 0, 0, 0, 0, 1]
+
+
+def test_unconfirmed_mask_and_drop():
+    masked = label_manifest(_status_manifest(), unconfirmed="mask")
+    unconf = masked.report_status == "unconfirmed"
+    assert (masked.loc[unconf, LABELS] == -1).all().all()
+    assert masked.loc[~unconf, "AFIB"].tolist() == [1, 0, 0] and masked.loc[~unconf, "RBBB"].tolist() == [0, 1, 1]
+    dropped = label_manifest(_status_manifest(), unconfirmed="drop")
+    assert len(dropped) == 6  # records in = records out; dropped ones are quarantined with a reason
+    assert dropped.status.tolist() == ["quarantined", "ok", "ok", "ok", "quarantined", "quarantined"]
+    assert dropped.reason.tolist()[:1] == ["label: unconfirmed report (--unconfirmed drop)"]
+    assert dropped.reason[4] == "lead V3 flat"  # a scan reason is not overwritten
+    with pytest.raises(ConfigError, match="unconfirmed"):
+        label_manifest(_status_manifest(), unconfirmed="ignore")
+
+
+def test_cli_label_unconfirmed_drop_counts_and_quarantines(tmp_path: Path):
+    write_manifest(_status_manifest(), tmp_path)
+    result = CliRunner().invoke(main, ["label", str(tmp_path), "--unconfirmed", "drop", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert "report_status: confirmed 2, unconfirmed 3, unknown 1 (--unconfirmed drop)" in result.output
+    assert "2 unconfirmed records quarantined" in result.output
+    q = pd.read_parquet(tmp_path / "quarantine.parquet")
+    assert sorted(q.loc[q.stage == "label", "record_id"]) == ["a", "f"]
+
+
+def test_workers_give_the_same_labels():
+    from ecgkit.labels.core import explain_many
+    from ecgkit.labels import load_vocabulary
+
+    texts = [f"Sinus rhythm. Possible LVH. PR {i} ms" if i % 3 else f"vorhofflimmern {i}   kein rsb"
+             for i in range(5000)]
+    vocab = load_vocabulary()
+    one = explain_many(texts, vocab, -1)
+    two = explain_many(texts, vocab, -1, workers=2)
+    assert np.array_equal(one[0], two[0]) and one[1] == two[1] and one[2] == two[2]

@@ -151,11 +151,11 @@ _KILL_SCRIPT = textwrap.dedent("""
     import sys, time
     import ecgkit.shards as shards
     from ecgkit.manifest import read_manifest
-    real = shards.read_record
+    real = shards.prepare_record
     def slow(*args, **kwargs):  # slow reads down so the kill lands mid-job
         time.sleep(0.01)
         return real(*args, **kwargs)
-    shards.read_record = slow
+    shards.prepare_record = slow
     shards.write_shards(read_manifest(sys.argv[1]), sys.argv[2],
                         shards.ShardConfig(records_per_shard=6, workers=1))
 """)

@@ -33,7 +33,8 @@ def test_decode_int16_rejects_bad_order() -> None:
 
 def test_qc_flags_each_problem() -> None:
     t = np.arange(5000) / 500
-    sig = np.tile(np.sin(2 * np.pi * t).astype(np.float32), (12, 1))
+    # leads of different amplitudes (12 identical ranges would be flagged "identical_ptp")
+    sig = (np.sin(2 * np.pi * t)[None, :] * np.linspace(0.6, 1.7, 12)[:, None]).astype(np.float32)
     assert qc_flags(sig, 500) == []
     bad = sig.copy()
     bad[LEADS.index("V3")] = 0.001  # flat
@@ -65,3 +66,29 @@ def test_resample_polyphase_keeps_a_sine() -> None:
     np.testing.assert_allclose(out[:, 100:-100], np.tile(expected, (12, 1))[:, 100:-100], atol=1e-3)
     with pytest.raises(ValueError, match="small rational ratio"):
         resample(sig, 1000, 500 * np.pi)
+
+
+def test_baseline_offset_and_identical_ptp_flags(ptbxl_record1) -> None:
+    import shutil
+
+    from ecgkit.io import read_native
+
+    rec = read_native(ptbxl_record1)
+    sig = rec.signal.astype(np.float64)
+    assert not any(f.startswith("baseline:") or f == "identical_ptp" for f in rec.qc_flags)
+    shifted = sig.copy()
+    shifted[LEADS.index("V2")] += 5.0  # a DC offset the export never removed
+    assert qc_flags(shifted, 500)[-1:] == ["baseline:V2"]
+    lo, hi = sig.min(axis=1, keepdims=True), sig.max(axis=1, keepdims=True)
+    normalised = 2 * (sig - lo) / (hi - lo) - 1  # every lead scaled to [-1, 1]
+    assert "identical_ptp" in qc_flags(normalised, 500)
+    assert "identical_ptp" not in qc_flags(sig, 500)
+    # the WFDB fast path computes QC in its decoder; read_native adds the baseline check to it
+    hea = ptbxl_record1.read_text().splitlines()
+    folder = ptbxl_record1.parent.parent.parent / "offset"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(ptbxl_record1.with_suffix(".dat"), folder / "00001_hr.dat")
+    fields = hea[1].split()
+    fields[2] = "1000.0(-4000)/mV"  # baseline -4000: every V of lead I reads 4 mV high
+    (folder / "00001_hr.hea").write_text("\n".join([hea[0], " ".join(fields), *hea[2:]]) + "\n")
+    assert "baseline:I" in read_native(folder / "00001_hr.hea").qc_flags

@@ -79,7 +79,10 @@ def test_resume_continues_exactly(fakes: dict, tmp_path: Path, sampler: str, wei
 
 def test_export_keeps_only_major_heads(fakes: dict, tmp_path: Path) -> None:
     T.train(_cfg(aux_tasks=3, epochs=1), tmp_path / "run", datasets=fakes)
-    path = T.export(tmp_path / "run", tmp_path / "model.pt")
+    from ecgkit.contract import InputContract
+
+    contract = InputContract(fs=100.0, seconds=2.56, n_samples=256)  # the fakes' records
+    path = T.export(tmp_path / "run", tmp_path / "model.pt", contract=contract)
     model, names = T.load_exported(path)
     assert names == ["T0", "T1", "T2"]
     full = T.checkpoint._model_from_ckpt(T.load_checkpoint(tmp_path / "run" / "best.pt")).eval()

@@ -13,7 +13,7 @@ from typing import Callable, Literal
 from ecgkit.errors import FormatError
 from ecgkit.io.detect import detect_format
 from ecgkit.record import Record
-from ecgkit.signal import conform, qc_flags
+from ecgkit.signal import baseline_flags, conform, qc_flags
 
 ReaderFn = Callable[..., Record]
 
@@ -38,6 +38,18 @@ def _reader(fmt: str) -> ReaderFn:
     if fmt == "philips":
         from ecgkit.io.philips import read_philips
         return read_philips
+    if fmt == "scp":
+        from ecgkit.io.scp import read_scp
+        return read_scp
+    if fmt == "edf":
+        from ecgkit.io.edf import read_edf
+        return read_edf
+    if fmt == "ishne":
+        from ecgkit.io.ishne import read_ishne
+        return read_ishne
+    if fmt == "mfer":
+        from ecgkit.io.mfer import read_mfer
+        return read_mfer
     raise FormatError(f"no reader for format {fmt!r}")
 
 
@@ -58,6 +70,10 @@ def read_native(path: str | Path, *, record_id: str | None = None, fmt: str | No
     rec = _reader(fmt)(path, record_id=record_id)
     if rec.qc_flags is None:  # readers may compute QC while decoding; the rest get it here
         rec = dataclasses.replace(rec, qc_flags=tuple(qc_flags(rec.signal, rec.fs)))
+    elif not any(f.startswith("baseline:") for f in rec.qc_flags):  # the decoders' statistics have no median
+        extra = [f for f in baseline_flags(rec.signal) if f not in rec.qc_flags]
+        if extra:
+            rec = dataclasses.replace(rec, qc_flags=rec.qc_flags + tuple(extra))
     return rec
 
 
@@ -74,8 +90,9 @@ def read_record(
     Parameters
     ----------
     path : str or Path
-        The file: a WFDB header (``.hea``; the signal file beside it), or a MUSE, CardioSoft,
-        Philips or HL7 aECG XML file, or a DICOM waveform file.
+        The file: a WFDB header (``.hea``; the signal file beside it), a MUSE, CardioSoft,
+        Philips or HL7 aECG XML file, a DICOM waveform object, an SCP-ECG, EDF/EDF+/BDF, ISHNE
+        Holter or MFER file (detected by content, see :func:`ecgkit.io.detect.detect_format`).
     fs : float
         Target sampling frequency in Hz; the signal is resampled with a polyphase filter when the
         source differs.

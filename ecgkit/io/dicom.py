@@ -34,6 +34,15 @@ ECG_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.9.1.1": "12-lead ECG Waveform Storage",
     "1.2.840.10008.5.1.4.1.1.9.1.2": "General ECG Waveform Storage",
 }
+#: Every waveform IOD (Ambulatory ECG, Hemodynamic, Cardiac Electrophysiology, ...) shares this
+#: prefix; those are read when their channel source codes give the 12 leads (or the 8 they derive from).
+WAVEFORM_SOP_PREFIX = "1.2.840.10008.5.1.4.1.1.9."
+_WAVEFORM_IODS = {
+    "1.2.840.10008.5.1.4.1.1.9.1.3": "Ambulatory ECG", "1.2.840.10008.5.1.4.1.1.9.2.1": "Hemodynamic Waveform",
+    "1.2.840.10008.5.1.4.1.1.9.3.1": "Basic Cardiac Electrophysiology", "1.2.840.10008.5.1.4.1.1.9.5.1":
+    "Arterial Pulse Waveform", "1.2.840.10008.5.1.4.1.1.9.6.1": "Respiratory Waveform",
+    "1.2.840.10008.5.1.4.1.1.9.1.4": "12-lead ECG Waveform Storage (32-bit)",
+}
 # Lead numbers shared by the SCP-ECG ("5.6.3-9-N") and MDC ("2:N") code systems.
 _LEAD_CODE_NUMBERS = {1: "I", 2: "II", 3: "V1", 4: "V2", 5: "V3", 6: "V4", 7: "V5", 8: "V6",
                       61: "III", 62: "aVR", 63: "aVL", 64: "aVF"}
@@ -75,7 +84,10 @@ def _pick_rhythm(seq: Any) -> Any | None:
         label = str(item.get("MultiplexGroupLabel", "") or "").upper()
         if "MEDIAN" in label or "REPRESENTATIVE" in label:
             continue
-        key = ("RHYTHM" in label, int(item.get("NumberOfWaveformChannels", 0) or 0) >= len(LEADS),
+        # a group holding the ECG leads wins (Hemodynamic objects put pressures in groups of their own)
+        n_leads = len({canonical_lead(_lead_name(ch)[1]) for ch in item.get("ChannelDefinitionSequence", None) or []}
+                      - {None})
+        key = (n_leads >= 8, "RHYTHM" in label, int(item.get("NumberOfWaveformChannels", 0) or 0) >= len(LEADS),
                int(item.get("NumberOfWaveformSamples", 0) or 0))
         if best_key is None or key > best_key:
             best, best_key = item, key
@@ -155,9 +167,10 @@ def read_dicom(path: str | Path, *, record_id: str | None = None) -> Record:
     except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
         raise FormatError(f"truncated or malformed DICOM file: {exc}", path=path, record_id=rid) from exc
     sop = str(ds.get("SOPClassUID", "") or "")
-    if sop not in ECG_SOP_CLASSES:
-        raise FormatError(f"DICOM SOP class {sop or '(none)'} is not an ECG waveform "
-                          f"(expected one of {', '.join(ECG_SOP_CLASSES)})", path=path, record_id=rid)
+    if sop not in ECG_SOP_CLASSES and not sop.startswith(WAVEFORM_SOP_PREFIX):
+        raise FormatError(f"DICOM SOP class {sop or '(none)'} is not an ECG or other waveform object "
+                          f"(expected one of {', '.join(ECG_SOP_CLASSES)} or another waveform IOD)",
+                          path=path, record_id=rid)
     seq = ds.get("WaveformSequence")
     if not seq:
         raise FormatError("no rhythm waveform: WaveformSequence is missing or empty",
@@ -192,12 +205,16 @@ def read_dicom(path: str | Path, *, record_id: str | None = None) -> Record:
 
     gain = np.empty(n_ch, dtype=np.float64)
     offset = np.empty(n_ch, dtype=np.float64)
-    native, canon = [], []
+    native, canon, used, ignored = [], [], [], []
     for k, ch in enumerate(channels):
         units_seq = ch.get("ChannelSensitivityUnitsSequence")
         unit = str(units_seq[0].get("CodeValue", "")) if units_seq else "uV"
         to_mv = _UNIT_TO_MV.get(unit.strip().lower())
         name, key = _lead_name(ch)
+        if canonical_lead(key) is None:  # pressures, respiration, intracardiac channels: not read
+            ignored.append(name or f"channel {k + 1}")
+            continue
+        used.append(k)
         if to_mv is None:
             raise FormatError(f"channel {name}: unknown sensitivity unit {unit!r}", path=path, record_id=rid)
         sens = float(ch.get("ChannelSensitivity", 1.0) or 1.0)
@@ -206,9 +223,21 @@ def read_dicom(path: str | Path, *, record_id: str | None = None) -> Record:
         offset[k] = float(ch.get("ChannelBaseline", 0.0) or 0.0) * to_mv
         native.append(name)
         canon.append(key)
-    data = (raw.astype(np.float32) * gain[:, None].astype(np.float32)
-            + offset[:, None].astype(np.float32))
-    signal, repairs = to_canonical(canon, data, path=str(path), record_id=rid)
+    iod = ECG_SOP_CLASSES.get(sop) or _WAVEFORM_IODS.get(sop, f"waveform SOP class {sop}")
+    if not used:
+        raise SignalError(f"DICOM {iod}: {n_ch} channel(s) {', '.join(ignored)}; not a 12-lead ECG",
+                          path=path, record_id=rid)
+    sel = np.array(used)
+    data = (raw[sel].astype(np.float32) * gain[sel, None].astype(np.float32)
+            + offset[sel, None].astype(np.float32))
+    try:
+        signal, repairs = to_canonical(canon, data, path=str(path), record_id=rid)
+    except SignalError as exc:
+        if sop in ECG_SOP_CLASSES:
+            raise
+        raise SignalError(f"DICOM {iod}: {exc.problem}", path=path, record_id=rid) from exc
+    if ignored:
+        repairs = repairs + (f"ignored non-ECG channels: {', '.join(ignored)}",)
 
     patient = str(ds.get("PatientID", "") or "").strip() or None
     acquired = _acquired_at(ds)

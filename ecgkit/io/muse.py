@@ -373,6 +373,8 @@ def read_muse(path: str | Path, *, record_id: str | None = None) -> Record:
         ``signal`` float32 mV, shape (12, n) from the ``Rhythm`` waveform; ``statements`` are the
         ``Diagnosis/DiagnosisStatement/StmtText`` lines in order (continuation lines such as "with 1st
         degree A-V block" kept as their own statements) without the overreader's "Confirmed by" line;
+        ``codes`` is ``{"report_status": "confirmed" | "unconfirmed"}`` from ``TestDemographics/Status``
+        (or ``EditListStatus``, or the presence of a "Confirmed by" line), empty when none says;
         ``repairs`` says which limb leads were derived.
 
     Raises
@@ -413,10 +415,14 @@ def read_muse(path: str | Path, *, record_id: str | None = None) -> Record:
     sex_text = (_text(demo_block, b"Gender", codec) or "").upper()
     sex = {"MALE": "M", "M": "M", "FEMALE": "F", "F": "F"}.get(sex_text)
     statements: list[str] = []
+    overread = False
     for stmt in stmt_blocks:
         text = _text(stmt, b"StmtText", codec)
         if text and not _CONFIRMED.match(text):
             statements.append(text)
+        overread = overread or bool(text and _CONFIRMED.match(text))
+    status = _report_status(_text(test_block, b"Status", codec), _text(test_block, b"EditListStatus", codec),
+                            overread)
     return Record(
         record_id=rid,
         patient_id=_text(demo_block, b"PatientID", codec) or None,
@@ -431,6 +437,16 @@ def read_muse(path: str | Path, *, record_id: str | None = None) -> Record:
         sex=sex,
         native_fs=fs,
         native_leads=tuple(native),
-        codes={},
+        codes={"report_status": status} if status else {},
         repairs=tuple(repairs),
     )
+
+
+def _report_status(status: str | None, edit_status: str | None, overread: bool) -> str | None:
+    """MUSE's confirmation state: ``TestDemographics/Status`` (CONFIRMED / UNCONFIRMED), else
+    ``EditListStatus``, else "confirmed" when an overreader's "Confirmed by" line is present."""
+    for value in (status, edit_status):
+        word = (value or "").strip().lower()
+        if word in ("confirmed", "unconfirmed"):
+            return word
+    return "confirmed" if overread else None

@@ -7,15 +7,10 @@ Everything else (formats 212, 310, 8, multi-segment records, ...) goes through t
 Both paths produce identical physical values: ``(digital - baseline) / gain`` in the header's units,
 converted to millivolts.
 
-Header comments understood (case-insensitive keys):
-
-``Age``, ``Sex``                PhysioNet Challenge / PTB Diagnostic demographics
-``Dx``                          SNOMED-CT codes, turned into statements with ``data/snomed_ct.csv``
-``ECG date``                    PTB Diagnostic acquisition date (dd/mm/yyyy)
-``Reason for admission``        PTB Diagnostic diagnosis, kept as a statement
-``Patient``, ``Acquired``,
-``Statement``                   written by :mod:`ecgkit.synth` (and by users exporting their own)
-
+Header comments are parsed by :mod:`ecgkit.io._wfdb_comments` (``# Age: 63``, ``#<age>: 51``,
+``# Sex``, ``# Dx`` SNOMED-CT codes, ``#<diagnoses>:`` blocks, ``# Reason for admission`` and other
+diagnosis fields, MIT-BIH's positional first line, the ``Patient``/``Acquired``/``Statement`` lines
+:mod:`ecgkit.synth` writes; all keys case-insensitive).
 Other comment lines are ignored: they may hold free-text identifiers.
 """
 from __future__ import annotations
@@ -35,6 +30,7 @@ from ecgkit._resources import data_path
 from ecgkit.errors import FormatError, SignalError
 from ecgkit.io._decode import decode_int16
 from ecgkit.io._leads import DERIVED_LEADS, DERIVED_REPAIR, INDEPENDENT_LEADS, derive_limb_leads
+from ecgkit.io._wfdb_comments import parse_comments
 from ecgkit.record import LEADS, Record, canonical_lead, lead_order
 from ecgkit.signal import qc_flags, qc_flags_from_stats
 
@@ -64,23 +60,6 @@ def snomed_terms() -> dict[str, str]:
 
     with open(data_path("snomed_ct.csv"), newline="", encoding="utf-8") as fh:
         return {row["code"].strip(): row["term"].strip() for row in csv.DictReader(fh)}
-
-
-def _parse_age(value: str) -> float | None:
-    try:
-        age = float(value)
-    except ValueError:
-        return None
-    return age if np.isfinite(age) and 0 <= age < 150 else None
-
-
-def _parse_sex(value: str) -> str | None:
-    v = value.strip().lower()
-    if v in ("m", "male", "man", "0"):
-        return "M"
-    if v in ("f", "female", "woman", "1"):
-        return "F"
-    return None
 
 
 def _parse_datetime(value: str, formats: tuple[str, ...]) -> datetime | None:
@@ -277,34 +256,8 @@ def _independent_leads_only(names: list[str]) -> NDArray[np.int64] | None:
 
 
 def _metadata(hdr: _Header) -> dict:
-    meta: dict = {"statements": [], "codes": {}, "age": None, "sex": None, "patient_id": None,
-                  "acquired_at": hdr.base_dt}
-    for comment in hdr.comments:
-        key, sep, value = comment.partition(":")
-        if not sep:
-            continue
-        key = key.strip().lower()
-        value = value.strip()
-        if key == "age":
-            meta["age"] = _parse_age(value)
-        elif key == "sex":
-            meta["sex"] = _parse_sex(value)
-        elif key == "dx":
-            codes = [c.strip() for c in value.split(",") if c.strip() and c.strip().lower() != "unknown"]
-            terms = snomed_terms()
-            meta["codes"]["snomed"] = codes
-            meta["statements"].extend(terms.get(c, f"SNOMED-CT {c}") for c in codes)
-        elif key == "ecg date":
-            meta["acquired_at"] = _parse_datetime(value, ("%d/%m/%Y", "%Y-%m-%d")) or meta["acquired_at"]
-        elif key == "reason for admission" and value.lower() not in ("", "n/a"):
-            meta["statements"].append(value)
-        elif key == "patient" and value:
-            meta["patient_id"] = value
-        elif key == "acquired" and value:
-            meta["acquired_at"] = _parse_datetime(value, ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"))
-        elif key == "statement" and value:
-            meta["statements"].append(value)
-    return meta
+    # the comment conventions live in ecgkit.io._wfdb_comments (one table of PhysioNet habits)
+    return parse_comments(hdr.comments, base_dt=hdr.base_dt, snomed=snomed_terms, parse_datetime=_parse_datetime)
 
 
 def read_wfdb(path: str | Path, *, record_id: str | None = None) -> Record:

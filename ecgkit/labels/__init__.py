@@ -6,14 +6,17 @@ label_texts(texts, vocabulary="ecg-p18", uncertain="positive") -> DataFrame
     One int8 column per label for a column of reports.
 explain(text, vocabulary="ecg-p18") -> list[Mention]
     Which phrase matched in which statement and which rule decided it.
-label_manifest(manifest, *, vocabulary="ecg-p18", uncertain="positive", source="text") -> DataFrame
-    The manifest with label columns and ``label_provenance`` added.
+label_manifest(manifest, *, vocabulary="ecg-p18", uncertain="positive", source="text",
+               unconfirmed="keep", workers=1) -> DataFrame
+    The manifest with label columns, ``label_provenance`` and ``report_status`` added.
+report_status(texts) -> list[str]
+    "confirmed" / "unconfirmed" / "unknown" from each report's footers.
 """
 from __future__ import annotations
 
 from ecgkit.labels.cohort import LabelConfig, label_codes, label_manifest
-from ecgkit.labels.core import Mention, explain, label_texts, provenance
+from ecgkit.labels.core import Mention, explain, label_texts, provenance, report_status
 from ecgkit.labels.vocab import Vocabulary, load_vocabulary
 
 __all__ = ["LabelConfig", "Mention", "Vocabulary", "explain", "label_codes", "label_manifest", "label_texts",
-           "load_vocabulary", "provenance"]
+           "load_vocabulary", "provenance", "report_status"]

@@ -39,6 +39,29 @@ class LabelConfig:
     uncertain: str = "positive"
     # free text is what every archive has; codes exist only for curated sets (PTB-XL, Challenge)
     source: str = "text"
+    # labels of unconfirmed (device-only) reports are kept: most machine reads stand after overread
+    unconfirmed: str = "keep"
+
+
+#: what ``unconfirmed=`` does to a record whose report_status is "unconfirmed"
+UNCONFIRMED_POLICIES = ("keep", "mask", "drop")
+#: values of the ``report_status`` column
+REPORT_STATUSES = ("confirmed", "unconfirmed", "unknown")
+_FIELD_STATUS = {"confirmed": "confirmed", "overread": "confirmed", "edited": "confirmed", "final": "confirmed",
+                 "signed": "confirmed", "unconfirmed": "unconfirmed", "preliminary": "unconfirmed",
+                 "pending": "unconfirmed", "unread": "unconfirmed"}
+
+
+def _field_status(raw: Any) -> str | None:
+    """The report status a format's own field states, from the ``codes`` JSON key ``report_status``."""
+    if not isinstance(raw, str) or "report_status" not in raw:
+        return None
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return None
+    value = obj.get("report_status") if isinstance(obj, dict) else None
+    return _FIELD_STATUS.get(str(value).strip().lower()) if value is not None else None
 
 
 @lru_cache(maxsize=4)
@@ -107,7 +130,8 @@ def label_codes(codes: pd.Series, labels: tuple[str, ...]) -> tuple[np.ndarray, 
 
 
 def label_manifest(manifest: pd.DataFrame, *, vocabulary: str | Path | Vocabulary = "ecg-p18",
-                   uncertain: str = "positive", source: str = "text") -> pd.DataFrame:
+                   uncertain: str = "positive", source: str = "text", unconfirmed: str = "keep",
+                   workers: int = 1) -> pd.DataFrame:
     """Add one int8 column per label and a ``label_provenance`` column to a manifest.
 
     Parameters
@@ -122,6 +146,12 @@ def label_manifest(manifest: pd.DataFrame, *, vocabulary: str | Path | Vocabular
     source : {"text", "codes", "both"}
         Labels from the statements, from the structured codes, or 1 where either says 1 (a code
         overrides a hedged or missing text mention).
+    unconfirmed : {"keep", "mask", "drop"}
+        What to do with records whose ``report_status`` is ``"unconfirmed"``: keep their labels,
+        set all their labels to -1 (masked in training), or quarantine them (``status``
+        "quarantined", ``reason`` "label: unconfirmed report"; records in = records out).
+    workers : int
+        Processes that label the distinct reports (1: this process); the result does not depend on it.
 
     Returns
     -------
@@ -135,6 +165,10 @@ def label_manifest(manifest: pd.DataFrame, *, vocabulary: str | Path | Vocabular
                                     set or rejected each label, e.g. ``AFIB<-'atrial fibrillation'
                                     (stmt 1); RVH?<-'right ventricular hypertrophy' (stmt 2,
                                     uncertain: 'possible')``
+        ``report_status``   string  ``confirmed`` / ``unconfirmed`` / ``unknown``: the format's own
+                                    field (``codes`` key ``report_status``, e.g. MUSE
+                                    ``TestDemographics/Status``) if it has one, else the report's
+                                    last footer ("Confirmed by ...", "unbestätigter Bericht")
         ==================  ======  ============================================================
 
     Notes
@@ -155,6 +189,8 @@ def label_manifest(manifest: pd.DataFrame, *, vocabulary: str | Path | Vocabular
         raise ConfigError(f"label source must be text, codes or both, got {source!r}")
     if uncertain not in _POLICY_VALUE:
         raise ConfigError(f"uncertain must be one of {list(_POLICY_VALUE)}, got {uncertain!r}")
+    if unconfirmed not in UNCONFIRMED_POLICIES:
+        raise ConfigError(f"unconfirmed must be one of {list(UNCONFIRMED_POLICIES)}, got {unconfirmed!r}")
     need = ["statements"] if source == "text" else ["codes"] if source == "codes" else ["statements", "codes"]
     missing = [c for c in need if c not in manifest.columns]
     if missing:
@@ -163,10 +199,16 @@ def label_manifest(manifest: pd.DataFrame, *, vocabulary: str | Path | Vocabular
     n, labels = len(manifest), vocab.labels
     values = np.zeros((n, len(labels)), dtype=np.int8)
     prov_text = [""] * n
-    if source in ("text", "both"):
+    text_status: list[str | None] = [None] * n
+    if "statements" in manifest.columns:
         ids = manifest["record_id"].tolist() if "record_id" in manifest.columns else list(range(n))
         texts = [_as_text(v, rid) for v, rid in zip(manifest["statements"].tolist(), ids)]
-        values, prov_text = explain_many(texts, vocab, _check_policy(uncertain))
+        text_values, text_prov, text_status = explain_many(texts, vocab, _check_policy(uncertain),
+                                                              workers=workers)
+        if source in ("text", "both"):
+            values, prov_text = text_values, text_prov
+    fields = manifest["codes"].tolist() if "codes" in manifest.columns else [None] * n
+    status = [_field_status(f) or t or "unknown" for f, t in zip(fields, text_status)]
     prov_codes = [""] * n
     if source in ("codes", "both"):
         code_values, prov_codes = label_codes(manifest["codes"], labels)
@@ -177,6 +219,17 @@ def label_manifest(manifest: pd.DataFrame, *, vocabulary: str | Path | Vocabular
     out["label_provenance"] = pd.Series(
         ["; ".join(p for p in pair if p) for pair in zip(prov_text, prov_codes)], index=out.index,
         dtype="string")
-    logger.info("labelled %d records with %s %s (source=%s, uncertain=%s)", n, vocab.name, vocab.version,
-                source, uncertain)
+    out["report_status"] = pd.Series(status, index=out.index, dtype="string")
+    is_unconfirmed = (out["report_status"] == "unconfirmed").to_numpy()
+    if unconfirmed == "mask" and is_unconfirmed.any():
+        for lab in labels:
+            out.loc[is_unconfirmed, lab] = np.int8(-1)
+    elif unconfirmed == "drop" and is_unconfirmed.any():
+        hit = is_unconfirmed & (out["status"] == "ok").to_numpy() if "status" in out.columns else is_unconfirmed
+        out.loc[hit, "status"] = "quarantined"
+        if "reason" in out.columns:
+            out["reason"] = out["reason"].astype("string")
+        out.loc[hit, "reason"] = "label: unconfirmed report (--unconfirmed drop)"
+    logger.info("labelled %d records with %s %s (source=%s, uncertain=%s, unconfirmed=%s; %d unconfirmed)",
+                n, vocab.name, vocab.version, source, uncertain, unconfirmed, int(is_unconfirmed.sum()))
     return out

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
 import numpy as np
 import pandas as pd
 
-from ecgkit.labels.normalize import decode_bytes, normalize_text, split_statements
+from ecgkit.labels.normalize import decode_bytes, normalize_text
+from ecgkit.labels.segment import CODE, FOOTER, segment_report
 from ecgkit.labels.rules import Decision, apply_conditions, decide_statement
 from ecgkit.labels.vocab import Vocabulary, load_vocabulary
 
@@ -43,7 +44,8 @@ class Mention:
     cue : str or None
         The cue phrase (or condition) behind a decision other than "asserted".
     via : str or None
-        For implied labels, the label that implies it (VPC via VBIG).
+        For implied labels, the label that implies it (VPC via VBIG); ``"fuzzy"`` when the phrase
+        matched through a one-edit misspelling ("bigemeny"), ``"VBIG+fuzzy"`` for both.
     """
 
     label: str
@@ -93,21 +95,41 @@ def _as_text(value: Any, row: Any) -> str:
 def _analyze(text: str, vocab: Vocabulary,
              cache: dict[tuple[str, bool], tuple[list[Decision], bool]]) -> list[tuple[int, str, Decision]]:
     """Decisions for one report: (statement index, statement text, decision)."""
+    return _analyze_report(text, vocab, cache)[0]
+
+
+def _analyze_report(text: str, vocab: Vocabulary, cache: dict[tuple[str, bool], tuple[list[Decision], bool]],
+                    seg_cache: dict[Any, Any] | None = None) -> tuple[list[tuple[int, str, Decision]], str | None]:
+    """Decisions for one report and the status its footers state (the last one wins; None: none).
+
+    ``cache`` memoises decisions per (statement, comparison section), ``seg_cache`` line
+    segmentations (see :func:`ecgkit.labels.segment.segment_report`); both live for one call.
+    """
     out: list[tuple[int, str, Decision]] = []
     in_comparison = False
-    for i, stmt in enumerate(split_statements(text, vocab.continuation, vocab.abbreviations), start=1):
-        key = (normalize_text(stmt), in_comparison)
+    status = None
+    for i, st in enumerate(segment_report(text, vocab.segmenter, seg_cache), start=1):
+        if st.kind == CODE:
+            continue
+        footer = st.kind == FOOTER
+        if footer and st.status is not None:
+            status = st.status
+        # keyed on the text as written: a repeated statement skips normalisation too
+        key = (st.text, in_comparison and not footer)
         got = cache.get(key)
         if got is None:
-            got = decide_statement(key[0], vocab, in_comparison)
+            got = decide_statement(normalize_text(st.text), vocab, key[1])
             cache[key] = got
         decisions, starts = got
-        out.extend((i, stmt, d) for d in decisions)
+        if footer:
+            out.extend((i, st.text, replace(d, decision="excluded", cue=st.cue)) for d in decisions)
+            continue
+        out.extend((i, st.text, d) for d in decisions)
         in_comparison = in_comparison or starts
     if any(d.condition is not None for _, _, d in out):
         checked = apply_conditions([d for _, _, d in out])
         out = [(i, stmt, d) for (i, stmt, _), d in zip(out, checked)]
-    return out
+    return out, status
 
 
 def _aggregate(decisions: Iterable[Decision], index: dict[str, int], row: np.ndarray, unc: int) -> None:
@@ -173,35 +195,98 @@ def label_texts(texts: Iterable[Any] | pd.Series | str, vocabulary: str | Path |
         index = pd.RangeIndex(len(values))
     rows = index.tolist() if isinstance(texts, pd.Series) else range(len(values))
     keys = [v if isinstance(v, str) else _as_text(v, r) for v, r in zip(values, rows)]
-    out, _ = _label_keys(keys, vocab, unc, with_provenance=False)
+    out, _, _ = _label_keys(keys, vocab, unc, with_provenance=False)
     return pd.DataFrame(out, index=index, columns=list(vocab.labels))
 
 
 def _label_keys(keys: list[str], vocab: Vocabulary, unc: int, *,
-                with_provenance: bool) -> tuple[np.ndarray, list[str]]:
-    """Label report strings, each distinct report once; optionally with provenance strings."""
+                with_provenance: bool) -> tuple[np.ndarray, list[str], list[str | None]]:
+    """Label report strings, each distinct report once; optionally with provenance strings.
+
+    Returns the labels, the provenance strings (empty list without provenance) and, per report,
+    the status its footers state (None when they state none).
+    """
     codes, uniques = pd.factorize(pd.Series(keys, dtype=object), sort=False)
     col = {lab: j for j, lab in enumerate(vocab.labels)}
     table = np.zeros((len(uniques), len(vocab.labels)), dtype=np.int8)
     prov = [""] * len(uniques)
+    status: list[str | None] = [None] * len(uniques)
     cache: dict[tuple[str, bool], tuple[list[Decision], bool]] = {}
+    seg_cache: dict[Any, Any] = {}
     for u, text in enumerate(uniques):
         if not text:
             continue
-        found = _analyze(text, vocab, cache)
+        if len(cache) > _MEMO_MAX or len(seg_cache) > _MEMO_MAX:  # bound memory on huge distinct inputs
+            cache.clear()
+            seg_cache.clear()
+        found, status[u] = _analyze_report(text, vocab, cache, seg_cache)
         _aggregate((d for _, _, d in found), col, table[u], unc)
         if with_provenance and found:
             prov[u] = provenance(Mention(d.label, d.decision, d.phrase, i, stmt, d.cue, d.via)
                                  for i, stmt, d in found)
     logger.debug("labelled %d texts (%d unique, %d unique statements)", len(codes), len(uniques), len(cache))
     if not len(codes):
-        return np.zeros((0, len(vocab.labels)), dtype=np.int8), []
-    return table[codes], [prov[c] for c in codes] if with_provenance else []
+        return np.zeros((0, len(vocab.labels)), dtype=np.int8), [], []
+    return (table[codes], [prov[c] for c in codes] if with_provenance else [],
+            [status[c] for c in codes])
 
 
-def explain_many(texts: list[str], vocab: Vocabulary, unc: int) -> tuple[np.ndarray, list[str]]:
-    """Labels (int8, shape (n, n_labels)) and provenance strings for report strings (missing = "")."""
-    return _label_keys(texts, vocab, unc, with_provenance=True)
+def explain_many(texts: list[str], vocab: Vocabulary, unc: int,
+                 workers: int = 1) -> tuple[np.ndarray, list[str], list[str | None]]:
+    """Labels (int8, shape (n, n_labels)), provenance strings and footer-stated report status
+    (``"confirmed"``, ``"unconfirmed"`` or None) for report strings (missing = "").
+
+    ``workers > 1`` labels the distinct reports in that many processes (chunks of distinct texts
+    go out, label rows come back); the result is identical to ``workers=1``.
+    """
+    if workers <= 1 or len(texts) < 2 * _CHUNK:
+        return _label_keys(texts, vocab, unc, with_provenance=True)
+    from ecgkit.engines import map_tasks
+
+    codes, uniques = pd.factorize(pd.Series(texts, dtype=object), sort=False)
+    uniq = list(uniques)
+    size = max(_CHUNK, -(-len(uniq) // (4 * workers)))
+    tasks = [(k, uniq[k:k + size], vocab.source, unc) for k in range(0, len(uniq), size)]
+    table = np.zeros((len(uniq), len(vocab.labels)), dtype=np.int8)
+    prov = [""] * len(uniq)
+    status: list[str | None] = [None] * len(uniq)
+    for start, part, part_prov, part_status in map_tasks(_label_chunk, tasks, workers=workers):
+        table[start:start + len(part)] = part
+        prov[start:start + len(part)] = part_prov
+        status[start:start + len(part)] = part_status
+    return table[codes], [prov[c] for c in codes], [status[c] for c in codes]
+
+
+_MEMO_MAX = 500_000  # memo entries (statements, lines) kept within one call
+_CHUNK = 2000  # distinct reports per task: large enough that a task's start-up is amortised
+
+
+def _label_chunk(task: tuple[int, list[str], str, int]) -> tuple[int, np.ndarray, list[str], list[str | None]]:
+    start, texts, source, unc = task
+    table, prov, status = _label_keys(texts, load_vocabulary(source), unc, with_provenance=True)
+    return start, table, prov, status
+
+
+def report_status(texts: Iterable[Any] | pd.Series | str,
+                  vocabulary: str | Path | Vocabulary = "ecg-p18") -> list[str]:
+    """Confirmation status each report states: ``"confirmed"``, ``"unconfirmed"`` or ``"unknown"``.
+
+    From the report's own footers (``footers`` in the vocabulary: "Confirmed by ...", "unconfirmed
+    report", "unbestätigter Bericht", "Obekräftad", ...); when a report holds several, the last
+    one wins (an overreader's line follows the device's). :func:`ecgkit.labels.label_manifest`
+    also reads a format's own field (MUSE ``TestDemographics/Status``), which wins over the text.
+
+    Examples
+    --------
+    >>> report_status(["sinusrhythmus normales ekg 4.46   unbestätigter bericht", "AF", None])
+    ['unconfirmed', 'unknown', 'unknown']
+    """
+    vocab = load_vocabulary(vocabulary)
+    if isinstance(texts, (str, bytes)):
+        texts = [texts]
+    values = texts.tolist() if isinstance(texts, pd.Series) else list(texts)
+    keys = [_as_text(v, r) for r, v in enumerate(values)]
+    return [s or "unknown" for s in _label_keys(keys, vocab, 1, with_provenance=False)[2]]
 
 
 def explain(text: Any, vocabulary: str | Path | Vocabulary = "ecg-p18") -> list[Mention]:
@@ -240,7 +325,7 @@ def provenance(mentions: Iterable[Mention]) -> str:
     parts = []
     for m in mentions:
         mark = "" if m.decision == "asserted" else "?" if m.decision == "uncertain" else "-"
-        via = f" via {m.via}" if m.via else ""
+        via = "" if not m.via else " via=fuzzy" if m.via == "fuzzy" else f" via {m.via}"
         why = "" if m.decision == "asserted" else f", {m.decision}: '{m.cue}'"
         parts.append(f"{m.label}{mark}<-'{m.phrase}'{via} (stmt {m.statement}{why})")
     return "; ".join(parts)

@@ -32,10 +32,30 @@ def _select(spans: list[tuple[int, int, Entry]], n_chars: int) -> list[tuple[int
     """Longest spans first, then leftmost; drop any span overlapping an accepted one.
 
     Spans include their padding spaces, so two adjacent phrases share one space; only the inner
-    characters ``start+1 .. end-1`` are claimed.
+    characters ``start+1 .. end-1`` are claimed. Listed phrases are selected first; a generated
+    form (a word order or coordination the vocabulary derived, ``Entry.generated``) then replaces
+    them only where it contains every listed phrase it overlaps: "right and left ventricular
+    hypertrophy" replaces "left ventricular hypertrophy", while "fibrillation atrial flutter" in
+    "atrial fibrillation atrial flutter" straddles two listed phrases and is dropped.
     """
     if len(spans) <= 1:
         return spans
+    listed = [s for s in spans if not s[2].generated]
+    out = _longest_first(listed, n_chars)
+    generated = [s for s in spans if s[2].generated]
+    if generated:
+        generated.sort(key=lambda s: (s[0] - s[1], s[0]))
+        for start, end, entry in generated:
+            hit = [o for o in out if o[0] < end - 1 and start < o[1] - 1]  # overlapping inner characters
+            if all(start <= o[0] and o[1] <= end for o in hit) and all(not o[2].generated for o in hit):
+                out = [o for o in out if o not in hit] + [(start, end, entry)]
+            elif not hit:
+                out.append((start, end, entry))
+    out.sort(key=lambda s: s[0])
+    return out
+
+
+def _longest_first(spans: list[tuple[int, int, Entry]], n_chars: int) -> list[tuple[int, int, Entry]]:
     spans.sort(key=lambda s: (s[0] - s[1], s[0]))
     taken = bytearray(n_chars + 1)
     out = []
@@ -44,8 +64,15 @@ def _select(spans: list[tuple[int, int, Entry]], n_chars: int) -> list[tuple[int
             continue
         taken[start + 1:end] = b"\x01" * (end - start - 1)
         out.append((start, end, entry))
-    out.sort(key=lambda s: s[0])
     return out
+
+
+def _clause_ends(norm: str, end: int, ends: frozenset[str]) -> bool:
+    """Does the clause end at character ``end`` (the padding space after a phrase)?"""
+    if end >= len(norm) - 1:
+        return True
+    stop = norm.find(" ", end + 1)
+    return norm[end + 1:stop] in ends
 
 
 def match_statement(norm: str, vocab: Vocabulary) -> tuple[list[Hit], list[Hit]]:
@@ -67,7 +94,7 @@ def match_statement(norm: str, vocab: Vocabulary) -> tuple[list[Hit], list[Hit]]
     cue_spans: list[tuple[int, int, Entry]] = []
     for end, entry in vocab.automaton.iter(norm):
         start = end - len(entry.key) + 1
-        if entry.finding is not None:
+        if entry.finding is not None and (not entry.tail or _clause_ends(norm, end, vocab.clause_ends)):
             finding_spans.append((start, end, entry))
         if entry.cues:
             cue_spans.append((start, end, entry))

@@ -23,10 +23,6 @@ _TOKEN = re.compile(r"[a-z0-9]+|,|(?<![a-z0-9])\?|\?(?![a-z0-9])")
 # "?" or "#" between two letters stands for a letter lost in transcoding (PTB-XL's "f#r" for "für");
 # dropping it gives the spelling with the umlaut dropped, which every umlaut phrase also matches.
 _LOST_LETTER = re.compile(r"(?<=[a-z])[?#](?=[a-z])")
-# A sentence ends at . ! ? after a word of 3+ characters (so "v.a." and "z.n." stay whole, and
-# decimals such as "4.46" are not cut), or at a semicolon.
-_SENTENCE_END = re.compile(r"(?:(?<=[^\W_]{3})|(?<=\)))[.!?](?=\s|$)|;")
-_LAST_WORD = re.compile(r"([^\W_]+)\W*$")
 # UTF-8 text that was decoded as Latin-1/cp1252 ("VorhofflimmernÃ¤") shows these lead bytes.
 _MOJIBAKE = re.compile("[\u00c2\u00c3][\u0080-\u00bf]")
 
@@ -95,53 +91,14 @@ def normalize_text(text: str) -> str:
     return f" {words} " if words else " "
 
 
-def _split_sentences(line: str, abbreviations: frozenset[str]) -> list[str]:
-    if "." not in line and ";" not in line and "!" not in line and "?" not in line:
-        return [line]
-    parts: list[str] = []
-    pos = 0
-    for m in _SENTENCE_END.finditer(line):
-        if m.group(0) != ";" and abbreviations:
-            word = _LAST_WORD.search(line[max(pos, m.start() - 24):m.start()])
-            if word is not None and normalize_text(word.group(1)).strip() in abbreviations:
-                continue
-        # a question mark stays with its sentence: it hedges the finding it follows ("LVH?")
-        parts.append(line[pos:m.end() if m.group(0) == "?" else m.start()])
-        pos = m.end()
-    parts.append(line[pos:])
-    return [p.strip() for p in parts if p.strip()]
-
-
 def split_statements(text: str, continuation: frozenset[str] | tuple[str, ...] = (),
                      abbreviations: frozenset[str] = frozenset()) -> list[str]:
-    """Cut a report into statements: lines, joined where a line continues the previous one, then sentences.
+    """Cut a report into statement texts with only continuation words and abbreviations (no footers).
 
-    Parameters
-    ----------
-    text : str
-        The report; lines separated by newlines (a MUSE record's ``StmtText`` lines joined with ``\\n``).
-    continuation : collection of str
-        Normalised words or phrases that, starting a line, attach it to the previous line
-        (MUSE's "with 1st degree A-V block" qualifies the line above it).
-    abbreviations : frozenset of str
-        Normalised words whose trailing period does not end a sentence ("amplitudkrit.", "vent.").
-
-    Returns
-    -------
-    list of str
-        Raw statement texts (not normalised), empty ones dropped, in source order.
+    A thin wrapper of :func:`ecgkit.labels.segment.segment_report`, which the labeller calls with
+    the vocabulary's full settings (footers, joiners); see there for the rules.
     """
-    lines: list[str] = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        if lines and continuation:
-            head = normalize_text(line[:40])
-            if any(head.startswith(f" {word} ") for word in continuation):
-                lines[-1] = f"{lines[-1]} {line.strip()}"
-                continue
-        lines.append(line.strip())
-    statements: list[str] = []
-    for line in lines:
-        statements.extend(_split_sentences(line, abbreviations))
-    return statements
+    from ecgkit.labels.segment import Segmenter, segment_report
+
+    seg = Segmenter(continuation=tuple(continuation), abbreviations=frozenset(abbreviations))
+    return [s.text for s in segment_report(text, seg)]

@@ -9,7 +9,8 @@ Rules are scoped to one statement (a line plus its continuation lines, or one se
   ("anterolateraler infarkt möglich" hedges the infarct, not a bundle branch block before it);
 * ``replaced`` ("X has replaced Y") marks everything after it in the statement, ``replaced_by``
   everything before it;
-* ``statement_excluded`` ("Confirmed by ...") voids the whole statement; ``comparison`` ("When
+* ``statement_excluded`` ("Confirmed by ...") voids the rest of its statement (its clause: the
+  findings after it; segmentation has already cut footers into statements of their own); ``comparison`` ("When
   compared with ECG of ...") starts the comparison section: from there to the end of the report a
   finding counts only when a ``current`` cue ("has replaced", "now present", "new") marks it;
 * a ``break`` cue ends a cue's reach; a scoped one (``stops``) only that of the rules it names (a comma
@@ -74,13 +75,17 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
     starts_comparison : bool
         Whether this statement opens the comparison section for the statements after it.
     """
+    fixed: tuple[int, ...] = ()
+    if vocab.fuzzy:
+        norm, fixed = correct_spelling(norm, vocab.fuzzy)
     findings, cues = match_statement(norm, vocab)
     starts_comparison = any(c.rule == "comparison" for h in cues for c in h.cues)
     labelled = [h for h in findings if h.finding is not None and h.finding.kind != OTHER]
     if not labelled:
         return [], starts_comparison
 
-    excluded_stmt = next((h.phrase for h in cues for c in h.cues if c.rule == "statement_excluded"), None)
+    # an overreader or boilerplate phrase voids its own clause: the findings after it in the statement
+    excluded_at = [(h.first, h.phrase) for h in cues for c in h.cues if c.rule == "statement_excluded"]
     comparison_at = min((h.first for h in cues for c in h.cues if c.rule == "comparison"), default=None)
     # barriers end a cue's reach: break words and out-of-vocabulary findings end every cue's reach,
     # scoped breaks (a comma, "and") only that of the cue rules they name
@@ -121,6 +126,7 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
         f = cast(Finding, h.finding)
         decision, cue_phrase = "asserted", None
         current = False
+        excluded_stmt = next((p for pos, p in excluded_at if pos <= h.first), None) if excluded_at else None
         if excluded_stmt is not None:
             decision, cue_phrase = "excluded", excluded_stmt
         elif f.kind == EXCLUDED:
@@ -164,11 +170,38 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
         if f.kind == CONDITIONAL:
             condition = ("requires", f.requires) if f.requires is not None else \
                 ("forbids", f.forbids) if f.forbids is not None else None
+        fuzzy = bool(fixed) and any(h.first <= k <= h.last for k in fixed)
         for lab in f.labels:
-            out.append(Decision(lab, decision, h.phrase, cue_phrase, condition=condition))
+            out.append(Decision(lab, decision, h.phrase, cue_phrase, via="fuzzy" if fuzzy else None,
+                                condition=condition))
             for implied in vocab.implies.get(lab, ()):
-                out.append(Decision(implied, decision, h.phrase, cue_phrase, via=lab, condition=condition))
+                out.append(Decision(implied, decision, h.phrase, cue_phrase, via=f"{lab}+fuzzy" if fuzzy else lab,
+                                    condition=condition))
     return out, starts_comparison
+
+
+def correct_spelling(norm: str, fuzzy: dict[str, str]) -> tuple[str, tuple[int, ...]]:
+    """Replace one-edit misspellings and glued word pairs; return the text and the word indices fixed.
+
+    >>> correct_spelling(" ventricular bigemeny ", {"bigemeny": "bigeminy"})
+    (' ventricular bigeminy ', (1,))
+    >>> correct_spelling(" atrialfibrillation ", {"atrialfibrillation": "atrial fibrillation"})
+    (' atrial fibrillation ', (0, 1))
+    """
+    words = norm.split(" ")  # ['', w0, w1, ..., '']
+    if not any(w in fuzzy for w in words):
+        return norm, ()
+    out: list[str] = []
+    fixed: list[int] = []
+    for w in words[1:-1]:
+        target = fuzzy.get(w)
+        if target is None:
+            out.append(w)
+            continue
+        for part in target.split(" "):  # a glued pair ("atrialfibrillation") becomes two words
+            fixed.append(len(out))
+            out.append(part)
+    return f" {' '.join(out)} ", tuple(fixed)
 
 
 def apply_conditions(decisions: list[Decision]) -> list[Decision]:

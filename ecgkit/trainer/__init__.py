@@ -13,7 +13,8 @@ module              what it holds
 ``checkpoint``      checkpoints and ``metrics.csv``
 ``validation``      the early-stopping score (macro AUROC or loss over the major tasks)
 ``loop``            ``train``: the training loop itself
-``predict``         ``predict``, ``predict_run``, ``export``, ``load_exported``
+``predict``         ``predict``, ``predict_run``
+``export``          ``export`` (model file, TorchScript, ONNX), ``load_exported``
 ==================  ===================================================================
 
 The package is called ``trainer`` (not ``train``) so that ``ecgkit.train`` stays the function, as
@@ -26,7 +27,8 @@ from ecgkit.trainer.checkpoint import load_checkpoint
 from ecgkit.trainer.config import (AUX_FILE, BEST_CKPT, CONFIG_FILE, LAST_CKPT, METRICS_FILE, RUN_INFO_FILE,
                                    TrainConfig, TrainResult)
 from ecgkit.trainer.loop import train
-from ecgkit.trainer.predict import export, load_exported, predict, predict_run
+from ecgkit.trainer.export import export, load_exported
+from ecgkit.trainer.predict import predict, predict_run
 from ecgkit.trainer.step import train_step
 
 __all__ = ["TrainConfig", "TrainResult", "train", "export", "load_checkpoint", "load_exported", "predict",

@@ -1,7 +1,9 @@
-"""Using a trained run: probabilities for a dataset, a run's split, and the exported model file."""
+"""Using a trained run: probabilities for a dataset and for a run's split.
+
+Exporting a run (the model file, TorchScript, ONNX) lives in :mod:`ecgkit.trainer.export`.
+"""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -10,17 +12,15 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from ecgkit import __version__
 from ecgkit.config import make_config
 from ecgkit.errors import ConfigError
-from ecgkit.models.resnet1d import ResNet1d
 from ecgkit.trainer.batches import _open_dataset
-from ecgkit.trainer.checkpoint import _atomic_save, _model_from_ckpt, load_checkpoint
+from ecgkit.trainer.checkpoint import _model_from_ckpt, load_checkpoint
 from ecgkit.trainer.config import BEST_CKPT, LAST_CKPT, TrainConfig
 from ecgkit.trainer.loader import _BatchSource, _loader, _ship_mode, _to_device
 from ecgkit.trainer.step import _conv_path
 
-__all__ = ["predict", "predict_run", "export", "load_exported"]
+__all__ = ["predict", "predict_run"]
 
 
 @torch.no_grad()
@@ -118,28 +118,5 @@ def predict_run(run_dir: str | Path, split: str = "test", *, checkpoint: str = B
     return y, scores, names
 
 
-def export(run_dir: str | Path, out_path: str | Path, *, checkpoint: str = BEST_CKPT) -> Path:
-    """Write a deployable model with exactly the major-task heads (auxiliary heads dropped).
-
-    The file holds ``model`` (state dict), ``model_config``, ``label_names``, ``fs``, ``config`` and
-    ``ecgkit_version``; :func:`load_exported` rebuilds the model.
-    """
-    run = Path(run_dir)
-    path = run / checkpoint
-    if not path.exists() and checkpoint == BEST_CKPT:
-        path = run / LAST_CKPT
-    ckpt = load_checkpoint(path)
-    model = _model_from_ckpt(ckpt).keep_heads(range(int(ckpt["n_major"])))
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_save({"model": model.state_dict(), "model_config": dataclasses.asdict(model.config),
-                  "label_names": list(ckpt["label_names"]), "fs": ckpt.get("fs"), "config": ckpt["config"],
-                  "ecgkit_version": __version__}, out)
-    return out
-
-
-def load_exported(path: str | Path) -> tuple[ResNet1d, list[str]]:
-    """Rebuild an exported model (eval mode) and its label names."""
-    ckpt = load_checkpoint(path)
-    model = _model_from_ckpt(ckpt).eval()
-    return model, list(ckpt["label_names"])
+# `export` and `load_exported` lived here before ecgkit.trainer.export; kept importable from here
+from ecgkit.trainer.export import export, load_exported  # noqa: E402,F401

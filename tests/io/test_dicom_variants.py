@@ -105,3 +105,51 @@ def test_rhythm_group_after_the_median_beat(ds: pydicom.Dataset, reference: np.n
     rec = read_dicom(tmp_path / "order.dcm")
     np.testing.assert_allclose(rec.signal, reference, atol=1e-6)
     assert rec.acquired_at == datetime(2006, 2, 1, 10, 24, 3)
+
+
+HEMODYNAMIC = "1.2.840.10008.5.1.4.1.1.9.2.1"
+
+
+def _add_pressure_channel(ds: pydicom.Dataset) -> None:
+    """Append an aortic pressure channel (mmHg) to the rhythm group, re-interleaving WaveformData."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    group = ds.WaveformSequence[0]
+    n, n_ch = int(group.NumberOfWaveformSamples), int(group.NumberOfWaveformChannels)
+    raw = np.frombuffer(group.WaveformData, dtype="<i2", count=n * n_ch).reshape(n, n_ch)
+    pressure = (np.arange(n) % 100).astype("<i2")[:, None]
+    group.WaveformData = np.hstack([raw, pressure]).astype("<i2").tobytes()
+    group.NumberOfWaveformChannels = n_ch + 1
+    src, unit, ch = Dataset(), Dataset(), Dataset()
+    src.CodeValue, src.CodingSchemeDesignator, src.CodeMeaning = "2:18944", "MDC", "Aortic pressure"
+    unit.CodeValue, unit.CodingSchemeDesignator, unit.CodeMeaning = "mm[Hg]", "UCUM", "mmHg"
+    ch.ChannelSourceSequence = Sequence([src])
+    ch.ChannelSensitivityUnitsSequence = Sequence([unit])
+    ch.ChannelSensitivity = 1.0
+    group.ChannelDefinitionSequence.append(ch)
+
+
+def test_hemodynamic_object_with_the_12_leads(ds: pydicom.Dataset, reference: np.ndarray, tmp_path: Path) -> None:
+    ds.SOPClassUID = HEMODYNAMIC
+    ds.file_meta.MediaStorageSOPClassUID = HEMODYNAMIC
+    _add_pressure_channel(ds)
+    ds.save_as(tmp_path / "hemo.dcm")
+    rec = read_dicom(tmp_path / "hemo.dcm")
+    np.testing.assert_allclose(rec.signal, reference, atol=1e-6)
+    assert rec.repairs == ("ignored non-ECG channels: Aortic pressure",)
+
+
+def test_hemodynamic_object_without_ecg_leads_is_refused(ds: pydicom.Dataset, tmp_path: Path) -> None:
+    from ecgkit.errors import SignalError
+
+    ds.SOPClassUID = HEMODYNAMIC
+    _add_pressure_channel(ds)
+    group = ds.WaveformSequence[0]
+    for ch in list(group.ChannelDefinitionSequence)[:9]:  # leave V4-V6 and the pressure
+        ch.ChannelSourceSequence[0].CodeValue = "2:18945"
+        ch.ChannelSourceSequence[0].CodeMeaning = "Left ventricular pressure"
+    ds.save_as(tmp_path / "hemo3.dcm")
+    with pytest.raises(SignalError, match=r"DICOM Hemodynamic Waveform: .*missing lead") as err:
+        read_dicom(tmp_path / "hemo3.dcm")
+    assert "hemo3" in str(err.value)

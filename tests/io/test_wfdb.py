@@ -66,7 +66,9 @@ def test_ptb_diagnostic_15_signals_resampled_to_500hz(shared_data: Path) -> None
     expected = resample_poly(ref.T, 1, 2, axis=1)
     np.testing.assert_allclose(rec.signal, expected, atol=1e-4)
     assert rec.age == 81.0 and rec.sex == "F" and rec.acquired_at.year == 1990
-    assert rec.statements == ["Myocardial infarction"]
+    # "Reason for admission", the acute infarct's site and "Additional diagnoses"; "Former infarction: no" is not one
+    assert rec.statements == ["Myocardial infarction", "Acute infarction (localization): infero-latera",
+                              "Diabetes mellitus"]
 
 
 def test_crop_and_pad(ptbxl_record1: Path) -> None:
