@@ -243,7 +243,9 @@ def test_cross_stitch_sharing_trains_rebuilds_and_exports(fakes: dict, tmp_path:
     torch.testing.assert_close(model.units["1"].alpha.detach().diagonal().sum(), torch.tensor(3 * 0.8), atol=0.05,
                                rtol=0)  # near its initial mix after a few steps
     x = torch.from_numpy(fakes["val"].get_batch(np.arange(5))[0])
-    path = T.export(run, tmp_path / "model.pt")
+    from ecgkit.contract import InputContract
+    contract = InputContract(fs=100.0, seconds=2.56, n_samples=256)  # the fakes' records
+    path = T.export(run, tmp_path / "model.pt", contract=contract)
     exported, names = T.load_exported(path)
     assert names == ["T0", "T1", "T2"]
     with torch.no_grad():
@@ -278,7 +280,9 @@ def test_damtl_method_runs_algorithm_1_on_two_cohorts(fakes: dict, tmp_path: Pat
     assert all(float(m.detach().min()) >= 0 for j in range(2) for m in model.net.masks(j))
     y, s, names = T.predict_run(run, "val", device="cpu", dataset=val)
     assert names == ["T0", "T1", "T2"] and s.shape == (192, 3) and np.isfinite(s).all()
-    exported, _ = T.load_exported(T.export(run, tmp_path / "damtl.pt"))
+    from ecgkit.contract import InputContract
+    contract = InputContract(fs=100.0, seconds=2.56, n_samples=256)
+    exported, _ = T.load_exported(T.export(run, tmp_path / "damtl.pt", contract=contract))
     with torch.no_grad():
         torch.testing.assert_close(exported(x), out)
     with pytest.raises(ValueError, match="damtl_tasks"):
