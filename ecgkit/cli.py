@@ -189,7 +189,8 @@ _PAPER_OPTIONS = (  # TrainConfig keys of the papers' settings (issue 20), as `e
     click.option("--damtl-tasks", help="DAMTL tasks: label sets joined by '+', comma-separated (LVH+AFIB,LVH+VT)."),
     click.option("--lambda-l1", type=float, help="DAMTL: weight of the masks' L1 norm."),
     click.option("--lambda-cmmd", type=float, help="DAMTL: weight of the conditional MMD."),
-    click.option("--sharing", type=click.Choice(["hard", "cross_stitch"]),
+    click.option("--sharing", type=click.Choice(["hard", "cross-stitch", "cross_stitch"]),
+                 callback=lambda ctx, param, v: v.replace("-", "_") if v else v,
                  help="hard: one shared trunk; cross_stitch: one column per task mixed by cross-stitch units."),
 )
 

@@ -213,7 +213,8 @@ def test_cli_options_reach_the_train_config(tmp_path: Path, monkeypatch: pytest.
     args = ["train", str(tmp_path), "--out", str(tmp_path / "run"), "--blocks", "16", "--base-filters", "64",
             "--filter-growth", "linear", "--head", "flatten", "--sampler", "joint", "--oversample", "ucsf",
             "--oversample-k", "4000", "--major-tasks", "LVH,AFIB", "--early-stopping", "val_loss",
-            "--early-stopping-min-positives", "5", "--no-progress"]
+            "--early-stopping-min-positives", "5", "--sharing", "cross-stitch", "--method", "damtl",
+            "--damtl-tasks", "LVH+AFIB,LVH+VT", "--lambda-l1", "1e-5", "--lambda-cmmd", "0.5", "--no-progress"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     cfg = seen["cfg"]
@@ -221,6 +222,8 @@ def test_cli_options_reach_the_train_config(tmp_path: Path, monkeypatch: pytest.
     assert (cfg.sampler, cfg.oversample, cfg.oversample_k) == ("joint", "ucsf", 4000)
     assert cfg.major_tasks == ("LVH", "AFIB")
     assert (cfg.early_stopping, cfg.early_stopping_min_positives) == ("val_loss", 5)
+    assert (cfg.sharing, cfg.method, cfg.damtl_tasks) == ("cross_stitch", "damtl", ("LVH+AFIB", "LVH+VT"))
+    assert (cfg.lambda_l1, cfg.lambda_cmmd) == (1e-5, 0.5)
     bad = CliRunner().invoke(main, ["train", str(tmp_path), "--out", str(tmp_path / "r"), "--head", "max"])
     assert bad.exit_code == 2 and "--head" in bad.output
 
