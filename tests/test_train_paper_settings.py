@@ -258,13 +258,14 @@ def test_cross_stitch_sharing_trains_rebuilds_and_exports(fakes: dict, tmp_path:
 def test_damtl_method_runs_algorithm_1_on_two_cohorts(fakes: dict, tmp_path: Path) -> None:
     from ecgkit.models.damtl import DAMTLPredictor
 
-    train, val = FakeShardDataset(384, seed=0), FakeShardDataset(192, seed=1)
+    train, val = FakeShardDataset(192, seed=0), FakeShardDataset(96, seed=1)
     for ds in (train, val):  # cohort A defines T0, T1; cohort B defines T1, T2
         half = len(ds) // 2
         ds.labels[:half, 2] = -1
         ds.labels[half:, 0] = -1
     run = tmp_path / "run"
-    cfg = _cfg(method="damtl", damtl_tasks=("T0+T1", "T1+T2"), lambda_l1=1e-5, lambda_cmmd=0.1, epochs=2)
+    cfg = _cfg(method="damtl", damtl_tasks=("T0+T1", "T1+T2"), lambda_l1=1e-5, lambda_cmmd=0.1, epochs=2,
+               batches_per_epoch=2, eval_batch_size=96)
     res = T.train(cfg, run, datasets={"train": train, "val": val})
     assert (run / "aux" / "best.pt").exists()  # step 1: the auxiliary network on the union labels
     assert res.epoch == 2 and all(np.isfinite(r["ce"]) and r["mask_l1"] > 0 for r in res.history)
@@ -282,7 +283,7 @@ def test_damtl_method_runs_algorithm_1_on_two_cohorts(fakes: dict, tmp_path: Pat
     torch.testing.assert_close(out[:, 2], t1[:, 1])
     assert all(float(m.detach().min()) >= 0 for j in range(2) for m in model.net.masks(j))
     y, s, names = T.predict_run(run, "val", device="cpu", dataset=val)
-    assert names == ["T0", "T1", "T2"] and s.shape == (192, 3) and np.isfinite(s).all()
+    assert names == ["T0", "T1", "T2"] and s.shape == (96, 3) and np.isfinite(s).all()
     from ecgkit.contract import InputContract
     contract = InputContract(fs=100.0, seconds=2.56, n_samples=256)
     exported, _ = T.load_exported(T.export(run, tmp_path / "damtl.pt", contract=contract))
