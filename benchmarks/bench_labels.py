@@ -130,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     r_cold = _rate(m, t_cold)
     print(f"ecgkit, no dedup and no memo (every report from scratch): {r_cold:12,.0f} texts/s  ({m:,} texts)")
 
+    t0 = time.perf_counter()
+    explain_many(distinct, vocab, 1, workers=1)
+    t_1 = time.perf_counter() - t0
+    print(f"ecgkit explain_many, distinct reports, --workers 1 (wall clock): "
+          f"{_rate(len(distinct), t_1):12,.0f} texts/s  ({t_1:.2f} s)")
     w = args.workers
     t0 = time.perf_counter()
     explain_many(distinct, vocab, 1, workers=w)

@@ -9,7 +9,7 @@ likelihood of 0 means "not given" and still counts as present).
 Usage::
 
     python benchmarks/eval_labels_ptbxl.py [--csv ../shared/data/ptbxl/ptbxl_database.csv]
-        [--uncertain positive|negative|mask] [--disagreements]
+        [--uncertain positive|negative|mask] [--disagreements] [--append-footer " 4.46   unbestätigter bericht"]
 
 Prints per-label precision, recall, F1 and support for all reports, then separately for confirmed
 and unconfirmed reports (``report_status`` from the report's own footer, e.g. "unbestätigter bericht";
@@ -68,11 +68,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--csv", type=Path, default=DEFAULT_CSV)
     ap.add_argument("--uncertain", default="positive", choices=["positive", "negative", "mask"])
     ap.add_argument("--disagreements", action="store_true", help="list every disagreeing record")
+    ap.add_argument("--append-footer", metavar="TEXT", default=None,
+                    help="append TEXT to every other report, as PTB-XL's automatic reports end (e.g. "
+                         "' 4.46      unbestätigter bericht'): the labels must not change, and those "
+                         "reports count as unconfirmed")
     args = ap.parse_args(argv)
 
     db = pd.read_csv(args.csv)
     vocab = load_vocabulary("ecg-p18")
     reports = [r if isinstance(r, str) else "" for r in db["report"]]
+    if args.append_footer:
+        reports = [r + args.append_footer if i % 2 else r for i, r in enumerate(reports)]
     text = label_texts(reports, uncertain=args.uncertain)
     # mask -> count only definite labels as positive
     pred = (text.to_numpy() == 1)

@@ -49,6 +49,10 @@ def main() -> None:
                     help="shard sampling frequency (250 halves the shards' disk space: 300,000 records at "
                          "500 Hz need 36 GB of raw files plus 36 GB of shards)")
     ap.add_argument("--keep", action="store_true", help="keep the raw files and shards")
+    ap.add_argument("--difficulty", default="easy", choices=["easy", "realistic", "hard"],
+                    help="synthetic cohort difficulty (ecgkit.synth.difficulty)")
+    ap.add_argument("--synth-fs", type=float, default=500.0,
+                    help="sampling frequency the generator writes (set it to --fs to skip resampling)")
     ap.add_argument("--reuse-raw", action="store_true",
                     help="keep an archive an earlier run synthesised (its truth.parquet) and start at scan")
     args = ap.parse_args()
@@ -72,7 +76,8 @@ def main() -> None:
     if args.reuse_raw:
         truth = pd.read_parquet(raw / "truth.parquet")
     else:
-        truth = synth_cohort(args.patients, raw, fmt=args.fmt, seed=0, workers=args.workers)
+        truth = synth_cohort(args.patients, raw, fmt=args.fmt, seed=0, workers=args.workers,
+                             difficulty=args.difficulty, fs=args.synth_fs)
         report("synth", t, len(truth))
 
     t = time.perf_counter()
@@ -99,7 +104,7 @@ def main() -> None:
 
     n_ok = int((manifest["status"] == "ok").sum())
     total = sum(r["seconds"] for r in results.values())
-    print(json.dumps({"patients": args.patients, "shard_fs": args.fs, "records": len(truth), "records_ok": n_ok,
+    print(json.dumps({"patients": args.patients, "shard_fs": args.fs, "difficulty": args.difficulty, "records": len(truth), "records_ok": n_ok,
                       "records_quarantined": len(manifest) - n_ok, "workers": args.workers,
                       "cpu_count": os.cpu_count(), "total_seconds": round(total, 1), "stages": results}))
     if not args.keep:

@@ -18,6 +18,9 @@ ShardDataset           ``ecgkit.data``: shards -> torch dataset
 TaskAwareSampler       ``ecgkit.sampler``: labels -> (task, indices) batches
 ucsf_subset            ``ecgkit.oversample``: labels -> Hughes et al.'s rebalanced training subset
 make_aux_tasks         ``ecgkit.cotask``: labels -> CO-TASK auxiliary task definitions
+measure                ``ecgkit.measure``: manifest -> manifest + beats, intervals, quality
+                       (``measure_signal``: one (12, n) array -> one row)
+audit                  ``ecgkit.audit``: labels vs measurements -> flags (``write_audit`` reports)
 train                  ``ecgkit.trainer``: shards -> a trained run directory (the package is
                        not called ``train`` so that ``ecgkit.train`` stays the function)
 export                 ``ecgkit.trainer``: a run -> one self-describing model file (or
@@ -51,6 +54,9 @@ _EXPORTS = {
     "train": "ecgkit.trainer",
     "TrainConfig": "ecgkit.trainer",
     "predict_run": "ecgkit.trainer",
+    "measure": "ecgkit.measure",
+    "measure_signal": "ecgkit.measure",
+    "audit": "ecgkit.audit",
     "export": "ecgkit.trainer",
     "load_model": "ecgkit.model_file",
     "EcgModel": "ecgkit.model_file",

@@ -4,11 +4,12 @@ Only this module and ``pipelines/`` wire stages together, set up logging, and ow
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -38,6 +39,31 @@ def main(verbose: int) -> None:
     _setup_logging(verbose)
 
 
+@contextlib.contextmanager
+def _stage_errors(stage: str) -> Iterator[None]:
+    """Errors outside any record end the job with one line and a non-zero exit, not a traceback.
+
+    A full disk or an I/O error exits 4 (the stage has removed its temporary files; a rerun after
+    space is freed completes); an output folder in use by another job exits 5.
+    """
+    from ecgkit._lock import LockedError, OutputError, is_disk_error
+
+    try:
+        yield
+    except LockedError as exc:
+        click.echo(f"ecgkit {stage}: {exc}", err=True)
+        sys.exit(5)
+    except OutputError as exc:
+        click.echo(f"ecgkit {stage}: {exc}", err=True)
+        sys.exit(4)
+    except OSError as exc:
+        if not is_disk_error(exc):
+            raise
+        click.echo(f"ecgkit {stage}: {exc.filename or ''} {exc.strerror or exc}; temporary files removed",
+                   err=True)
+        sys.exit(4)
+
+
 # Stage commands follow, one per stage; each parses options, calls the stage's Python entry point,
 # and prints a one-line summary.
 
@@ -52,23 +78,27 @@ def main(verbose: int) -> None:
               help="Replace patient IDs by a keyed hash; the key is read from $ECGKIT_PSEUDONYM_KEY, never stored.")
 @click.option("--max-quarantine-rate", type=float, default=None,
               help="Exit non-zero when more than this fraction of records is quarantined (default 0.05).")
+@click.option("--strict-integrity", is_flag=True, default=None,
+              help="Quarantine records whose source checksums (WFDB, MUSE CRC32) fail (default: a QC flag).")
+@click.option("--follow-external-symlinks", is_flag=True, default=None,
+              help="Read symlinks that point outside the scanned folders (default: skipped).")
 @click.option("--engine", type=click.Choice(["inline", "local", "dask"]), default="inline", show_default=True,
               help="inline: rows gathered in this process; local/dask: each task writes a manifest part "
                    "(local process pool or dask.distributed), the parent concatenates them.")
 @click.option("--scheduler", default=None, help="Dask scheduler address (default: a local Dask cluster).")
 def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, config_file: Path | None,
-             pseudonymize: bool, max_quarantine_rate: float | None, engine: str = "inline",
+             pseudonymize: bool, max_quarantine_rate: float | None, strict_integrity: bool | None = None,
+             follow_external_symlinks: bool | None = None, engine: str = "inline",
              scheduler: str | None = None) -> None:
     """Walk SOURCES (files and folders), read every record, write OUT/manifest.parquet."""
-    import json
     import os
     import time
 
     from tqdm import tqdm
 
+    from ecgkit._lock import output_lock
     from ecgkit.config import load_config
-    from ecgkit.manifest import write_manifest, write_quarantine
-    from ecgkit.ingest import ScanConfig, scan, scan_summary
+    from ecgkit.ingest import ScanConfig, scan, scan_summary, write_scan
 
     key = None
     if pseudonymize:
@@ -76,14 +106,18 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
         if not key:
             raise click.UsageError("--pseudonymize needs the key in the ECGKIT_PSEUDONYM_KEY environment variable")
     config = load_config(ScanConfig, config_file, {"workers": workers, "pseudonymize_key": key,
-                                                   "max_quarantine_rate": max_quarantine_rate},
+                                                   "max_quarantine_rate": max_quarantine_rate,
+                                                   "strict_integrity": strict_integrity or None,
+                                                   "follow_external_symlinks": follow_external_symlinks or None},
                          section=_section(config_file, "scan"))
     if engine != "inline":
-        _scan_parts_cmd(list(sources), out_dir, config, engine, scheduler)
+        with _stage_errors("scan"), output_lock(out_dir, "scan"):
+            _scan_parts_cmd(list(sources), out_dir, config, engine, scheduler)
         return
     counts = {"ok": 0, "quarantined": 0}
     start = time.perf_counter()
-    with tqdm(desc="scan", unit="rec", dynamic_ncols=True) as bar:
+    with _stage_errors("scan"), output_lock(out_dir, "scan"), tqdm(desc="scan", unit="rec",
+                                                                   dynamic_ncols=True) as bar:
         def progress(n_ok: int, n_q: int) -> None:
             counts["ok"] += n_ok
             counts["quarantined"] += n_q
@@ -92,15 +126,8 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
 
         skipped: list[dict[str, str]] = []
         df = scan(list(sources), config, progress=progress, skipped=skipped)
-    seconds = time.perf_counter() - start
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_manifest(df, out_dir)
-    write_quarantine(df, out_dir, "scan")
-    import pandas as pd
-
-    pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(out_dir / "skipped_files.csv", index=False)
-    summary = scan_summary(df, config, seconds=seconds)
-    (out_dir / "scan_summary.json").write_text(json.dumps(summary, indent=2))
+        summary = scan_summary(df, config, seconds=time.perf_counter() - start)
+        write_scan(out_dir, df, skipped, summary, pseudonymized=key is not None)
     click.echo(f"scan: {summary['records']} records, {summary['ok']} ok, {summary['quarantined']} quarantined "
                f"({summary['quarantine_rate']:.1%}), {summary['records_per_s']} records/s -> "
                f"{out_dir / 'manifest.parquet'}")
@@ -124,8 +151,10 @@ def _scan_parts_cmd(sources: list[Path], out_dir: Path, config: Any, engine: str
 
     from ecgkit.scan_parts import scan_to_dir
 
+    from ecgkit._lock import atomic_write_text
+
     summary = scan_to_dir(sources, out_dir, config, engine=engine, scheduler=scheduler)  # type: ignore[arg-type]
-    (out_dir / "scan_summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_text(out_dir / "scan_summary.json", json.dumps(summary, indent=2))
     click.echo(f"scan ({engine}, {summary['parts']} parts): {summary['records']} records, {summary['ok']} ok, "
                f"{summary['quarantined']} quarantined ({summary['quarantine_rate']:.1%}), "
                f"{summary['records_per_s']} records/s -> {out_dir / 'manifest.parquet'}")
@@ -148,15 +177,17 @@ def _scan_parts_cmd(sources: list[Path], out_dir: Path, config: Any, engine: str
 def label_cmd(cohort_dir: str, vocabulary: str, uncertain: str, source: str, unconfirmed: str,
               workers: int) -> None:
     """Add label columns, label_provenance and report_status to COHORT_DIR/manifest.parquet."""
+    from ecgkit._lock import output_lock
     from ecgkit.engines import resolve_workers
     from ecgkit.labels import label_manifest, load_vocabulary
     from ecgkit.manifest import read_manifest, write_manifest, write_quarantine
 
     vocab = load_vocabulary(vocabulary)
-    manifest = read_manifest(cohort_dir)
-    labelled = label_manifest(manifest, vocabulary=vocab, uncertain=uncertain, source=source,
-                              unconfirmed=unconfirmed, workers=resolve_workers(workers))
-    write_manifest(labelled, cohort_dir)
+    with _stage_errors("label"), output_lock(cohort_dir, "label"):
+        manifest = read_manifest(cohort_dir)
+        labelled = label_manifest(manifest, vocabulary=vocab, uncertain=uncertain, source=source,
+                                  unconfirmed=unconfirmed, workers=resolve_workers(workers))
+        write_manifest(labelled, cohort_dir)
     counts = ", ".join(f"{lab} {int((labelled[lab] == 1).sum())}" for lab in vocab.labels)
     masked = int((labelled[list(vocab.labels)] == -1).to_numpy().sum())
     click.echo(f"labelled {len(labelled)} records with {vocab.name} {vocab.version} (source={source}, "
@@ -269,14 +300,27 @@ def evaluate_command(run_dir: str, split: str, baseline: str | None, threshold_r
 @click.option("--label-noise", type=float, default=0.0, show_default=True,
               help="Probability of flipping each label in the statements (truth.parquet keeps the truth).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Processes.")
-def synth_cmd(n_patients: int, out_dir: str, fmt: str, seed: int, label_noise: float, workers: int) -> None:
+@click.option("--difficulty", type=click.Choice(["easy", "realistic", "hard"]), default="easy", show_default=True,
+              help="easy: the quick-demo generator; realistic (for experiments): noise, artefacts, patient "
+                   "variation, borderline phenotypes; hard: more of all.")
+@click.option("--fs", type=float, default=500.0, show_default=True, help="Sampling frequency, Hz.")
+@click.option("--ratios", "ratios_text", default=None,
+              help="Imbalance ratios overriding CO-TASK Table 1, e.g. 'VT=500,3AVB=1000' (1 positive : r negatives).")
+def synth_cmd(n_patients: int, out_dir: str, fmt: str, seed: int, label_noise: float, workers: int,
+              difficulty: str, fs: float, ratios_text: str | None) -> None:
     """Write a synthetic phenotyped cohort (WFDB and/or GE MUSE XML) with truth.parquet."""
     import time
 
+    from ecgkit.errors import ConfigError
     from ecgkit.synth import synth_cohort
+    from ecgkit.synth.phenotypes import parse_ratios
 
     start = time.perf_counter()
-    truth = synth_cohort(n_patients, out_dir, fmt=fmt, seed=seed, label_noise=label_noise, workers=workers)
+    try:
+        truth = synth_cohort(n_patients, out_dir, fmt=fmt, seed=seed, label_noise=label_noise, workers=workers,
+                             difficulty=difficulty, fs=fs, ratios=parse_ratios(ratios_text))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     elapsed = time.perf_counter() - start
     click.echo(f"synth: {n_patients} patients, {len(truth)} files ({fmt}) in {out_dir} "
                f"in {elapsed:.1f} s ({len(truth) / max(elapsed, 1e-9):.0f} files/s); truth: {out_dir}/truth.parquet")
@@ -335,25 +379,28 @@ def _parse_ratios(value: str) -> tuple[float, float, float]:
 def split_command(cohort_dir: str, ratios: str, seed: int, method: str, key: str | None, folds: int,
                   test_fold: int) -> None:
     """Add a patient-level train/val/test split (or k folds) to COHORT_DIR/manifest.parquet."""
+    from ecgkit._lock import output_lock
     from ecgkit.manifest import read_manifest, write_manifest
     from ecgkit.split import audit, audit_folds, split_by_patient, split_kfold
 
     if method == "kfold":
         # deterministic for the seed: rerunning with another --fold moves only the test/val folds
-        out = split_kfold(read_manifest(cohort_dir), folds=folds, seed=seed, test_fold=test_fold)
-        fold_report = audit_folds(out)
-        audit(out, ratios=None)
-        write_manifest(out, cohort_dir)
+        with _stage_errors("split"), output_lock(cohort_dir, "split"):
+            out = split_kfold(read_manifest(cohort_dir), folds=folds, seed=seed, test_fold=test_fold)
+            fold_report = audit_folds(out)
+            audit(out, ratios=None)
+            write_manifest(out, cohort_dir)
         click.echo(fold_report.summary())
         click.echo(f"kfold: {sum(fold_report.counts.values())} records in {folds} folds (seed {seed}), no patient "
                    f"in two folds; fold {test_fold} = test, fold {(test_fold + 1) % folds} = val")
         return
 
     r = _parse_ratios(ratios)
-    out = split_by_patient(read_manifest(cohort_dir), ratios=r, seed=seed,
-                           method=method, key=key)  # type: ignore[arg-type]
-    report = audit(out, ratios=r)
-    write_manifest(out, cohort_dir)
+    with _stage_errors("split"), output_lock(cohort_dir, "split"):
+        out = split_by_patient(read_manifest(cohort_dir), ratios=r, seed=seed,
+                               method=method, key=key)  # type: ignore[arg-type]
+        report = audit(out, ratios=r)
+        write_manifest(out, cohort_dir)
     click.echo(report.summary())
     click.echo(f"split: {sum(report.counts.values())} records ({method}, seed {seed}) -> "
                + ", ".join(f"{s} {n}" for s, n in report.counts.items())
@@ -378,6 +425,10 @@ def split_command(cohort_dir: str, ratios: str, seed: int, method: str, key: str
 @click.option("--scheduler", default=None, help="Dask scheduler address (with --engine dask).")
 @click.option("--max-quarantine-rate", type=float, default=None,
               help="Exit non-zero when more than this fraction of records is quarantined here [0.05].")
+@click.option("--audit", type=click.Choice(["keep", "mask", "drop"]), default=None,
+              help="Labels `ecgkit audit` flagged: keep, mask to -1, or drop the record [keep].")
+@click.option("--min-quality", type=float, default=None,
+              help="Quarantine records whose measured quality is below this (needs `ecgkit measure`).")
 def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, **overrides: object) -> None:
     """Read every split record of COHORT_DIR once and write HDF5 shards to --out.
 
@@ -390,14 +441,14 @@ def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, **ove
 
     from ecgkit.config import load_config
     from ecgkit.manifest import STATUS_OK, read_manifest
-    from ecgkit.shards import ShardConfig, plan_shards, write_shards
+    from ecgkit.shards import ShardConfig, plan_shards, read_source_map, write_shards
 
     overrides["patient_key"] = os.environ.get("ECGKIT_PSEUDONYM_KEY") or None
     config = load_config(ShardConfig, config_file, overrides, section=_section(config_file, "shard"))
     manifest = read_manifest(cohort_dir)
     n_planned = len(plan_shards(manifest, config))
-    with tqdm(total=n_planned, unit="rec", desc="shard", dynamic_ncols=True) as bar:
-        out = write_shards(manifest, out_dir, config, progress=bar.update)
+    with _stage_errors("shard"), tqdm(total=n_planned, unit="rec", desc="shard", dynamic_ncols=True) as bar:
+        out = write_shards(manifest, out_dir, config, progress=bar.update, sources=read_source_map(cohort_dir))
     newly = int(((manifest["status"] == STATUS_OK) & (out["status"] != STATUS_OK)).sum())
     rate = newly / n_planned if n_planned else 0.0
     click.echo(f"shard: {n_planned - newly} records in {out['shard'].nunique()} shards, {newly} quarantined "
@@ -407,6 +458,61 @@ def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, **ove
         click.echo(f"shard: quarantine rate {rate:.1%} exceeds the limit "
                    f"{config.max_quarantine_rate:.1%}", err=True)
         sys.exit(3)
+
+
+@main.command("measure")
+@click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--workers", type=int, default=None, help="Worker processes, 0 = one per core [1].")
+@click.option("--delineate", is_flag=True, default=None,
+              help="Also PR, QRS, QT, QTc (nk.ecg_delineate; slower).")
+@click.option("--bsqi-by-lead", is_flag=True, default=None, help="Also bSQI of every lead (12x detection).")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default=None, help="Engine [local].")
+@click.option("--scheduler", default=None, help="Dask scheduler address (with --engine dask).")
+@click.option("--shards", "shards_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Read signals from these shards (their manifest.parquet is measured and rewritten).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="YAML file with MeasureConfig keys (a 'measure' section or top level).")
+def measure_command(cohort_dir: str, shards_dir: str | None, config_file: Path | None,
+                    **overrides: object) -> None:
+    """Measure beats, intervals and quality of every ok record; add the columns to the manifest."""
+    from tqdm import tqdm
+
+    from ecgkit.config import load_config
+    from ecgkit.manifest import read_manifest, write_manifest
+    from ecgkit.measure import MeasureConfig, measure, measure_summary
+
+    config = load_config(MeasureConfig, config_file, overrides, section=_section(config_file, "measure"))
+    where = shards_dir or cohort_dir
+    manifest = read_manifest(where)
+    n_ok = int((manifest["status"] == "ok").sum())
+    with tqdm(total=n_ok, unit="rec", desc="measure", dynamic_ncols=True) as bar:
+        out = measure(manifest, config, shards_dir=shards_dir, progress=bar.update)
+    write_manifest(out, where)
+    s = measure_summary(out)
+    click.echo(f"measure: {s['measured']} of {s['records']} records measured, {s['with_reason']} with a "
+               f"measure_reason ({s['unreadable']} unreadable); median HR {s['hr_bpm_median']} bpm, "
+               f"bSQI {s['bsqi_median']}, quality {s['quality_median']}"
+               + (f", PR {s['pr_ms_median']} ms, QRS {s['qrs_ms_median']} ms, QT {s['qt_ms_median']} ms"
+                  if config.delineate else "") + f" -> {Path(where) / 'manifest.parquet'}")
+
+
+@main.command("audit")
+@click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Audit rules YAML (default: the shipped data/audit_rules.yaml).")
+@click.option("--plots", "n_plots", type=int, default=6, show_default=True, help="Flagged records plotted.")
+def audit_command(cohort_dir: str, rules_file: str | None, n_plots: int) -> None:
+    """Set labels against measurements: audit.parquet, audit.md and audit_flags in the manifest."""
+    from ecgkit.audit import audit, load_rules, write_audit
+    from ecgkit.manifest import read_manifest, write_manifest
+
+    result = audit(read_manifest(cohort_dir), load_rules(rules_file))
+    files = write_audit(result, cohort_dir, n_plots=n_plots)
+    write_manifest(result.manifest, cohort_dir)
+    click.echo(result.summary[["rule", "label", "stated", "candidates", "audited", "unmeasured", "flagged"]]
+               .to_string(index=False))
+    click.echo(f"audit: {len(result.flags)} flags on {result.flags['record_id'].nunique()} records -> "
+               f"{files['parquet']}, {files['md']}")
 
 
 @main.command("export")

@@ -83,7 +83,11 @@ def _map_local(fn: Callable[[T], R], tasks: Sequence[T], workers: int) -> Iterat
     # and starts in milliseconds. Tasks open their own files, so no HDF5 handle is inherited.
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx) as pool:
+    from ecgkit._procs import worker_init
+
+    # worker_init: workers die with this process, so a SIGKILLed stage leaves no orphan writing output
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=ctx, initializer=worker_init,
+                             initargs=(os.getpid(),)) as pool:
         pending = {pool.submit(fn, task) for task in tasks}
         try:
             while pending:

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import stat
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,8 +28,13 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from ecgkit._deid import (PSEUDONYMIZED_PATH, SKIPPED_MAP_FILE, SOURCE_MAP_FILE, content_record_id, scrub_reason,
+                          scrub_statements)
+from ecgkit._names import escape_name
+from ecgkit._procs import worker_init
 from ecgkit.errors import ConfigError, RecordError
 from ecgkit.io import read_native
+from ecgkit.io._limits import excerpt
 from ecgkit.io.detect import ANNOTATION_SUFFIXES, WFDB_SIGNAL_SUFFIXES, detect_format, skip_reason
 from ecgkit.manifest import STATUS_OK, STATUS_QUARANTINED, conform
 
@@ -38,6 +44,9 @@ PTBXL_DATABASE = "ptbxl_database.csv"
 
 # The skip rules (which files are not records) live in one place: ecgkit.io.detect.
 _WFDB_SIGNAL = WFDB_SIGNAL_SUFFIXES
+_MAX_HEADER_SCAN = 1 << 20  # bytes of a header read to list the files it names
+#: longest reason kept in the manifest (the message names the record, the file and the problem)
+MAX_REASON_CHARS = 600
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,13 @@ class ScanConfig:
     max_quarantine_rate: float = 0.05
     #: records handed to a worker at a time; large enough to amortise process overhead
     chunk_size: int = 64
+    #: read symlinks whose target lies outside the scanned folder; off: a link planted in an
+    #: archive must not make ecgkit read (and copy into shards) files from elsewhere
+    follow_external_symlinks: bool = False
+    #: quarantine records whose source checksums (WFDB header checksums, MUSE LeadDataCRC32)
+    #: do not match; off: a mismatch is only a ``integrity:...`` QC flag, because exports edited
+    #: by tools that do not update checksums are common and their signals are usually fine
+    strict_integrity: bool = False
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -99,8 +115,8 @@ def _wfdb_referenced_files(headers: list[str]) -> tuple[set[str], set[str]]:
         out.add(hea)
         folder = os.path.dirname(hea)
         try:
-            with open(hea, "rb") as fh:
-                text = fh.read().decode("utf-8", errors="replace")
+            with open(hea, "rb") as fh:  # the walker passed regular files only; the reader bounds the rest
+                text = fh.read(_MAX_HEADER_SCAN).decode("utf-8", errors="replace")
         except OSError:
             continue
         lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
@@ -147,11 +163,65 @@ def _wfdb_sidecars(files: list[str]) -> tuple[set[str], set[str]]:
     return referenced, segments
 
 
-def _list_files(folder: str) -> list[str]:
-    """Every file under ``folder``, in path order (``os.walk`` on strings: ~5x faster than ``rglob``)."""
-    out = [os.path.join(d, f) for d, _, names in os.walk(folder) for f in names]
+def _list_files(folder: str, skipped: list[dict[str, str]], *, follow_external: bool = False) -> list[str]:
+    """Every regular file under ``folder``, in path order; everything else goes to ``skipped``.
+
+    Only regular files are record candidates: FIFOs, sockets and devices would block or never end
+    a read, so they are skipped and counted without being opened. Symlinks to folders are not
+    followed (a loop could never end); symlinks to files are kept when their target is a regular
+    file inside the scanned folder (or anywhere, with ``follow_external``). ``os.scandir`` gives
+    the entry type without a ``stat`` call for plain files, so the filter costs nothing on them.
+    """
+    out: list[str] = []
+    real_root = os.path.realpath(folder)
+    stack = [folder]
+    while stack:
+        d = stack.pop()
+        try:
+            entries = list(os.scandir(d))
+        except OSError as exc:
+            skipped.append({"path": d, "reason": f"folder cannot be listed: {exc.strerror}"})
+            continue
+        for e in entries:
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                elif e.is_file(follow_symlinks=False):
+                    out.append(e.path)
+                elif e.is_symlink():
+                    reason = _symlink_problem(e.path, real_root, follow_external)
+                    if reason is None:
+                        out.append(e.path)
+                    else:
+                        skipped.append({"path": e.path, "reason": reason})
+                else:
+                    skipped.append({"path": e.path, "reason": "not a regular file (FIFO, socket or device): "
+                                                               "never opened"})
+            except OSError as exc:
+                skipped.append({"path": e.path, "reason": f"cannot be examined: {exc.strerror}"})
     out.sort(key=lambda s: s.split(os.sep))
     return out
+
+
+def _symlink_problem(path: str, real_root: str, follow_external: bool) -> str | None:
+    """Why a symlink is not a record candidate, or ``None`` when it may be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "broken symlink or symlink loop"
+    if stat.S_ISDIR(st.st_mode):
+        return "symlink to a folder: not followed"
+    if not stat.S_ISREG(st.st_mode):
+        return "symlink to a FIFO, socket or device: never opened"
+    target = os.path.realpath(path)
+    if not follow_external and not _inside(target, real_root):
+        return "symlink to a file outside the scanned folder: not read (allow with follow_external_symlinks)"
+    return None
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether the resolved ``path`` lies in the resolved ``folder`` (a prefix check on whole components)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _classify(p: str, referenced: set[str], segments: set[str], stems: set[str]) -> str | None:
@@ -159,16 +229,21 @@ def _classify(p: str, referenced: set[str], segments: set[str], stems: set[str])
     return skip_reason(p, referenced, segments, stems, database_tables=frozenset({PTBXL_DATABASE}))
 
 
-def _walk(sources: Sequence[str | Path]) -> tuple[list[_Candidate], list[dict[str, str]]]:
+def _walk(sources: Sequence[str | Path], *, follow_external: bool = False
+          ) -> tuple[list[_Candidate], list[dict[str, str]]]:
     """Find record candidates under each source; return them and the skipped files with reasons."""
     candidates: list[_Candidate] = []
     skipped: list[dict[str, str]] = []
     for src in sources:
         src = str(src)
-        if os.path.isfile(src):
+        if os.path.isdir(src):
+            files, root, is_dir = _list_files(src, skipped, follow_external=follow_external), src, True
+        elif os.path.exists(src):
+            st = os.stat(src)
+            if not stat.S_ISREG(st.st_mode):
+                skipped.append({"path": src, "reason": "not a regular file (FIFO, socket or device): never opened"})
+                continue
             files, root, is_dir = [src], os.path.dirname(src), False
-        elif os.path.isdir(src):
-            files, root, is_dir = _list_files(src), src, True
         else:
             skipped.append({"path": src, "reason": "does not exist"})
             continue
@@ -183,35 +258,82 @@ def _walk(sources: Sequence[str | Path]) -> tuple[list[_Candidate], list[dict[st
                 rel = os.path.splitext(os.path.relpath(p, root))[0].replace(os.sep, "/")
             else:
                 rel = os.path.splitext(os.path.basename(p))[0]
-            candidates.append(_Candidate(p, rel, root))
-    # record ids must be unique across sources: prefix colliding ids with their root's name
-    counts: dict[str, int] = {}
-    for c in candidates:
-        counts[c.record_id] = counts.get(c.record_id, 0) + 1
-    seen: dict[str, int] = {}
+            candidates.append(_Candidate(p, escape_name(rel), root))
+    # Record ids must be unique across sources. The first source (in the order given) keeps its
+    # plain ids; a later source's id that collides gets its root folder's name as a prefix. So
+    # scanning another source beside (after) an archive never changes the archive's ids, which a
+    # hash split or a resumed shard stage rely on.
+    taken: set[str] = set()
     out = []
     for c in candidates:
         rid = c.record_id
-        if counts[rid] > 1:
-            rid = f"{Path(c.root).name}/{rid}"
-        n = seen.get(rid, 0)
-        seen[rid] = n + 1
-        if n:
-            rid = f"{rid}#{n + 1}"
+        if rid in taken:
+            rid = f"{escape_name(Path(c.root).name)}/{c.record_id}"
+            n = 1
+            while rid in taken:
+                n += 1
+                rid = f"{escape_name(Path(c.root).name)}/{c.record_id}#{n}"
+        taken.add(rid)
         out.append(_Candidate(c.path, rid, c.root))
     return out, skipped
 
 
-def _read_row(cand: _Candidate) -> dict[str, Any]:
-    """Read one candidate into a manifest row; record errors become a quarantined row."""
-    row: dict[str, Any] = {"record_id": cand.record_id, "source_path": cand.path}
+def sanitize_reason(text: str) -> str:
+    """A quarantine reason safe to store and print: escaped names, no control characters, bounded."""
+    text = escape_name(text)
+    if len(text) > MAX_REASON_CHARS:
+        text = text[:MAX_REASON_CHARS] + "..."
+    return text
+
+
+def _read_row(cand: _Candidate, strict_integrity: bool = False, key: str | None = None) -> dict[str, Any]:
+    """Read one candidate into a manifest row; any failure of this one record becomes a quarantined row.
+
+    Every exception raised while reading the record is caught, not only :class:`RecordError`: one
+    bad file must never end a scan of a million (a reader bug or a library's ``MemoryError`` on a
+    hostile length field is reported with its type and message, and the scan goes on).
+
+    With a pseudonymisation ``key`` the record id is derived from the file's content
+    (:func:`ecgkit._deid.content_record_id`), reasons carry no path or file name, and the names the
+    file holds travel in the private ``_identifiers`` entry (popped by :func:`scan`, never stored).
+    """
+    rid = cand.record_id if key is None else content_record_id(cand.path, key)
+    row: dict[str, Any] = {"record_id": rid, "source_path": escape_name(cand.path)}
+
+    def _reason(text: str) -> str:
+        return sanitize_reason(text if key is None else scrub_reason(text, cand.path))
+
     try:
         fmt = detect_format(cand.path)
-        row["source_format"] = fmt
-        rec = read_native(cand.path, record_id=cand.record_id, fmt=fmt)
     except RecordError as exc:
-        row.update(status=STATUS_QUARANTINED, reason=str(exc))
+        # a file that is no known format: its content is nobody's business, quote at most a little
+        row.update(status=STATUS_QUARANTINED,
+                   reason=_reason(f"record {rid} ({cand.path}): {excerpt(exc.problem, 200)}"))
         return row
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        row.update(status=STATUS_QUARANTINED,
+                   reason=_reason(f"record {rid} ({cand.path}): format detection failed with {type(exc).__name__}"))
+        return row
+    row["source_format"] = fmt
+    try:
+        rec = read_native(cand.path, record_id=rid, fmt=fmt)
+    except RecordError as exc:
+        row.update(status=STATUS_QUARANTINED, reason=_reason(str(exc)))
+        return row
+    except Exception as exc:  # noqa: BLE001 - see the docstring: quarantine, report, go on
+        logger.debug("reading %s failed", escape_name(cand.path), exc_info=True)
+        row.update(status=STATUS_QUARANTINED,
+                   reason=_reason(f"record {rid} ({cand.path}): reader failed with "
+                                  f"{type(exc).__name__}: {excerpt(str(exc), 200)}"))
+        return row
+    integrity = [f for f in (rec.qc_flags or ()) if f.startswith("integrity:")]
+    if strict_integrity and integrity:
+        row.update(status=STATUS_QUARANTINED,
+                   reason=_reason(f"record {rid} ({cand.path}): source integrity check "
+                                  f"failed ({', '.join(integrity)}) and strict_integrity is on"))
+        return row
+    if key is not None:
+        row["_identifiers"] = [rec.patient_id]  # names never leave the reader (it removed them itself)
     row.update(
         patient_id=None if is_placeholder_id(rec.patient_id) else rec.patient_id,
         fs=float(rec.fs),
@@ -243,7 +365,7 @@ def _warm_readers(candidates: list[_Candidate]) -> None:
 
         one = np.zeros((1, 1), dtype=np.int16)
         decode_int16(one, np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.float32),
-                     np.ones(1, dtype=np.float32))
+                     np.ones(1, dtype=np.float32), np.zeros(1, dtype=np.int64))
     if any(c.path.lower().endswith(".xml") for c in candidates):
         from ecgkit.io.muse import read_muse  # noqa: F401
     if any(c.path.lower().endswith(".scp") for c in candidates):
@@ -252,8 +374,9 @@ def _warm_readers(candidates: list[_Candidate]) -> None:
         decode_huffman(b"\x00", 1, default_tables())  # loads the cached Huffman kernel
 
 
-def _read_chunk(cands: list[_Candidate]) -> list[dict[str, Any]]:
-    return [_read_row(c) for c in cands]
+def _read_chunk(cands: list[_Candidate], strict_integrity: bool = False,
+                key: str | None = None) -> list[dict[str, Any]]:
+    return [_read_row(c, strict_integrity, key) for c in cands]
 
 
 def _ptbxl_age(value: Any) -> float | None:
@@ -372,39 +495,77 @@ def scan(
     """
     config = config or ScanConfig()
     sources = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    candidates, not_records = _walk(sources)
+    candidates, not_records = _walk(sources, follow_external=config.follow_external_symlinks)
     chunks = [candidates[i:i + config.chunk_size] for i in range(0, len(candidates), config.chunk_size)]
     rows: list[dict[str, Any]] = []
+    identifiers: list[list[str | None]] = []  # names found in each file: for scrubbing only, never stored
 
     def _collect(chunk_rows: list[dict[str, Any]]) -> None:
+        for r in chunk_rows:
+            identifiers.append(r.pop("_identifiers", []))
         rows.extend(chunk_rows)
         if progress is not None:
             n_ok = sum(r["status"] == STATUS_OK for r in chunk_rows)
             progress(n_ok, len(chunk_rows) - n_ok)
 
+    strict = [config.strict_integrity] * len(chunks)
+    keys = [config.pseudonymize_key] * len(chunks)
     if config.workers == 1 or len(chunks) <= 1:
         for chunk in chunks:
-            _collect(_read_chunk(chunk))
+            _collect(_read_chunk(chunk, config.strict_integrity, config.pseudonymize_key))
     else:
         _warm_readers(candidates)
-        # workers return small metadata dicts only; signals never cross the process boundary
-        with ProcessPoolExecutor(max_workers=config.workers) as pool:
-            for chunk_rows in pool.map(_read_chunk, chunks):
+        # workers return small metadata dicts only; signals never cross the process boundary;
+        # worker_init makes them die with this process (a SIGKILLed scan leaves no orphans)
+        with ProcessPoolExecutor(max_workers=config.workers, initializer=worker_init,
+                                 initargs=(os.getpid(),)) as pool:
+            for chunk_rows in pool.map(_read_chunk, chunks, strict, keys):
                 _collect(chunk_rows)
     df = conform(rows) if rows else conform(pd.DataFrame(columns=["record_id"]))
     if config.join_ptbxl and len(df):
         df = _join_ptbxl(df, _ptbxl_databases((c.root for c in candidates), not_records))
     if config.pseudonymize_key:
-        key = config.pseudonymize_key
-        df["patient_id"] = df["patient_id"].map(lambda p: None if pd.isna(p) else pseudonymize(str(p), key))
-        df = conform(df)
+        df = _pseudonymize(df, identifiers, config.pseudonymize_key)
     df.attrs["skipped_by_reason"] = skipped_by_reason(not_records)  # small: counts only
     if skipped is not None:
-        skipped.extend(not_records)
+        skipped.extend({"path": escape_name(s["path"]), "reason": s["reason"]} for s in not_records)
     n_q = int((df["status"] == STATUS_QUARANTINED).sum())
     logger.info("scanned %d records: %d ok, %d quarantined; %d files skipped", len(df), len(df) - n_q, n_q,
                 len(not_records))
     return df
+
+
+def _pseudonymize(df: pd.DataFrame, identifiers: list[list[str | None]], key: str) -> pd.DataFrame:
+    """Scrub statements (counted), make record ids unique, hash patient ids (see :mod:`ecgkit._deid`)."""
+    statements, flags, total = [], [], 0
+    for stmts, pid, names, qc in zip(df["statements"], df["patient_id"], identifiers, df["qc_flags"]):
+        qc = list(qc) if isinstance(qc, (list, tuple, np.ndarray)) else qc
+        if isinstance(stmts, (list, tuple, np.ndarray)) and len(stmts):
+            clean, n = scrub_statements(list(stmts), [None if pd.isna(pid) else str(pid), *names])
+            total += n
+            stmts = clean
+            if n and qc is not None:
+                qc = qc + [f"repair:scrubbed {n} identifier-like token(s) from statements"]
+        statements.append(stmts)
+        flags.append(qc)
+    out = df.copy()
+    out["statements"] = pd.Series(statements, index=df.index, dtype=object)
+    out["qc_flags"] = pd.Series(flags, index=df.index, dtype=object)
+    seen: dict[str, int] = {}
+    ids = []
+    for rid in out["record_id"]:  # identical files give one content id: number the copies
+        n = seen.get(rid, 0)
+        seen[rid] = n + 1
+        ids.append(f"{rid}#{n + 1}" if n else rid)
+    out["record_id"] = ids
+    # normalised first: the split groups spellings of one id (00123, 123), which it cannot do on hashes
+    from ecgkit.split import normalize_patient_id
+
+    out["patient_id"] = out["patient_id"].map(
+        lambda p: None if pd.isna(p) else pseudonymize(normalize_patient_id(str(p)), key))
+    out = conform(out)
+    out.attrs["scrubbed_tokens"] = total
+    return out
 
 
 def skipped_by_reason(skipped: Sequence[dict[str, str]]) -> dict[str, int]:
@@ -439,10 +600,57 @@ def scan_summary(df: pd.DataFrame, config: ScanConfig, *, seconds: float) -> dic
         "skipped_files": sum(df.attrs.get("skipped_by_reason", {}).values()),
         "skipped_by_reason": dict(df.attrs.get("skipped_by_reason", {})),
         "by_format": {str(k): int(v) for k, v in df["source_format"].value_counts(dropna=False).items()},
+        "pseudonymized": bool(config.pseudonymize_key),
+        "scrubbed_tokens": int(df.attrs.get("scrubbed_tokens", 0)),
         "seconds": round(seconds, 3),
         "records_per_s": round(n / seconds, 1) if seconds > 0 else None,
         "cpu_count": os.cpu_count(),
     }
+
+
+def write_scan(out_dir: str | Path, df: pd.DataFrame, skipped: Sequence[dict[str, str]],
+               summary: dict[str, Any], *, pseudonymized: bool = False) -> dict[str, Path]:
+    """Write a scan's outputs into ``out_dir``, each through a temporary file and a rename.
+
+    ``manifest.parquet``, ``quarantine.parquet``, ``skipped_files.csv`` and ``scan_summary.json``:
+    a kill or a full disk leaves each one either as it was or complete, never half-written.
+
+    With ``pseudonymized``, ``source_path`` in the manifest and quarantine is the placeholder
+    :data:`ecgkit._deid.PSEUDONYMIZED_PATH`; the real paths go to ``IDENTIFIABLE_source_paths.parquet``
+    (record_id, source_path) and the skipped list to ``IDENTIFIABLE_skipped_files.csv``, files the
+    user keeps off the training machine (``ecgkit shard`` needs the first one to read the signals).
+
+    Raises
+    ------
+    ecgkit._lock.OutputError
+        On a full disk or an I/O error (temporary files removed; the message names the file, the
+        bytes needed and the bytes free).
+    """
+    from ecgkit._lock import atomic_write_text
+    from ecgkit.manifest import write_manifest, write_quarantine
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    skipped_csv = pd.DataFrame(list(skipped), columns=["path", "reason"]).to_csv(index=False)
+    paths: dict[str, Path] = {}
+    if pseudonymized:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from ecgkit._lock import atomic_write_bytes
+
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.table({"record_id": df["record_id"].astype(str).tolist(),
+                                 "source_path": df["source_path"].astype(str).tolist()}), sink)
+        paths["source_map"] = atomic_write_bytes(out / SOURCE_MAP_FILE, sink.getvalue().to_pybytes())
+        paths["skipped_map"] = atomic_write_text(out / SKIPPED_MAP_FILE, skipped_csv)
+        df = df.copy()
+        df["source_path"] = PSEUDONYMIZED_PATH
+        skipped_csv = pd.DataFrame({"reason": [s["reason"] for s in skipped]}).to_csv(index=False)
+    paths.update(manifest=write_manifest(df, out), quarantine=write_quarantine(df, out, "scan"))
+    paths["skipped"] = atomic_write_text(out / "skipped_files.csv", skipped_csv)
+    paths["summary"] = atomic_write_text(out / "scan_summary.json", json.dumps(summary, indent=2))
+    return paths
 
 
 def find_records(sources: Sequence[str | Path]) -> tuple[list[Any], list[dict[str, str]]]:

@@ -13,7 +13,10 @@ record_id                 string       scan      unique id within the cohort (so
                                                  scanned root, without suffix)
 patient_id                string       scan      patient id as the source gives it (or its keyed hash when
                                                  pseudonymised); null when the source has none
-source_path               string       scan      file read (WFDB: the ``.hea`` header)
+source_path               string       scan      file read (WFDB: the ``.hea`` header); names that are not
+                                                 UTF-8 escaped (``\\xe9``, :mod:`ecgkit._names`); a
+                                                 placeholder when pseudonymised (paths in
+                                                 ``IDENTIFIABLE_source_paths.parquet``)
 source_format             string       scan      reader: wfdb, muse, cardiosoft, dicom, aecg, philips, scp, edf,
                                                  ishne, mfer
 fs                        float64      scan      native sampling frequency, Hz
@@ -33,12 +36,16 @@ reason                    string       all       why a record was quarantined (n
 ========================  ===========  ========  ===========================================================
 
 Later stages add: one int8 column per label plus ``label_provenance`` and ``report_status`` (label),
-``split`` (split), ``shard`` and ``row`` (shard). See :data:`STAGE_COLUMNS`.
-"""
+``split`` (split), ``shard`` and ``row`` (shard), the signal measurements of :data:`MEASURE_COLUMNS`
+(measure) and ``audit_flags`` (audit: list of the record's labels that its own ECG contradicts, see
+:mod:`ecgkit.audit`). See :data:`STAGE_COLUMNS`.
+
+Measurement columns (``ecgkit measure``; float64 with NaN where not measured, units in the names)
+-------------------------------------------------------------------------------------------------
+========================  ===========  ===================================================="""
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -84,11 +91,51 @@ COLUMNS: tuple[Column, ...] = (
     Column("reason", pa.string(), "string", True, "why the record was quarantined"),
 )
 
+@dataclass(frozen=True)
+class StageColumn:
+    """A column a later stage adds: name, kind (``"float"``, ``"string"`` or ``"list"``), meaning."""
+
+    name: str
+    arrow: str
+    doc: str
+
+
+#: The measure stage's columns (:mod:`ecgkit.measure`), documented in the module docstring above.
+MEASURE_COLUMNS: tuple[StageColumn, ...] = tuple(StageColumn(n, k, d) for n, k, d in (
+    ("measure_lead", "string", "lead measured"),
+    ("n_beats", "float", "R peaks by neurokit2, plus biosppy beats it missed"),
+    ("n_beats_biosppy", "float", "R peaks by biosppy"),
+    ("bsqi", "float", "beat agreement F1 of the two detectors within 150 ms"),
+    ("hr_bpm", "float", "heart rate, beats per minute"),
+    ("rr_mean_ms", "float", "mean RR interval, ms"),
+    ("rr_min_ms", "float", "shortest RR interval, ms"),
+    ("rr_cv", "float", "RR coefficient of variation"),
+    ("rr_pnn50", "float", "share of successive RR differences > 50 ms"),
+    ("quality", "float", "mean beat-to-template correlation"),
+    ("flat_share", "float", "share of flat 1 s lead windows"),
+    ("noise_share", "float", "share of noisy 1 s lead windows"),
+    ("flat_leads", "list", "leads flat in more than half their windows"),
+    ("noisy_leads", "list", "leads noisy in more than half their windows"),
+    ("pr_ms", "float", "median PR interval, ms"),
+    ("pr_iqr_ms", "float", "PR interquartile range, ms"),
+    ("qrs_ms", "float", "median QRS duration, ms"),
+    ("qrs_global_ms", "float", "global QRS of the 8 independent leads, ms"),
+    ("qt_ms", "float", "median QT interval, ms"),
+    ("qtc_bazett_ms", "float", "QTc Bazett, ms"),
+    ("qtc_fridericia_ms", "float", "QTc Fridericia, ms"),
+    ("p_share", "float", "share of beats with a P wave"),
+    ("n_delineated", "float", "beats with a delineated QRS"),
+    ("bsqi_by_lead", "list", "bSQI per lead, LEADS order (optional)"),
+    ("measure_reason", "string", "why values are NaN"),
+))
+
 #: Columns each stage adds beyond :data:`COLUMNS` (label columns are named after the vocabulary).
 STAGE_COLUMNS: dict[str, tuple[str, ...]] = {
     "label": ("label_provenance", "report_status"),
     "split": ("split", "fold"),  # fold: patient-level k-fold (``ecgkit split --method kfold``) only
     "shard": ("shard", "row"),
+    "measure": tuple(c.name for c in MEASURE_COLUMNS if c.name != "bsqi_by_lead"),
+    "audit": ("audit_flags",),
 }
 
 SCAN_COLUMNS: tuple[str, ...] = tuple(c.name for c in COLUMNS)
@@ -157,9 +204,12 @@ def validate(df: pd.DataFrame, *, require: Iterable[str] = ()) -> None:
 
 
 def _atomic_write_table(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    # serialised in memory first: the size needed is known, and a full disk leaves no partial file
+    from ecgkit._lock import atomic_write_bytes
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
 
 
 def write_manifest(df: pd.DataFrame, path: str | Path) -> Path:
@@ -192,7 +242,8 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise SchemaError(f"no manifest at {path}; run `ecgkit scan` first")
     df = pq.read_table(path).to_pandas()
-    for name in ("leads", "native_leads", "statements", "qc_flags"):
+    for name in ("leads", "native_leads", "statements", "qc_flags", "flat_leads", "noisy_leads",
+                 "audit_flags", "audit_masked", "bsqi_by_lead"):
         if name in df:  # manifests written before native_leads existed lack it (conform adds it empty)
             df[name] = [None if v is None else list(v) for v in df[name]]
     df = conform(df)

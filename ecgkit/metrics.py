@@ -1,6 +1,8 @@
 """Evaluation metrics for multi-label ECG phenotyping: per task, multi-label, thresholds, bootstrap.
 
 Pure NumPy (no torch, no h5py), so other stages and notebooks can call it on any score matrix.
+Bootstrap confidence intervals (resampling patients), paired comparisons of two models and the
+DeLong test are in :mod:`ecgkit.bootstrap` and re-exported here.
 
 Conventions
 -----------
@@ -19,9 +21,7 @@ Multi-label metrics follow the CO-TASK paper: over the records with at least one
 from __future__ import annotations
 
 import logging
-import warnings
-from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "recall_multi", "jaccard", "exact_match", "auroc", "average_precision", "macro_auroc",
     "sensitivity_at_specificity", "choose_thresholds", "confusion_metrics", "delta_m",
-    "bootstrap_ci", "BootstrapResult", "per_task_metrics",
+    "bootstrap_ci", "BootstrapResult", "per_task_metrics", "paired_bootstrap", "PairedBootstrapResult",
+    "delong_test", "DeLongResult",
 ]
 
 
@@ -373,107 +374,16 @@ def delta_m(metrics: NDArray, baseline: NDArray, higher_is_better: NDArray | boo
     return float(100.0 * np.mean(sign[ok] * (m[ok] - b[ok]) / b[ok]))
 
 
-# --------------------------------------------------------------------------- bootstrap
-
-@dataclass(frozen=True)
-class BootstrapResult:
-    """Point estimates and percentile confidence intervals.
-
-    Attributes
-    ----------
-    estimate, low, high : dict of name -> float64 array (T,) or float
-        The metric on the full data and the CI bounds (NaN where undefined in too many resamples).
-    level : float
-        Confidence level, e.g. 0.95.
-    n_resamples : int
-    """
-
-    estimate: dict[str, NDArray | float]
-    low: dict[str, NDArray | float]
-    high: dict[str, NDArray | float]
-    level: float
-    n_resamples: int
+# The bootstrap and the tests between models live in ecgkit.bootstrap (which builds on the kernels
+# above); they are re-exported here lazily so ``metrics.bootstrap_ci`` keeps working without an
+# import cycle.
+_STATS_NAMES = ("bootstrap_ci", "BootstrapResult", "paired_bootstrap", "PairedBootstrapResult", "delong_test",
+                "DeLongResult")
 
 
-def _bootstrap_metrics(y_true: NDArray, y_score: NDArray, pred: NDArray, w: NDArray) -> dict[str, NDArray]:
-    """All metrics for each weight row w (B, N): per task (B, T) and multi-label/macro (B,)."""
-    T = y_true.shape[1]
-    B = w.shape[0]
-    au = np.full((B, T), np.nan)
-    ap = np.full((B, T), np.nan)
-    for k in range(T):
-        known = y_true[:, k] >= 0
-        au[:, k] = _auroc_weighted(y_true[known, k], y_score[known, k], w[:, known])
-        ap[:, k] = _ap_weighted(y_true[known, k], y_score[known, k], w[:, known])
-    out: dict[str, NDArray] = {"auroc": au, "ap": ap}
-    out.update(_confusion_weighted(y_true, pred, w))
-    with warnings.catch_warnings():  # a resample where no task has both classes gives NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
-        out["macro_auroc"] = np.nanmean(au, axis=1) if T else np.full(B, np.nan)
-    rec = _per_record_multi(y_true, pred)
-    den = w @ rec["_has"]
-    for name in ("recall_multi", "jaccard", "exact_match"):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[name] = np.where(den > 0, (w @ rec[name]) / np.where(den > 0, den, 1), np.nan)
-    return out
+def __getattr__(name: str) -> Any:
+    if name in _STATS_NAMES:
+        from ecgkit import bootstrap
 
-
-def bootstrap_ci(y_true: NDArray, y_score: NDArray, thresholds: NDArray, *, n_resamples: int = 1000,
-                 level: float = 0.95, seed: int = 0, chunk: int = 100) -> BootstrapResult:
-    """Percentile bootstrap CIs of every metric, resampling records (rows) with replacement.
-
-    Vectorised: a chunk of resamples is a count matrix (chunk, N) and each metric is a weighted sum
-    over records, so there is no Python loop per resample (only per task and per chunk).
-
-    Parameters
-    ----------
-    y_true : int array (N, T), 1/0/-1
-    y_score : float array (N, T)
-    thresholds : float array (T,)
-        Decision thresholds chosen on validation (see :func:`choose_thresholds`).
-    n_resamples : int
-        Number of bootstrap resamples.
-    level : float
-        Confidence level of the percentile interval.
-    seed : int
-        Seed of the resampling (same seed, same intervals).
-    chunk : int
-        Resamples per vectorised chunk (memory ~ chunk * N * 8 bytes * a few).
-
-    Returns
-    -------
-    BootstrapResult
-        Keys: ``auroc``, ``ap``, ``f1``, ``precision``, ``sensitivity``, ``specificity`` (T,),
-        ``macro_auroc``, ``recall_multi``, ``jaccard``, ``exact_match`` (floats).
-    """
-    y_true, y_score = _check_pair(y_true, y_score, "y_score")
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
-    N = y_true.shape[0]
-    pred = y_score >= np.asarray(thresholds)[None, :]
-    point = _bootstrap_metrics(y_true, y_score, pred, np.ones((1, N)))
-    rng = np.random.default_rng(seed)
-    parts: dict[str, list[NDArray]] = {k: [] for k in point}
-    done = 0
-    while done < n_resamples:
-        b = min(chunk, n_resamples - done)
-        idx = rng.integers(0, N, size=(b, N))
-        counts = np.bincount((idx + (np.arange(b) * N)[:, None]).ravel(), minlength=b * N).reshape(b, N)
-        res = _bootstrap_metrics(y_true, y_score, pred, counts.astype(float))
-        for k, v in res.items():
-            parts[k].append(v)
-        done += b
-    alpha = (1.0 - level) / 2
-    est, low, high = {}, {}, {}
-    for k, v in point.items():
-        allv = np.concatenate(parts[k], axis=0)
-        with warnings.catch_warnings():  # all-NaN columns (undefined metric) give NaN, quietly
-            warnings.simplefilter("ignore", RuntimeWarning)
-            lo = np.nanquantile(allv, alpha, axis=0)
-            hi = np.nanquantile(allv, 1 - alpha, axis=0)
-        scalar = v.ndim == 1
-        est[k] = float(v[0]) if scalar else v[0]
-        low[k] = float(lo) if scalar else lo
-        high[k] = float(hi) if scalar else hi
-    return BootstrapResult(est, low, high, level, n_resamples)
-
+        return getattr(bootstrap, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,10 +21,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ecgkit import metrics as M
+from ecgkit.bootstrap import bootstrap_ci
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_report", "write_report", "evaluate", "PER_TASK_KEYS", "MULTI_KEYS"]
+__all__ = ["build_report", "write_report", "evaluate", "patient_groups", "PER_TASK_KEYS", "MULTI_KEYS"]
 
 PER_TASK_KEYS = ("auroc", "ap", "f1", "precision", "sensitivity", "specificity")
 MULTI_KEYS = ("macro_auroc", "recall_multi", "jaccard", "exact_match")
@@ -48,7 +49,8 @@ def _clean(x: Any) -> Any:
 def build_report(y_val: NDArray, s_val: NDArray, y_eval: NDArray, s_eval: NDArray, label_names: Sequence[str], *,
                  split: str = "test", threshold_rule: str | float = "max_f1", n_bootstrap: int = 1000,
                  seed: int = 0, baseline: dict[str, Any] | None = None,
-                 reference_specificity: float | None = None, major_tasks: Sequence[str] | None = None,
+                 reference_specificity: float | None = None, groups: NDArray | None = None,
+                 min_positives: int = 10, major_tasks: Sequence[str] | None = None,
                  headline_metric: str = "macro_auroc") -> dict[str, Any]:
     """All evaluation numbers of one model on one split, thresholds chosen on validation only.
 
@@ -66,6 +68,11 @@ def build_report(y_val: NDArray, s_val: NDArray, y_eval: NDArray, s_eval: NDArra
         AP and F1 and on all three together.
     reference_specificity : float, optional
         Adds ``sensitivity_at_reference_specificity`` per task (e.g. a cardiologist's specificity).
+    groups : (N,) array, optional
+        Patient id of each evaluated record: the bootstrap resamples patients (see
+        :mod:`ecgkit.bootstrap`); None resamples records.
+    min_positives : int
+        Tasks with fewer evaluated positives are flagged (``ci_flagged``) and get no interval.
     major_tasks : names, optional
         The run's major tasks (CO-TASK Table 8): the headline is computed over them only.
     headline_metric : str
@@ -77,9 +84,12 @@ def build_report(y_val: NDArray, s_val: NDArray, y_eval: NDArray, s_eval: NDArra
     dict
         ``split``, ``n_records``, ``label_names``, ``threshold_rule``, ``thresholds``, ``per_task``
         (name -> metric -> value), ``per_task_ci`` (name -> metric -> [low, high]), ``summary``
-        (macro AUROC and the multi-label metrics), ``summary_ci``, ``prevalence``, ``headline``
-        (``metric``, ``tasks``, ``value``), optional ``delta_m``; and ``_curves`` (ROC points for
-        plotting, not written to JSON).
+        (macro AUROC and the multi-label metrics), ``summary_ci``, ``prevalence``, ``ci_unit``
+        (patient or record), ``ci_n_usable`` (usable resamples per task for AUROC), ``ci_flagged``
+        (tasks without an interval), ``ci_macro_tasks`` and ``macro_auroc_common`` (the macro
+        interval's tasks and its point estimate), ``n_positives``, ``headline`` (``metric``,
+        ``tasks``, ``value``), optional ``delta_m``; and ``_curves`` (ROC points for plotting, not
+        written to JSON).
     """
     names = list(label_names)
     y_eval = np.asarray(y_eval)
@@ -104,14 +114,24 @@ def build_report(y_val: NDArray, s_val: NDArray, y_eval: NDArray, s_eval: NDArra
             report["per_task"][n]["sensitivity_at_reference_specificity"] = float(np.atleast_1d(np.asarray(sens))[i])
         report["reference_specificity"] = reference_specificity
     if n_bootstrap > 0:
-        ci = M.bootstrap_ci(y_eval, s_eval, thr, n_resamples=n_bootstrap, seed=seed)
+        ci = bootstrap_ci(y_eval, s_eval, thr, n_resamples=n_bootstrap, seed=seed, groups=groups,
+                            min_positives=min_positives)
         low = {k: np.asarray(ci.low[k]) for k in PER_TASK_KEYS}
         high = {k: np.asarray(ci.high[k]) for k in PER_TASK_KEYS}
         report["per_task_ci"] = {n: {k: [float(low[k][i]), float(high[k][i])] for k in PER_TASK_KEYS}
                                  for i, n in enumerate(names)}
-        report["summary_ci"] = {k: [float(ci.low[k]), float(ci.high[k])] for k in MULTI_KEYS}
+        report["summary_ci"] = {k: [float(ci.low[k]), float(ci.high[k])]
+                                for k in MULTI_KEYS + ("macro_auroc_common",)}
+        report["macro_auroc_common"] = float(ci.estimate["macro_auroc_common"])
+        report["ci_macro_tasks"] = [names[i] for i in ci.macro_tasks]
         report["ci_level"] = ci.level
         report["n_bootstrap"] = n_bootstrap
+        report["ci_unit"] = ci.unit
+        report["ci_n_units"] = ci.n_units
+        report["ci_min_positives"] = ci.min_positives
+        report["ci_n_usable"] = {n: int(ci.n_usable["auroc"][i]) for i, n in enumerate(names)}
+        report["ci_flagged"] = [n for i, n in enumerate(names) if ci.flagged[i]]
+    report["n_positives"] = {n: int((y_eval[:, i] == 1).sum()) for i, n in enumerate(names)}
     if baseline is not None:
         report["delta_m"] = delta_m_vs(report, baseline)
     curves = {}
@@ -171,7 +191,8 @@ def _markdown(report: dict[str, Any], title: str) -> str:
     lines = [f"# {title}", "",
              f"Split `{report['split']}`, {report['n_records']} records. Thresholds chosen on the validation split "
              f"by `{report['threshold_rule']}`."
-             + (f" Brackets: {int(100 * report['ci_level'])} % bootstrap CIs ({report['n_bootstrap']} resamples)."
+             + (f" Brackets: {int(100 * report['ci_level'])} % bootstrap CIs ({report['n_bootstrap']} resamples "
+                f"of {report.get('ci_n_units', '?')} {report.get('ci_unit', 'record')}s)."
                 if "ci_level" in report else ""), "",
              "| metric | value |", "|---|---|"]
     if "headline" in report:
@@ -180,13 +201,23 @@ def _markdown(report: dict[str, Any], title: str) -> str:
         lines.append(f"| **{h['metric']} ({scope})** | **{_fmt(h['value'])}** |")
     for k in MULTI_KEYS:
         lines.append(f"| {k} | {_fmt(report['summary'][k], report.get('summary_ci', {}).get(k))} |")
+    if "ci_macro_tasks" in report:
+        n_common = len(report["ci_macro_tasks"])
+        lines.append(f"| macro AUROC over the {n_common} tasks present in every resample | "
+                     f"{_fmt(report['macro_auroc_common'], report['summary_ci']['macro_auroc_common'])} |")
     if "delta_m" in report:
         d = report["delta_m"]
         lines.append(f"| Δm vs baseline (AUROC, AP, F1; %) | {_fmt(d['all'])} |")
-    lines += ["", "| task | prevalence | threshold | " + " | ".join(PER_TASK_KEYS) + " |",
-              "|---|---|---|" + "---|" * len(PER_TASK_KEYS)]
+    lines += ["", "| task | prevalence | positives | threshold | " + " | ".join(PER_TASK_KEYS) + " |",
+              "|---|---|---|---|" + "---|" * len(PER_TASK_KEYS)]
+    flagged = set(report.get("ci_flagged", []))
     for n in report["label_names"]:
-        row = [n, f"{report['prevalence'][n]:.4f}", _fmt(report["thresholds"][n])]
+        pos = str(report.get("n_positives", {}).get(n, "?"))
+        if n in flagged:
+            pos += f" (< {report['ci_min_positives']}: no CI)"
+        elif "ci_n_usable" in report and report["ci_n_usable"][n] < report["n_bootstrap"]:
+            pos += f" (CI from {report['ci_n_usable'][n]}/{report['n_bootstrap']} resamples)"
+        row = [n, f"{report['prevalence'][n]:.4f}", pos, _fmt(report["thresholds"][n])]
         row += [_fmt(report["per_task"][n][k], ci.get(n, {}).get(k)) for k in PER_TASK_KEYS]
         lines.append("| " + " | ".join(row) + " |")
     if report.get("saliency"):
@@ -333,10 +364,15 @@ def evaluate(run_dir: str | Path, split: str = "test", *, baseline: str | Path |
         else:
             base_report = evaluate(base_dir, split, threshold_rule=threshold_rule, n_bootstrap=0, seed=seed,
                                    device=device, datasets=datasets)
+    groups = None
+    ds = datasets.get(split)
+    shards_dir = _run_shards_dir(run)
+    if shards_dir is not None and (ds is None or hasattr(ds, "record_ids")):
+        groups = patient_groups(shards_dir, split, None if ds is None else ds.record_ids)
     report = build_report(y_val, s_val, y, s, names, split=split, threshold_rule=threshold_rule,
                           n_bootstrap=n_bootstrap, seed=seed, baseline=base_report,
-                          reference_specificity=reference_specificity, major_tasks=run_major_tasks(run),
-                          headline_metric=headline_metric)
+                          reference_specificity=reference_specificity, groups=groups,
+                          major_tasks=run_major_tasks(run), headline_metric=headline_metric)
     out = Path(out_dir) if out_dir is not None else run / f"eval-{split}"
     if saliency > 0:
         from ecgkit.saliency import write_saliency
@@ -354,6 +390,49 @@ def _cuda() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
+
+
+def _run_shards_dir(run: Path) -> str | None:
+    import yaml
+
+    path = run / "config.yaml"
+    if not path.exists():
+        return None
+    return (yaml.safe_load(path.read_text()) or {}).get("shards_dir")
+
+
+def patient_groups(shards_dir: str | Path, split: str, record_ids: Sequence[str] | None = None) -> NDArray | None:
+    """Patient id of each record of a shard split, in :class:`ecgkit.data.ShardDataset` order.
+
+    Read from ``SHARDS_DIR/manifest.parquet`` (the manifest the shard stage wrote). ``record_ids``
+    gives another order (e.g. a dataset's ``record_ids``). Returns None, with a warning in the log,
+    when the manifest or its ``patient_id`` column is missing or a record has no patient id: the
+    bootstrap then resamples records.
+    """
+    import pandas as pd
+
+    from ecgkit.shards import read_index
+
+    path = Path(shards_dir) / "manifest.parquet"
+    if not path.exists():
+        logger.warning("%s has no manifest.parquet: bootstrap CIs resample records, not patients", shards_dir)
+        return None
+    man = pd.read_parquet(path, columns=None)
+    if "patient_id" not in man.columns:
+        logger.warning("%s: manifest has no patient_id: bootstrap CIs resample records", shards_dir)
+        return None
+    if record_ids is None:
+        index = read_index(shards_dir)
+        index = index[index["split"] == split].sort_values(["shard", "row"], kind="stable")
+        record_ids = index["record_id"].tolist()
+    lookup = pd.Series(man["patient_id"].astype("string").to_numpy(), index=man["record_id"].astype(str).to_numpy())
+    lookup = lookup[~lookup.index.duplicated()]
+    got = lookup.reindex([str(r) for r in record_ids])
+    if got.isna().any():
+        logger.warning("%s: %d %s records have no patient id: bootstrap CIs resample records", shards_dir,
+                       int(got.isna().sum()), split)
+        return None
+    return got.to_numpy(dtype=object)
 
 
 def run_major_tasks(run_dir: str | Path) -> list[str] | None:

@@ -24,8 +24,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ecgkit.engines import Engine, map_tasks
-from ecgkit.ingest import (ScanConfig, _Candidate, _join_ptbxl, _ptbxl_databases, _read_chunk, _walk,
-                           _warm_readers, pseudonymize, skipped_by_reason)
+from ecgkit._deid import PSEUDONYMIZED_PATH, SKIPPED_MAP_FILE, SOURCE_MAP_FILE
+from ecgkit._lock import atomic_write_text
+from ecgkit.ingest import (ScanConfig, _Candidate, _join_ptbxl, _ptbxl_databases, _pseudonymize, _read_chunk, _walk,
+                           _warm_readers, skipped_by_reason)
 from ecgkit.manifest import COLUMNS, MANIFEST_FILE, STATUS_QUARANTINED, conform, write_manifest, write_quarantine
 
 logger = logging.getLogger(__name__)
@@ -40,21 +42,26 @@ class _PartTask:
     out: str
     databases: tuple[str, ...]
     key: str | None
+    strict_integrity: bool = False
 
 
 def _scan_part(task: _PartTask) -> dict[str, Any]:
     """Read one chunk of records and write its manifest part; return counts and quarantined rows."""
-    df = conform(_read_chunk(list(task.candidates)))
+    rows = _read_chunk(list(task.candidates), task.strict_integrity, task.key)
+    identifiers = [r.pop("_identifiers", []) for r in rows]  # for scrubbing only, never stored
+    df = conform(rows)
     if task.databases:
         df = _join_ptbxl(df, [Path(d) for d in task.databases])
     if task.key:
-        key = task.key
-        df["patient_id"] = df["patient_id"].map(lambda p: None if pd.isna(p) else pseudonymize(str(p), key))
-        df = conform(df)
+        df = _pseudonymize(df, identifiers, task.key)
+        # the paths go to this part's identifiable mapping only
+        pq.write_table(pa.table({"record_id": df["record_id"].astype(str).tolist(),
+                                 "source_path": df["source_path"].astype(str).tolist()}),
+                       task.out.replace(".parquet", ".map.parquet"))
+        df["source_path"] = PSEUDONYMIZED_PATH
     write_manifest(df, task.out)
-    bad = df[df["status"] == STATUS_QUARANTINED]
-    return {"part": task.out, "records": len(df), "quarantined": bad[["record_id", "source_path", "status",
-                                                                       "reason"]].to_dict("records")}
+    bad = df.loc[df["status"] == STATUS_QUARANTINED, ["record_id", "source_path", "status", "reason"]]
+    return {"part": task.out, "records": len(df), "quarantined": bad.to_dict("records")}
 
 
 def _concat_parts(parts: Sequence[str], path: Path) -> int:
@@ -108,14 +115,18 @@ def scan_to_dir(
     start = time.perf_counter()
     out = Path(out_dir)
     parts_dir = out / PARTS_DIR
+    if parts_dir.is_dir():  # parts of a killed earlier run (the CLI holds the folder's lock): start afresh
+        for stale in parts_dir.iterdir():
+            stale.unlink()
     parts_dir.mkdir(parents=True, exist_ok=True)
     sources = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    candidates, skipped = _walk(sources)
+    candidates, skipped = _walk(sources, follow_external=config.follow_external_symlinks)
     databases = tuple(str(p) for p in _ptbxl_databases((c.root for c in candidates), skipped)) \
         if config.join_ptbxl else ()
     size = max(1, config.chunk_size)
     tasks = [_PartTask(i, tuple(candidates[k:k + size]), str(parts_dir / f"part-{i:05d}.parquet"), databases,
-                       config.pseudonymize_key) for i, k in enumerate(range(0, len(candidates), size))]
+                       config.pseudonymize_key, config.strict_integrity)
+             for i, k in enumerate(range(0, len(candidates), size))]
     if engine == "local" and config.workers != 1:
         _warm_readers(candidates)  # forked workers inherit the imports and the loaded decode kernels
     quarantined: list[dict[str, Any]] = []
@@ -133,11 +144,21 @@ def scan_to_dir(
         _concat_parts(ordered, manifest)
     else:
         write_manifest(conform(pd.DataFrame(columns=["record_id"])), manifest)
+    skipped_csv = pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(index=False)
+    if config.pseudonymize_key:
+        maps = [p.replace(".parquet", ".map.parquet") for p in ordered]
+        mapping = pa.concat_tables([pq.read_table(m) for m in maps]) if maps else \
+            pa.table({"record_id": pa.array([], pa.string()), "source_path": pa.array([], pa.string())})
+        pq.write_table(mapping, out / SOURCE_MAP_FILE)
+        for m in maps:
+            os.remove(m)
+        atomic_write_text(out / SKIPPED_MAP_FILE, skipped_csv)
+        skipped_csv = pd.DataFrame({"reason": [s["reason"] for s in skipped]}).to_csv(index=False)
     for p in ordered:
         os.remove(p)
     parts_dir.rmdir()
     write_quarantine(pd.DataFrame(quarantined, columns=["record_id", "source_path", "status", "reason"]), out, "scan")
-    pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(out / "skipped_files.csv", index=False)
+    atomic_write_text(out / "skipped_files.csv", skipped_csv)
     seconds = time.perf_counter() - start
     n_q = len(quarantined)
     return {

@@ -48,13 +48,15 @@ Flat or clipped single leads are kept: they are scan's ``qc_flags``, and labels 
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -64,6 +66,9 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from ecgkit import __version__
+from ecgkit._deid import PSEUDONYMIZED_PATH, SOURCE_MAP_FILE, scrub_reason
+from ecgkit._lock import atomic_write_bytes, atomic_write_text, disk_error, is_disk_error, output_lock
+from ecgkit._names import escape_name, unescape_name
 from ecgkit.config import config_to_dict
 from ecgkit.engines import map_tasks
 from ecgkit.errors import ConfigError, RecordError, SchemaError
@@ -117,6 +122,13 @@ class ShardConfig:
     #: The CLI exits with status 3 when more than this fraction of records is quarantined here
     #: (same default as scan: a higher rate means a systematic problem worth stopping for).
     max_quarantine_rate: float = 0.05
+    #: Labels that ``ecgkit audit`` found contradicted by the record's ECG (manifest ``audit_flags``):
+    #: "keep" them as stated (default: the audit only reports), "mask" them to -1 (unknown, no loss
+    #: for that task), or "drop" the whole record (quarantined with the reason).
+    audit: Literal["keep", "mask", "drop"] = "keep"
+    #: Quarantine records whose measured ``quality`` (``ecgkit measure``) is below this, or not
+    #: measured; None keeps every record.
+    min_quality: float | None = None
 
     def __post_init__(self) -> None:
         if self.fs <= 0 or self.seconds <= 0:
@@ -133,6 +145,8 @@ class ShardConfig:
             raise ConfigError(f"engine must be 'local' or 'dask', got {self.engine!r}")
         if self.scale_mv <= 0:
             raise ConfigError(f"scale_mv must be positive, got {self.scale_mv}")
+        if self.audit not in ("keep", "mask", "drop"):
+            raise ConfigError(f"audit must be 'keep', 'mask' or 'drop', got {self.audit!r}")
 
     @property
     def n_samples(self) -> int:
@@ -168,6 +182,8 @@ class _ShardTask:
     plan_hash: str
     config: ShardConfig
     attrs: dict[str, Any]
+    #: pseudonymised cohort: reasons must not name the file (its path is in the mapping file only)
+    private: bool = False
 
 
 def _sha256(path: Path) -> str:
@@ -220,18 +236,58 @@ def _write_shard(task: _ShardTask) -> dict[str, Any]:
     kept: list[int] = []
     quarantined: dict[str, str] = {}
     repairs: list[str] = []
+
+    def _reason(text: str, src: str) -> str:
+        return escape_name(scrub_reason(text, unescape_name(src)) if task.private else text)
+
     for i, (rid, src) in enumerate(zip(task.record_ids, task.source_paths)):
         try:  # the one preprocessing path, shared with `ecgkit predict` (ecgkit.preprocess)
-            rec = prepare_record(src, buf[len(kept)], fs=cfg.fs, seconds=cfg.seconds, short=cfg.short,
-                                 dtype=cfg.dtype, scale_mv=cfg.scale_mv, record_id=rid)
+            rec = prepare_record(unescape_name(src), buf[len(kept)], fs=cfg.fs, seconds=cfg.seconds,
+                                 short=cfg.short, dtype=cfg.dtype, scale_mv=cfg.scale_mv, record_id=rid)
         except RecordError as exc:
-            quarantined[rid] = f"shard: {exc}"
+            quarantined[rid] = _reason(f"shard: {exc}", src)
+            continue
+        except Exception as exc:  # noqa: BLE001 - one bad record never ends the stage
+            quarantined[rid] = _reason(f"shard: record {rid} ({src}): reader failed with "
+                                       f"{type(exc).__name__}: {str(exc)[:200]}", src)
             continue
         kept.append(i)
         repairs.append("; ".join(rec.repairs))
     rows = np.asarray(kept, dtype=np.int64)
     tmp = path.with_name(path.name + ".tmp")
     Path(str(path) + SIDECAR_SUFFIX).unlink(missing_ok=True)
+    # Check the space first: HDF5 failing a flush on a full disk can crash the process outright
+    # (measured: a segfault in h5py) instead of raising, so never let it get there.
+    need = int(buf[: len(kept)].nbytes) + (1 << 20) + 64 * n
+    free = shutil.disk_usage(path.parent).free
+    if free < need:
+        raise disk_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), tmp, need)
+    try:
+        _write_h5(tmp, task, buf, kept, rows, length)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if is_disk_error(exc):
+            raise disk_error(exc, tmp, need) from exc
+        raise
+    sidecar = {
+        "shard": task.shard, "split": task.split, "sha256": _sha256(tmp), "bytes": tmp.stat().st_size,
+        "plan_hash": task.plan_hash, "n_rows": len(kept), "n_planned": n,
+        "record_ids": [task.record_ids[i] for i in kept], "repairs": repairs, "quarantined": quarantined,
+    }
+    os.replace(tmp, path)
+    try:
+        atomic_write_text(Path(str(path) + SIDECAR_SUFFIX), json.dumps(sidecar))
+    except BaseException:
+        path.unlink(missing_ok=True)  # a shard without its sidecar would be rewritten anyway
+        raise
+    _fsync_path(path.parent)
+    sidecar["skipped"] = False
+    return sidecar
+
+
+def _write_h5(tmp: Path, task: _ShardTask, buf: NDArray[Any], kept: list[int], rows: NDArray[np.int64],
+              length: int) -> None:
+    cfg = task.config
     with h5py.File(tmp, "w") as f:
         f.create_dataset("signal", data=buf[: len(kept)], chunks=(1, len(LEADS), length) if kept else None,
                          compression=cfg.compression)
@@ -247,22 +303,6 @@ def _write_shard(task: _ShardTask) -> dict[str, Any]:
         f.attrs["shard"] = task.shard
         f.attrs["plan_hash"] = task.plan_hash
     _fsync_path(tmp)
-    sidecar = {
-        "shard": task.shard, "split": task.split, "sha256": _sha256(tmp), "bytes": tmp.stat().st_size,
-        "plan_hash": task.plan_hash, "n_rows": len(kept), "n_planned": n,
-        "record_ids": [task.record_ids[i] for i in kept], "repairs": repairs, "quarantined": quarantined,
-    }
-    os.replace(tmp, path)
-    side_path = Path(str(path) + SIDECAR_SUFFIX)
-    side_tmp = Path(str(side_path) + ".tmp")
-    with open(side_tmp, "w") as fh:
-        json.dump(sidecar, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(side_tmp, side_path)
-    _fsync_path(path.parent)
-    sidecar["skipped"] = False
-    return sidecar
 
 
 def _label_matrix(frame: pd.DataFrame, names: Sequence[str]) -> NDArray[np.int8]:
@@ -320,6 +360,7 @@ def write_shards(
     config: ShardConfig = ShardConfig(),
     *,
     progress: Callable[[int], None] | None = None,
+    sources: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Read every split record once and write HDF5 shards, the index and the updated manifest.
 
@@ -335,6 +376,10 @@ def write_shards(
         See :class:`ShardConfig`.
     progress : callable or None
         Called with the number of planned records of each finished shard (the CLI's progress bar).
+    sources : mapping record_id -> source path, or None
+        The files to read for a pseudonymised manifest, whose ``source_path`` is a placeholder
+        (``IDENTIFIABLE_source_paths.parquet``, see :func:`read_source_map`). The outputs keep the
+        placeholder, and quarantine reasons name no file.
 
     Returns
     -------
@@ -351,8 +396,31 @@ def write_shards(
         shards + records quarantined.
     """
     audit(manifest, ratios=None)  # fail fast on leakage or usable records without a split
+    manifest, pre_quarantined = _apply_label_audit(manifest, config)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with output_lock(out_dir, "shard"):  # a second job on the same folder refuses (LockedError)
+        return _write_shards_locked(manifest, out_dir, config, progress, sources, pre_quarantined)
+
+
+def read_source_map(cohort_dir: str | Path) -> dict[str, str] | None:
+    """The record_id -> source path mapping of a pseudonymised cohort, or None when it is not one.
+
+    Raises
+    ------
+    SchemaError
+        If the manifest is pseudonymised but its mapping file is not in ``cohort_dir``.
+    """
+    path = Path(cohort_dir) / SOURCE_MAP_FILE
+    if not path.exists():
+        return None
+    table = pq.read_table(path).to_pandas()
+    return dict(zip(table["record_id"].astype(str), table["source_path"].astype(str)))
+
+
+def _write_shards_locked(manifest: pd.DataFrame, out_dir: Path, config: ShardConfig,
+                         progress: Callable[[int], None] | None,
+                         sources: Mapping[str, str] | None,
+                         pre_quarantined: NDArray[np.bool_] | None = None) -> pd.DataFrame:
     names = config.label_names
     mhash = manifest_hash(manifest)
     plan = plan_shards(manifest, config)
@@ -364,6 +432,8 @@ def write_shards(
         "leads": list(LEADS), "label_names": list(names), "dtype": config.dtype,
         "scale_mv": float(config.scale_mv) if config.dtype == "int16" else 1.0, "units": "mV",
         "ecgkit_version": __version__, "config": cfg_json, "manifest_hash": mhash,
+        "label_audit": config.audit,
+        "min_quality": float("nan") if config.min_quality is None else float(config.min_quality),
     }
     tasks = []
     shard_codes, shard_names = pd.factorize(plan["shard"], sort=False)
@@ -371,12 +441,21 @@ def write_shards(
         sel = np.flatnonzero(shard_codes == k)
         ids = tuple(plan["record_id"].iloc[sel])
         paths = tuple(plan["source_path"].iloc[sel])
+        private = sources is not None or any(p == PSEUDONYMIZED_PATH for p in paths)
+        if private:
+            if sources is None or any(r not in sources for r in ids):
+                raise SchemaError(f"the manifest is pseudonymised: its source paths are in {SOURCE_MAP_FILE}, "
+                                  "which is missing or lacks records; copy it back into the cohort folder")
+            read_paths = tuple(sources[r] for r in ids)
+        else:
+            read_paths = paths
         pkeys = tuple(keys[sel])
         lab = labels[sel]
         tasks.append(_ShardTask(
             path=str(out_dir / f"{shard}.h5"), shard=shard, split=str(plan["split"].iloc[sel[0]]),
-            record_ids=ids, source_paths=paths, labels=lab, patient_keys=pkeys,
+            record_ids=ids, source_paths=read_paths, labels=lab, patient_keys=pkeys,
             plan_hash=_plan_hash(ids, paths, lab, pkeys, cfg_json, mhash), config=config, attrs=attrs,
+            private=private,
         ))
     _remove_stale(out_dir, {t.shard for t in tasks})
     sidecars: list[dict[str, Any]] = []
@@ -388,7 +467,54 @@ def write_shards(
                  " (kept, checksum ok)" if side["skipped"] else "")
         if progress is not None:
             progress(int(side["n_planned"]))
-    return _finish(manifest, plan, sidecars, out_dir)
+    return _finish(manifest, plan, sidecars, out_dir, pre_quarantined)
+
+
+def _apply_label_audit(manifest: pd.DataFrame,
+                       config: ShardConfig) -> tuple[pd.DataFrame, NDArray[np.bool_]]:
+    """Apply ``config.audit`` and ``config.min_quality`` before planning.
+
+    Returns the manifest (masked labels set to -1 and listed in ``audit_masked``; dropped and
+    low-quality records quarantined with the reason) and the mask of records quarantined here.
+    """
+    pre = np.zeros(len(manifest), dtype=bool)
+    if config.audit == "keep" and config.min_quality is None:
+        return manifest, pre
+    out = manifest.copy()
+    ok = (out["status"] == STATUS_OK).to_numpy()
+    reasons = pd.Series(pd.NA, index=out.index, dtype="string")
+    if config.audit != "keep":
+        if "audit_flags" not in out.columns:
+            raise SchemaError("shard --audit mask|drop needs the manifest's audit_flags; "
+                              "run `ecgkit audit` first")
+        flagged = [list(v) if v is not None and len(v) else [] for v in out["audit_flags"]]
+        if config.audit == "mask":
+            masked: list[list[str]] = []
+            for i, labs in enumerate(flagged):
+                labs = [lab for lab in labs if lab in out.columns]
+                for lab in labs:
+                    out.iloc[i, out.columns.get_loc(lab)] = -1
+                masked.append(labs)
+            out["audit_masked"] = pd.Series(masked, index=out.index, dtype=object)
+        else:
+            for i, labs in enumerate(flagged):
+                if labs and ok[i]:
+                    reasons.iloc[i] = (f"shard: record {out['record_id'].iloc[i]}: audit contradicts "
+                                       f"label(s) {', '.join(labs)} (--audit drop)")
+    if config.min_quality is not None:
+        if "quality" not in out.columns:
+            raise SchemaError("shard --min-quality needs the manifest's quality; run `ecgkit measure` first")
+        q = pd.to_numeric(out["quality"], errors="coerce").to_numpy(dtype=np.float64)
+        low = ok & ~(q >= config.min_quality) & reasons.isna().to_numpy()
+        for j in np.flatnonzero(low):
+            i = int(j)
+            why = "not measured" if not np.isfinite(q[i]) else f"{q[i]:.3f}"
+            reasons.iloc[i] = (f"shard: record {out['record_id'].iloc[i]}: quality {why} below "
+                               f"--min-quality {config.min_quality}")
+    pre = ok & reasons.notna().to_numpy()
+    out.loc[pre, "status"] = STATUS_QUARANTINED
+    out.loc[pre, "reason"] = reasons[pre]
+    return out, pre
 
 
 def _remove_stale(out_dir: Path, planned: set[str]) -> None:
@@ -404,7 +530,7 @@ def _remove_stale(out_dir: Path, planned: set[str]) -> None:
 
 
 def _finish(manifest: pd.DataFrame, plan: pd.DataFrame, sidecars: list[dict[str, Any]],
-            out_dir: Path) -> pd.DataFrame:
+            out_dir: Path, pre_quarantined: NDArray[np.bool_] | None = None) -> pd.DataFrame:
     """Build the index from the sidecars, check the accounting, write index, manifest, quarantine."""
     sidecars = sorted(sidecars, key=lambda s: s["shard"])
     index = pd.DataFrame({
@@ -427,9 +553,9 @@ def _finish(manifest: pd.DataFrame, plan: pd.DataFrame, sidecars: list[dict[str,
             f"shard accounting failed in {out_dir}: {n_in} records planned, {len(index)} in shards, "
             f"{len(quarantined)} quarantined, duplicates {dup.head(5).tolist()}, "
             f"in both {sorted(in_both)[:5]}")
-    tmp = out_dir / (INDEX_FILE + ".tmp")
-    pq.write_table(pa.Table.from_pandas(index, preserve_index=False), tmp)
-    os.replace(tmp, out_dir / INDEX_FILE)
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(index, preserve_index=False), sink)
+    atomic_write_bytes(out_dir / INDEX_FILE, sink.getvalue().to_pybytes())
 
     out = manifest.copy()
     pos = pd.Series(np.arange(len(out)), index=out["record_id"].to_numpy())
@@ -440,7 +566,7 @@ def _finish(manifest: pd.DataFrame, plan: pd.DataFrame, sidecars: list[dict[str,
     row_col.iloc[at] = index["row"].to_numpy()
     out["shard"] = shard_col
     out["row"] = row_col
-    newly = pd.Series(False, index=out.index)
+    newly = pd.Series(False if pre_quarantined is None else pre_quarantined, index=out.index)
     if quarantined:
         qat = pos.loc[list(quarantined)].to_numpy()
         out.loc[out.index[qat], "status"] = STATUS_QUARANTINED
@@ -482,4 +608,4 @@ def verify_shards(shards_dir: str | Path) -> list[str]:
     return bad
 
 
-__all__ = ["ShardConfig", "write_shards", "plan_shards", "read_index", "verify_shards"]
+__all__ = ["ShardConfig", "write_shards", "plan_shards", "read_index", "verify_shards", "read_source_map"]

@@ -127,16 +127,18 @@ def qc_flags(signal: NDArray[np.floating], fs: float) -> list[str]:
 def baseline_flags(signal: NDArray[np.floating]) -> list[str]:
     """``"baseline:V3"`` for each lead whose median is beyond :data:`BASELINE_OFFSET_MV` (flags only).
 
-    The median is taken over every 8th sample: the flag is coarse (mV), and a full median would
-    cost ~0.3 ms per 10 s record, a large share of a fast reader's time.
+    The median is the middle element (``np.partition``) of every 16th sample: the flag is coarse
+    (mV), and ``np.median`` of the whole record costs ~0.3 ms per 10 s record on the 2-core box, a
+    large share of a fast reader's time (this costs ~45 us). NaN sorts last, so a lead with a few
+    NaN samples gets a slightly high estimate; NaN leads are flagged ``nan:`` anyway.
     """
-    sub = signal[:, ::8]
+    sub = signal[:, ::16]
     if sub.shape[1] == 0:
         return []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN leads: flagged as nan/flat already
-        med = np.nanmedian(sub, axis=1) if not np.isfinite(sub).all() else np.median(sub, axis=1)
-    return [f"baseline:{LEADS[i]}" for i in np.flatnonzero(np.abs(med) > BASELINE_OFFSET_MV)]
+    k = sub.shape[1] // 2
+    med = np.partition(sub, k, axis=1)[:, k]
+    with np.errstate(invalid="ignore"):
+        return [f"baseline:{LEADS[i]}" for i in np.flatnonzero(np.abs(med) > BASELINE_OFFSET_MV)]
 
 
 def conform(

@@ -22,6 +22,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
+import unicodedata
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal, Mapping, Sequence
 
@@ -66,11 +69,71 @@ def label_columns(manifest: pd.DataFrame, labels: Sequence[str] | None = None) -
     return tuple(labels)
 
 
+_ID_SEPARATORS = re.compile(r"[\s\-_./:,;|#]+")
+
+
+def normalize_patient_id(patient_id: str) -> str:
+    """The form of a patient id used for grouping: NFKC, case-folded, without separators or leading zeros.
+
+    Exports of one hospital spell one id several ways (``"00123456"``, ``"123456"``, ``"123 456"``,
+    ``"１２３４５６"`` in full-width digits, ``"ab-123"`` / ``"AB123"``); grouping on the raw text
+    would put one patient in two splits. The raw id stays in the manifest for display.
+
+    Examples
+    --------
+    >>> normalize_patient_id(" 00１２3-456 "), normalize_patient_id("Ab_12")
+    ('123456', 'ab12')
+    """
+    key = _ID_SEPARATORS.sub("", unicodedata.normalize("NFKC", patient_id).casefold())
+    if key.isdigit():
+        key = key.lstrip("0") or "0"
+    return key
+
+
+def _normalized(pid: pd.Series) -> pd.Series:
+    codes, uniques = pd.factorize(pid)  # normalise each distinct id once
+    norm = np.array([normalize_patient_id(str(u)) for u in uniques], dtype=object)
+    out = pd.Series(np.where(codes >= 0, norm[np.maximum(codes, 0)] if len(norm) else None, None),
+                    index=pid.index, dtype="string")
+    return out
+
+
 def _group_keys(manifest: pd.DataFrame) -> pd.Series:
-    """One grouping key per row: the patient id, or ``record:<record_id>`` when it is missing."""
-    pid = manifest["patient_id"].astype("string")
+    """One grouping key per row: the normalised patient id, or ``record:<record_id>`` when it is missing.
+
+    Fallback for records without a patient id: each record is its own patient (``record:<id>``).
+    That can leak a patient across splits when the source simply omitted the id, so the split logs
+    a warning with the count (:attr:`SplitAudit.n_without_patient_id` reports it too).
+    """
+    pid = _normalized(manifest["patient_id"].astype("string"))
     # The prefixes keep a patient id that happens to equal some record id from merging with it.
     return ("patient:" + pid).fillna("record:" + manifest["record_id"].astype("string"))
+
+
+def _group_keys_hash(manifest: pd.DataFrame) -> pd.Series:
+    """Grouping keys of the hash split: as :func:`_group_keys`, but a record without a patient id is
+    keyed by its source file (``source:<path>``), so its split does not depend on its record id
+    (which another source scanned beside could change) -- unless the cohort is pseudonymised, where
+    the path is hidden and the record id is content-derived, hence stable already."""
+    pid = _normalized(manifest["patient_id"].astype("string"))
+    src = manifest["source_path"].astype("string")
+    hidden = src.str.startswith("<pseudonymized").fillna(True)
+    fallback = ("source:" + src).where(~hidden, "record:" + manifest["record_id"].astype("string"))
+    return ("patient:" + pid).fillna(fallback)
+
+
+def id_collisions(manifest: pd.DataFrame) -> dict[str, list[str]]:
+    """Patient ids that differ as written but are one id after :func:`normalize_patient_id`.
+
+    Returns
+    -------
+    dict
+        Normalised id -> the distinct raw spellings (2 or more), for the audit to report.
+    """
+    raw = manifest["patient_id"].dropna().astype(str).drop_duplicates()
+    norm = raw.map(normalize_patient_id)
+    groups = pd.DataFrame({"raw": raw.to_numpy(), "norm": norm.to_numpy()}).groupby("norm")["raw"]
+    return {str(k): sorted(v) for k, v in groups if len(v) > 1}
 
 
 def _hmac_unit(keys: Sequence[str], key: bytes) -> NDArray[np.float64]:
@@ -225,7 +288,7 @@ def split_by_patient(
     out = manifest.copy()
     ok = (out["status"] == STATUS_OK).to_numpy()
     frame = out.loc[ok]
-    groups = _group_keys(frame)
+    groups = _group_keys_hash(frame) if method == "hash" else _group_keys(frame)
     # sort=True: group numbering (and hence the seeded assignment) does not depend on row order.
     codes, uniques = pd.factorize(groups, sort=True)
     split_idx: NDArray[np.int8]
@@ -248,6 +311,13 @@ def split_by_patient(
     split.loc[ok] = np.asarray(SPLITS, dtype=object)[split_idx]
     out["split"] = split
     n_no_pid = int(frame["patient_id"].isna().sum())
+    if n_no_pid:
+        log.warning("%d of %d records have no patient id: each is grouped as its own patient (records of one "
+                    "patient without ids may land in different splits)", n_no_pid, len(frame))
+    collisions = id_collisions(frame)
+    if collisions:
+        log.warning("%d patient id(s) are spelled several ways and grouped as one after normalisation, e.g. %s",
+                    len(collisions), list(collisions.values())[:3])
     log.info("split %d records of %d patients (%s, ratios %s); %d records without patient id",
              len(frame), len(uniques), method, np.round(r, 3).tolist(), n_no_pid)
     return out
@@ -280,6 +350,8 @@ class SplitAudit:
         Status-ok records without a patient id.
     n_quarantined : int
         Records with status quarantined (they carry no split).
+    id_collisions : dict normalised id -> raw spellings
+        Patient ids that are one id only after :func:`normalize_patient_id` (grouped as one).
     """
 
     counts: Mapping[str, int]
@@ -292,6 +364,7 @@ class SplitAudit:
     leaked_patients: tuple[str, ...]
     n_without_patient_id: int
     n_quarantined: int
+    id_collisions: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
 
     def summary(self) -> str:
         """A short multi-line text summary (counts, ratios, prevalence per split)."""
@@ -299,8 +372,11 @@ class SplitAudit:
         for s in SPLITS:
             lines.append(f"{s:<6} {self.counts[s]:>8} {self.patients[s]:>9}  "
                          f"{self.ratios[s]:.3f}  {self.target[s]:.3f}")
-        lines.append(f"records without patient id: {self.n_without_patient_id}; "
+        lines.append(f"records without patient id: {self.n_without_patient_id} (each its own patient); "
                      f"quarantined: {self.n_quarantined}")
+        if self.id_collisions:
+            lines.append(f"patient ids grouped after normalisation: {len(self.id_collisions)} (e.g. "
+                         + "; ".join(" = ".join(v) for v in list(self.id_collisions.values())[:3]) + ")")
         if self.prevalence:
             lines.append("prevalence %   " + "  ".join(f"{s:>6}" for s in (*SPLITS, "all")))
             for name, per in self.prevalence.items():
@@ -364,6 +440,7 @@ def audit(
         counts=counts, patients=pats, ratios=got, target=target, max_ratio_drift=drift,
         ratios_ok=drift <= tolerance, prevalence=prevalence, leaked_patients=leaked,
         n_without_patient_id=int(frame["patient_id"].isna().sum()), n_quarantined=int((~ok).sum()),
+        id_collisions=id_collisions(frame),
     )
     if not result.ratios_ok:
         log.warning("split ratios %s drift %.3f from target %s (tolerance %.3f) over %d records",

@@ -97,11 +97,16 @@ def test_run_folds_runs_each_fold_and_reports_mean_and_sd(tmp_path: Path, monkey
         (tmp_path / "shards" / f"fold-{k}").mkdir(parents=True)
     seen = []
 
-    def fake_run(spec, shards_dir, out, **kw):  # per-fold tables with known numbers
+    def fake_run(spec, shards_dir, out, **kw):  # per-fold tables (seed summaries) with known numbers
         k = int(Path(shards_dir).name.split("-")[1])
         seen.append((Path(shards_dir).name, Path(out).name, kw["device"]))
-        return {"arms": ["a", "b"], "headline": {"values": [0.7 + 0.1 * k, 0.5]},
-                "summary": {"macro_auroc": [0.8, 0.6 + 0.1 * k], "recall_multi": [0.5, 0.5], "jaccard": [0.4, 0.4]},
+
+        def ms(a: float, b: float) -> dict:
+            return {"a": {"mean": a}, "b": {"mean": b}}
+
+        return {"arms": ["a", "b"], "headline": {"values": ms(0.7 + 0.1 * k, 0.5)},
+                "summary": {"macro_auroc": ms(0.8, 0.6 + 0.1 * k), "recall_multi": ms(0.5, 0.5),
+                            "jaccard": ms(0.4, 0.4), "rare_f1": ms(0.1, 0.2)},
                 "per_task_auroc": {"LVH": [0.9, np.nan if k == 1 else 0.7]}}
 
     monkeypatch.setattr(pipe, "run_experiment", fake_run)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from ecgkit.labels import explain, label_texts, load_vocabulary
+from ecgkit.labels import explain, label_texts, load_vocabulary, segments
 from ecgkit.labels.segment import clean_text, segment_report
 
 
@@ -60,6 +60,9 @@ def test_segmentation_is_visible_in_explain():
     report = "vorhofflimmern    kein rechtsschenkelblock 4.46   unbestätigter bericht"
     got = [(m.label, m.decision, m.statement, m.text) for m in explain(report)]
     assert got == [("AFIB", "asserted", 1, "vorhofflimmern"), ("RBBB", "negated", 2, "kein rechtsschenkelblock")]
+    assert [(s.text, s.kind, s.status) for s in segments(report)] == [
+        ("vorhofflimmern", "text", None), ("kein rechtsschenkelblock", "text", None), ("4.46", "code", None),
+        ("unbestätigter bericht", "footer", "unconfirmed")]
 
 
 def _exclusion_cues() -> list[str]:
@@ -127,3 +130,13 @@ def test_continuation_lines_join_in_linear_time():
     assert {lab for lab, v in out.items() if v} == {"VPC", "RBBB"}
     segs = segment_report("\n".join(lines[:2001]), load_vocabulary().segmenter)
     assert len(segs) == 1 and segs[0].text.count("with premature") == 1000
+
+
+def test_long_statements_of_generated_and_misspelt_forms_stay_linear():
+    # one 0.5 MB statement of misspellings, glued words and coordinations: each phrase looks only at
+    # its own corrected words and its own characters (this took minutes when either was quadratic)
+    text = "atrialfibrillation bigemeny right and left ventricular hypertrophy, " * 8000
+    row = label_texts([text]).iloc[0]
+    assert {lab for lab, v in row.items() if v} == {"AFIB", "LVH", "RVH"}
+    text = "bundle branch block, right, incomplete, " * 12000
+    assert {lab for lab, v in label_texts([text]).iloc[0].items() if v} == {"IRBBB"}

@@ -17,6 +17,8 @@ from ecgkit import metrics as M
 from ecgkit.errors import ConfigError
 from ecgkit.shards import ShardConfig, write_shards
 from ecgkit.split import split_by_patient
+from ecgkit.bootstrap import delong_test
+from ecgkit.report import patient_groups
 from ecgkit.trainer import predict_run
 from ptbxl_cohort import ptbxl_manifest
 
@@ -43,46 +45,100 @@ def shards(ptbxl_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 SPEC = {
     "common": {"blocks": 1, "epochs": 1, "batch_size": 8, "batches_per_epoch": 2, "warmup_steps": 1,
                "tensorboard": False, "eval_batch_size": 64},
-    "evaluate": {"split": "test", "n_bootstrap": 20},
+    "evaluate": {"split": "test", "n_bootstrap": 20, "seeds": [0, 1], "budget": "spec"},
     "arms": {"single_task": {"per_task": True}, "multi_task": {"aux_tasks": 0},
              "cotask": {"aux_tasks": 3}},
 }
 
 
 @pytest.mark.slow
-def test_experiment_trains_every_arm_on_the_same_shards_and_tabulates_them(shards: Path,
-                                                                           tmp_path: Path) -> None:
+def test_experiment_trains_every_arm_and_seed_on_the_same_shards_and_compares_them(shards: Path,
+                                                                                 tmp_path: Path) -> None:
     pipe = _load_pipeline()
     out = tmp_path / "exp"
     table = pipe.run_experiment(SPEC, shards, out, device="cpu")
     assert table["arms"] == ["single_task", "multi_task", "cotask"]
+    assert table["seeds"] == [0, 1] and table["reference"] == "multi_task"
     assert table["single_task_skipped"] == ["3AVB"]
-    assert sorted(p.name for p in (out / "single_task").iterdir()) == ["IRBBB", "LVH", "eval-test"]
+    assert sorted(p.name for p in (out / "single_task").iterdir()) == ["eval-test", "seed-0", "seed-1"]
+    assert sorted(p.name for p in (out / "single_task" / "seed-1").iterdir()) == ["IRBBB", "LVH"]
+    assert table["steps"] == {"single_task": [4, 4], "multi_task": [2, 2], "cotask": [2, 2]}
     np.testing.assert_equal(json.loads((out / "comparison.json").read_text())["per_task_auroc"],
                             table["per_task_auroc"])  # NaN (3AVB) compares equal here
-    assert "| **Δm vs single-task (%)** | +0.00 |" in (out / "comparison.md").read_text()
-    # every cell is the arm's own report value; the multi-task arm's from its run's predictions
-    for j, arm in enumerate(table["arms"]):
-        rep = json.loads((out / arm / "eval-test" / "report.json").read_text())
-        for task, vals in table["per_task_auroc"].items():
-            got = rep["per_task"].get(task, {}).get("auroc")
-            assert (np.isnan(vals[j]) and got is None) or vals[j] == pytest.approx(got), (arm, task)
-        assert table["summary"]["macro_auroc"][j] == pytest.approx(rep["summary"]["macro_auroc"])
-    y, s, names = predict_run(out / "multi_task", "test", device="cpu")
-    assert names == list(TASKS)
-    assert table["per_task_auroc"]["LVH"][1] == pytest.approx(M.auroc(y, s)[0])
-    cotask_defs = json.loads((out / "cotask" / "aux_tasks.json").read_text())["aux_tasks"]
-    assert len(cotask_defs) == 3
     assert table["delta_m"]["single_task"] == pytest.approx(0.0)
+    assert table["ci_unit"] == "patient"
+    # seed mean and SD of the multi-task arm, by hand from each seed's own predictions
+    groups = patient_groups(shards, "test")
+    per_seed = []
+    for seed in (0, 1):
+        y, s, names = predict_run(out / "multi_task" / f"seed-{seed}", "test", device="cpu")
+        assert names == list(TASKS)
+        per_seed.append(M.macro_auroc(y, s))
+    summary = table["summary"]["macro_auroc"]["multi_task"]
+    assert summary["mean"] == pytest.approx(np.mean(per_seed))
+    assert summary["sd"] == pytest.approx(np.std(per_seed, ddof=1))
+    # the paired comparison: same records, same patient resamples, both arms' seeds averaged
+    cmp = table["comparisons"]["cotask"]
+    assert cmp["unit"] == "patient" and cmp["n_units"] == len(set(groups))
+    n_pos = (predict_run(out / "multi_task" / "seed-0", "test", device="cpu")[0] == 1).sum(axis=0)
+    assert cmp["flagged"] == [t for t, n in zip(TASKS, n_pos) if n < 10]  # too few positives: no interval
+    ys, ss = [], []
+    for arm in ("multi_task", "cotask"):
+        arm_scores = []
+        for seed in (0, 1):
+            y, s, _ = predict_run(out / arm / f"seed-{seed}", "test", device="cpu")
+            arm_scores.append(s)
+        ys.append(y)
+        ss.append(np.stack(arm_scores))
+    hand = np.mean([M.auroc(ys[1], x) for x in ss[1]], axis=0) - np.mean([M.auroc(ys[0], x) for x in ss[0]], axis=0)
+    assert cmp["per_task"]["LVH"]["auroc_diff"] == pytest.approx(hand[0])
+    assert cmp["per_task"]["IRBBB"]["auroc_diff"] == pytest.approx(hand[1])
+    idx = [list(TASKS).index(t) for t in cmp["macro_tasks"]]
+    if idx:  # the macro difference averages only the tasks present in every resample
+        assert cmp["macro_auroc"]["diff"] == pytest.approx(hand[idx].mean())
+    else:  # 22 test records: some resample lacks every task's positives, so no macro is comparable
+        assert np.isnan(cmp["macro_auroc"]["diff"])
+    dl = delong_test(ys[0], ss[0].mean(axis=0), ss[1].mean(axis=0))
+    assert cmp["per_task"]["LVH"]["delong_p"] == pytest.approx(dl.p_value[0])
+    assert "## cotask − multi_task" in (out / "comparison.md").read_text()
+    cotask_defs = json.loads((out / "cotask" / "seed-0" / "aux_tasks.json").read_text())["aux_tasks"]
+    assert len(cotask_defs) == 3
 
     # a rerun reuses the finished runs; a changed spec is refused instead of silently reused
-    stamp = (out / "multi_task" / "best.pt").stat().st_mtime_ns
+    stamp = (out / "multi_task" / "seed-0" / "best.pt").stat().st_mtime_ns
     again = pipe.run_experiment(SPEC, shards, out, device="cpu")
     np.testing.assert_equal(again["per_task_auroc"], table["per_task_auroc"])
-    assert (out / "multi_task" / "best.pt").stat().st_mtime_ns == stamp
+    assert (out / "multi_task" / "seed-0" / "best.pt").stat().st_mtime_ns == stamp
     changed = {**SPEC, "common": {**SPEC["common"], "blocks": 2}}
     with pytest.raises(ConfigError, match="blocks"):
         pipe.run_experiment(changed, shards, out, device="cpu")
     too_many = {**SPEC, "arms": {"cotask": {"aux_tasks": 4}}}  # 3 tasks have 3 pairs
     with pytest.raises(ConfigError, match="3 distinct pairs"):
         pipe.run_experiment(too_many, shards, tmp_path / "other", device="cpu")
+    with pytest.raises(ConfigError, match="budget"):
+        pipe.run_experiment({**SPEC, "evaluate": {"budget": "forever"}}, shards, tmp_path / "other", device="cpu")
+
+
+def test_budget_seed_summary_and_rare_tasks_by_hand() -> None:
+    pipe = _load_pipeline()
+    from ecgkit.trainer import TrainConfig
+    joint = TrainConfig(sampler="joint", batch_size=256)
+    aware = TrainConfig(sampler="task_aware", batch_size=256, aux_tasks=4)
+    # 10,000 training records: ceil(10000 / 256) = 40 batches = one pass over the data
+    assert pipe.batches_per_epoch("samples", 10_000, joint, 18) == 40
+    assert pipe.batches_per_epoch("samples", 10_000, aware, 18) == 40
+    # one head per task-aware batch: 18 major + 4 auxiliary heads need 22 x 40 batches for 40 updates each
+    assert pipe.batches_per_epoch("head_updates", 10_000, aware, 18) == 880
+    assert pipe.batches_per_epoch("head_updates", 10_000, joint, 18) == 40
+    assert pipe.batches_per_epoch("spec", 10_000, TrainConfig(batches_per_epoch=7), 18) == 7
+    # mean 0.8, deviations -0.1, 0, +0.1: sample SD sqrt(0.02 / 2) = 0.1; NaN seeds left out
+    s = pipe.seed_summary([0.7, 0.8, 0.9, float("nan")])
+    assert s == pytest.approx({"mean": 0.8, "sd": 0.1, "min": 0.7, "max": 0.9, "n": 3})
+    assert pipe.seed_summary([0.5])["sd"] == 0.0
+    labels = np.zeros((1000, 3), dtype=np.int8)
+    labels[:3, 0] = 1  # 3 / 1000 = 1:332 -> rare at 1:300
+    labels[:4, 1] = 1  # 4 / 1000 = 1:249 -> not rare
+    labels[:2, 2] = 1
+    labels[500:, 2] = -1  # 2 of 500 known = 1:249 -> not rare
+    assert pipe.rare_tasks(["A", "B", "C"], labels, 300) == ["A"]
+    assert pipe.trainable_tasks(["A", "B"], np.array([[1, 0], [0, 0]])) == (["A"], ["B"])

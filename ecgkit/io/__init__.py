@@ -7,10 +7,13 @@ reader, and canonicalises sampling frequency and duration (see :func:`ecgkit.sig
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
 from pathlib import Path
 from typing import Callable, Literal
 
-from ecgkit.errors import FormatError
+from ecgkit.errors import FormatError, SignalError
+from ecgkit.io._limits import MAX_ID_CHARS, MAX_SAMPLES, MAX_STATEMENT_CHARS, check_fs
 from ecgkit.io.detect import detect_format
 from ecgkit.record import Record
 from ecgkit.signal import baseline_flags, conform, qc_flags
@@ -66,8 +69,10 @@ def read_native(path: str | Path, *, record_id: str | None = None, fmt: str | No
         If the signal is unusable (missing leads, truncated data).
     """
     path = Path(path)
+    _check_regular(path, record_id)
     fmt = fmt or detect_format(path)
     rec = _reader(fmt)(path, record_id=record_id)
+    _check_record(rec)
     if rec.qc_flags is None:  # readers may compute QC while decoding; the rest get it here
         rec = dataclasses.replace(rec, qc_flags=tuple(qc_flags(rec.signal, rec.fs)))
     elif not any(f.startswith("baseline:") for f in rec.qc_flags):  # the decoders' statistics have no median
@@ -75,6 +80,35 @@ def read_native(path: str | Path, *, record_id: str | None = None, fmt: str | No
         if extra:
             rec = dataclasses.replace(rec, qc_flags=rec.qc_flags + tuple(extra))
     return rec
+
+
+def _check_regular(path: Path, record_id: str | None) -> None:
+    """Refuse FIFOs, sockets and devices before anything opens them (an open could block forever)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return  # missing: the reader names the problem (a WFDB path may also come without its suffix)
+    if not stat.S_ISREG(st.st_mode):
+        raise FormatError("not a regular file (a FIFO, socket, device or folder): not opened", path=path,
+                          record_id=record_id)
+
+
+def _check_record(rec: Record) -> None:
+    """Values that cannot be a surface ECG, whatever the reader: quarantined, never passed on."""
+    where = {"path": rec.source_path, "record_id": rec.record_id}
+    check_fs(rec.fs, **where)
+    if rec.n_samples < 1:
+        raise SignalError("the record holds 0 samples", **where)
+    if rec.n_samples > MAX_SAMPLES:
+        raise SignalError(f"the record holds {rec.n_samples} samples per lead, over the limit of {MAX_SAMPLES}",
+                          **where)
+    if rec.patient_id is not None and len(rec.patient_id) > MAX_ID_CHARS:
+        raise FormatError(f"patient id is {len(rec.patient_id)} characters long, over the limit of {MAX_ID_CHARS}",
+                          **where)
+    longest = max((len(s) for s in rec.statements), default=0)
+    if longest > MAX_STATEMENT_CHARS:
+        raise FormatError(f"a statement is {longest} characters long, over the limit of {MAX_STATEMENT_CHARS}",
+                          **where)
 
 
 def read_record(

@@ -15,9 +15,10 @@ MISSING_INT16 = -32768
 
 
 @njit(cache=True, nogil=True)
-def _decode_int16_kernel(data, order, base, inv_gain, out, stats):  # pragma: no cover - compiled
+def _decode_int16_kernel(data, order, base, inv_gain, out, stats, sums):  # pragma: no cover - compiled
     # data (n, n_chan) int16; order (L,) int64; base, inv_gain (L,) float32; out (L, n) float32;
-    # stats (L, 5) float64: max, min, count at max, count at min, count missing
+    # stats (L, 5) float64: max, min, count at max, count at min, count missing;
+    # sums (L,) int64: sum of the stored samples (WFDB's checksum is its low 16 bits)
     n = data.shape[0]
     for k in range(order.shape[0]):
         c = order[k]
@@ -28,8 +29,10 @@ def _decode_int16_kernel(data, order, base, inv_gain, out, stats):  # pragma: no
         n_hi = 0
         n_lo = 0
         n_missing = 0
+        total = 0
         for t in range(n):
             d = data[t, c]
+            total += d
             if d == -32768:
                 out[k, t] = np.nan
                 n_missing += 1
@@ -51,10 +54,12 @@ def _decode_int16_kernel(data, order, base, inv_gain, out, stats):  # pragma: no
         stats[k, 2] = n_hi
         stats[k, 3] = n_lo
         stats[k, 4] = n_missing
+        sums[k] = total
 
 
 def decode_int16(data: NDArray[np.int16], order: NDArray[np.int64], base: NDArray[np.float32],
-                 inv_gain: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.float64]]:
+                 inv_gain: NDArray[np.float32],
+                 sums: NDArray[np.int64] | None = None) -> tuple[NDArray[np.float32], NDArray[np.float64]]:
     """Decode selected channels of interleaved int16 samples to physical units, with QC statistics.
 
     Parameters
@@ -72,14 +77,19 @@ def decode_int16(data: NDArray[np.int16], order: NDArray[np.int64], base: NDArra
         ``(digital - base) * inv_gain``; WFDB's missing value -32768 becomes NaN.
     stats : NDArray[float64], shape (L, 5)
         Per row: max, min, samples at the max, samples at the min, missing samples (ignoring NaN).
+
+    ``sums``, when given (int64, shape (L,)), receives each row's sum of stored samples, for source
+    checksums (WFDB's is its low 16 bits), computed in the same pass.
     """
     order = np.ascontiguousarray(order, dtype=np.int64)
     if data.ndim != 2 or (order.size and (order.min() < 0 or order.max() >= data.shape[1])):
         raise ValueError(f"order {order.tolist()} does not index the {data.shape[-1]} channels of data")
     out = np.empty((order.size, data.shape[0]), dtype=np.float32)
     stats = np.empty((order.size, 5), dtype=np.float64)
+    if sums is None or sums.shape != (order.size,) or sums.dtype != np.int64:
+        sums = np.empty(order.size, dtype=np.int64)
     _decode_int16_kernel(data, order, np.ascontiguousarray(base, dtype=np.float32),
-                         np.ascontiguousarray(inv_gain, dtype=np.float32), out, stats)
+                         np.ascontiguousarray(inv_gain, dtype=np.float32), out, stats, sums)
     return out, stats
 
 

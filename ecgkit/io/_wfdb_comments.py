@@ -25,8 +25,9 @@ from datetime import datetime
 from typing import Any, Callable
 
 _ANGLE_KEY = re.compile(r"<\s*([A-Za-z][\w .()/-]*?)\s*>\s*:?")
-_AGE_NUM = re.compile(r"^\s*[<>~]?\s*(\d+(?:\.\d+)?)\s*(\+)?\s*(years?|yrs?|y|months?|mo|m|weeks?|w|days?|d)?\.?\s*$",
-                      re.IGNORECASE)
+_AGE_NUM = re.compile(r"^\s*[<>~]?\s*(\d+(?:\.\d+)?)\s*(\+)?\s*"
+                      r"(years?|yrs?|y|months?|mo|m|weeks?|w|days?|d)?\.?\s*$", re.IGNORECASE)
+_INLINE = re.compile(r"\b(age|sex|gender)\s*[:=]\s*([<>]?\s*\d+(?:\.\d+)?\+?|[A-Za-z]+)", re.IGNORECASE)
 _MITBIH_FIRST = re.compile(r"^\s*(\d{1,3}|\?+)\s+([MF?])\b")
 _DATE_LIKE = re.compile(r"\b\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}\b|\b\d{1,2}-[A-Za-z]{3}-\d{2,4}\b")
 _NAME_LIKE = re.compile(r"^[A-Z][a-z'\-]+(?:,\s*|\s+)[A-Z][a-z'\-]+(?:\s+[A-Z][a-z'\-]+)?$")
@@ -144,6 +145,13 @@ def parse_comments(comments: list[str], *, base_dt: datetime | None,
             add(line)
             continue
         in_block = "" if in_block == "angle" or pairs else in_block
+        if len(_INLINE.findall(line)) > 1:  # "Age: 51  Sex: F" on one line
+            for key, value in _INLINE.findall(line):
+                if key.lower() == "age":
+                    meta["age"] = parse_age(value)
+                else:
+                    meta["sex"] = parse_sex(value)
+            continue
         for key, value in pairs:
             if _PRIVATE_KEY.search(key):
                 continue
@@ -152,7 +160,7 @@ def parse_comments(comments: list[str], *, base_dt: datetime | None,
             elif key in ("sex", "gender"):
                 meta["sex"] = parse_sex(value)
             elif key == "dx":
-                codes = [c.strip() for c in re.split(r"[,;\s]+", value) if c.strip() and c.strip().lower() != "unknown"]
+                codes = [c for c in re.split(r"[,;\s]+", value) if c and c.lower() != "unknown"]
                 if codes and all(c.isdigit() for c in codes):
                     terms = snomed()
                     meta["codes"]["snomed"] = codes

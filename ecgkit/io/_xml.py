@@ -18,6 +18,7 @@ from lxml import etree
 from numpy.typing import NDArray
 
 from ecgkit.errors import FormatError, SignalError
+from ecgkit.io._limits import MAX_FILE_BYTES, clean_text, read_file
 
 
 def parse_xml(path: Path, *, record_id: str | None = None) -> etree._Element:
@@ -31,10 +32,7 @@ def parse_xml(path: Path, *, record_id: str | None = None) -> etree._Element:
     FormatError
         If the file cannot be read, or is malformed or truncated XML (the message gives the line).
     """
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise FormatError(f"cannot read file: {exc.strerror}", path=path, record_id=record_id) from exc
+    data = read_file(path, record_id=record_id, max_bytes=MAX_FILE_BYTES)
     if not data.strip():
         raise FormatError("empty file", path=path, record_id=record_id)
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True,
@@ -75,14 +73,38 @@ def findall(element: etree._Element, path: str) -> list[etree._Element]:
     return element.findall(ns_path(path))
 
 
-def text(element: etree._Element | None, path: str | None = None) -> str | None:
-    """Stripped text of ``element`` (or of its first match of ``path``); ``None`` when absent or empty."""
+def _all_text(element: etree._Element) -> str:
+    """Text of an element and its descendants, without unresolved entity references or comments."""
+    if len(element) == 0:
+        return element.text or ""
+    parts = [element.text or ""]
+    for node in element.iterdescendants():
+        if isinstance(node.tag, str) and node.text:
+            parts.append(node.text)
+        if node.tail:
+            parts.append(node.tail)
+    return "".join(parts)
+
+
+def text(element: etree._Element | None, path: str | None = None, *,
+         cleaned: list[str] | None = None) -> str | None:
+    """Text of ``element`` (or of its first match of ``path``), cleaned; ``None`` when absent or empty.
+
+    Markup inside the element is removed but its text kept (``<PID><b>P1</b></PID>`` is ``"P1"``),
+    entity references the document defines itself are dropped (never expanded), control
+    characters removed and whitespace collapsed (:func:`ecgkit.io._limits.clean_text`). When that
+    changed the value, ``path`` (or the tag) is appended to ``cleaned``, for the record's repairs.
+    """
     if element is not None and path is not None:
         element = find(element, path)
-    if element is None or element.text is None:
+    if element is None:
         return None
-    value = element.text.strip()
-    return value or None
+    raw = _all_text(element)
+    changed = len(element) > 0
+    value, more = clean_text(raw)
+    if (changed or more) and cleaned is not None:
+        cleaned.append(path or local_name(element))
+    return value
 
 
 def parse_number_list(

@@ -19,8 +19,10 @@ import numpy as np
 from lxml import etree
 
 from ecgkit.errors import FormatError, SignalError
+from ecgkit._deid import names_repair, scrub_names
 from ecgkit.io._leads import to_canonical
-from ecgkit.io._xml import age_in_years, find, findall, hl7_datetime, local_name, parse_number_list, parse_xml
+from ecgkit.io._limits import check_fs, check_scale, clean_text, cleaned_repair
+from ecgkit.io._xml import age_in_years, find, findall, hl7_datetime, local_name, parse_number_list, parse_xml, text
 from ecgkit.record import Record
 
 logger = logging.getLogger(__name__)
@@ -66,7 +68,7 @@ def _statements(root: etree._Element) -> list[str]:
         value = find(ann, "value")
         if value is None or not (value.get(_XSI_TYPE) or "").endswith("ST"):
             continue
-        line = (value.text or "").strip()
+        line = text(value) or ""
         if line and not line.lower().startswith("confirmed by"):
             out.append(line)
     return out
@@ -127,6 +129,7 @@ def read_aecg(path: str | Path, *, record_id: str | None = None) -> Record:
             continue
         origin = _quantity(find(value, "origin"), f"{code} origin", _UNIT_TO_MV, path, rid)
         scale = _quantity(find(value, "scale"), f"{code} scale", _UNIT_TO_MV, path, rid)
+        check_scale(scale, what=f"{code} scale", path=path, record_id=rid)
         try:  # digits are integers by the standard; integer parsing is ~10x faster than float
             samples = parse_number_list(digits.text, sep=" ", dtype=np.int32, what=f"lead {code}",
                                         path=path, record_id=rid)
@@ -138,7 +141,7 @@ def read_aecg(path: str | Path, *, record_id: str | None = None) -> Record:
     if not columns:
         raise FormatError("no rhythm waveform: the RHYTHM series has no lead sequences",
                           path=path, record_id=rid)
-    if interval_s is None or interval_s <= 0:
+    if interval_s is None or not np.isfinite(interval_s) or interval_s <= 0:
         raise FormatError("the RHYTHM series has no time sequence with a positive increment",
                           path=path, record_id=rid)
     lengths = {len(c) for c in columns}
@@ -146,18 +149,22 @@ def read_aecg(path: str | Path, *, record_id: str | None = None) -> Record:
         detail = ", ".join(f"{n}={len(c)}" for n, c in zip(names, columns))
         raise SignalError(f"leads have different sample counts: {detail}", path=path, record_id=rid)
     signal, repairs = to_canonical(names, np.stack(columns), path=str(path), record_id=rid)
-    fs = round(1.0 / interval_s, 6)
+    fs = check_fs(round(1.0 / interval_s, 6), path=path, record_id=rid)
 
     subject = find(root, "componentOf/timepointEvent/componentOf/subjectAssignment/subject/trialSubject")
     patient_id = None
     sex = None
     birth = None
+    person_names: list[str] = []
     if subject is not None:
         sid = find(subject, "id")
         if sid is not None:
-            patient_id = (sid.get("extension") or sid.get("root") or "").strip() or None
+            patient_id, changed = clean_text(sid.get("extension") or sid.get("root") or "")
+            if changed:
+                repairs = tuple(repairs) + (cleaned_repair(["trialSubject/id"]),)
         person = find(subject, "subjectDemographicPerson")
         if person is not None:
+            person_names = [v for v in (text(el) for el in findall(person, "name")) if v]
             gender = find(person, "administrativeGenderCode")
             code = (gender.get("code") or "").upper() if gender is not None else ""
             sex = code if code in ("M", "F") else None
@@ -174,6 +181,8 @@ def read_aecg(path: str | Path, *, record_id: str | None = None) -> Record:
         low = find(series, "effectiveTime/low")
         acquired = hl7_datetime(low.get("value")) if low is not None else None
 
+    # the names are read only to be removed from the statements, and go no further
+    statements, n_names = scrub_names(_statements(root), person_names)
     return Record(
         record_id=rid,
         patient_id=patient_id,
@@ -181,12 +190,12 @@ def read_aecg(path: str | Path, *, record_id: str | None = None) -> Record:
         fs=fs,
         source_format="aecg",
         source_path=str(path),
-        statements=_statements(root),
+        statements=statements,
         acquired_at=acquired,
         age=age_in_years(birth, acquired),
         sex=sex,
         native_fs=fs,
         native_leads=tuple(names),
         codes={},
-        repairs=repairs,
+        repairs=tuple(repairs) + names_repair(n_names),
     )

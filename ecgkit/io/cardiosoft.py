@@ -11,7 +11,7 @@ Layout (CardioSoft V6.x):
   ``Interpretation/Diagnosis/DiagnosisText`` (the analysis program's statements) hold the
   statement lines; ``---`` lines are separators.
 - ``PatientInfo/PID``, ``Age units=...``, ``Gender``; ``ObservationDateTime`` with one child per field.
-  Names and birth dates are in the file too and are never read.
+  Names are read only to remove them from the statements (never kept); birth dates are never read.
 """
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ import numpy as np
 from lxml import etree
 
 from ecgkit.errors import FormatError, SignalError
+from ecgkit._deid import names_repair, scrub_names
 from ecgkit.io._leads import to_canonical
+from ecgkit.io._limits import check_fs, check_scale, cleaned_repair
 from ecgkit.io._xml import find, findall, local_name, parse_number_list, parse_xml, text
 from ecgkit.record import Record
 
@@ -36,10 +38,10 @@ _AGE_UNITS = {"years": 1.0, "months": 1 / 12, "weeks": 7 / 365.25, "days": 1 / 3
 _SEX = {"MALE": "M", "M": "M", "FEMALE": "F", "F": "F"}
 
 
-def _statements(root: etree._Element) -> list[str]:
-    lines = [text(e) for e in findall(root, "Interpretation/Conclusion/ConclusionText")]
+def _statements(root: etree._Element, cleaned: list[str]) -> list[str]:
+    lines = [text(e, cleaned=cleaned) for e in findall(root, "Interpretation/Conclusion/ConclusionText")]
     if not any(lines):
-        lines = [text(e) for e in findall(root, "Interpretation/Diagnosis/DiagnosisText")]
+        lines = [text(e, cleaned=cleaned) for e in findall(root, "Interpretation/Diagnosis/DiagnosisText")]
     out = []
     for line in lines:
         if not line or not line.strip("-= "):
@@ -118,6 +120,7 @@ def read_cardiosoft(path: str | Path, *, record_id: str | None = None) -> Record
     except ValueError as exc:
         raise FormatError("StripData/SampleRate is missing or not a number",
                           path=path, record_id=rid) from exc
+    check_fs(fs, what="StripData/SampleRate", path=path, record_id=rid)
     res_el = find(strip, "Resolution")
     unit = ((res_el.get("units") if res_el is not None else None) or "uVperLsb").lower()
     if unit not in _UNIT_TO_MV:
@@ -127,6 +130,7 @@ def read_cardiosoft(path: str | Path, *, record_id: str | None = None) -> Record
     except ValueError as exc:
         raise FormatError("StripData/Resolution is missing or not a number",
                           path=path, record_id=rid) from exc
+    check_scale(mv_per_lsb, what="StripData/Resolution", path=path, record_id=rid)
     declared = text(strip, "ChannelSampleCountTotal")
 
     waves = findall(strip, "WaveformData")
@@ -144,14 +148,23 @@ def read_cardiosoft(path: str | Path, *, record_id: str | None = None) -> Record
     signal, repairs = to_canonical(names, data, path=str(path), record_id=rid)
 
     sex = _SEX.get((text(root, "PatientInfo/Gender") or "").upper())
+    cleaned: list[str] = []
+    patient_id = text(root, "PatientInfo/PID", cleaned=cleaned)
+    statements = _statements(root, cleaned)
+    if cleaned:
+        repairs = tuple(repairs) + (cleaned_repair(cleaned),)
+    # the names are read only to be removed from the statements, and go no further
+    statements, n_names = scrub_names(statements, (text(root, f"PatientInfo/Name/{tag}") for tag in (
+        "FamilyName", "GivenName", "MiddleName")))
+    repairs = tuple(repairs) + names_repair(n_names)
     return Record(
         record_id=rid,
-        patient_id=text(root, "PatientInfo/PID"),
+        patient_id=patient_id,
         signal=signal,
         fs=fs,
         source_format="cardiosoft",
         source_path=str(path),
-        statements=_statements(root),
+        statements=statements,
         acquired_at=_acquired_at(root),
         age=_age(root),
         sex=sex,

@@ -29,6 +29,9 @@ _XML_ROOTS = {
 }
 _NAME = re.compile(rb"(?:[A-Za-z_][\w.\-]*:)?([A-Za-z_][\w.\-]*)")
 _HEAD_BYTES = 4096
+# Suffixes of binary formats whose reader gives a precise reason when the content check fails (a
+# truncated SCP-ECG record, an EDF header with a broken version field, MFER without its preamble).
+_SUFFIX_HINTS = {".scp": "scp", ".edf": "edf", ".bdf": "edf", ".rec": "edf", ".mwf": "mfer", ".mfer": "mfer"}
 _PROLOG_MAX = 1 << 20  # an XML prolog (comments, DOCTYPE) longer than 1 MiB is not an ECG export
 
 # --- skip rules -----------------------------------------------------------------------------
@@ -63,6 +66,9 @@ ANNOTATION_SUFFIXES = frozenset((".atr", ".ann", ".qrs", ".pu", ".pu0", ".pu1", 
                                  ".ari", ".man", ".hea-", ".xws", ".trigger", ".wabp", ".sqrs", ".ecgpuwave"))
 #: WFDB signal-file suffixes seen in PhysioNet databases (read through their header).
 WFDB_SIGNAL_SUFFIXES = frozenset((".dat", ".mat", ".xyz"))
+#: Suffixes of record formats: a file of one of these beside a WFDB header of the same stem is its
+#: own record (a MUSE export and its WFDB conversion), never taken for a WFDB annotator.
+RECORD_SUFFIXES = frozenset((".xml", ".dcm", ".dicom", ".scp", ".edf", ".bdf", ".rec", ".mwf", ".mfer"))
 
 
 def skip_reason(path: str, referenced: set[str], segments: set[str], stems: set[str],
@@ -94,11 +100,14 @@ def skip_reason(path: str, referenced: set[str], segments: set[str], stems: set[
         return "PTB-XL metadata table, joined to its records"
     if suffix in SKIP_SUFFIXES:
         return SKIP_SUFFIXES[suffix]
-    if name.lower() in SKIP_NAMES or os.path.splitext(name)[0].lower() in SKIP_NAMES:
-        return SKIP_NAMES.get(name.lower()) or SKIP_NAMES[os.path.splitext(name)[0].lower()]
+    if name.lower() in SKIP_NAMES:
+        return SKIP_NAMES[name.lower()]
+    if suffix in ("", ".txt", ".md", ".rst", ".html", ".htm") and os.path.splitext(name)[0].lower() in SKIP_NAMES:
+        return SKIP_NAMES[os.path.splitext(name)[0].lower()]  # "LICENSE.txt"; a record named "index.xml" stays
     if suffix != ".hea" and path in referenced:
         return "WFDB signal file, read through its .hea header"
-    if suffix != ".hea" and stem + ".hea" in referenced and suffix not in WFDB_SIGNAL_SUFFIXES:
+    if (suffix != ".hea" and stem + ".hea" in referenced and suffix not in WFDB_SIGNAL_SUFFIXES
+            and suffix not in RECORD_SUFFIXES):  # WFDB annotators may have any name (atr, qrs, ecg, 16a...)
         return "WFDB annotation file (not used), read through its .hea header"
     if suffix in ANNOTATION_SUFFIXES and stem in stems:
         return "annotation file beside its record (not used)"
@@ -225,7 +234,8 @@ def detect_format(path: str | Path) -> str:
     Content decides: the DICOM preamble (``DICM`` at offset 128), ``ISHNE1.0``, an MFER preamble
     (``@ MFR``), an EDF/EDF+ (``0`` + spaces) or BDF (``\\xffBIOSEMI``) header, an SCP-ECG record
     (section 0 at byte 7), or the XML root element after the prolog. A ``.hea`` file is a WFDB header
-    (checked first: it has no magic, and its reader validates it).
+    (checked first: it has no magic, and its reader validates it). When the content matches nothing,
+    ``.scp``, ``.edf``/``.bdf``/``.rec`` and ``.mwf`` files go to their reader, which says what is wrong.
 
     Raises
     ------
@@ -256,11 +266,14 @@ def detect_format(path: str | Path) -> str:
     if _xml_text(head) is not None:
         return _xml_format(path, head)
     suffix = path.suffix.lower()
+    if suffix in _SUFFIX_HINTS:  # content said nothing: the format's reader names what is wrong
+        return _SUFFIX_HINTS[suffix]
     if suffix in WFDB_SIGNAL_SUFFIXES:
         raise FormatError("WFDB signal file without its .hea header", path=path)
     if suffix in ANNOTATION_SUFFIXES:
         raise FormatError(f"annotation file ({suffix}) without a record of the same name beside it", path=path)
     if b"\x00" not in head[:512]:
         raise FormatError("unknown format: a text file that is not a WFDB header (.hea) or ECG XML", path=path)
-    raise FormatError(f"unknown format: a binary file (first bytes {head[:8].hex(' ')}) that is not DICOM, SCP-ECG, EDF/BDF, "
+    raise FormatError(f"unknown format: a binary file (first bytes {head[:8].hex(' ')}) that is not DICOM, "
+                      f"SCP-ECG, EDF/BDF, "
                       f"ISHNE, MFER or a WFDB signal with its header", path=path)

@@ -13,6 +13,7 @@ Statements are the ``UnformattedTextValue`` items of ``WaveformAnnotationSequenc
 from __future__ import annotations
 
 import logging
+import os
 import re
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +24,10 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from ecgkit.errors import FormatError, SignalError
+from ecgkit._deid import names_repair, scrub_names
 from ecgkit.io._leads import to_canonical
+from ecgkit.io._limits import (MAX_CHANNELS, MAX_FILE_BYTES, MAX_SAMPLES, check_count, check_fs, check_scale,
+                               clean_text, excerpt)
 from ecgkit.io._xml import age_in_years, hl7_datetime
 from ecgkit.record import LEADS, Record, canonical_lead
 
@@ -161,11 +165,18 @@ def read_dicom(path: str | Path, *, record_id: str | None = None) -> Record:
     path = Path(path)
     rid = record_id if record_id is not None else path.stem
     try:
+        size = os.stat(path).st_size
+    except OSError as exc:
+        raise FormatError(f"cannot open file: {exc.strerror}", path=path, record_id=rid) from exc
+    if size > MAX_FILE_BYTES:
+        raise FormatError(f"file is {size} bytes, over the limit of {MAX_FILE_BYTES} bytes", path=path, record_id=rid)
+    try:
         ds = pydicom.dcmread(path)
     except InvalidDicomError as exc:
         raise FormatError(f"not a DICOM file: {exc}", path=path, record_id=rid) from exc
-    except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
-        raise FormatError(f"truncated or malformed DICOM file: {exc}", path=path, record_id=rid) from exc
+    except (OSError, EOFError, ValueError, KeyError, TypeError, OverflowError, MemoryError) as exc:
+        raise FormatError(f"truncated or malformed DICOM file: {type(exc).__name__}: {excerpt(str(exc), 120)}",
+                          path=path, record_id=rid) from exc
     sop = str(ds.get("SOPClassUID", "") or "")
     if sop not in ECG_SOP_CLASSES and not sop.startswith(WAVEFORM_SOP_PREFIX):
         raise FormatError(f"DICOM SOP class {sop or '(none)'} is not an ECG or other waveform object "
@@ -190,6 +201,12 @@ def read_dicom(path: str | Path, *, record_id: str | None = None) -> Record:
     except AttributeError as exc:
         raise FormatError(f"rhythm multiplex group lacks a required element: {exc}",
                           path=path, record_id=rid) from exc
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise FormatError(f"rhythm multiplex group has an unreadable value: {excerpt(str(exc), 120)}",
+                          path=path, record_id=rid) from exc
+    check_fs(fs, path=path, record_id=rid, what="SamplingFrequency")
+    check_count(n, limit=MAX_SAMPLES, what="NumberOfWaveformSamples", path=path, record_id=rid)
+    check_count(n_ch, limit=MAX_CHANNELS, what="NumberOfWaveformChannels", path=path, record_id=rid)
     dtype = _DTYPES.get((bits, interp))
     if dtype is None:
         raise FormatError(f"unsupported waveform encoding: {bits} bits, {interp}", path=path, record_id=rid)
@@ -217,8 +234,14 @@ def read_dicom(path: str | Path, *, record_id: str | None = None) -> Record:
         used.append(k)
         if to_mv is None:
             raise FormatError(f"channel {name}: unknown sensitivity unit {unit!r}", path=path, record_id=rid)
-        sens = float(ch.get("ChannelSensitivity", 1.0) or 1.0)
-        corr = float(ch.get("ChannelSensitivityCorrectionFactor", 1.0) or 1.0)
+        # absent: uncalibrated samples (scale 1, as pydicom's waveform_array); present: must be positive,
+        # a zero sensitivity is not 1.0 and a negative one is not a documented inversion
+        sens_raw = ch.get("ChannelSensitivity")
+        corr_raw = ch.get("ChannelSensitivityCorrectionFactor")
+        sens = 1.0 if sens_raw is None or sens_raw == "" else float(sens_raw)
+        corr = 1.0 if corr_raw is None or corr_raw == "" else float(corr_raw)
+        check_scale(sens, what=f"channel {name} ChannelSensitivity", path=path, record_id=rid)
+        check_scale(corr, what=f"channel {name} ChannelSensitivityCorrectionFactor", path=path, record_id=rid)
         gain[k] = sens * corr * to_mv
         offset[k] = float(ch.get("ChannelBaseline", 0.0) or 0.0) * to_mv
         native.append(name)
@@ -239,9 +262,11 @@ def read_dicom(path: str | Path, *, record_id: str | None = None) -> Record:
     if ignored:
         repairs = repairs + (f"ignored non-ECG channels: {', '.join(ignored)}",)
 
-    patient = str(ds.get("PatientID", "") or "").strip() or None
+    patient, _ = clean_text(str(ds.get("PatientID", "") or ""))
     acquired = _acquired_at(ds)
     sex = str(ds.get("PatientSex", "") or "").strip().upper()
+    # the names are read only to be removed from the statements, and go no further
+    statements, n_names = scrub_names(_statements(ds), str(ds.get("PatientName", "") or "").split("^"))
     return Record(
         record_id=rid,
         patient_id=patient,
@@ -249,12 +274,12 @@ def read_dicom(path: str | Path, *, record_id: str | None = None) -> Record:
         fs=fs,
         source_format="dicom",
         source_path=str(path),
-        statements=_statements(ds),
+        statements=statements,
         acquired_at=acquired,
         age=_age(ds, acquired),
         sex=sex if sex in ("M", "F") else None,
         native_fs=fs,
         native_leads=tuple(native),
         codes={},
-        repairs=repairs,
+        repairs=tuple(repairs) + names_repair(n_names),
     )

@@ -3,7 +3,8 @@
 ``edfio`` was chosen over ``pyedflib`` by measurement (``benchmarks/bench_readers.py``, BENCHMARKS.md:
 PTB-XL record 1 written as EDF reads in 0.43 ms with edfio against 0.85 ms with pyedflib, both
 exact; with single-sample data records 0.42 ms against 40 ms, pyedflib walking record by record);
-it also reads BDF's 24-bit samples and EDF+ annotations. ecgkit checks the header's promise (data records x samples) against the file size
+it also reads BDF's 24-bit samples and EDF+ annotations. ecgkit checks the header's promise (data
+records x samples) against the file size
 itself, because edfio only warns and reads what is there.
 
 Signal labels map to leads by name (``ECG I``, ``EKG V1``, ``II``, ``Lead aVR``, ...); channels that
@@ -136,6 +137,9 @@ def read_edf(path: str | Path, *, record_id: str | None = None) -> Record:
     bdf = buf[:8] == b"\xffBIOSEMI"
     if len(buf) < 256:
         raise FormatError(f"EDF header cut short ({len(buf)} bytes)", path=path, record_id=rid)
+    if not bdf and buf[:8] != b"0       ":
+        raise FormatError(f"not an EDF/BDF file: version field {buf[:8]!r} (EDF has '0' and 7 spaces, BDF "
+                          f"0xFF 'BIOSEMI')", path=path, record_id=rid)
     _header_promise(buf, bdf, path, rid)
     plus = buf[192:197] in (b"EDF+C", b"EDF+D", b"BDF+C", b"BDF+D")
     if buf[192:197] in (b"EDF+D", b"BDF+D"):

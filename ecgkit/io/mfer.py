@@ -52,7 +52,8 @@ def _items(buf: bytes, start: int, end: int, path: Path, rid: str) -> list[tuple
         if n & 0x80:
             k = n & 0x7F
             if k == 0 or k > 8 or p + k > end:
-                raise FormatError(f"MFER item 0x{tag:02X}: bad length field at byte {p - 1}", path=path, record_id=rid)
+                raise FormatError(f"MFER item 0x{tag:02X}: bad length field at byte {p - 1}",
+                                  path=path, record_id=rid)
             n = int.from_bytes(buf[p:p + k], "big")
             p += k
         if p + n > end:
@@ -127,6 +128,8 @@ def read_mfer(path: str | Path, *, record_id: str | None = None) -> Record:
             if ivl is None or sen is None:
                 raise ValueError("no sampling (0x0B)" if ivl is None else "no resolution (0x0C)")
             unit, step = _scaled(ivl, order)
+            if unit not in (0, 1):
+                raise ValueError(f"sampling unit code {unit} (0 = Hz, 1 = seconds per sample)")
             fs_list.append(step if unit == 0 else 1.0 / step)
             sen_unit, volts = _scaled(sen, order)
             if sen_unit != 0:

@@ -14,12 +14,12 @@ and ``LeadSampleSize``. Variants handled: ISO-8859-1, UTF-8 (with or without BOM
 all 12 leads stored (nothing derived); any lead-name spelling :func:`~ecgkit.record.canonical_lead`
 accepts; any ``SampleBase``/``SampleExponent``; per-lead ``LeadAmplitudeUnitsPerBit`` and units;
 Rhythm before or after Median; ``OriginalDiagnosis`` when there is no confirmed ``Diagnosis``.
-Patient names and birth dates are never read.
+Patient names are read only to remove them from the statements (never kept); birth dates are never read.
 """
 from __future__ import annotations
 
-import html
 import re
+import zlib
 from datetime import datetime
 from pathlib import Path
 
@@ -27,8 +27,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ecgkit.errors import FormatError, SignalError
+from ecgkit._deid import names_repair, scrub_names
 from ecgkit.io._decode import decode_base64
+from ecgkit.io._limits import check_fs, clean_text, cleaned_repair, excerpt, read_file
 from ecgkit.record import LEADS, Record, canonical_lead
+from ecgkit.signal import qc_flags
 
 _ENCODING_DECL = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _CONFIRMED = re.compile(r"^\s*(confirmed|overread|reviewed|edited)\s+by\b", re.I)
@@ -89,15 +92,22 @@ def _blocks_first(block: bytes, name: bytes) -> bytes | None:
     return found[0] if found else None
 
 
-def _text(block: bytes, name: bytes, encoding: str) -> str | None:
+def _text(block: bytes, name: bytes, encoding: str, cleaned: list[str] | None = None) -> str | None:
+    """Text of the first ``<name>`` element, cleaned as every XML reader cleans text (see
+    :func:`ecgkit.io._limits.clean_text`: markup and control characters removed, entities the
+    document defines itself dropped, never expanded); ``name`` goes to ``cleaned`` when that changed it."""
     raw = _blocks_first(block, name)
     if raw is None:
         return None
     raw = raw.strip()
-    if raw.startswith(b"<![CDATA[") and raw.endswith(b"]]>"):  # CDATA text is taken as is
-        return raw[9:-3].decode(encoding, errors="replace").strip()
-    text = raw.decode(encoding, errors="replace")
-    return (html.unescape(text) if "&" in text else text).strip()
+    if raw.startswith(b"<![CDATA[") and raw.endswith(b"]]>"):  # CDATA text is taken as is (minus controls)
+        value, changed = clean_text(raw[9:-3].decode(encoding, errors="replace").replace("<", "\ufe64"))
+        value = None if value is None else value.replace("\ufe64", "<")
+    else:
+        value, changed = clean_text(raw.decode(encoding, errors="replace"))
+    if changed and cleaned is not None:
+        cleaned.append(name.decode())
+    return value
 
 
 def _to_utf8(raw: bytes, path: Path) -> tuple[bytes, str]:
@@ -193,7 +203,8 @@ def _next_tag(doc: bytes, pos: int) -> tuple[int, bytes]:
 _Leads = dict[str, tuple[NDArray[np.int16], float]]
 
 
-def _decode_leads(doc: bytes, codec: str, path: Path, rid: str) -> tuple[_Leads, float, list[str]]:
+def _decode_leads(doc: bytes, codec: str, path: Path, rid: str,
+                  bad_crc: list[str]) -> tuple[_Leads, float, list[str]]:
     """Decode the Rhythm waveform's leads: int16 samples and mV per bit, keyed by canonical lead name.
 
     The scan works on positions in ``doc``: per lead it reads the few small fields before
@@ -213,11 +224,15 @@ def _decode_leads(doc: bytes, codec: str, path: Path, rid: str) -> tuple[_Leads,
     base = _text(header, b"SampleBase", codec)
     exponent = _text(header, b"SampleExponent", codec) or "0"
     try:
-        fs = float(base) * 10 ** int(exponent)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as exc:
-        raise FormatError(f"Rhythm waveform has no valid SampleBase ({base!r})", path=path, record_id=rid) from exc
-    if not (np.isfinite(fs) and fs > 0):
-        raise FormatError(f"Rhythm waveform has an invalid sampling rate {fs} Hz", path=path, record_id=rid)
+        exp = int(exponent)
+        # 10 ** 99999999 would take minutes to compute and 10 ** 400 overflows a float
+        if abs(exp) > 9:
+            raise ValueError(f"SampleExponent {exp} is out of range")
+        fs = float(base) * 10.0 ** exp  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise FormatError(f"Rhythm waveform has no valid sampling rate (SampleBase {excerpt(base or '')!r}, "
+                          f"SampleExponent {excerpt(exponent)!r})", path=path, record_id=rid) from exc
+    check_fs(fs, path=path, record_id=rid, what="Rhythm waveform sampling rate")
     leads: _Leads = {}
     native: list[str] = []
     pos = fields_end
@@ -247,6 +262,8 @@ def _decode_leads(doc: bytes, codec: str, path: Path, rid: str) -> tuple[_Leads,
             raise FormatError(f"lead {lead_name} WaveFormData is not valid base64: {exc}", path=path,
                               record_id=rid) from exc
         samples = _check_payload(raw, leads_fields, path, rid)
+        if leads_fields[5] is not None and zlib.crc32(raw.tobytes()) != leads_fields[5]:
+            bad_crc.append(lead_name)
         canon = canonical_lead(lead_name)
         if canon is not None and canon not in leads:
             leads[canon] = (samples, leads_fields[1])
@@ -273,8 +290,8 @@ _SIMPLE_ELEMENT = re.compile(rb"<([A-Za-z_][\w.-]*)>([^<]*)</\1>")
 
 
 def _lead_fields(fields: bytes, codec: str, path: Path, rid: str,
-                 number: int) -> tuple[str, float, int | None, int | None, int]:
-    """LeadID, mV per bit, declared sample count, declared byte count and sample size of one lead.
+                 number: int) -> tuple[str, float, int | None, int | None, int, int | None]:
+    """LeadID, mV per bit, declared sample count, declared byte count, sample size and CRC-32 of one lead.
 
     One regex pass collects every simple child element (~4x cheaper than a search per field).
     """
@@ -285,7 +302,7 @@ def _lead_fields(fields: bytes, codec: str, path: Path, rid: str,
         if raw is None:
             return None
         value = raw.decode(codec, errors="replace")
-        return (html.unescape(value) if "&" in value else value).strip() or None
+        return clean_text(value)[0]
 
     name = _value(b"LeadID") or f"#{number}"
     try:
@@ -304,13 +321,14 @@ def _lead_fields(fields: bytes, codec: str, path: Path, rid: str,
         return int(value) if value is not None and value.isdigit() else None
 
     size = _count(b"LeadSampleSize") or 2
-    return name, per_bit * to_mv, _count(b"LeadSampleCountTotal"), _count(b"LeadByteCountTotal"), size
+    return (name, per_bit * to_mv, _count(b"LeadSampleCountTotal"), _count(b"LeadByteCountTotal"), size,
+            _count(b"LeadDataCRC32"))
 
 
-def _check_payload(raw: NDArray[np.uint8], fields: tuple[str, float, int | None, int | None, int], path: Path,
-                   rid: str) -> NDArray[np.int16]:
+def _check_payload(raw: NDArray[np.uint8], fields: tuple[str, float, int | None, int | None, int, int | None],
+                   path: Path, rid: str) -> NDArray[np.int16]:
     """The decoded payload as int16 samples, after checking it against the lead's declared counts."""
-    name, _, n_declared, bytes_declared, size = fields
+    name, _, n_declared, bytes_declared, size, _ = fields
     if size != 2:
         raise SignalError(f"lead {name} has LeadSampleSize {size}; MUSE rhythm data is 2-byte samples",
                           path=path, record_id=rid)
@@ -386,10 +404,7 @@ def read_muse(path: str | Path, *, record_id: str | None = None) -> Record:
     """
     path = Path(path)
     rid = record_id or path.stem
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise FormatError(f"cannot read file: {exc.strerror}", path=path, record_id=rid) from exc
+    raw = read_file(path, record_id=rid)
     if not raw or raw.isspace():  # isspace stops at the first other byte; strip() would copy the file
         raise FormatError("empty file", path=path, record_id=rid)
     doc, codec = _to_utf8(raw, path)
@@ -398,8 +413,9 @@ def read_muse(path: str | Path, *, record_id: str | None = None) -> Record:
     if not doc[-1024:].rstrip().endswith(b"</RestingECG>"):  # a slice: never copy the whole document
         raise FormatError("truncated or malformed XML: the document does not end with </RestingECG>",
                           path=path, record_id=rid)
+    bad_crc: list[str] = []
     try:
-        leads, fs, native = _decode_leads(doc, codec, path, rid)
+        leads, fs, native = _decode_leads(doc, codec, path, rid, bad_crc)
     except _Unclosed as exc:
         raise FormatError(f"malformed XML: {exc}", path=path, record_id=rid) from exc
     signal, repairs = _assemble(leads, native, path, rid)
@@ -414,18 +430,27 @@ def read_muse(path: str | Path, *, record_id: str | None = None) -> Record:
         raise FormatError(f"malformed XML: {exc}", path=path, record_id=rid) from exc
     sex_text = (_text(demo_block, b"Gender", codec) or "").upper()
     sex = {"MALE": "M", "M": "M", "FEMALE": "F", "F": "F"}.get(sex_text)
+    cleaned: list[str] = []
     statements: list[str] = []
     overread = False
     for stmt in stmt_blocks:
-        text = _text(stmt, b"StmtText", codec)
+        text = _text(stmt, b"StmtText", codec, cleaned)
         if text and not _CONFIRMED.match(text):
             statements.append(text)
         overread = overread or bool(text and _CONFIRMED.match(text))
     status = _report_status(_text(test_block, b"Status", codec), _text(test_block, b"EditListStatus", codec),
                             overread)
+    patient_id = _text(demo_block, b"PatientID", codec, cleaned)
+    if cleaned:
+        repairs.append(cleaned_repair(cleaned))
+    # the names are read only to be removed from the statements, and go no further
+    statements, n_names = scrub_names(statements, (_text(demo_block, tag, codec) for tag in (
+        b"PatientLastName", b"PatientFirstName", b"PatientMiddleName")))
+    repairs.extend(names_repair(n_names))
+    flags = qc_flags(signal, fs) + [f"integrity:crc32:{lead}" for lead in bad_crc]
     return Record(
         record_id=rid,
-        patient_id=_text(demo_block, b"PatientID", codec) or None,
+        patient_id=patient_id,
         signal=signal,
         fs=fs,
         source_format="muse",
@@ -439,6 +464,7 @@ def read_muse(path: str | Path, *, record_id: str | None = None) -> Record:
         native_leads=tuple(native),
         codes={"report_status": status} if status else {},
         repairs=tuple(repairs),
+        qc_flags=tuple(flags),
     )
 
 

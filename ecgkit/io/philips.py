@@ -37,7 +37,9 @@ from lxml import etree
 from numpy.typing import NDArray
 
 from ecgkit.errors import FormatError, SignalError
+from ecgkit._deid import names_repair, scrub_names
 from ecgkit.io._leads import to_canonical
+from ecgkit.io._limits import MAX_SAMPLES, check_fs, check_scale, cleaned_repair, excerpt
 from ecgkit.io._xli import xli_decode
 from ecgkit.io._xml import age_in_years, find, findall, local_name, parse_xml, text
 from ecgkit.record import Record, canonical_lead
@@ -69,7 +71,8 @@ def _number(value: str | None, what: str, path: Path, rid: str) -> float:
     try:
         return float(value or "")
     except ValueError as exc:
-        raise FormatError(f"{what} is missing or not a number ({value!r})", path=path, record_id=rid) from exc
+        raise FormatError(f"{what} is missing or not a number ({excerpt(value or '')!r})", path=path,
+                          record_id=rid) from exc
 
 
 def _decode_blob(pw: etree._Element, n_samples: int, n_leads: int, path: Path,
@@ -118,13 +121,13 @@ def _reconstruct_limb_leads(names: list[str], leads: NDArray[np.int32]) -> None:
     leads[rows["aVF"]] = np.floor_divide(ii + iii, 2) - leads[rows["aVF"]]
 
 
-def _interpretation(root: etree._Element) -> tuple[list[str], list[str]]:
+def _interpretation(root: etree._Element, cleaned: list[str]) -> tuple[list[str], list[str]]:
     interp = find(root, "interpretations/interpretation")
     if interp is None:
         return [], []
     statements, codes = [], []
     for st in findall(interp, "statement"):
-        line = text(st, "leftstatement")
+        line = text(st, "leftstatement", cleaned=cleaned)
         if line and not line.lower().startswith("confirmed by"):
             statements.append(line)
         code = text(st, "statementcode")
@@ -210,11 +213,16 @@ def read_philips(path: str | Path, *, record_id: str | None = None) -> Record:
     fs = _number(_attr_or_text(pw, root, ("samplespersecond",),
                                ("dataacquisition/signalcharacteristics/samplingrate",)),
                  "sampling rate", path, rid)
+    check_fs(fs, path=path, record_id=rid)
     uv_per_lsb = _number(_attr_or_text(pw, root, ("resolution",),
                                        ("dataacquisition/signalcharacteristics/resolution",
                                         "dataacquisition/signalcharacteristics/signalresolution")),
                          "signal resolution (uV per LSB)", path, rid)
+    check_scale(uv_per_lsb, what="signal resolution (uV per LSB)", path=path, record_id=rid)
     duration_ms = _number(pw.get("durationperchannel"), "parsedwaveforms@durationperchannel", path, rid)
+    if not np.isfinite(duration_ms) or not 0 < duration_ms * fs / 1000.0 <= MAX_SAMPLES:
+        raise SignalError(f"parsedwaveforms@durationperchannel {duration_ms:g} ms at {fs:g} Hz is not 1 to "
+                          f"{MAX_SAMPLES} samples", path=path, record_id=rid)
     n_samples = int(round(duration_ms * fs / 1000.0))
     labels_attr = (pw.get("leadlabels") or "").split()
     n_leads_attr = pw.get("numberofleads")
@@ -242,11 +250,19 @@ def read_philips(path: str | Path, *, record_id: str | None = None) -> Record:
     data = leads.astype(np.float32) * np.float32(uv_per_lsb * 1e-3)
     signal, derived = to_canonical(names, data, path=str(path), record_id=rid)
 
-    statements, stmt_codes = _interpretation(root)
+    cleaned: list[str] = []
+    statements, stmt_codes = _interpretation(root, cleaned)
+    patient_id = text(root, "patient/generalpatientdata/patientid", cleaned=cleaned)
+    if cleaned:
+        repairs.append(cleaned_repair(cleaned))
+    # the names are read only to be removed from the statements, and go no further
+    statements, n_names = scrub_names(statements, (text(root, f"patient/generalpatientdata/name/{tag}")
+                                                   for tag in ("lastname", "firstname", "middlename")))
+    repairs.extend(names_repair(n_names))
     acquired = _acquired_at(root)
     return Record(
         record_id=rid,
-        patient_id=text(root, "patient/generalpatientdata/patientid"),
+        patient_id=patient_id,
         signal=signal,
         fs=fs,
         source_format="philips",

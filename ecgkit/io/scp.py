@@ -385,6 +385,9 @@ def read_scp(path: str | Path, *, record_id: str | None = None) -> Record:
     tables = _huffman(sections.get(2), path, rid)
     leads, subtracted = _leads(sections[3], path, rid)
     avm6, interval6, diff6, bimodal, blobs6 = _data_block(sections[6], len(leads), "section 6", path, rid)
+    if (subtracted or bimodal) and 4 not in sections:
+        raise _fail("rhythm is stored as residual or bimodal data but the file has no QRS locations "
+                    "(section 4)", path, rid)
     ref_ms, fiducial, zones, protected = _qrs(sections.get(4))
     ref = None
     interval = interval6

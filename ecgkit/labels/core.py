@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ecgkit.labels.normalize import decode_bytes, normalize_text
-from ecgkit.labels.segment import CODE, FOOTER, segment_report
+from ecgkit.labels.segment import CODE, FOOTER, Statement, segment_report
 from ecgkit.labels.rules import Decision, apply_conditions, decide_statement
 from ecgkit.labels.vocab import Vocabulary, load_vocabulary
 
@@ -38,7 +38,8 @@ class Mention:
     phrase : str
         The matched phrase, normalised.
     statement : int
-        1-based index of the statement (line with its continuation lines, or sentence).
+        1-based index of the statement in :func:`segments` (a line with its continuation lines,
+        a piece of a one-line report between runs of spaces, a sentence, or a footer).
     text : str
         The statement as written.
     cue : str or None
@@ -313,6 +314,31 @@ def explain(text: Any, vocabulary: str | Path | Vocabulary = "ecg-p18") -> list[
     report = _as_text(text, 0)
     return [Mention(d.label, d.decision, d.phrase, i, stmt, d.cue, d.via)
             for i, stmt, d in _analyze(report, vocab, {})]
+
+
+def segments(text: Any, vocabulary: str | Path | Vocabulary = "ecg-p18") -> list[Statement]:
+    """How a report is cut into statements before any rule runs (what ``explain``'s ``statement`` counts).
+
+    Parameters
+    ----------
+    text : str, list of str, bytes or None
+        One report, as for one element of :func:`label_texts`.
+    vocabulary : str, Path or Vocabulary
+        As for :func:`label_texts` (its footers, joiners and continuation words).
+
+    Returns
+    -------
+    list of Statement
+        ``text`` as written, ``kind`` ("text", "footer" or "code") and, for footers, ``status``
+        ("confirmed", "unconfirmed" or None). Statement N of :func:`explain` is the N-th entry.
+
+    Examples
+    --------
+    >>> [(s.text, s.kind) for s in segments("vorhofflimmern 4.46   unbestätigter bericht")]
+    [('vorhofflimmern', 'text'), ('4.46', 'code'), ('unbestätigter bericht', 'footer')]
+    """
+    vocab = load_vocabulary(vocabulary)
+    return segment_report(_as_text(text, 0), vocab.segmenter)
 
 
 def provenance(mentions: Iterable[Mention]) -> str:

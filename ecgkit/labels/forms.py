@@ -12,7 +12,7 @@ noun. Rather than listing every form, the vocabulary compiler derives them from 
   "right and left ventricular hypertrophy" (RVH, LVH), "atrial flutter and fibrillation" (AFL,
   AFIB), "premature ventricular and atrial complexes" (VPC, APC), with each listed conjunction,
   and the same pair written with a slash or hyphen ("ventrikuläre/supraventrikuläre
-  Extrasystolen", normalised to adjacent words);
+  Extrasystolen", normalised to adjacent words) when a shared head follows them;
 * **split compounds** (:func:`compound_forms`): German and Swedish compounds written apart at a
   hyphen or slash: "Vorhof-flimmern", "Rechts-Schenkelblock", "Vorhofflattern und -flimmern",
   "Kammer- und Vorhofextrasystolen", "förmaksflimmer och -fladder".
@@ -95,6 +95,10 @@ def coordinations(phrases: dict[str, Labels], conjunctions: Iterable[str],
                 tail = f" {post}" if post else ""
                 for c in conj:
                     out[f"{lead}{w1} {c} {w2}{tail}"] = both
+                if not post:
+                    # adjacent without a shared head after them ("atrial fibrillation bigeminy") the
+                    # second word may start the next statement: only a conjunction coordinates here
+                    continue
                 single = alt.get(frozenset((next(iter(l1)), next(iter(l2))))) if len(l1) == len(l2) == 1 else None
                 out[f"{lead}{w1} {w2}{tail}"] = frozenset({single}) if single else both
     return out

@@ -40,19 +40,31 @@ def _select(spans: list[tuple[int, int, Entry]], n_chars: int) -> list[tuple[int
     """
     if len(spans) <= 1:
         return spans
-    listed = [s for s in spans if not s[2].generated]
-    out = _longest_first(listed, n_chars)
     generated = [s for s in spans if s[2].generated]
-    if generated:
-        generated.sort(key=lambda s: (s[0] - s[1], s[0]))
-        for start, end, entry in generated:
-            hit = [o for o in out if o[0] < end - 1 and start < o[1] - 1]  # overlapping inner characters
-            if all(start <= o[0] and o[1] <= end for o in hit) and all(not o[2].generated for o in hit):
-                out = [o for o in out if o not in hit] + [(start, end, entry)]
-            elif not hit:
-                out.append((start, end, entry))
-    out.sort(key=lambda s: s[0])
-    return out
+    if not generated:
+        out = _longest_first(spans, n_chars)
+        out.sort(key=lambda s: s[0])
+        return out
+    out = _longest_first([s for s in spans if not s[2].generated], n_chars)
+    # owner[i]: 1 + index in ``out`` of the accepted span claiming inner character i (0: free);
+    # a replaced span is set to None, so each generated span looks only at its own characters
+    owner = [0] * (n_chars + 1)
+    for k, (start, end, _entry) in enumerate(out):
+        owner[start + 1:end] = [k + 1] * (end - start - 1)
+    kept: list[tuple[int, int, Entry] | None] = list(out)
+    generated.sort(key=lambda s: (s[0] - s[1], s[0]))
+    for start, end, entry in generated:
+        hit = {o - 1 for o in owner[start + 1:end] if o}
+        spans_hit = [kept[k] for k in hit]
+        if any(h is None or h[2].generated or h[0] < start or h[1] > end for h in spans_hit):
+            continue  # it straddles a listed phrase (or overlaps a generated one): keep what is there
+        for k in hit:
+            kept[k] = None
+        kept.append((start, end, entry))
+        owner[start + 1:end] = [len(kept)] * (end - start - 1)
+    final = [k for k in kept if k is not None]
+    final.sort(key=lambda s: s[0])
+    return final
 
 
 def _longest_first(spans: list[tuple[int, int, Entry]], n_chars: int) -> list[tuple[int, int, Entry]]:

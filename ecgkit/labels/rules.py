@@ -170,7 +170,8 @@ def decide_statement(norm: str, vocab: Vocabulary, in_comparison: bool) -> tuple
         if f.kind == CONDITIONAL:
             condition = ("requires", f.requires) if f.requires is not None else \
                 ("forbids", f.forbids) if f.forbids is not None else None
-        fuzzy = bool(fixed) and any(h.first <= k <= h.last for k in fixed)
+        # fixed is sorted: is any corrected word inside this phrase? (bisect keeps long statements linear)
+        fuzzy = bool(fixed) and bisect_right(fixed, h.last) > bisect_left(fixed, h.first)
         for lab in f.labels:
             out.append(Decision(lab, decision, h.phrase, cue_phrase, via="fuzzy" if fuzzy else None,
                                 condition=condition))
@@ -189,7 +190,7 @@ def correct_spelling(norm: str, fuzzy: dict[str, str]) -> tuple[str, tuple[int, 
     (' atrial fibrillation ', (0, 1))
     """
     words = norm.split(" ")  # ['', w0, w1, ..., '']
-    if not any(w in fuzzy for w in words):
+    if fuzzy.keys().isdisjoint(words):
         return norm, ()
     out: list[str] = []
     fixed: list[int] = []

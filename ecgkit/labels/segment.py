@@ -160,6 +160,8 @@ def footer_pattern(phrases: dict[str, list[str]]) -> tuple[re.Pattern[str] | Non
 
 
 def _fold(line: str) -> str:
+    if line.isascii():
+        return line.lower()
     low = line.translate(_FOLD1).lower()
     return low if len(low) == len(line) else line.lower() if len(line.lower()) == len(line) else line
 

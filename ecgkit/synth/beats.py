@@ -14,7 +14,9 @@ cost is a few Gaussian templates plus one slice add per beat, never per-sample P
 
 Morphology (axis, amplitudes, QRS width, the ectopic focus) depends on the patient only
 (:class:`Morphology`, drawn from a patient-seeded generator), so a patient's ECGs look alike;
-rhythm, ectopy timing and noise are drawn per record.
+rhythm, ectopy timing and noise are drawn per record. A :class:`~ecgkit.synth.difficulty.Difficulty`
+other than ``easy`` widens the variation between patients, adds age and sex effects and draws a
+share of findings near their defining boundary (see :mod:`ecgkit.synth.difficulty`).
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
+
+from ecgkit.synth.difficulty import EASY, Difficulty, borderline
 
 #: Simulated (independent) leads, in the order of :data:`LEAD_VECTORS` rows.
 SIM_LEADS: tuple[str, ...] = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
@@ -118,25 +122,47 @@ def sokolow_lyon_mv(template8: NDArray[np.floating]) -> float:
     return s + r
 
 
-def make_morphology(labels: set[str], rng: np.random.Generator) -> Morphology:
+def make_morphology(labels: set[str], rng: np.random.Generator, difficulty: Difficulty = EASY,
+                    age: float | None = None, sex: str | None = None) -> Morphology:
     """Draw a patient's wave shapes given the conduction/hypertrophy labels they carry.
 
     Parameters
     ----------
     labels : set of str
         ECG-P18 labels present in the patient (only LVH, RVH, RBBB, LBBB, IRBBB, ILBBB, IVCD, NIVCD
-        change the morphology; rhythm labels act in :func:`simulate_beats`).
+        and EAR change the morphology; rhythm labels act in :func:`simulate_beats`).
     rng : numpy.random.Generator
         A generator seeded per patient.
+    difficulty : Difficulty
+        ``easy`` draws exactly as the original generator; others add variation and borderline shapes.
+    age, sex : optional
+        Years and ``"M"``/``"F"``; used when ``difficulty.demographics`` (voltage falls with age and is
+        higher in men, the axis turns left with age, PR lengthens, women have a longer QTc and a
+        faster rate).
     """
+    d = difficulty
+    easy = d.is_easy
     amp = float(rng.uniform(0.8, 1.2))
     axis = float(rng.normal(0.0, 12.0))
     width = float(rng.uniform(0.95, 1.08))  # QRS time scale
+    extra: dict[str, float] = {}
+    if not easy:
+        amp = float(np.exp(rng.normal(0.0, d.amplitude_sd))) if d.amplitude_sd > 0 else amp
+        axis = float(rng.normal(0.0, d.axis_sd_deg))
+        width = float(rng.uniform(0.92, 1.12))
+        if d.demographics and age is not None:
+            amp *= (1.08 if sex == "M" else 0.9) * max(0.6, 1.0 - 0.004 * (age - 50.0))
+            axis -= 0.4 * (age - 50.0)  # leftward with age
+            extra["pr_offset_s"] = 0.0004 * (age - 50.0)
+            extra["hr_offset_bpm"] = 4.0 if sex == "F" else 0.0
+            extra["qtc_offset_s"] = 0.015 if sex == "F" else 0.0
 
     # --- P waves (times from P onset) -------------------------------------------------------------
     p_amp = float(rng.uniform(0.10, 0.18))
     p_sinus = _wave((0.045, 0.017, np.array([0.55, 0.8, 0.15]) * p_amp))
     p_ectopic = _wave((0.045, 0.017, np.array([0.35, -0.85, 0.2]) * p_amp))  # inverted in II, III, aVF
+    if not easy and "EAR" in labels and borderline(rng, d):  # low atrial focus: flat, barely negative inferior P
+        p_ectopic = _wave((0.045, 0.017, np.array([0.5, -0.2, 0.2]) * p_amp))
     p_apc = _wave((0.035, 0.013, np.array([0.3, 0.5, 0.3]) * p_amp),
                   (0.075, 0.013, np.array([-0.1, -0.35, -0.3]) * p_amp))  # notched/biphasic
 
@@ -146,42 +172,63 @@ def make_morphology(labels: set[str], rng: np.random.Generator) -> Morphology:
     terminal = (0.062, 0.008, np.array([-0.25, -0.25, -0.35]) * amp)
     t_vec = _rot_frontal(np.array([0.5, 0.55, 0.15]) * amp * float(rng.uniform(0.5, 0.8)), axis)
     comps: list[tuple[float, float, NDArray[np.float64]]] = []
+    lvh_border = False
     if "LVH" in labels:
-        main_v = _rot_frontal(np.array([0.95, 0.55, -0.6]) * amp, axis - 25.0)  # left axis, posterior
-        if rng.random() < 0.6:  # strain: repolarisation abnormality opposite the QRS
+        shift = 25.0 if easy else float(rng.uniform(0.0, 25.0))
+        main_v = _rot_frontal(np.array([0.95, 0.55, -0.6]) * amp, axis - shift)  # left axis, posterior
+        if rng.random() < (0.6 if easy else 0.4):  # strain: repolarisation abnormality opposite the QRS
             t_vec = _rot_frontal(np.array([-0.3, 0.05, 0.25]) * amp, axis)
+        lvh_border = borderline(rng, d)
     if "RVH" in labels:
-        main_v = np.array([-0.35, 1.0, 0.6]) * amp * float(rng.uniform(0.9, 1.2))  # right axis, anterior
+        rvh_v = np.array([-0.35, 1.0, 0.6]) * amp * float(rng.uniform(0.9, 1.2))  # right axis, anterior
+        mix = 1.0 if easy or not borderline(rng, d) else float(rng.uniform(0.45, 0.75))
+        main_v = mix * rvh_v + (1.0 - mix) * main_v
         terminal = (0.062, 0.008, np.array([0.15, -0.1, -0.25]) * amp)
         t_vec = np.array([0.2, 0.5, -0.25]) * amp * 0.5
     if "LBBB" in labels or "ILBBB" in labels:
         septal = (0.015, 0.008, np.array([0.15, 0.0, -0.1]))  # left-to-right septum lost: no q in I/V6
     if "LBBB" in labels:
+        late = 0.100 if easy or not borderline(rng, d) else float(rng.uniform(0.085, 0.100))
         comps = [septal,
                  (0.045, 0.016, _rot_frontal(np.array([0.8, -0.1, -0.65]) * amp, axis)),
-                 (0.100, 0.017, _rot_frontal(np.array([0.9, 0.2, -0.5]) * amp, axis))]
+                 (late, 0.017, _rot_frontal(np.array([0.9, 0.2, -0.5]) * amp, axis))]
         t_vec = _rot_frontal(np.array([-0.35, -0.1, 0.35]) * amp, axis)  # secondary ST-T
     elif "ILBBB" in labels:
+        late = 0.072 if easy or not borderline(rng, d) else float(rng.uniform(0.072, 0.088))
         comps = [septal,
                  (0.040, 0.012, _rot_frontal(np.array([0.6, 0.4, -0.4]) * amp, axis)),
-                 (0.072, 0.012, _rot_frontal(np.array([0.6, 0.5, -0.3]) * amp, axis))]
+                 (late, 0.012, _rot_frontal(np.array([0.6, 0.5, -0.3]) * amp, axis))]
     else:
         comps = [septal, (0.040, 0.009, main_v), terminal]
-    if "RBBB" in labels:  # slow right-anterior terminal force: R' in V1, wide S in I and V6
-        comps.append((0.100, 0.016, np.array([-0.35, 0.05, 0.85]) * amp))
-        t_vec = t_vec + np.array([0.15, 0.0, -0.35]) * amp
-    elif "IRBBB" in labels:
-        comps.append((0.080, 0.010, np.array([-0.35, 0.05, 0.6]) * amp))
+    if easy:
+        if "RBBB" in labels:  # slow right-anterior terminal force: R' in V1, wide S in I and V6
+            comps.append((0.100, 0.016, np.array([-0.35, 0.05, 0.85]) * amp))
+            t_vec = t_vec + np.array([0.15, 0.0, -0.35]) * amp
+        elif "IRBBB" in labels:
+            comps.append((0.080, 0.010, np.array([-0.35, 0.05, 0.6]) * amp))
+    else:
+        comps, t_vec = _right_bundle_continuum(labels, rng, d, comps, t_vec, amp)
     if "IVCD" in labels:
-        width *= float(rng.uniform(1.50, 1.60))
+        border = not easy and borderline(rng, d)
+        width *= float(rng.uniform(1.30, 1.48)) if border else float(rng.uniform(1.50, 1.60))
     elif "NIVCD" in labels:
-        width *= float(rng.uniform(1.42, 1.52))
+        border = not easy and borderline(rng, d)
+        width *= float(rng.uniform(1.28, 1.40)) if border else float(rng.uniform(1.42, 1.52))
+    elif not easy and not labels & {"LBBB", "ILBBB", "RBBB"} and borderline(rng, d, positive=False):
+        width *= float(rng.uniform(1.15, 1.32))  # a wide-ish normal QRS (100-118 ms)
     qrs_c = _wave(*[(c * width, s * width, v) for c, s, v in comps])
 
     # LVH must meet the Sokolow-Lyon criterion (> 3.5 mV), the others stay clearly below it.
     tmpl = _render_wave(qrs_c, 500.0, _QRS_PRE_S, 0.3)
     sl = sokolow_lyon_mv(tmpl)
-    target = float(rng.uniform(3.8, 5.0)) if "LVH" in labels else min(sl, float(rng.uniform(1.4, 2.8)))
+    if easy:
+        target = float(rng.uniform(3.8, 5.0)) if "LVH" in labels else min(sl, float(rng.uniform(1.4, 2.8)))
+    elif "LVH" in labels:
+        target = float(rng.uniform(3.1, 3.7)) if lvh_border else float(rng.uniform(3.5, 5.0))
+    elif borderline(rng, d, positive=False):
+        target = float(rng.uniform(3.0, 3.9))  # high voltage without LVH (young, thin)
+    else:
+        target = float(np.clip(rng.normal(2.2, 0.55) * amp, 0.8, 3.4))
     if abs(sl - target) > 1e-6:
         qrs_c = Wave(qrs_c.centre_s, qrs_c.sigma_s, qrs_c.vector_mv * (target / sl))
         t_vec = t_vec * (1.0 if "LVH" not in labels else 1.4)
@@ -206,7 +253,30 @@ def make_morphology(labels: set[str], rng: np.random.Generator) -> Morphology:
               for k, w in qrs.items()}
     return Morphology(p_sinus=p_sinus, p_ectopic=p_ectopic, p_apc=p_apc, qrs=qrs,
                       t={QRS_CONDUCTED: t_c, QRS_VPC: t_v, QRS_ESCAPE: t_e}, qrs_ms=qrs_ms,
-                      amplitude=amp, qtc_s=float(rng.uniform(0.39, 0.43)), extra={"axis_deg": axis})
+                      amplitude=amp, qtc_s=float(rng.uniform(0.39, 0.43)) + extra.get("qtc_offset_s", 0.0),
+                      extra={"axis_deg": axis, **extra})
+
+
+def _right_bundle_continuum(labels: set[str], rng: np.random.Generator, d: Difficulty,
+                            comps: list[tuple[float, float, NDArray[np.float64]]], t_vec: NDArray[np.float64],
+                            amp: float) -> tuple[list[tuple[float, float, NDArray[np.float64]]], NDArray[np.float64]]:
+    """Terminal right-ventricular delay on a continuum s in [0, 1]: IRBBB s < 0.45, RBBB s > 0.55.
+
+    A borderline IRBBB reaches 0.4-0.75 and a borderline RBBB 0.3-0.6, so the two overlap; a
+    borderline normal gets the small rSr' of the normal variant.
+    """
+    comps = list(comps)
+    if "RBBB" in labels or "IRBBB" in labels:
+        if "RBBB" in labels:
+            s = float(rng.uniform(0.3, 0.6)) if borderline(rng, d) else float(rng.uniform(0.6, 1.0))
+        else:
+            s = float(rng.uniform(0.4, 0.75)) if borderline(rng, d) else float(rng.uniform(0.0, 0.4))
+        comps.append((0.080 + 0.02 * s, 0.010 + 0.006 * s, np.array([-0.35, 0.05, 0.6 + 0.25 * s]) * amp))
+        if "RBBB" in labels:
+            t_vec = t_vec + np.array([0.15, 0.0, -0.35]) * amp * s
+    elif not labels & {"LBBB", "ILBBB"} and borderline(rng, d, positive=False):
+        comps.append((0.072, 0.007, np.array([-0.25, 0.03, 0.3]) * amp))  # rSr' normal variant
+    return comps, t_vec
 
 
 # ------------------------------------------------------------------------------------------------
@@ -231,22 +301,39 @@ class Beats:
     f_rate_hz: float = 0.0
 
 
-def _sinus_times(rng: np.random.Generator, hr: float, t0: float, t1: float) -> NDArray[np.float64]:
+def _sinus_times(rng: np.random.Generator, hr: float, t0: float, t1: float,
+                 arrhythmia: float = 1.0) -> NDArray[np.float64]:
     rr = 60.0 / hr
     n = int((t1 - t0) / rr) + 3
-    resp = 0.03 * np.sin(2 * np.pi * rng.uniform(0.15, 0.3) * np.arange(n) * rr + rng.uniform(0, 2 * np.pi))
-    intervals = rr * (1.0 + resp + rng.normal(0, 0.01, n))
+    resp = 0.03 * arrhythmia * np.sin(2 * np.pi * rng.uniform(0.15, 0.3) * np.arange(n) * rr + rng.uniform(0, 2 * np.pi))
+    intervals = rr * (1.0 + resp + rng.normal(0, 0.01 * arrhythmia, n))
     return t0 + rng.uniform(0, rr) + np.concatenate([[0.0], np.cumsum(intervals[:-1])])
 
 
-def simulate_beats(labels: set[str], rng: np.random.Generator, seconds: float) -> Beats:
+def _pr_s(labels: set[str], rng: np.random.Generator, d: Difficulty, extra: dict[str, float]) -> float:
+    if d.is_easy:
+        return float(rng.uniform(0.24, 0.34)) if "1AVB" in labels else float(rng.uniform(0.13, 0.19))
+    if "1AVB" in labels:  # borderline: 190-215 ms, some of it below the 200 ms criterion
+        pr = float(rng.uniform(0.190, 0.215)) if borderline(rng, d) else float(rng.uniform(0.205, 0.32))
+    else:
+        pr = float(rng.uniform(0.185, 0.210)) if borderline(rng, d, positive=False) else float(rng.uniform(0.12, 0.195))
+    return max(0.10, pr + extra.get("pr_offset_s", 0.0) * (0.0 if "1AVB" in labels else 1.0))
+
+
+def simulate_beats(labels: set[str], rng: np.random.Generator, seconds: float, difficulty: Difficulty = EASY,
+                   extra: dict[str, float] | None = None) -> Beats:
     """Draw the beat times of one record for its rhythm, AV-conduction and ectopy labels.
 
     Times cover ``[-1.5, seconds + 1.5]`` so that waves straddling the edges are cut, not missing.
     Ectopic events (VPC, APC, VBIG, VT) are placed inside ``[0.5, seconds - 0.5]`` so they are visible.
+    ``extra`` is the patient's :attr:`Morphology.extra` (age/sex offsets of PR and rate).
     """
+    d = difficulty
+    extra = extra or {}
+    arr = d.sinus_arrhythmia
     t0, t1 = -1.5, seconds + 1.5
-    pr = float(rng.uniform(0.24, 0.34)) if "1AVB" in labels else float(rng.uniform(0.13, 0.19))
+    pr = _pr_s(labels, rng, d, extra)
+    hr_off = extra.get("hr_offset_bpm", 0.0)
     p_t: list[float] = []
     p_k: list[str] = []
     q_t: list[float] = []
@@ -255,7 +342,7 @@ def simulate_beats(labels: set[str], rng: np.random.Generator, seconds: float) -
     if "AFIB" in labels:
         atrial = "fib"
         hr = float(rng.uniform(65, 135))
-        cv = float(rng.uniform(0.15, 0.30))
+        cv = float(rng.uniform(0.15, 0.30)) if d.is_easy else float(rng.uniform(0.10, 0.30))
         shape = 1.0 / cv**2
         rrs = rng.gamma(shape, (60.0 / hr) / shape, size=int((t1 - t0) * hr / 60 * 2) + 10)
         rrs = np.clip(rrs, 0.33, 2.0)
@@ -277,7 +364,7 @@ def simulate_beats(labels: set[str], rng: np.random.Generator, seconds: float) -
     elif "3AVB" in labels:
         atrial = "sinus"
         atrial_rate = float(rng.uniform(70, 90))
-        p_t = list(_sinus_times(rng, atrial_rate, t0, t1))
+        p_t = list(_sinus_times(rng, atrial_rate, t0, t1, arr))
         p_k = [P_SINUS] * len(p_t)
         v_rate = float(rng.uniform(35, 45))
         q_t = list(t0 + rng.uniform(0, 60 / v_rate) + np.arange(int((t1 - t0) * v_rate / 60) + 2) * 60 / v_rate)
@@ -286,7 +373,8 @@ def simulate_beats(labels: set[str], rng: np.random.Generator, seconds: float) -
         atrial = "ectopic" if "EAR" in labels else "sinus"
         kind = P_ECTOPIC if atrial == "ectopic" else P_SINUS
         atrial_rate = float(rng.uniform(55, 95)) if "2AVB" not in labels else float(rng.uniform(70, 95))
-        p_t = list(_sinus_times(rng, atrial_rate, t0, t1))
+        atrial_rate += hr_off
+        p_t = list(_sinus_times(rng, atrial_rate, t0, t1, arr))
         p_k = [kind] * len(p_t)
         if "2AVB" in labels:  # Mobitz I: PR lengthens by decreasing steps, then one P is not conducted
             group = int(rng.integers(3, 6))
@@ -300,7 +388,7 @@ def simulate_beats(labels: set[str], rng: np.random.Generator, seconds: float) -
         else:
             q_t = [t + pr for t in p_t]
             q_k = [QRS_CONDUCTED] * len(q_t)
-    _add_ectopy(labels, rng, seconds, p_t, p_k, q_t, q_k, pr)
+    _add_ectopy(labels, rng, seconds, p_t, p_k, q_t, q_k, pr, d)
     return Beats(p_t, p_k, q_t, q_k, atrial, pr, atrial_rate, f_rate)
 
 
@@ -309,16 +397,25 @@ def _visible_slots(q_t: list[float], seconds: float) -> list[int]:
 
 
 def _add_ectopy(labels: set[str], rng: np.random.Generator, seconds: float, p_t: list[float], p_k: list[str],
-                q_t: list[float], q_k: list[int], pr: float) -> None:
-    """Insert VPCs, bigeminy, a VT run or APCs into the beat lists, in place."""
+                q_t: list[float], q_k: list[int], pr: float, d: Difficulty = EASY) -> None:
+    """Insert VPCs, bigeminy, a VT run or APCs into the beat lists, in place.
+
+    Beyond ``easy``: VT runs are brief (3 beats) in the borderline share and up to 11 beats (sustained
+    through much of the record) otherwise; VPCs are sparse (1) to frequent (up to 5); a borderline APC
+    comes only 10-20 % early.
+    """
     if "3AVB" in labels:
         return
     if "VT" in labels:  # a run of 3-8 wide beats at 120-200/min, then the underlying rhythm resumes
         slots = _visible_slots(q_t, seconds - 2.0)
         if slots:
             i = int(rng.choice(slots[: max(1, len(slots) // 2 + 1)]))
-            n = int(rng.integers(3, 9))
-            rr_vt = 60.0 / float(rng.uniform(120, 170))
+            if d.is_easy:
+                n = int(rng.integers(3, 9))
+                rr_vt = 60.0 / float(rng.uniform(120, 170))
+            else:
+                n = 3 if borderline(rng, d) else int(rng.integers(4, 12))
+                rr_vt = 60.0 / float(rng.uniform(110, 190))
             start = q_t[i - 1] + max(0.35, 0.55 * (q_t[i] - q_t[i - 1]))
             run = [start + k * rr_vt for k in range(n)]
             end = run[-1] + max(0.6, rr_vt * 1.5)
@@ -337,7 +434,7 @@ def _add_ectopy(labels: set[str], rng: np.random.Generator, seconds: float, p_t:
         first = slots[0] if slots else 1
         vpc_slots = [i for i in range(first, len(q_t) - 1, 2) if q_k[i] == QRS_CONDUCTED]
     elif "VPC" in labels and slots:
-        n = min(len(slots), int(rng.choice([1, 1, 2, 3])))
+        n = min(len(slots), int(rng.choice([1, 1, 2, 3] if d.is_easy else [1, 1, 1, 2, 3, 4, 5])))
         vpc_slots = sorted(int(s) for s in rng.choice(slots, size=n, replace=False))
         vpc_slots = [s for k, s in enumerate(vpc_slots) if k == 0 or s - vpc_slots[k - 1] > 1]
     for i in vpc_slots:  # premature wide beat, sinus beat i (and its P) hidden: compensatory pause
@@ -351,7 +448,8 @@ def _add_ectopy(labels: set[str], rng: np.random.Generator, seconds: float, p_t:
         if slots:
             i = int(rng.choice(slots))
             rr = q_t[i] - q_t[i - 1]
-            shift = (1.0 - float(rng.uniform(0.60, 0.72))) * rr  # premature by this much; sinus node reset
+            early = (0.60, 0.72) if d.is_easy or not borderline(rng, d) else (0.80, 0.90)
+            shift = (1.0 - float(rng.uniform(*early))) * rr  # premature by this much; sinus node reset
             pr_apc = float(rng.uniform(0.13, 0.17))
             has_p = bool(p_t)
             if has_p:

@@ -5,8 +5,12 @@ Output layout (``out_dir``)::
     wfdb/p000001/r000001.hea, .dat      WFDB records (fmt "wfdb" or "both")
     muse/p000001/r000001.xml            GE MUSE RestingECG XML (fmt "muse" or "both")
     truth.parquet                       record_id, patient_id, one int8 column per ECG-P18 label
+    truth_intervals.parquet             record_id and the true beats and intervals of the signal
+                                        (see :data:`TRUTH_INTERVALS`), to validate ``ecgkit measure``
     labels_stated.parquet               the same columns as asserted by the statements (differs from
                                         the truth only where --label-noise flipped a label)
+    labels_signal.parquet               the same columns as shown by the signal (differs from the
+                                        truth where a difficulty's silent/mimic share acted)
 
 ``record_id`` is the file path relative to ``out_dir`` without suffix, with ``/`` separators
 (``wfdb/p000001/r000001``), which is what ``ecgkit scan out_dir`` assigns; with ``fmt="both"`` each
@@ -23,14 +27,16 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
 from ecgkit.errors import ConfigError
 from ecgkit.synth.beats import make_morphology
-from ecgkit.synth.phenotypes import LABELS, sample_patient_findings, sample_record_findings, to_vector
+from ecgkit.synth.difficulty import Difficulty, get_difficulty, signal_findings
+from ecgkit.synth.phenotypes import (LABELS, check_ratios, record_prevalence, resolve_exclusions,
+                                     sample_patient_findings, sample_record_findings, to_vector)
 from ecgkit.synth.render import simulate_record
 from ecgkit.synth.statements import write_statements
 from ecgkit.synth.writers import Demographics, write_muse, write_wfdb
@@ -42,6 +48,23 @@ _MAX_RECORDS_PER_PATIENT = 8
 _FIRST_NAMES = ("ALEX", "MARIA", "JONAS", "LENA", "OMAR", "SOFIA", "WEI", "PRIYA", "TOM", "IRIS")
 _LAST_NAMES = ("SYNTHETIC", "TESTPERSON", "EXAMPLE", "SAMPLE", "FICTIONAL")
 _EPOCH = datetime(2012, 1, 1)
+
+#: Columns of ``truth_intervals.parquet`` (besides ``record_id``), from the simulator's own beat times
+#: and wave templates (:class:`ecgkit.synth.render.SimulatedEcg` ``measurements``): ``hr_bpm`` 60 / mean
+#: RR of the visible QRS onsets; ``rr_cv`` SD / mean of those RR; ``n_beats`` visible QRS complexes;
+#: ``pr_ms`` P onset to QRS onset of conducted beats (NaN without conducted P waves: AFIB, AFL, 3AVB);
+#: ``qrs_ms`` QRS duration of the dominant beat kind; ``qt_ms`` QRS onset to T end at the mean RR.
+TRUTH_INTERVALS: tuple[str, ...] = ("hr_bpm", "rr_cv", "n_beats", "pr_ms", "qrs_ms", "qt_ms")
+
+
+def _true_intervals(meas: dict[str, Any], fs: float) -> dict[str, float]:
+    onsets = np.asarray(meas["qrs_onsets"], dtype=np.float64)
+    rr = np.diff(onsets) / fs
+    pr = meas["pr_ms"]
+    return {"hr_bpm": 60.0 / float(rr.mean()) if rr.size else float("nan"),
+            "rr_cv": float(rr.std() / rr.mean()) if rr.size > 1 else float("nan"),
+            "n_beats": float(onsets.size), "pr_ms": float("nan") if pr is None else float(pr),
+            "qrs_ms": float(meas["qrs_ms"]), "qt_ms": float(meas["qt_ms"])}
 
 
 @dataclass(frozen=True)
@@ -56,6 +79,8 @@ class _Job:
     patients: tuple[int, ...]  # patient numbers (1-based)
     first_record: tuple[int, ...]  # record number of each patient's first record
     n_records: tuple[int, ...]
+    difficulty: Difficulty
+    ratios: tuple[tuple[str, float], ...]
 
 
 def records_per_patient(n_patients: int, seed: int) -> np.ndarray:
@@ -75,13 +100,14 @@ def _flip(findings: set[str], p: float, rng: np.random.Generator) -> set[str]:
     return out
 
 
-def _run_job(job: _Job) -> list[tuple[int, str, str, Any, Any]]:
+def _run_job(job: _Job) -> list[tuple[int, str, str, Any, Any, Any, Any]]:
     out_dir = Path(job.out_dir)
-    rows: list[tuple[int, str, str, Any, Any]] = []
+    rows: list[tuple[int, str, str, Any, Any, Any, Any]] = []
+    prevalence = record_prevalence(dict(job.ratios))
     w = job.width
     for patient, first, n_rec in zip(job.patients, job.first_record, job.n_records):
         prng = np.random.default_rng([job.seed, 1, patient])
-        patient_findings = sample_patient_findings(prng)
+        patient_findings = sample_patient_findings(prng, dict(job.ratios))
         patient_id = f"P{patient:0{w}d}"
         age0 = int(np.clip(prng.normal(60, 15), 18, 95))
         sex = "M" if prng.random() < 0.52 else "F"
@@ -100,8 +126,11 @@ def _run_job(job: _Job) -> list[tuple[int, str, str, Any, Any]]:
                 when = when + timedelta(days=float(rrng.uniform(1, 700)), minutes=float(rrng.uniform(0, 600)))
                 when = when.replace(microsecond=0)
             findings = sample_record_findings(patient_findings, rrng)
-            morph = make_morphology(findings, np.random.default_rng([job.seed, 3, patient]))
-            sim = simulate_record(findings, morph, rrng, fs=job.fs, seconds=job.seconds)
+            shown = resolve_exclusions(signal_findings(findings, prevalence, job.difficulty,
+                                                       np.random.default_rng([job.seed, 4, record_no])))
+            morph = make_morphology(shown, np.random.default_rng([job.seed, 3, patient]), job.difficulty,
+                                    age=age0, sex=sex)
+            sim = simulate_record(shown, morph, rrng, fs=job.fs, seconds=job.seconds, difficulty=job.difficulty)
             stated = _flip(findings, job.label_noise, rrng)
             statements = write_statements(stated, sim.measurements, rrng, acquired=when, previous=previous)
             previous = (stated, when)
@@ -109,22 +138,23 @@ def _run_job(job: _Job) -> list[tuple[int, str, str, Any, Any]]:
             demo = Demographics(patient_id=patient_id, age=age, sex=sex, acquired=when, last_name=last_name,
                                 first_name=first_name, birth_date=birth)
             rname = f"r{record_no:0{w}d}"
-            truth, said = to_vector(findings), to_vector(stated)
+            truth, said, signal = to_vector(findings), to_vector(stated), to_vector(shown)
+            intervals = _true_intervals(sim.measurements, job.fs)
             if job.fmt in ("wfdb", "both"):
                 folder = out_dir / "wfdb" / pdir
                 folder.mkdir(parents=True, exist_ok=True)
                 write_wfdb(folder / f"{rname}.hea", sim.signal, job.fs, demo, [t for _, t in statements])
-                rows.append((record_no, f"wfdb/{pdir}/{rname}", patient_id, truth, said))
+                rows.append((record_no, f"wfdb/{pdir}/{rname}", patient_id, truth, said, signal, intervals))
             if job.fmt in ("muse", "both"):
                 folder = out_dir / "muse" / pdir
                 folder.mkdir(parents=True, exist_ok=True)
                 write_muse(folder / f"{rname}.xml", sim.signal, sim.median, job.fs, demo, statements,
                            sim.measurements)
-                rows.append((record_no, f"muse/{pdir}/{rname}", patient_id, truth, said))
+                rows.append((record_no, f"muse/{pdir}/{rname}", patient_id, truth, said, signal, intervals))
     return rows
 
 
-def _table(rows: list[tuple[int, str, str, Any, Any]], which: int) -> pd.DataFrame:
+def _table(rows: list[tuple[int, str, str, Any, Any, Any, Any]], which: int) -> pd.DataFrame:
     labels = np.stack([r[which] for r in rows]) if rows else np.zeros((0, len(LABELS)), dtype=np.int8)
     df = pd.DataFrame({"record_id": pd.array([r[1] for r in rows], dtype="string"),
                        "patient_id": pd.array([r[2] for r in rows], dtype="string")})
@@ -135,7 +165,8 @@ def _table(rows: list[tuple[int, str, str, Any, Any]], which: int) -> pd.DataFra
 
 def synth_cohort(n_patients: int, out_dir: str | Path, *, fmt: str = "wfdb", seed: int = 0,
                  label_noise: float = 0.0, fs: float = 500, seconds: float = 10, workers: int = 1,
-                 chunk_patients: int = 256) -> pd.DataFrame:
+                 chunk_patients: int = 256, difficulty: str | Difficulty = "easy",
+                 ratios: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Write a synthetic phenotyped cohort and its ground truth.
 
     Parameters
@@ -160,6 +191,13 @@ def synth_cohort(n_patients: int, out_dir: str | Path, *, fmt: str = "wfdb", see
         Processes; each writes its own patients' files.
     chunk_patients : int
         Patients per task handed to a worker.
+    difficulty : {"easy", "realistic", "hard"} or Difficulty
+        Recording artefacts, patient variation and borderline phenotypes
+        (:mod:`ecgkit.synth.difficulty`). ``easy`` (the library default, kept for quick demos) is
+        the original generator; use ``realistic`` to compare methods.
+    ratios : dict of label -> float, optional
+        Imbalance ratios (1 positive : r negatives) overriding the CO-TASK Table 1 defaults
+        (:data:`ecgkit.synth.phenotypes.TABLE1_RATIO`) for some labels.
 
     Returns
     -------
@@ -181,6 +219,8 @@ def synth_cohort(n_patients: int, out_dir: str | Path, *, fmt: str = "wfdb", see
         raise ConfigError(f"label_noise must be in [0, 1], got {label_noise}")
     if fs <= 0 or seconds <= 0 or workers < 1:
         raise ConfigError(f"fs, seconds and workers must be positive, got {fs}, {seconds}, {workers}")
+    diff = get_difficulty(difficulty)
+    ratio_items = tuple(sorted(check_ratios(ratios).items()))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     counts = records_per_patient(n_patients, seed)
@@ -191,8 +231,8 @@ def synth_cohort(n_patients: int, out_dir: str | Path, *, fmt: str = "wfdb", see
         b = min(a + chunk_patients, n_patients)
         jobs.append(_Job(str(out), fmt, int(seed), float(label_noise), float(fs), float(seconds), width,
                          tuple(range(a + 1, b + 1)), tuple(int(x) for x in firsts[a:b]),
-                         tuple(int(x) for x in counts[a:b])))
-    rows: list[tuple[int, str, str, Any, Any]] = []
+                         tuple(int(x) for x in counts[a:b]), diff, ratio_items))
+    rows: list[tuple[int, str, str, Any, Any, Any, Any]] = []
     if workers == 1 or len(jobs) == 1:
         for job in jobs:
             rows.extend(_run_job(job))
@@ -204,5 +244,9 @@ def synth_cohort(n_patients: int, out_dir: str | Path, *, fmt: str = "wfdb", see
     truth, stated = _table(rows, 3), _table(rows, 4)
     truth.to_parquet(out / "truth.parquet", index=False)
     stated.to_parquet(out / "labels_stated.parquet", index=False)
-    logger.info("synth: %d patients, %d files (%s) in %s", n_patients, len(truth), fmt, out)
+    intervals = pd.DataFrame([r[6] for r in rows], columns=list(TRUTH_INTERVALS), dtype=np.float64)
+    intervals.insert(0, "record_id", truth["record_id"].to_numpy())
+    intervals.to_parquet(out / "truth_intervals.parquet", index=False)
+    _table(rows, 5).to_parquet(out / "labels_signal.parquet", index=False)
+    logger.info("synth: %d patients, %d files (%s, %s) in %s", n_patients, len(truth), fmt, diff.name, out)
     return truth

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from ecgkit.synth.beats import (_P_PRE_S, _QRS_PRE_S, _T_HALF_S, LEAD_VECTORS, P_APC, P_ECTOPIC, P_SINUS,
                                 QRS_CONDUCTED, QRS_ESCAPE, Beats, Morphology, _render_wave, simulate_beats)
+from ecgkit.synth.difficulty import EASY, Difficulty, borderline, misplace_leads, motion_artifact
 
 _MARGIN_S = 1.5  # beats are simulated from -1.5 s so the first visible beat has its P and T
 _MEDIAN_S = 1.2  # GE MUSE median beat length
@@ -69,28 +70,34 @@ def _place(buf: NDArray[np.float32], tmpl: NDArray[np.float32], start: int) -> N
         buf[:, lo:hi] += tmpl[:, lo - start: hi - start]
 
 
-def _atrial_baseline(beats: Beats, rng: np.random.Generator, t: NDArray[np.float64]) -> NDArray[np.float32]:
-    """Fibrillatory (4-9 Hz) or flutter (sawtooth) atrial activity as (8, n) leads; zeros otherwise."""
+def _atrial_baseline(beats: Beats, rng: np.random.Generator, t: NDArray[np.float64],
+                     d: Difficulty = EASY) -> NDArray[np.float32]:
+    """Fibrillatory (4-9 Hz) or flutter (sawtooth) atrial activity as (8, n) leads; zeros otherwise.
+
+    Beyond ``easy`` a borderline share has fine fibrillation (10-50 uV) or small flutter waves.
+    """
     if beats.atrial == "fib":
         f = np.zeros_like(t)
         for _ in range(3):
             f += rng.uniform(0.3, 1.0) * np.sin(2 * np.pi * rng.uniform(4.0, 9.0) * t + rng.uniform(0, 2 * np.pi)
                                                 + rng.uniform(0.5, 2.0) * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * t))
-        f *= rng.uniform(0.05, 0.10) / max(float(np.std(f)) * 2.0, 1e-9)
+        fine = borderline(rng, d)
+        f *= (rng.uniform(0.01, 0.05) if fine else rng.uniform(0.05, 0.10)) / max(float(np.std(f)) * 2.0, 1e-9)
         vec = np.array([-0.1, 0.45, 0.9])
     elif beats.atrial == "flutter":
         origin = beats.qrs_times[0] - 0.22
         phase = np.mod((t - origin) * beats.f_rate_hz, 1.0)
         # slow downslope, sharp upstroke: the negative sawtooth of typical flutter in II, III, aVF
         f = np.where(phase < 0.8, -phase / 0.8, -1.0 + (phase - 0.8) / 0.2) + 0.5
-        f *= rng.uniform(0.15, 0.25)
+        f *= rng.uniform(0.06, 0.12) if borderline(rng, d) else rng.uniform(0.15, 0.25)
         vec = np.array([0.05, 1.0, -0.35])
     else:
         return np.zeros((8, t.size), dtype=np.float32)
     return (LEAD_VECTORS @ vec)[:, None].astype(np.float32) * f[None, :].astype(np.float32)
 
 
-def _noise(rng: np.random.Generator, t: NDArray[np.float64], level: float) -> NDArray[np.float32]:
+def _noise(rng: np.random.Generator, t: NDArray[np.float64], level: float,
+           powerline_share: float = 0.5) -> NDArray[np.float32]:
     """Baseline wander, powerline interference and muscle noise for the 8 simulated leads (mV).
 
     float32 throughout: this is the most expensive step of a record (SIMD sin and normal draws).
@@ -102,7 +109,7 @@ def _noise(rng: np.random.Generator, t: NDArray[np.float64], level: float) -> ND
     phases = rng.uniform(0, 2 * np.pi, size=(8, 2, 1)).astype(np.float32)
     wander = (amps * np.sin(np.float32(2 * np.pi) * freqs * t32[None, None, :] + phases)).sum(axis=1)
     mains = rng.choice([50.0, 60.0])
-    pl_amp = rng.uniform(0.0, 0.02 * level) if rng.random() < 0.5 else 0.0
+    pl_amp = rng.uniform(0.0, 0.02 * level) if rng.random() < powerline_share else 0.0
     out = wander
     if pl_amp:
         out += np.float32(pl_amp) * np.sin(np.float32(2 * np.pi * mains) * t32 + np.float32(rng.uniform(0, 2 * np.pi)))
@@ -120,7 +127,7 @@ def _axis_deg(sig12: NDArray[np.float32], lo: int, hi: int) -> int:
 
 
 def simulate_record(labels: set[str], morph: Morphology, rng: np.random.Generator, *, fs: float = 500.0,
-                    seconds: float = 10.0, noise: float = 1.0) -> SimulatedEcg:
+                    seconds: float = 10.0, noise: float = 1.0, difficulty: Difficulty = EASY) -> SimulatedEcg:
     """Simulate one 12-lead record for a patient's morphology and this record's labels.
 
     Parameters
@@ -136,9 +143,15 @@ def simulate_record(labels: set[str], morph: Morphology, rng: np.random.Generato
     seconds : float
         Duration, seconds.
     noise : float
-        Scale of baseline wander, powerline and muscle noise (0 gives a clean signal).
+        Scale of baseline wander, powerline and muscle noise (0 gives a clean signal), multiplied by
+        ``difficulty.noise``.
+    difficulty : Difficulty
+        Beyond ``easy`` also: electrode-motion artefacts and lead misplacements in a share of records,
+        borderline rhythm and ectopy (see :mod:`ecgkit.synth.difficulty`). Pass the same one given to
+        :func:`ecgkit.synth.beats.make_morphology`.
     """
-    beats = simulate_beats(labels, rng, seconds)
+    d = difficulty
+    beats = simulate_beats(labels, rng, seconds, d, morph.extra)
     n_out = int(round(seconds * fs))
     n_buf = n_out + int(round(2 * _MARGIN_S * fs)) + int(fs)  # +1 s so late templates fit
     buf = np.zeros((8, n_buf), dtype=np.float32)
@@ -163,11 +176,19 @@ def simulate_record(labels: set[str], morph: Morphology, rng: np.random.Generato
         _place(buf, q_templates[kind], idx(t - _QRS_PRE_S))
         t_peak = t + _qt_s(morph, rr, kind) - 0.10
         _place(buf, t_templates[kind], idx(t_peak - _T_HALF_S))
-    buf += _atrial_baseline(beats, rng, t_buf)
+    buf += _atrial_baseline(beats, rng, t_buf, d)
     lo = idx(0.0)
     sim8 = buf[:, lo: lo + n_out]
-    if noise > 0:
-        sim8 = sim8 + _noise(rng, t_buf[lo: lo + n_out], noise)
+    level = noise * d.noise
+    if level > 0:
+        sim8 = sim8 + _noise(rng, t_buf[lo: lo + n_out], level, d.powerline_share)
+    misplaced: str | None = None
+    if not d.is_easy:
+        if level > 0 and rng.random() < d.motion_share:
+            sim8 = sim8 + motion_artifact(rng, t_buf[lo: lo + n_out].astype(np.float32), level / d.noise)
+        if rng.random() < d.misplacement_share:
+            misplaced = "la_ra" if rng.random() < 0.7 else "v1_v2"
+            sim8 = misplace_leads(sim8, misplaced)
     signal = derive_limb_leads(sim8)
 
     # --- median beat and measurements -------------------------------------------------------------
@@ -188,7 +209,7 @@ def simulate_record(labels: set[str], morph: Morphology, rng: np.random.Generato
     qt = _qt_s(morph, rr_mean, main_kind)
     t_peak = q_on + int(round((qt - 0.10) * fs))
     _place(med8, _render_wave(morph.t[main_kind], fs, _T_HALF_S, 2 * _T_HALF_S), t_peak - int(round(_T_HALF_S * fs)))
-    median = derive_limb_leads(med8[:, :n_med])
+    median = derive_limb_leads(med8[:, :n_med] if misplaced is None else misplace_leads(med8[:, :n_med], misplaced))
     qrs_ms = morph.qrs_ms[main_kind]
     q_off = q_on + int(round(qrs_ms / 1000 * fs))
     t_off = q_on + int(round(qt * fs))
@@ -207,6 +228,7 @@ def simulate_record(labels: set[str], morph: Morphology, rng: np.random.Generato
         "qrs_kinds": [int(k) for _, k in visible],
         "p_onsets": [int(round(t * fs)) for t in beats.p_times if 0.0 <= t < seconds],
         "p_onset": p_on, "p_offset": p_off, "q_onset": q_on, "q_offset": q_off, "t_offset": t_off,
+        "misplaced_leads": misplaced,
     }
     return SimulatedEcg(signal=np.ascontiguousarray(signal), median=np.ascontiguousarray(median),
                         measurements=meas)

@@ -385,6 +385,9 @@ def _end_epoch(state: _State, weighting: Any, heads: _Heads, lr: float, dist_inf
                            "train_loss": float(ep_sum.sum() / ep_cnt.sum().clamp(min=1)), "lr": lr}
     row.update({f"loss_{h}": float(v) if c else float("nan")
                 for h, v, c in zip(heads.names, ep_mean.tolist(), ep_cnt.tolist())})
+    # the weights the next epoch's losses get (DWA, uncertainty): without them a run cannot show
+    # whether its weighting did anything
+    row.update({f"weight_{h}": float(w) for h, w in zip(heads.names, weighting.weights().tolist())})
     ep_sum.zero_()
     ep_cnt.zero_()
     return row

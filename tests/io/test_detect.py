@@ -114,3 +114,21 @@ def test_skip_rules_table() -> None:
     assert skip_reason("/d/.DS_Store", set(), set(), stems) == "hidden file"
     assert skip_reason("/d/x.ecg", set(), set(), stems) is None  # ISHNE and vendor files are candidates
     assert skip_reason("/d/rec.hea", {"/d/rec.hea"}, set(), stems) is None
+    assert skip_reason("/d/LICENSE", set(), set(), stems) == "documentation or text"
+    assert skip_reason("/d/index.xml", set(), set(), stems) is None  # a record may be called anything
+    # beside a WFDB header: annotators of any name are skipped, other records' formats are not
+    assert skip_reason("/d/rec.16a", {"/d/rec.hea"}, set(), stems).startswith("WFDB annotation file")
+    assert skip_reason("/d/rec.xml", {"/d/rec.hea"}, set(), stems) is None
+    assert skip_reason("/d/rec.scp", {"/d/rec.hea"}, set(), stems) is None
+
+
+def test_suffix_hints_give_the_readers_reason(tmp_path: Path) -> None:
+    from ecgkit.io import read_record
+
+    (tmp_path / "short.scp").write_bytes(b"\x01\x02\x03")
+    assert detect_format(tmp_path / "short.scp") == "scp"
+    with pytest.raises(FormatError, match="SCP-ECG: file of 3 bytes is too short"):
+        read_record(tmp_path / "short.scp")
+    (tmp_path / "bad.edf").write_bytes(b"1.0     " + b" " * 300)
+    with pytest.raises(FormatError, match="not an EDF/BDF file: version field"):
+        read_record(tmp_path / "bad.edf")

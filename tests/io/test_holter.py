@@ -80,7 +80,8 @@ def write_mfer(path: Path, digital: np.ndarray, leads: list[str], *, block: int 
              _item(0x04, block.to_bytes(2, order)), _item(0x0A, b"\x00"),
              _item(0x0B, b"\x01\xfd" + (2).to_bytes(1, order)),          # interval 2 x 10^-3 s = 500 Hz
              _item(0x0C, b"\x00\xfa" + (1).to_bytes(1, order)),          # 1 x 10^-6 V = 1 uV per unit
-             _item(0x81, b"Doe^Jane"), _item(0x82, b"M-55"), _item(0x83, bytes([68]) + b"\x00\x00" + b"\x07\x9f\x05\x02"),
+             _item(0x81, b"Doe^Jane"), _item(0x82, b"M-55"),
+             _item(0x83, bytes([68]) + b"\x00\x00" + b"\x07\x9f\x05\x02"),  # 68 y, birth date 1951-05-02
              _item(0x84, b"\x02"), _item(0x85, (2020).to_bytes(2, order) + bytes([5, 1, 8, 15, 0]))]
     for ch, name in enumerate(leads):
         inner = _item(0x09, MFER_CODES.get(name, 0xC005).to_bytes(2, order))
@@ -146,7 +147,7 @@ def test_holter_and_monitor_files_are_records_ok_or_quarantined(ptbxl, tmp_path:
     bad_crc[300] ^= 0xFF
     (root / "crc.ecg").write_bytes(bytes(bad_crc))
     write_mfer(root / "mfer.mwf", digital, list(LEADS))
-    write_mfer(root / "mfer2.mwf", digital[:2], ["I", "II"] , waveform_type=2)
+    write_mfer(root / "mfer2.mwf", digital[:2], ["I", "II"], waveform_type=2)
     write_mfer(root / "mferpromise.mwf", digital, list(LEADS), sequences=20)
     skipped: list[dict[str, str]] = []
     df = scan([root], skipped=skipped).set_index("record_id")
@@ -157,7 +158,8 @@ def test_holter_and_monitor_files_are_records_ok_or_quarantined(ptbxl, tmp_path:
                 "promise": "ISHNE header promises 6000 samples per lead, the file holds 5000: truncated",
                 "crc": "ISHNE header CRC mismatch",
                 "mfer2": "MFER long-term ECG: 2 channel(s) I, II; not a 12-lead ECG",
-                "mferpromise": "MFER header promises 10000 samples per channel (20 blocks of 500), the waveform data hold 5000"}
+                "mferpromise": "MFER header promises 10000 samples per channel (20 blocks of 500), "
+                               "the waveform data hold 5000"}
     for rid, reason in expected.items():
         assert df.loc[rid, "status"] == "quarantined", rid
         assert reason in df.loc[rid, "reason"] and rid in df.loc[rid, "reason"], df.loc[rid, "reason"]

@@ -213,8 +213,8 @@ def test_leads_recorded_in_groups_are_cropped_or_refused(tmp_path: Path) -> None
 
 def test_three_lead_scp_is_not_a_12_lead_ecg(tmp_path: Path) -> None:
     x = _signal(1000)[:3]
-    path = _write(tmp_path, "holter3", {3: w.section3([1, 2, 5], 1, 1000), 6: w.data_section(list(x), 1000, 2000, 2, None),
-                                        2: w.section2(None)})
+    path = _write(tmp_path, "holter3", {3: w.section3([1, 2, 5], 1, 1000), 2: w.section2(None),
+                                        6: w.data_section(list(x), 1000, 2000, 2, None)})
     with pytest.raises(SignalError, match=r"missing lead\(s\) III, .*; the source has I, II, V3") as exc:
         read_scp(path)
     assert "holter3" in str(exc.value)
@@ -261,3 +261,22 @@ def test_bad_huffman_table_is_a_format_error(tmp_path: Path) -> None:
         read_scp(path)
     with pytest.raises(ValueError):
         build_tables([[(0, 0, 1, 0, 0)]])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kernel_matches_pure_python_decoder_on_random_tables(seed: int) -> None:
+    """Random prefix codes (long ones past the kernel's 12-bit look-up window) and escape codes."""
+    rng = np.random.default_rng(seed)
+    n_codes = int(rng.integers(4, 30))  # up to 29-bit codes: the kernel walks its tree past 12 bits
+    # a complete prefix code: codes "1"*k + "0" for k < n-1, and "1"*(n-1), then two escapes appended
+    codes = ["1" * k + "0" for k in range(n_codes - 1)] + ["1" * (n_codes - 1)]
+    values = rng.permutation(np.arange(-n_codes, n_codes))[:n_codes - 2].tolist()
+    table: list[w.Code] = [(len(c), len(c), 1, int(v), c) for c, v in zip(codes, values)]
+    table += [(len(codes[-2]), len(codes[-2]) + 16, 1, 0, codes[-2]), (len(codes[-1]), len(codes[-1]) + 8, 1, 0,
+                                                                      codes[-1])]
+    data = rng.choice(values + [1000, -2000, 77], size=3000).tolist()
+    blob = w.encode(data, [table])
+    rev = [(p, t, m, b, sum(int(bit) << i for i, bit in enumerate(c))) for p, t, m, b, c in table]
+    tables = build_tables([rev])
+    np.testing.assert_array_equal(decode_huffman(blob, len(data), tables), data)
+    np.testing.assert_array_equal(decode_reference(blob, len(data), tuple(rev)), data)

@@ -29,6 +29,8 @@ CASES = {
     "lowercase": (["age: 81", "sex: female", "Diagnose:", "Reason for admission: Myocardial infarction",
                    "Former infarction (localization): no", "Smoker: no"], 81.0, "F", ["Myocardial infarction"]),
     "spaced": (["AGE = 45 years", "GENDER: f", "Diagnosis: Sinus tachycardia"], 45.0, "F", ["Sinus tachycardia"]),
+    "one_line": (["Age: 51  Sex: F  Weight: 70 kg", "Diagnosis: Atrial fibrillation"], 51.0, "F",
+                 ["Atrial fibrillation"]),
     "mitbih": (["69 M 1085 1629 x1", "Aldomet, Inderal"], 69.0, "M", []),
     "private": (["Age: 90+", "Sex: F", "Patient name: Jane Doe", "Date of birth: 1930-02-01", "Patient: John Smith",
                  "Statement: 12/03/1999", "Statement: Atrial flutter"], 90.0, "F", ["Atrial flutter"]),

@@ -1,0 +1,248 @@
+"""measure + audit on a synthetic cohort whose generator knows the truth, and on the real fixtures.
+
+Tolerances (stated here and in BENCHMARKS.md, "measure"): heart rate within 5 bpm, PR within 25 ms
+and QRS within 30 ms of the generator's values, for >= 90 % of the records of each phenotype (in
+groups under 10 records, all but one). ``ecgkit measure`` measures intervals on one lead (II) with
+``nk.ecg_delineate(method="prominence")``; on the synthetic generator that single-lead QRS misses
+the late forces of bundle branch blocks and IVCD (RBBB/LBBB/IRBBB/IVCD/NIVCD underestimated by
+35-75 ms) and reads the inverted ectopic P of EAR poorly, so the single-lead QRS check leaves out
+those conduction phenotypes (the global QRS, ``qrs_global_ms``, is checked on all of them) and the
+PR check leaves out EAR (and AF/AFL/3AVB, where PR is undefined);
+misses are mostly 1AVB records whose long PR puts the P wave on the preceding T.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecgkit import _measure_signal as ms
+from ecgkit.audit import audit, flag_scores
+from ecgkit.ingest import ScanConfig, scan
+from ecgkit.io import read_record
+from ecgkit.labels import label_manifest
+from ecgkit.manifest import MEASURE_COLUMNS, read_manifest, write_manifest
+from ecgkit.measure import MeasureConfig, measure, measure_signal
+from ecgkit.record import LEADS
+from ecgkit.synth import LABELS, synth_cohort
+
+HR_TOL_BPM, PR_TOL_MS, QRS_TOL_MS = 5.0, 25.0, 30.0
+_QRS_UNRELIABLE = {"RBBB", "LBBB", "IRBBB", "IVCD", "NIVCD"}
+_PR_UNDEFINED = {"AFIB", "AFL", "3AVB", "EAR"}
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(measured + labelled manifest, truth with true intervals, stated labels) at label noise 0.05."""
+    root = tmp_path_factory.mktemp("synth")
+    truth = synth_cohort(50, root, fmt="wfdb", seed=21, label_noise=0.05)
+    manifest = label_manifest(scan([root], ScanConfig(workers=1)))
+    measured = measure(manifest, MeasureConfig(delineate=True, workers=1))
+    intervals = pd.read_parquet(root / "truth_intervals.parquet")
+    return measured, truth.merge(intervals, on="record_id"), pd.read_parquet(root / "labels_stated.parquet")
+
+
+def _phenotypes(truth: pd.DataFrame) -> dict[str, pd.Series]:
+    groups = {"normal": truth[list(LABELS)].sum(axis=1) == 0}
+    groups.update({lab: truth[lab] == 1 for lab in LABELS})
+    return {k: v for k, v in groups.items() if v.sum() >= 5}
+
+
+def _enough(share_ok: float, n: int) -> bool:
+    """>= 90 % within tolerance; with fewer than 10 records, all but one."""
+    return bool(share_ok * n >= n - max(1, math.floor(0.1 * n)) - 1e-9)
+
+
+def test_measured_hr_pr_qrs_agree_with_truth_per_phenotype(synthetic: tuple) -> None:
+    measured, truth, _ = synthetic
+    # phenotypes are the true labels (the manifest's label columns hold the noisy statements)
+    m = measured.drop(columns=list(LABELS)).merge(truth, on="record_id", suffixes=("", "_true"))
+    assert len(m) == len(truth) and m["measure_reason"].isna().mean() >= 0.9
+    checked = []
+    for name, sel in _phenotypes(m).items():
+        s = m[sel.to_numpy()]
+        hr_ok = ((s["hr_bpm"] - s["hr_bpm_true"]).abs() <= HR_TOL_BPM).mean()
+        assert _enough(hr_ok, len(s)), f"{name}: HR within {HR_TOL_BPM} bpm on {hr_ok:.0%} of {len(s)}"
+        # records that also carry a phenotype excluded from a check are left out of that check
+        pr_set = s[s["pr_ms_true"].notna() & (s[sorted(_PR_UNDEFINED)].sum(axis=1) == 0)]
+        if len(pr_set) >= 5:
+            pr_ok = ((pr_set["pr_ms"] - pr_set["pr_ms_true"]).abs() <= PR_TOL_MS).mean()
+            assert _enough(pr_ok, len(pr_set)), f"{name}: PR within {PR_TOL_MS} ms on {pr_ok:.0%}"
+        qrs_set = s[s[sorted(_QRS_UNRELIABLE)].sum(axis=1) == 0]
+        if len(qrs_set) >= 5:
+            qrs_ok = ((qrs_set["qrs_ms"] - qrs_set["qrs_ms_true"]).abs() <= QRS_TOL_MS).mean()
+            assert _enough(qrs_ok, len(qrs_set)), f"{name}: QRS within {QRS_TOL_MS} ms on {qrs_ok:.0%}"
+        # the global QRS of the 8 independent leads: every phenotype, bundle branch blocks included
+        g_ok = ((s["qrs_global_ms"] - s["qrs_ms_true"]).abs() <= QRS_TOL_MS).mean()
+        assert _enough(g_ok, len(s)), f"{name}: global QRS within {QRS_TOL_MS} ms on {g_ok:.0%} of {len(s)}"
+        checked.append(name)
+    assert {"normal", "LVH", "AFIB"} <= set(checked)
+    # in AF and flutter no PR is invented for most beats: the P-wave share is what the audit reads
+    afib = m[m["AFIB"] == 1]
+    assert len(afib) == 0 or (afib["rr_cv"] > 0.1).mean() >= 0.9
+
+
+def test_audit_flags_flipped_labels(synthetic: tuple) -> None:
+    measured, truth, stated = synthetic
+    result = audit(measured)
+    scores = flag_scores(result, truth, stated)
+    # measured on this cohort (seed 21, 50 patients, noise 0.05): precision 0.9+, recall ~0.6; the
+    # rules cover only labels whose contradiction the measurements can show, and mostly the
+    # direction "stated but absent"
+    assert scores["flipped"] >= 20 and scores["flags"] >= 10
+    assert scores["precision"] >= 0.8, scores
+    assert scores["recall"] >= 0.45, scores
+    flags = result.flags
+    assert list(flags.columns) == ["record_id", "label", "rule", "stated", "values", "hr_bpm", "rr_cv",
+                                   "pr_ms", "qrs_ms", "quality"]
+    per_record = result.manifest.set_index("record_id")["audit_flags"]
+    for rid, lab in zip(flags["record_id"], flags["label"]):
+        if not str(lab).startswith("statement:"):
+            assert lab in per_record[rid]
+
+
+def test_manifest_round_trip_keeps_measure_columns(synthetic: tuple, tmp_path: Path) -> None:
+    measured, _, _ = synthetic
+    write_manifest(measured, tmp_path)
+    back = read_manifest(tmp_path)
+    expected = {c.name for c in MEASURE_COLUMNS} - {"bsqi_by_lead"}
+    assert expected <= set(back.columns)
+    assert set(back.columns) - set(measured.columns) == set()
+    np.testing.assert_allclose(back["hr_bpm"].to_numpy(), measured["hr_bpm"].to_numpy())
+    assert back["measure_lead"].tolist() == measured["measure_lead"].tolist()
+
+
+def test_bsqi_matches_beats_within_tolerance() -> None:
+    a = np.array([100, 600, 1100, 1600])
+    b = np.array([110, 640, 1530, 1700, 2500])  # 150 ms at 500 Hz = 75 samples
+    assert ms.match_beats(a, b, 75) == 3  # 100-110, 600-640, 1600-1530; 1100 and 1700, 2500 unmatched
+    assert ms.bsqi(a, b, 500.0) == pytest.approx(2 * 3 / 9)
+    assert ms.bsqi(a, a, 500.0) == 1.0 and math.isnan(ms.bsqi(a[:0], a[:0], 500.0))
+
+
+def test_rr_features_by_hand() -> None:
+    peaks = np.array([0, 500, 1000, 1400, 2000])  # RR 1000, 1000, 800, 1200 ms at 500 Hz
+    f = ms.rr_features(peaks, 500.0)
+    assert f["hr_bpm"] == pytest.approx(60.0) and f["rr_min_ms"] == 800.0
+    assert f["rr_cv"] == pytest.approx(np.std([1000, 1000, 800, 1200]) / 1000)
+    assert f["rr_pnn50"] == pytest.approx(2 / 3) and f["n_beats"] == 5
+
+
+def test_template_quality_agrees_with_neurokit(shared_data: Path) -> None:
+    import neurokit2 as nk
+
+    for name in ("E07500", "HR06000", "JS20004"):
+        rec = read_record(shared_data / "cinc2021" / f"{name}.hea")
+        clean = ms.clean_lead(rec.signal[1], rec.fs)
+        peaks = ms.detect_neurokit(clean, rec.fs)
+        ref = nk.ecg_quality(clean, rpeaks=peaks, sampling_rate=500, method="templatematch")
+        # neurokit's per-sample series holds each beat's correlation until the next beat
+        ref_beats = ref[peaks[1:-1]]
+        assert ms.template_quality(clean, peaks, rec.fs) == pytest.approx(float(np.mean(ref_beats)), abs=0.05)
+
+
+def test_unusable_signals_get_nan_and_a_reason() -> None:
+    flat = np.zeros((12, 5000), dtype=np.float32)
+    row = measure_signal(flat, 500.0, MeasureConfig(delineate=True))
+    assert row["flat_share"] == 1.0 and row["flat_leads"] == list(LEADS)
+    assert math.isnan(row["hr_bpm"]) and math.isnan(row["pr_ms"]) and "R peaks" in row["measure_reason"]
+    noisy = np.random.default_rng(0).normal(0, 1.0, (12, 5000)).astype(np.float32)
+    row = measure_signal(noisy, 500.0)
+    assert row["noise_share"] == 1.0 and row["noisy_leads"] == list(LEADS)
+    nan_sig = np.full((12, 5000), np.nan, dtype=np.float32)
+    assert "non-finite" in measure_signal(nan_sig, 500.0)["measure_reason"]
+
+
+def test_lead_ii_flat_falls_back_to_best_lead(shared_data: Path) -> None:
+    rec = read_record(shared_data / "cinc2021" / "HR06000.hea")
+    sig = rec.signal.copy()
+    sig[1] = 0.0  # lead II off
+    row = measure_signal(sig, rec.fs)
+    ref = measure_signal(rec.signal, rec.fs)
+    assert row["measure_lead"] != "II" and row["flat_leads"] == ["II"]
+    assert row["hr_bpm"] == pytest.approx(ref["hr_bpm"], abs=3.0)
+
+
+def test_every_real_fixture_is_measured_or_has_a_reason(shared_data: Path) -> None:
+    import ecgkit
+
+    manifest = scan([shared_data], ScanConfig(workers=1, max_quarantine_rate=1.0))
+    # the stage as ``ecgkit.measure(...)``, after ``ecgkit.measure`` the module was imported
+    out = ecgkit.measure(manifest, MeasureConfig(workers=1))
+    assert len(out) == len(manifest) and (out["record_id"] == manifest["record_id"]).all()
+    ok = out["status"] == "ok"
+    assert ok.sum() >= 55
+    measured = out["hr_bpm"].notna() & out["bsqi"].notna() & out["quality"].notna()
+    assert (measured | out["measure_reason"].notna()).all()
+    assert out.loc[~ok, "measure_reason"].str.startswith("not measured").all()
+    assert measured[ok].mean() >= 0.95
+    assert out.loc[ok & measured, "hr_bpm"].between(30, 200).all()
+
+
+def test_muse_example_against_values_read_off_its_plot(shared_data: Path) -> None:
+    """Read off the ECG-paper plot (``plot_ecg``, rhythm strip II, 25 mm/s, zoomed to the first 2 s):
+    first R peak at 3.85 large squares = 0.77 s, second at 8.5 = 1.70 s (RR 0.93 s); P onset 0.35 s
+    (1.75 large squares) before the QRS onset, so PR about 340 ms (GE's own 12SL measurement in the
+    file says PR 330 ms: first-degree AV block). Reading precision on paper is about one small square
+    (40 ms)."""
+    rec = read_record(shared_data / "muse" / "MUSE_20200923_093504_79000_example.xml")
+    row = measure_signal(rec.signal, rec.fs, MeasureConfig(delineate=True))
+    assert row["pr_ms"] == pytest.approx(340, abs=40)
+    peaks = ms.detect_neurokit(ms.clean_lead(rec.signal[1], rec.fs), rec.fs)
+    assert peaks[0] / rec.fs == pytest.approx(0.77, abs=0.04)
+    assert (peaks[1] - peaks[0]) / rec.fs == pytest.approx(0.93, abs=0.04)
+
+
+def test_bsqi_by_lead(shared_data: Path) -> None:
+    rec = read_record(shared_data / "cinc2021" / "HR06001.hea")
+    sig = rec.signal.copy()
+    sig[7] = np.random.default_rng(1).normal(0, 0.5, sig.shape[1])  # V2 replaced by noise
+    row = measure_signal(sig, rec.fs, MeasureConfig(bsqi_by_lead=True))
+    by_lead = row["bsqi_by_lead"]
+    assert len(by_lead) == 12 and by_lead[LEADS.index("II")] == row["bsqi"]
+    assert by_lead[LEADS.index("V2")] < 0.8 < min(v for i, v in enumerate(by_lead) if LEADS[i] != "V2")
+    assert row["noisy_leads"] == ["V2"]
+
+
+@pytest.mark.parametrize("path, device_qrs_ms, device", [
+    ("muse/MUSE_20200923_093504_79000_example.xml", 94, "GE MUSE QRSDuration"),
+    ("ge-cardiosoft/example-XML1.xml", 92, "GE CardioSoft QRSDuration"),
+])
+def test_global_qrs_against_the_devices_own_measurement(shared_data: Path, path: str, device_qrs_ms: int,
+                                                        device: str) -> None:
+    """The files carry their electrocardiograph's global QRS duration (read with grep from the XML);
+    ecgkit's spatial-velocity QRS is within 15 ms of it (measured: 86 ms for both, 6-8 ms shorter)."""
+    rec = read_record(shared_data / path)
+    row = measure_signal(rec.signal, rec.fs, MeasureConfig(delineate=True))
+    assert row["qrs_global_ms"] == pytest.approx(device_qrs_ms, abs=15), device
+
+
+def test_unreadable_record_gets_a_read_reason_and_the_stage_goes_on(shared_data: Path,
+                                                                    tmp_path: Path) -> None:
+    for name in ("E07500", "E07501"):
+        for ext in (".hea", ".mat"):
+            (tmp_path / f"{name}{ext}").write_bytes((shared_data / "cinc2021" / f"{name}{ext}").read_bytes())
+    manifest = scan([tmp_path], ScanConfig(workers=1))
+    assert (manifest["status"] == "ok").all()
+    mat = tmp_path / "E07501.mat"
+    mat.write_bytes(mat.read_bytes()[:5000])  # truncated after the scan
+    out = measure(manifest, MeasureConfig(workers=1)).set_index("record_id")
+    assert out.loc["E07500", "measure_reason"] is pd.NA or pd.isna(out.loc["E07500", "measure_reason"])
+    assert out.loc["E07500", "hr_bpm"] > 0
+    reason = out.loc["E07501", "measure_reason"]
+    assert reason.startswith("read:") and "E07501" in reason and math.isnan(out.loc["E07501", "hr_bpm"])
+    assert (out["status"] == "ok").all()  # measuring changes no status: the shard stage quarantines
+
+
+def test_a_library_failure_is_recorded_not_raised(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(**_: object) -> None:
+        raise RuntimeError("segmenter exploded")
+
+    monkeypatch.setattr(ms, "_biosppy_detector", lambda name: broken)
+    rec = read_record(shared_data / "cinc2021" / "E07500.hea")
+    row = measure_signal(rec.signal, rec.fs)
+    assert math.isnan(row["bsqi"]) and row["hr_bpm"] > 0
+    assert row["measure_reason"] == "biosppy.hamilton_segmenter: RuntimeError: segmenter exploded"
