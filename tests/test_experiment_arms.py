@@ -42,6 +42,8 @@ def _plan(name: str, trainable: list[str]) -> dict[str, list[TrainConfig]]:
         runs = [values] if groups is None else [pipe._group_values(values, g) for g in groups]
         out[arm] = [make_config(TrainConfig, r) for r in runs]
     assert spec["evaluate"]["headline_metric"] in ("macro_auroc", "macro_f1")
+    assert spec["evaluate"]["reference"] in spec["arms"]
+    assert set(spec["evaluate"]) <= pipe._EVAL_KEYS
     return out
 
 
