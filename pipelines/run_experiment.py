@@ -331,10 +331,10 @@ def run_experiment(spec: dict[str, Any], shards_dir: str | Path, out: Path, *, d
     reports: dict[str, list[dict[str, Any]]] = {}
     for arm, overrides in arms_spec.items():
         overrides = dict(overrides or {})
-        groups = _arm_groups(arm, overrides, {**common, **overrides}, trainable)  # pops per_task / groups
+        task_groups = _arm_groups(arm, overrides, {**common, **overrides}, trainable)  # pops per_task, groups
         values = {**common, **overrides}
-        major = [t for t in (values.get("major_tasks") or [])]
-        r = _arm_runs(arm, values, groups, seed_list, out, trainable, budget, n_train, n_tasks, device, split)
+        major = list(values.get("major_tasks") or [])
+        r = _arm_runs(arm, values, task_groups, seed_list, out, trainable, budget, n_train, n_tasks, device, split)
         r["rule"] = rule
         runs[arm] = r
         head_major = [t for t in major if t in r["names"]] or None
@@ -343,7 +343,7 @@ def run_experiment(spec: dict[str, Any], shards_dir: str | Path, out: Path, *, d
                 for yv, sv, s in zip(r["val_y"], r["val_s"], r["s"])]
         reports[arm] = reps
         pooled = build_report(r["val_y"][0], r["val_s"][0], r["y"], r["s"][0], r["names"], split=split,
-                              threshold_rule=rule, n_bootstrap=0)
+                              threshold_rule=rule, n_bootstrap=0, major_tasks=head_major, headline_metric=headline)
         thr = np.stack([M.choose_thresholds(yv, sv, rule) for yv, sv in zip(r["val_y"], r["val_s"])])
         ci = bootstrap_ci(r["y"], r["s"], thr, groups=groups, n_resamples=max(n_boot, 1), min_positives=min_pos)
         pooled["seed_mean"] = {"per_task": {n: {k: float(np.asarray(ci.estimate[k])[i]) for k in M_PER_TASK}
