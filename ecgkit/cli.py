@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -203,6 +203,35 @@ def label_cmd(cohort_dir: str, vocabulary: str, uncertain: str, source: str, unc
         click.echo(f"label: {dropped} unconfirmed records quarantined; see {Path(cohort_dir) / 'quarantine.parquet'}")
 
 
+_PAPER_OPTIONS = (  # TrainConfig keys of the papers' settings (issue 20), as `ecgkit train` options
+    click.option("--base-filters", type=int, help="Filters of the first block (Hannun 32, Hughes 64)."),
+    click.option("--filter-growth", type=click.Choice(["double", "linear"]),
+                 help="Width every 4 blocks: double (Hannun) or linear (Hughes' 64k reading)."),
+    click.option("--head", type=click.Choice(["mean", "flatten"]),
+                 help="mean: pool the final map over time; flatten: Hughes' flattened map."),
+    click.option("--major-tasks", help="Comma-separated major tasks (sampler weights, aux pairs, early stopping)."),
+    click.option("--oversample", type=click.Choice(["none", "ucsf", "duplicate"]),
+                 help="Joint sampler's training set: Hughes' UCSF subset or duplicated positives."),
+    click.option("--oversample-k", type=int, help="Positives per class for --oversample (default 4000)."),
+    click.option("--early-stopping", type=click.Choice(["macro_auroc", "val_loss"]), help="Validation score."),
+    click.option("--early-stopping-min-positives", type=int,
+                 help="Score only tasks with at least this many validation positives."),
+    click.option("--method", type=click.Choice(["standard", "damtl"]), help="damtl: DAMTL's Algorithm 1."),
+    click.option("--damtl-tasks", help="DAMTL tasks: label sets joined by '+', comma-separated (LVH+AFIB,LVH+VT)."),
+    click.option("--lambda-l1", type=float, help="DAMTL: weight of the masks' L1 norm."),
+    click.option("--lambda-cmmd", type=float, help="DAMTL: weight of the conditional MMD."),
+    click.option("--sharing", type=click.Choice(["hard", "cross-stitch", "cross_stitch"]),
+                 callback=lambda ctx, param, v: v.replace("-", "_") if v else v,
+                 help="hard: one shared trunk; cross_stitch: one column per task mixed by cross-stitch units."),
+)
+
+
+def _paper_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_PAPER_OPTIONS):
+        f = option(f)
+    return f
+
+
 @main.command("train")
 @click.argument("shards_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Run directory.")
@@ -212,19 +241,20 @@ def label_cmd(cohort_dir: str, vocabulary: str, uncertain: str, source: str, unc
 @click.option("--blocks", type=click.Choice(["8", "16"]), help="Residual blocks (8: CO-TASK, 16: Hannun 34-layer).")
 @click.option("--aux-tasks", type=int, help="Number of CO-TASK auxiliary tasks.")
 @click.option("--weighting", type=click.Choice(["equal", "dwa", "uncertainty"]), help="Task-loss weighting.")
-@click.option("--sampler", type=click.Choice(["task_aware", "joint"]), help="Batch construction.")
+@click.option("--sampler", type=click.Choice(["task_aware", "joint", "major_task"]), help="Batch construction.")
+@_paper_options
 @click.option("--resume", is_flag=True, help="Continue from RUN_DIR/last.pt.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def train_command(shards_dir: str, out_dir: str, config_file: str | None, epochs: int | None, device: str | None,
                   blocks: str | None, aux_tasks: int | None, weighting: str | None, sampler: str | None,
-                  resume: bool, no_progress: bool) -> None:
+                  resume: bool, no_progress: bool, **paper: object) -> None:
     """Train a multi-head 1D ResNet on SHARDS_DIR (multi-GPU: torchrun --nproc_per_node G -m ecgkit train)."""
     from ecgkit.config import load_config
     from ecgkit.trainer import TrainConfig, train
 
     overrides = {"shards_dir": shards_dir, "epochs": epochs, "device": device, "aux_tasks": aux_tasks,
                  "weighting": weighting, "sampler": sampler, "blocks": None if blocks is None else int(blocks),
-                 "progress": not no_progress}
+                 "progress": not no_progress, **paper}
     cfg = load_config(TrainConfig, config_file, overrides)
     res = train(cfg, out_dir, resume=resume)
     if int(os.environ.get("RANK", "0")) == 0:  # one summary line, not one per torchrun process
@@ -241,18 +271,24 @@ def train_command(shards_dir: str, out_dir: str, config_file: str | None, epochs
 @click.option("--bootstrap", "n_bootstrap", default=1000, show_default=True, help="Bootstrap resamples for CIs.")
 @click.option("--reference-specificity", type=float, help="Report sensitivity at this specificity.")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--headline", "headline_metric", default="macro_auroc", show_default=True,
+              help="Headline over the run's major tasks: macro_auroc, or macro_f1 (Hughes), macro_ap, ...")
 @click.option("--saliency", "n_saliency", type=int, default=0, show_default=True,
               help="Integrated-gradients ECG plots for the N top-scored positives of each label.")
 def evaluate_command(run_dir: str, split: str, baseline: str | None, threshold_rule: str, n_bootstrap: int,
-                     reference_specificity: float | None, device: str, n_saliency: int) -> None:
+                     reference_specificity: float | None, device: str, headline_metric: str,
+                     n_saliency: int) -> None:
     """Evaluate RUN_DIR on a split: report.json, report.md and plots in RUN_DIR/eval-SPLIT."""
     from ecgkit.report import evaluate
 
     rep = evaluate(run_dir, split, baseline=baseline, threshold_rule=threshold_rule, n_bootstrap=n_bootstrap,
-                   reference_specificity=reference_specificity, device=device, saliency=n_saliency)
+                   reference_specificity=reference_specificity, device=device, headline_metric=headline_metric,
+                   saliency=n_saliency)
     s = rep["summary"]
     extra = f", delta-m {rep['delta_m']['all']:+.2f}%" if "delta_m" in rep else ""
-    click.echo(f"{split}: macro AUROC {s['macro_auroc']:.4f}, recall {s['recall_multi']:.4f}, jaccard "
+    h = rep["headline"]
+    click.echo(f"{split}: {h['metric']} over {', '.join(h['tasks'])}: {h['value']:.4f}; "
+               f"macro AUROC {s['macro_auroc']:.4f}, recall {s['recall_multi']:.4f}, jaccard "
                f"{s['jaccard']:.4f}, exact {s['exact_match']:.4f}{extra} -> {rep['files']['md']}")
 
 
@@ -333,14 +369,31 @@ def _parse_ratios(value: str) -> tuple[float, float, float]:
 @click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--ratios", default="7:1:2", show_default=True, help="train:val:test record ratios.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the stratified split.")
-@click.option("--method", type=click.Choice(["stratified", "hash"]), default="stratified", show_default=True,
-              help="stratified: iterative stratification over label columns; hash: keyed hash of patient id.")
+@click.option("--method", type=click.Choice(["stratified", "hash", "kfold"]), default="stratified", show_default=True,
+              help="stratified: iterative stratification over label columns; hash: keyed hash of patient id; "
+                   "kfold: patients in --folds stratified folds.")
 @click.option("--key", default=None, help="HMAC key of --method hash (default: ecgkit's public key).")
-def split_command(cohort_dir: str, ratios: str, seed: int, method: str, key: str | None) -> None:
-    """Add a patient-level train/val/test split to COHORT_DIR/manifest.parquet."""
+@click.option("--folds", type=int, default=5, show_default=True, help="Folds of --method kfold.")
+@click.option("--fold", "test_fold", type=int, default=0, show_default=True,
+              help="--method kfold: the fold written as test (the next one is val).")
+def split_command(cohort_dir: str, ratios: str, seed: int, method: str, key: str | None, folds: int,
+                  test_fold: int) -> None:
+    """Add a patient-level train/val/test split (or k folds) to COHORT_DIR/manifest.parquet."""
     from ecgkit._lock import output_lock
     from ecgkit.manifest import read_manifest, write_manifest
-    from ecgkit.split import audit, split_by_patient
+    from ecgkit.split import audit, audit_folds, split_by_patient, split_kfold
+
+    if method == "kfold":
+        # deterministic for the seed: rerunning with another --fold moves only the test/val folds
+        with _stage_errors("split"), output_lock(cohort_dir, "split"):
+            out = split_kfold(read_manifest(cohort_dir), folds=folds, seed=seed, test_fold=test_fold)
+            fold_report = audit_folds(out)
+            audit(out, ratios=None)
+            write_manifest(out, cohort_dir)
+        click.echo(fold_report.summary())
+        click.echo(f"kfold: {sum(fold_report.counts.values())} records in {folds} folds (seed {seed}), no patient "
+                   f"in two folds; fold {test_fold} = test, fold {(test_fold + 1) % folds} = val")
+        return
 
     r = _parse_ratios(ratios)
     with _stage_errors("split"), output_lock(cohort_dir, "split"):
