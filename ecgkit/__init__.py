@@ -12,9 +12,11 @@ scan                   ``ecgkit.ingest``: sources -> manifest (the module is not
 label_texts            ``ecgkit.labels``: statements -> ECG-P18 label table
 label_manifest         ``ecgkit.labels``: manifest -> manifest + label columns
 split_by_patient       ``ecgkit.split``: manifest -> manifest + split column
+split_kfold            ``ecgkit.split``: manifest -> manifest + patient-level fold column
 write_shards           ``ecgkit.shards``: manifest -> HDF5 shards + index
 ShardDataset           ``ecgkit.data``: shards -> torch dataset
 TaskAwareSampler       ``ecgkit.sampler``: labels -> (task, indices) batches
+ucsf_subset            ``ecgkit.oversample``: labels -> Hughes et al.'s rebalanced training subset
 make_aux_tasks         ``ecgkit.cotask``: labels -> CO-TASK auxiliary task definitions
 measure                ``ecgkit.measure``: manifest -> manifest + beats, intervals, quality
                        (``measure_signal``: one (12, n) array -> one row)
@@ -68,6 +70,8 @@ _EXPORTS = {
     "EcgModel": "ecgkit.model_file",
     "InputContract": "ecgkit.contract",
     "predict_sources": "ecgkit.predict",
+    "split_kfold": "ecgkit.split",
+    "ucsf_subset": "ecgkit.oversample",
 }
 
 __all__ = ["__version__", *_EXPORTS]

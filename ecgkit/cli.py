@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 import click
 
@@ -184,6 +184,35 @@ def label_cmd(cohort_dir: str, vocabulary: str, uncertain: str, source: str, unc
                    f"{Path(cohort_dir).resolve() / 'quarantine.parquet'}")
 
 
+_PAPER_OPTIONS = (  # TrainConfig keys of the papers' settings (issue 20), as `ecgkit train` options
+    click.option("--base-filters", type=int, help="Filters of the first block (Hannun 32, Hughes 64)."),
+    click.option("--filter-growth", type=click.Choice(["double", "linear"]),
+                 help="Width every 4 blocks: double (Hannun) or linear (Hughes' 64k reading)."),
+    click.option("--head", type=click.Choice(["mean", "flatten"]),
+                 help="mean: pool the final map over time; flatten: Hughes' flattened map."),
+    click.option("--major-tasks", help="Comma-separated major tasks (sampler weights, aux pairs, early stopping)."),
+    click.option("--oversample", type=click.Choice(["none", "ucsf", "duplicate"]),
+                 help="Joint sampler's training set: Hughes' UCSF subset or duplicated positives."),
+    click.option("--oversample-k", type=int, help="Positives per class for --oversample (default 4000)."),
+    click.option("--early-stopping", type=click.Choice(["macro_auroc", "val_loss"]), help="Validation score."),
+    click.option("--early-stopping-min-positives", type=int,
+                 help="Score only tasks with at least this many validation positives."),
+    click.option("--method", type=click.Choice(["standard", "damtl"]), help="damtl: DAMTL's Algorithm 1."),
+    click.option("--damtl-tasks", help="DAMTL tasks: label sets joined by '+', comma-separated (LVH+AFIB,LVH+VT)."),
+    click.option("--lambda-l1", type=float, help="DAMTL: weight of the masks' L1 norm."),
+    click.option("--lambda-cmmd", type=float, help="DAMTL: weight of the conditional MMD."),
+    click.option("--sharing", type=click.Choice(["hard", "cross-stitch", "cross_stitch"]),
+                 callback=lambda ctx, param, v: v.replace("-", "_") if v else v,
+                 help="hard: one shared trunk; cross_stitch: one column per task mixed by cross-stitch units."),
+)
+
+
+def _paper_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(_PAPER_OPTIONS):
+        f = option(f)
+    return f
+
+
 def _parse_ratios(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float, float]:
     try:
         parts = tuple(float(p) for p in value.replace(",", ":").split(":"))
@@ -199,14 +228,35 @@ def _parse_ratios(ctx: click.Context, param: click.Parameter, value: str) -> tup
 @click.option("--ratios", default="7:1:2", show_default=True, callback=_parse_ratios,
               help="train:val:test record ratios.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Seed of the stratified split.")
-@click.option("--method", type=click.Choice(["stratified", "hash"]), default="stratified", show_default=True,
-              help="stratified: iterative stratification over label columns; hash: keyed hash of patient id.")
+@click.option("--method", type=click.Choice(["stratified", "hash", "kfold"]), default="stratified", show_default=True,
+              help="stratified: iterative stratification over label columns; hash: keyed hash of patient id; "
+                   "kfold: patients in --folds stratified folds.")
 @click.option("--key", default=None, help="HMAC key of --method hash (default: ecgkit's public key).")
+@click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True, help="Folds of --method kfold.")
+@click.option("--fold", "test_fold", type=click.IntRange(min=0), default=0, show_default=True,
+              help="--method kfold: the fold written as test (the next one is val).")
 def split_command(cohort_dir: str, ratios: tuple[float, float, float], seed: int, method: str,
-                  key: str | None) -> None:
-    """Add a patient-level train/val/test split to COHORT_DIR/manifest.parquet."""
+                  key: str | None, folds: int, test_fold: int) -> None:
+    """Add a patient-level train/val/test split (or k folds) to COHORT_DIR/manifest.parquet."""
     from ecgkit._lock import output_lock
     from ecgkit.cohort import split_cohort
+
+    if method == "kfold":
+        from ecgkit.manifest import read_manifest, write_manifest
+        from ecgkit.split import audit, audit_folds, split_kfold
+
+        if test_fold >= folds:
+            raise click.BadParameter(f"must be below --folds {folds}, got {test_fold}", param_hint="'--fold'")
+        # deterministic for the seed: rerunning with another --fold moves only the test/val folds
+        with about(cohort_dir), output_lock(cohort_dir, "split"):
+            out = split_kfold(read_manifest(cohort_dir), folds=folds, seed=seed, test_fold=test_fold)
+            fold_report = audit_folds(out)
+            audit(out, ratios=None)
+            write_manifest(out, cohort_dir)
+        click.echo(fold_report.summary())
+        click.echo(f"kfold: {sum(fold_report.counts.values())} records in {folds} folds (seed {seed}), no patient "
+                   f"in two folds; fold {test_fold} = test, fold {(test_fold + 1) % folds} = val")
+        return
 
     with about(cohort_dir), output_lock(cohort_dir, "split"):
         report = split_cohort(cohort_dir, ratios=ratios, seed=seed, method=method, key=key)  # type: ignore[arg-type]
@@ -302,7 +352,8 @@ def _epoch_line(row: Any) -> str:
               help="Residual blocks, any N >= 1 (8: CO-TASK backbone, 16: Hannun's 34-layer network) [8].")
 @click.option("--aux-tasks", type=click.IntRange(min=0), help="Number of CO-TASK auxiliary tasks [0].")
 @click.option("--weighting", type=click.Choice(["equal", "dwa", "uncertainty"]), help="Task-loss weighting.")
-@click.option("--sampler", type=click.Choice(["task_aware", "joint"]), help="Batch construction.")
+@click.option("--sampler", type=click.Choice(["task_aware", "joint", "major_task"]), help="Batch construction.")
+@_paper_options
 @click.option("--tensorboard/--no-tensorboard", default=None,
               help="TensorBoard event files under RUN/tb (needs the tensorboard package) [on when installed].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
@@ -342,19 +393,25 @@ def train_command(shards_dir: str, out_dir: str, config_file: Path | None, resum
 @click.option("--reference-specificity", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Report sensitivity at this specificity.")
 @click.option("--device", type=DeviceType(), default="auto", show_default=True)
+@click.option("--headline", "headline_metric", default="macro_auroc", show_default=True,
+              help="Headline over the run's major tasks: macro_auroc, or macro_f1 (Hughes), macro_ap, ...")
 @click.option("--saliency", "n_saliency", type=click.IntRange(min=0), default=0, show_default=True,
               help="Integrated-gradients ECG plots for the N top-scored positives of each label.")
 def evaluate_command(run_dir: str, split: str, baseline: str | None, threshold_rule: str | float, n_bootstrap: int,
-                     reference_specificity: float | None, device: str, n_saliency: int) -> None:
+                     reference_specificity: float | None, device: str, headline_metric: str,
+                     n_saliency: int) -> None:
     """Evaluate RUN_DIR on a split: report.json, report.md and plots in RUN_DIR/eval-SPLIT."""
     from ecgkit.report import evaluate
 
     check_device(device)
     rep = evaluate(run_dir, split, baseline=baseline, threshold_rule=threshold_rule, n_bootstrap=n_bootstrap,
-                   reference_specificity=reference_specificity, device=device, saliency=n_saliency)
+                   reference_specificity=reference_specificity, device=device, headline_metric=headline_metric,
+                   saliency=n_saliency)
     s = rep["summary"]
     extra = f", delta-m {rep['delta_m']['all']:+.2f}%" if "delta_m" in rep else ""
-    click.echo(f"{split}: macro AUROC {s['macro_auroc']:.4f}, recall {s['recall_multi']:.4f}, jaccard "
+    h = rep["headline"]
+    click.echo(f"{split}: {h['metric']} over {', '.join(h['tasks'])}: {h['value']:.4f}; "
+               f"macro AUROC {s['macro_auroc']:.4f}, recall {s['recall_multi']:.4f}, jaccard "
                f"{s['jaccard']:.4f}, exact {s['exact_match']:.4f}{extra} -> {rep['files']['md']}")
 
 

@@ -132,7 +132,7 @@ MEASURE_COLUMNS: tuple[StageColumn, ...] = tuple(StageColumn(n, k, d) for n, k, 
 #: Columns each stage adds beyond :data:`COLUMNS` (label columns are named after the vocabulary).
 STAGE_COLUMNS: dict[str, tuple[str, ...]] = {
     "label": ("label_provenance", "report_status"),
-    "split": ("split",),
+    "split": ("split", "fold"),  # fold: patient-level k-fold (``ecgkit split --method kfold``) only
     "shard": ("shard", "row"),
     "measure": tuple(c.name for c in MEASURE_COLUMNS if c.name != "bsqi_by_lead"),
     "audit": ("audit_flags",),

@@ -50,7 +50,8 @@ def build_report(y_val: NDArray, s_val: NDArray, y_eval: NDArray, s_eval: NDArra
                  split: str = "test", threshold_rule: str | float = "max_f1", n_bootstrap: int = 1000,
                  seed: int = 0, baseline: dict[str, Any] | None = None,
                  reference_specificity: float | None = None, groups: NDArray | None = None,
-                 min_positives: int = 10) -> dict[str, Any]:
+                 min_positives: int = 10, major_tasks: Sequence[str] | None = None,
+                 headline_metric: str = "macro_auroc") -> dict[str, Any]:
     """All evaluation numbers of one model on one split, thresholds chosen on validation only.
 
     Parameters
@@ -72,6 +73,11 @@ def build_report(y_val: NDArray, s_val: NDArray, y_eval: NDArray, s_eval: NDArra
         :mod:`ecgkit.bootstrap`); None resamples records.
     min_positives : int
         Tasks with fewer evaluated positives are flagged (``ci_flagged``) and get no interval.
+    major_tasks : names, optional
+        The run's major tasks (CO-TASK Table 8): the headline is computed over them only.
+    headline_metric : str
+        ``macro_auroc`` (CO-TASK) or the mean of a per-task metric over the major tasks:
+        ``macro_f1`` (Hughes et al.'s headline), ``macro_ap``, ``macro_sensitivity``, ...
 
     Returns
     -------
@@ -81,8 +87,9 @@ def build_report(y_val: NDArray, s_val: NDArray, y_eval: NDArray, s_eval: NDArra
         (macro AUROC and the multi-label metrics), ``summary_ci``, ``prevalence``, ``ci_unit``
         (patient or record), ``ci_n_usable`` (usable resamples per task for AUROC), ``ci_flagged``
         (tasks without an interval), ``ci_macro_tasks`` and ``macro_auroc_common`` (the macro
-        interval's tasks and its point estimate), ``n_positives``, optional
-        ``delta_m``; and ``_curves`` (ROC points for plotting, not written to JSON).
+        interval's tasks and its point estimate), ``n_positives``, ``headline`` (``metric``,
+        ``tasks``, ``value``), optional ``delta_m``; and ``_curves`` (ROC points for plotting, not
+        written to JSON).
     """
     names = list(label_names)
     y_eval = np.asarray(y_eval)
@@ -101,6 +108,7 @@ def build_report(y_val: NDArray, s_val: NDArray, y_eval: NDArray, s_eval: NDArra
         "prevalence": {n: float((y_eval[:, i] == 1).sum() / max((y_eval[:, i] >= 0).sum(), 1))
                        for i, n in enumerate(names)},
     }
+    report["headline"] = _headline(report, major_tasks, headline_metric)
     if reference_specificity is not None:
         sens = M.sensitivity_at_specificity(y_eval, s_eval, reference_specificity)
         for i, n in enumerate(names):
@@ -138,6 +146,22 @@ def build_report(y_val: NDArray, s_val: NDArray, y_eval: NDArray, s_eval: NDArra
     return report
 
 
+def _headline(report: dict[str, Any], major_tasks: Sequence[str] | None, metric: str) -> dict[str, Any]:
+    """The one number a table leads with: ``metric`` over the major tasks (all tasks when unset)."""
+    names = list(report["label_names"])
+    tasks = list(major_tasks) if major_tasks else names
+    missing = [t for t in tasks if t not in names]
+    if missing:
+        raise ValueError(f"major_tasks {missing} are not among the report's tasks {names}")
+    key = metric[len("macro_"):] if metric.startswith("macro_") else metric
+    if key not in PER_TASK_KEYS:
+        raise ValueError(f"headline_metric must be macro_<one of {list(PER_TASK_KEYS)}>, got {metric!r}")
+    vals = np.array([report["per_task"][t][key] for t in tasks], dtype=float)
+    ok = np.isfinite(vals)
+    return {"metric": metric, "tasks": tasks, "value": float(vals[ok].mean()) if ok.any() else float("nan"),
+            "n_tasks_with_value": int(ok.sum())}
+
+
 def delta_m_vs(report: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
     """Δm (percent) of ``report`` over ``baseline`` on the tasks both have, per metric and overall."""
     tasks = [n for n in report["label_names"] if n in baseline.get("per_task", {})]
@@ -172,6 +196,10 @@ def _markdown(report: dict[str, Any], title: str) -> str:
                 f"of {report.get('ci_n_units', '?')} {report.get('ci_unit', 'record')}s)."
                 if "ci_level" in report else ""), "",
              "| metric | value |", "|---|---|"]
+    if "headline" in report:
+        h = report["headline"]
+        scope = "all tasks" if h["tasks"] == report["label_names"] else "major tasks " + ", ".join(h["tasks"])
+        lines.append(f"| **{h['metric']} ({scope})** | **{_fmt(h['value'])}** |")
     for k in MULTI_KEYS:
         lines.append(f"| {k} | {_fmt(report['summary'][k], report.get('summary_ci', {}).get(k))} |")
     if "ci_macro_tasks" in report:
@@ -315,7 +343,8 @@ def write_report(report: dict[str, Any], out_dir: str | Path, *, history_csv: st
 def evaluate(run_dir: str | Path, split: str = "test", *, baseline: str | Path | None = None,
              threshold_rule: str | float = "max_f1", n_bootstrap: int = 1000, seed: int = 0,
              reference_specificity: float | None = None, device: str = "auto", datasets: dict[str, Any] | None = None,
-             out_dir: str | Path | None = None, saliency: int = 0) -> dict[str, Any]:
+             out_dir: str | Path | None = None, headline_metric: str = "macro_auroc", saliency: int = 0
+             ) -> dict[str, Any]:
     """Evaluate a trained run on a split and write its report (default into ``RUN_DIR/eval-<split>``).
 
     Thresholds are chosen on the run's validation split, then applied to ``split``.
@@ -328,6 +357,8 @@ def evaluate(run_dir: str | Path, split: str = "test", *, baseline: str | Path |
         Another run directory evaluated the same way (e.g. single-task); adds Δm.
     datasets : dict, optional
         ``{"val": ..., split: ...}`` ShardDataset-like objects instead of the run's shards.
+    headline_metric : str
+        See :func:`build_report`; computed over the run's ``major_tasks`` (its ``config.yaml``).
     saliency : int
         For the N highest-scored positives of each label, a 12-lead plot with the per-lead,
         per-time integrated-gradients attribution (:func:`ecgkit.saliency.write_saliency`) in
@@ -360,7 +391,8 @@ def evaluate(run_dir: str | Path, split: str = "test", *, baseline: str | Path |
         groups = patient_groups(shards_dir, split, None if ds is None else ds.record_ids)
     report = build_report(y_val, s_val, y, s, names, split=split, threshold_rule=threshold_rule,
                           n_bootstrap=n_bootstrap, seed=seed, baseline=base_report,
-                          reference_specificity=reference_specificity, groups=groups)
+                          reference_specificity=reference_specificity, groups=groups,
+                          major_tasks=run_major_tasks(run), headline_metric=headline_metric)
     out = Path(out_dir) if out_dir is not None else run / f"eval-{split}"
     if saliency > 0:
         from ecgkit.saliency import write_saliency
@@ -421,3 +453,14 @@ def patient_groups(shards_dir: str | Path, split: str, record_ids: Sequence[str]
                        int(got.isna().sum()), split)
         return None
     return got.to_numpy(dtype=object)
+
+
+def run_major_tasks(run_dir: str | Path) -> list[str] | None:
+    """The ``major_tasks`` a run was trained with (its ``config.yaml``), or None (every task is major)."""
+    import yaml
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        return None
+    major = (yaml.safe_load(path.read_text()) or {}).get("major_tasks")
+    return list(major) if major else None

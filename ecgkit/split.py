@@ -11,6 +11,10 @@ without a ``patient_id`` counts as its own patient):
   ratios. A patient's split depends only on its id and the key, so growing a cohort (monthly
   re-exports) never moves an existing patient to another split.
 
+Patient-level k-fold cross-validation (:func:`split_kfold`) stratifies patients into K folds the
+same way; :func:`select_fold` turns fold k into a train/val/test split and :func:`audit_folds`
+checks that no patient is in two folds.
+
 This module works on tables only: it imports neither torch nor h5py.
 """
 from __future__ import annotations
@@ -445,3 +449,141 @@ def audit(
         log.warning("split ratios %s drift %.3f from target %s (tolerance %.3f) over %d records",
                     {s: round(v, 3) for s, v in got.items()}, drift, target, tolerance, len(frame))
     return result
+
+
+# --------------------------------------------------------------------------- patient-level k-fold
+
+def split_kfold(
+    manifest: pd.DataFrame,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    labels: Sequence[str] | None = None,
+    test_fold: int = 0,
+) -> pd.DataFrame:
+    """Assign every usable record's patient to one of ``folds`` folds, stratified by labels.
+
+    The same iterative stratification over patients as :func:`split_by_patient` (K equal shares
+    instead of train/val/test), so each fold's prevalence of each label is close to the cohort's and
+    no patient is in two folds. The ``split`` column is then set for ``test_fold`` by
+    :func:`select_fold`: that fold is ``test``, the next one (cyclically) ``val``, the rest ``train``.
+
+    Parameters
+    ----------
+    manifest : DataFrame
+        A manifest, optionally with int8 label columns (1, 0, -1).
+    folds : int
+        K >= 3 (a train, a val and a test fold).
+    seed : int
+        Seed of the stratification.
+    labels : sequence of str or None
+        Label columns to stratify on (default: the ECG-P18 names present).
+    test_fold : int
+        Fold whose split columns are written (train every fold with :func:`select_fold`).
+
+    Returns
+    -------
+    DataFrame
+        A copy with ``fold`` (Int8, 0..K-1; null for quarantined rows) and ``split``.
+
+    Raises
+    ------
+    ConfigError
+        ``folds`` < 3 or ``test_fold`` out of range.
+    """
+    if int(folds) != folds or folds < 3:
+        raise ConfigError(f"folds must be an integer >= 3 (train, val and test folds), got {folds!r}")
+    out = manifest.copy()
+    ok = (out["status"] == STATUS_OK).to_numpy()
+    frame = out.loc[ok]
+    codes, uniques = pd.factorize(_group_keys(frame), sort=True)  # row-order independent
+    cols = label_columns(out, labels)
+    weight = np.bincount(codes, minlength=len(uniques)).astype(np.int64)
+    pos = np.zeros((len(uniques), len(cols)), dtype=np.int64)
+    np.add.at(pos, codes, _positive_matrix(frame, cols))
+    ratios = np.full(int(folds), 1.0 / folds)
+    group_fold = _iterative_stratification(weight, pos, ratios, np.random.default_rng(seed))
+    fold = pd.Series(pd.NA, index=out.index, dtype="Int8")
+    fold.loc[ok] = group_fold[codes]
+    out["fold"] = fold
+    log.info("k-fold: %d records of %d patients in %d folds (seed %d)", len(frame), len(uniques), folds, seed)
+    return select_fold(out, test_fold, folds=int(folds))
+
+
+def select_fold(manifest: pd.DataFrame, test_fold: int, *, folds: int | None = None) -> pd.DataFrame:
+    """Set ``split`` from ``fold``: ``test_fold`` -> test, the next fold -> val, the others -> train.
+
+    Raises
+    ------
+    SchemaError
+        No ``fold`` column (run :func:`split_kfold` first).
+    ConfigError
+        ``test_fold`` outside 0..K-1.
+    """
+    if "fold" not in manifest.columns:
+        raise SchemaError("manifest has no 'fold' column; run `ecgkit split --method kfold` first")
+    k = int(manifest["fold"].max()) + 1 if folds is None else int(folds)
+    if int(test_fold) != test_fold or not 0 <= test_fold < k:
+        raise ConfigError(f"test_fold must be in 0..{k - 1}, got {test_fold!r}")
+    out = manifest.copy()
+    fold = out["fold"].astype("Int8")
+    split = pd.Series("train", index=out.index, dtype="string")
+    split[fold == test_fold] = "test"
+    split[fold == (test_fold + 1) % k] = "val"
+    split[fold.isna()] = pd.NA
+    out["split"] = split
+    return out
+
+
+@dataclass(frozen=True)
+class FoldAudit:
+    """Result of :func:`audit_folds`: records, patients and label prevalence per fold.
+
+    ``leaked_patients`` is empty after a successful audit (a leak raises).
+    """
+
+    counts: Mapping[int, int]
+    patients: Mapping[int, int]
+    prevalence: Mapping[str, Mapping[int, float]]
+    leaked_patients: tuple[str, ...]
+
+    def summary(self) -> str:
+        lines = ["fold  records  patients"]
+        lines += [f"{f:>4} {self.counts[f]:>8} {self.patients[f]:>9}" for f in self.counts]
+        for name, per in self.prevalence.items():
+            lines.append(f"{name:<8} prevalence % " + " ".join(f"{100 * v:6.2f}" for v in per.values()))
+        return "\n".join(lines)
+
+
+def audit_folds(manifest: pd.DataFrame, *, labels: Sequence[str] | None = None) -> FoldAudit:
+    """Check a k-fold assignment: every usable record in a fold, no patient in two folds.
+
+    Raises
+    ------
+    SchemaError
+        No ``fold`` column, a status-ok record without a fold, or patients in several folds (up to 5
+        named).
+    """
+    if "fold" not in manifest.columns:
+        raise SchemaError("manifest has no 'fold' column; run `ecgkit split --method kfold` first")
+    frame = manifest.loc[manifest["status"] == STATUS_OK]
+    fold = frame["fold"].astype("Int8")
+    bad = frame.loc[fold.isna().to_numpy(), "record_id"]
+    if len(bad):
+        raise SchemaError(f"{len(bad)} status-ok record(s) have no fold, e.g. {bad.head(5).tolist()}")
+    groups = _group_keys(frame)
+    per_group = pd.DataFrame({"g": groups.to_numpy(), "f": fold.to_numpy()}).groupby("g")["f"].nunique()
+    leaked = tuple(str(g).removeprefix("patient:") for g in per_group.index[per_group > 1])
+    if leaked:
+        raise SchemaError(f"{len(leaked)} patient(s) appear in more than one fold, e.g. {list(leaked[:5])}")
+    ids = sorted(int(f) for f in fold.unique())
+    f_arr = fold.to_numpy(dtype=np.int64)
+    counts = {f: int((f_arr == f).sum()) for f in ids}
+    pats = {f: int(groups[f_arr == f].nunique()) for f in ids}
+    prevalence: dict[str, dict[int, float]] = {}
+    for name in label_columns(manifest, labels):
+        v = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        known = np.isfinite(v) & (v != -1)
+        prevalence[name] = {f: float((v[known & (f_arr == f)] == 1).mean()) if (known & (f_arr == f)).any()
+                            else float("nan") for f in ids}
+    return FoldAudit(counts, pats, prevalence, leaked)

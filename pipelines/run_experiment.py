@@ -4,13 +4,19 @@ Usage: ``python pipelines/run_experiment.py pipelines/experiment_cotask.yaml SHA
 [--device cuda] [--epochs N] [--tasks LVH,AFIB] [--seeds 0,1,2] [--arms multi_task,cotask]``
 
 Spec (YAML): ``common`` (TrainConfig keys for every arm), ``arms`` (name -> TrainConfig overrides;
-``per_task: true`` trains one single-task model per task) and ``evaluate``:
+``per_task: true`` trains one single-task model per task, ``groups: [[A, B], ...]`` one model per
+group, e.g. Hughes' two-head models) and ``evaluate``:
 
 ``split`` (test), ``threshold_rule`` (max_f1), ``n_bootstrap`` (1000), ``min_positives`` (10: tasks
 with fewer evaluated positives get no interval), ``seeds`` (list, default ``[0, 1, 2]``),
 ``reference`` (the arm every other arm is compared with; default ``multi_task`` when present, else
 the first arm), ``budget`` (see below) and ``rare_ratio`` (300: a task is rare when its training
-prevalence is at most 1 / (1 + rare_ratio); rare-task F1 is reported as in Hughes et al.).
+prevalence is at most 1 / (1 + rare_ratio); rare-task F1 is reported as in Hughes et al.) and
+``headline_metric`` (macro_auroc; or macro_f1 for Hughes' Table 1: the table's first row, over the
+``major_tasks`` of ``common`` when set, e.g. CO-TASK Table 8's major task).
+
+``--folds K``: SHARDS_DIR holds ``fold-0 .. fold-(K-1)`` shard folders (one k-fold assignment, fold k as
+test); every arm runs on each, and ``EXP_DIR/folds.md`` gives mean ± SD over folds.
 
 Budget
 ------
@@ -60,7 +66,7 @@ log = logging.getLogger("run_experiment")
 _RUNTIME_KEYS = {"device", "num_workers", "prefetch_factor", "progress", "log_interval", "tensorboard",
                  "checkpoint_interval", "eval_batch_size", "compile"}
 _EVAL_KEYS = {"split", "threshold_rule", "n_bootstrap", "min_positives", "seeds", "reference", "budget",
-              "rare_ratio"}
+              "rare_ratio", "headline_metric"}
 BUDGETS = ("samples", "head_updates", "spec")
 SUMMARY_KEYS = ("macro_auroc", "recall_multi", "jaccard", "exact_match", "rare_f1")
 M_PER_TASK = ("auroc", "ap", "f1")
@@ -135,6 +141,39 @@ def _rare_f1(rep: dict[str, Any], rare: list[str]) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
+def _arm_groups(arm: str, overrides: dict[str, Any], values: dict[str, Any],
+                trainable: list[str]) -> list[list[str]] | None:
+    """Task groups an arm trains one model each for (None: one model on every task).
+
+    ``per_task: true`` = one single-head model per trainable task; ``groups: [[A, B], [C]]`` = one
+    model per group (e.g. Hughes' two-head models), evaluated on its group's tasks. Tasks without
+    both classes in training are dropped from the groups (a group left empty is skipped).
+    """
+    per_task, groups = overrides.pop("per_task", False), overrides.pop("groups", None)
+    if per_task and groups is not None:
+        raise ConfigError(f"arm {arm!r}: give per_task or groups, not both")
+    if groups is None:
+        return [[t] for t in trainable] if per_task else None
+    if not isinstance(groups, list) or not all(isinstance(g, list) and g for g in groups):
+        raise ConfigError(f"arm {arm!r}: groups must be a list of non-empty task lists, got {groups!r}")
+    flat = [t for g in groups for t in g]
+    arm_tasks = values.get("tasks")
+    known = arm_tasks.split(",") if isinstance(arm_tasks, str) else arm_tasks
+    unknown = [t for t in flat if known and t not in known]
+    if unknown or len(set(flat)) != len(flat):
+        raise ConfigError(f"arm {arm!r}: groups name unknown tasks {unknown} or a task twice ({flat})")
+    return [kept for g in groups if (kept := [t for t in g if t in trainable])]
+
+
+def _group_values(values: dict[str, Any], group: list[str]) -> dict[str, Any]:
+    """One group model's TrainConfig keys: its tasks, no auxiliary tasks, the major tasks it holds."""
+    major = [t for t in (values.get("major_tasks") or []) if t in group]
+    out = {**values, "tasks": list(group), "aux_tasks": 0, "major_tasks": major or None}
+    if out.get("sampler") == "major_task" and not major:
+        out["sampler"] = "task_aware"  # a group without a major task balances its own tasks
+    return out
+
+
 def _fmt(v: Any, digits: int = 3) -> str:
     return f"{v:.{digits}f}" if v is not None and np.isfinite(v) else "n/a"
 
@@ -150,18 +189,22 @@ def _fmt_diff(est: float, lo: float, hi: float, p: float) -> str:
     return f"{est:+.3f}{ci} p={_fmt(p)}"
 
 
-def _arm_runs(arm: str, values: dict[str, Any], per_task: bool, seeds: list[int], out: Path, trainable: list[str],
-              budget: str, n_train: int, n_tasks: int, device: str, split: str) -> dict[str, Any]:
-    """Train every seed of one arm; return labels/scores per seed and the steps each run took."""
-    val_y, val_s, ev_y, ev_s, steps, names = [], [], [], [], [], trainable
+def _arm_runs(arm: str, values: dict[str, Any], groups: list[list[str]] | None, seeds: list[int], out: Path,
+              trainable: list[str], budget: str, n_train: int, n_tasks: int, device: str, split: str) -> dict[str, Any]:
+    """Train every seed of one arm; return labels/scores per seed and the steps each run took.
+
+    ``groups`` (from :func:`_arm_groups`): one model per task group (``per_task``: one per task), else one model.
+    """
+    val_y, val_s, ev_y, ev_s, steps = [], [], [], [], []
+    names = [t for g in groups for t in g] if groups is not None else trainable
     for seed in seeds:
         v = {**values, "seed": seed}
-        if per_task:
+        if groups is not None:
             parts = []
-            for task in trainable:
-                vt = {**v, "tasks": [task], "aux_tasks": 0}
-                vt["batches_per_epoch"] = batches_per_epoch(budget, n_train, make_config(TrainConfig, vt), 1)
-                run = out / arm / f"seed-{seed}" / task
+            for group in groups:
+                vt = _group_values(v, group)
+                vt["batches_per_epoch"] = batches_per_epoch(budget, n_train, make_config(TrainConfig, vt), len(group))
+                run = out / arm / f"seed-{seed}" / "+".join(group)
                 rec = _train_arm(vt, run)
                 parts.append((predict_run(run, "val", device=device), predict_run(run, split, device=device), rec))
             val_y.append(np.hstack([p[0][0] for p in parts]))
@@ -252,6 +295,7 @@ def run_experiment(spec: dict[str, Any], shards_dir: str | Path, out: Path, *, d
     min_pos = int(ev.get("min_positives", 10))
     seed_list = [int(s) for s in (seeds or ev.get("seeds") or [0, 1, 2])]
     budget = str(ev.get("budget", "samples"))
+    headline = str(ev.get("headline_metric", "macro_auroc"))  # over major_tasks when set; Hughes: macro_f1
     arms_spec = dict(spec.get("arms") or {})
     if not arms_spec:
         raise ConfigError("the experiment spec has no arms")
@@ -273,7 +317,8 @@ def run_experiment(spec: dict[str, Any], shards_dir: str | Path, out: Path, *, d
     n_train = len(train_labels)
     n_tasks = len(all_names)
     for arm, overrides in arms_spec.items():  # check every arm before training anything
-        cfg = make_config(TrainConfig, {**common, **{k: v for k, v in (overrides or {}).items() if k != "per_task"}})
+        cfg = make_config(TrainConfig, {**common, **{k: v for k, v in (overrides or {}).items()
+                                                     if k not in ("per_task", "groups")}})
         if cfg.aux_tasks > n_tasks * (n_tasks - 1) // 2:
             raise ConfigError(f"arm {arm!r}: aux_tasks={cfg.aux_tasks} exceeds the {n_tasks * (n_tasks - 1) // 2} "
                               f"distinct pairs of its {n_tasks} tasks")
@@ -287,16 +332,19 @@ def run_experiment(spec: dict[str, Any], shards_dir: str | Path, out: Path, *, d
     reports: dict[str, list[dict[str, Any]]] = {}
     for arm, overrides in arms_spec.items():
         overrides = dict(overrides or {})
-        per_task = bool(overrides.pop("per_task", False))
-        r = _arm_runs(arm, {**common, **overrides}, per_task, seed_list, out, trainable, budget, n_train, n_tasks,
-                      device, split)
+        task_groups = _arm_groups(arm, overrides, {**common, **overrides}, trainable)  # pops per_task, groups
+        values = {**common, **overrides}
+        major = list(values.get("major_tasks") or [])
+        r = _arm_runs(arm, values, task_groups, seed_list, out, trainable, budget, n_train, n_tasks, device, split)
         r["rule"] = rule
         runs[arm] = r
-        reps = [build_report(yv, sv, r["y"], s, r["names"], split=split, threshold_rule=rule, n_bootstrap=0)
+        head_major = [t for t in major if t in r["names"]] or None
+        reps = [build_report(yv, sv, r["y"], s, r["names"], split=split, threshold_rule=rule, n_bootstrap=0,
+                             major_tasks=head_major, headline_metric=headline)
                 for yv, sv, s in zip(r["val_y"], r["val_s"], r["s"])]
         reports[arm] = reps
         pooled = build_report(r["val_y"][0], r["val_s"][0], r["y"], r["s"][0], r["names"], split=split,
-                              threshold_rule=rule, n_bootstrap=0)
+                              threshold_rule=rule, n_bootstrap=0, major_tasks=head_major, headline_metric=headline)
         thr = np.stack([M.choose_thresholds(yv, sv, rule) for yv, sv in zip(r["val_y"], r["val_s"])])
         ci = bootstrap_ci(r["y"], r["s"], thr, groups=groups, n_resamples=max(n_boot, 1), min_positives=min_pos)
         pooled["seed_mean"] = {"per_task": {n: {k: float(np.asarray(ci.estimate[k])[i]) for k in M_PER_TASK}
@@ -315,8 +363,27 @@ def run_experiment(spec: dict[str, Any], shards_dir: str | Path, out: Path, *, d
                                                                f"seed means in report.json)")
         log.info("%s: macro AUROC %s over seeds %s", arm, [round(x["summary"]["macro_auroc"], 4) for x in reps],
                  seed_list)
-    return _tabulate(runs, reports, out, shards_dir, split, seed_list, budget, reference, rare, skipped, groups,
-                     n_boot, min_pos)
+    table = _tabulate(runs, reports, out, shards_dir, split, seed_list, budget, reference, rare, skipped, groups,
+                      n_boot, min_pos)
+    return _add_headline(table, reports, headline, common.get("major_tasks"), out)
+
+
+def _add_headline(table: dict[str, Any], reports: dict[str, list[dict[str, Any]]], metric: str,
+                  major: list[str] | None, out: Path) -> dict[str, Any]:
+    """The headline row (``metric`` over the major tasks, mean ± SD over seeds) on top of the table."""
+    arms = table["arms"]
+    values = {a: seed_summary([r["headline"]["value"] for r in reports[a]]) for a in arms}
+    table["headline"] = {"metric": metric, "tasks": {a: reports[a][0]["headline"]["tasks"] for a in arms},
+                         "values": values}
+    scope = ", ".join(major) if major else "all tasks"
+    row = f"| **headline: {metric} ({scope})** | " + " | ".join(_fmt_ms(values[a]) for a in arms) + " |"
+    lines = table["markdown"].split("\n")
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("|---|")) + 1  # first row of the summary table
+    table["markdown"] = "\n".join(lines[:at] + [row] + lines[at:])
+    (out / "comparison.md").write_text(table["markdown"])
+    (out / "comparison.json").write_text(json.dumps({k: v for k, v in table.items() if k != "markdown"}, indent=1,
+                                                    default=float))
+    return table
 
 
 def _tabulate(runs: dict[str, Any], reports: dict[str, list[dict[str, Any]]], out: Path, shards_dir: str, split: str,
@@ -395,6 +462,44 @@ def _markdown(t: dict[str, Any], shards_dir: str, names: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_folds(spec: dict[str, Any], shards_root: str | Path, out: Path, *, folds: int, **kwargs: Any
+              ) -> dict[str, Any]:
+    """Patient-level k-fold: :func:`run_experiment` on ``SHARDS_ROOT/fold-k`` for k < ``folds``; mean and SD.
+
+    Each fold's value is the arm's seed mean; the table gives mean ± SD over the folds.
+
+    ``SHARDS_ROOT/fold-k`` are shard folders written from ``ecgkit.split.select_fold(manifest, k)``
+    of one ``split_kfold`` assignment (fold k = test, fold k+1 = val, the rest train), e.g. by
+    ``ecgkit split COHORT --method kfold --folds K --fold k`` then ``ecgkit shard`` per k.
+    Writes ``OUT/fold-k/`` per fold and ``OUT/folds.md`` + ``folds.json``.
+    """
+    root = Path(shards_root)
+    missing = [k for k in range(folds) if not (root / f"fold-{k}").is_dir()]
+    if folds < 3 or missing:
+        raise ConfigError(f"--folds {folds} needs {root}/fold-0 .. fold-{folds - 1} (missing: {missing})")
+    tables = [run_experiment(spec, root / f"fold-{k}", out / f"fold-{k}", **kwargs) for k in range(folds)]
+    arms = tables[0]["arms"]
+    summary: dict[str, Any] = {"folds": folds, "arms": arms, "metrics": {}}
+    rows = [("headline", [[t["headline"]["values"][a]["mean"] for a in arms] for t in tables])]
+    rows += [(k, [[t["summary"][k][a]["mean"] for a in arms] for t in tables])
+             for k in ("macro_auroc", "recall_multi", "jaccard", "rare_f1")]
+    rows += [(f"auroc {n}", [t["per_task_auroc"].get(n, [np.nan] * len(arms)) for t in tables])
+             for n in tables[0]["per_task_auroc"]]
+    lines = [f"# {folds}-fold patient-level cross-validation (mean ± SD over folds)", "",
+             "| metric | " + " | ".join(arms) + " |", "|---|" + "---|" * len(arms)]
+    for name, per_fold in rows:
+        v = np.array(per_fold, dtype=float)  # (folds, arms)
+        mean, sd = np.nanmean(v, axis=0), np.nanstd(v, axis=0, ddof=1)
+        summary["metrics"][name] = {"mean": mean.tolist(), "sd": sd.tolist(), "per_fold": v.tolist()}
+        lines.append(f"| {name} | " + " | ".join(f"{m:.3f} ± {d:.3f}" if np.isfinite(m) else "n/a"
+                                                   for m, d in zip(mean, sd)) + " |")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "folds.md").write_text("\n".join(lines) + "\n")
+    (out / "folds.json").write_text(json.dumps(summary, indent=1, default=float))
+    summary["markdown"] = "\n".join(lines)
+    return summary
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", type=Path)
@@ -405,14 +510,16 @@ def main() -> None:
     p.add_argument("--tasks", help="comma-separated subset of tasks (default: all labels of the shards)")
     p.add_argument("--seeds", help="comma-separated seeds (default: the spec's evaluate.seeds, else 0,1,2)")
     p.add_argument("--arms", help="comma-separated subset of the spec's arms (default: all)")
+    p.add_argument("--folds", type=int, help="k-fold: SHARDS_DIR holds fold-0 .. fold-(K-1) shard folders")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spec = yaml.safe_load(args.config.read_text()) or {}
     try:
-        table = run_experiment(spec, args.shards_dir, args.out, device=args.device, epochs=args.epochs,
-                               tasks=args.tasks.split(",") if args.tasks else None,
-                               seeds=[int(s) for s in args.seeds.split(",")] if args.seeds else None,
-                               arms=args.arms.split(",") if args.arms else None)
+        kw = dict(device=args.device, epochs=args.epochs, tasks=args.tasks.split(",") if args.tasks else None,
+                  seeds=[int(s) for s in args.seeds.split(",")] if args.seeds else None,
+                  arms=args.arms.split(",") if args.arms else None)
+        table = (run_folds(spec, args.shards_dir, args.out, folds=args.folds, **kw) if args.folds
+                 else run_experiment(spec, args.shards_dir, args.out, **kw))
     except ConfigError as exc:
         sys.exit(f"run_experiment: {args.config}: {exc}")
     print(table["markdown"])

@@ -142,3 +142,28 @@ def test_budget_seed_summary_and_rare_tasks_by_hand() -> None:
     labels[500:, 2] = -1  # 2 of 500 known = 1:249 -> not rare
     assert pipe.rare_tasks(["A", "B", "C"], labels, 300) == ["A"]
     assert pipe.trainable_tasks(["A", "B"], np.array([[1, 0], [0, 0]])) == (["A"], ["B"])
+
+
+@pytest.mark.slow
+def test_group_arms_major_task_headline_and_major_task_sampler(shards: Path, tmp_path: Path) -> None:
+    """Hughes-style group models and CO-TASK Table 8's major task on real shards: the headline row is
+    the major task's F1 mean over seeds, and a two-head group model predicts exactly its tasks."""
+    pipe = _load_pipeline()
+    spec = {"common": {**SPEC["common"], "major_tasks": ["LVH"]},
+            "evaluate": {"split": "test", "n_bootstrap": 10, "seeds": [0], "budget": "spec",
+                         "headline_metric": "macro_f1", "reference": "all_head"},
+            "arms": {"two_head": {"groups": [["LVH", "IRBBB"], ["3AVB"]]}, "all_head": {"sampler": "major_task"}}}
+    out = tmp_path / "exp"
+    table = pipe.run_experiment(spec, shards, out, device="cpu")
+    # 3AVB has no training positive: its group is dropped, the pair is one model
+    assert sorted(p.name for p in (out / "two_head" / "seed-0").iterdir()) == ["LVH+IRBBB"]
+    _, _, names = predict_run(out / "two_head" / "seed-0" / "LVH+IRBBB", "test", device="cpu")
+    assert names == ["LVH", "IRBBB"]
+    head = table["headline"]
+    assert head["metric"] == "macro_f1" and head["tasks"] == {"two_head": ["LVH"], "all_head": ["LVH"]}
+    for arm in ("two_head", "all_head"):
+        rep = json.loads((out / arm / "eval-test" / "report.json").read_text())
+        assert rep["headline"]["tasks"] == ["LVH"]
+    info = json.loads((out / "all_head" / "seed-0" / "run_info.json").read_text())
+    assert info["sampler"] == "major_task" and info["major_tasks"] == ["LVH"]
+    assert "| **headline: macro_f1 (LVH)** |" in (out / "comparison.md").read_text()

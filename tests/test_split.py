@@ -186,3 +186,67 @@ def test_split_command_writes_the_split_and_reports_the_audit(manifest, tmp_path
     assert "10 without patient id" in result.output
     lvh = [ln for ln in result.output.splitlines() if ln.startswith("LVH ")]
     assert lvh and f"{100 * rep.prevalence['LVH']['val']:6.2f}" in lvh[0]
+
+
+# --- patient-level k-fold ----------------------------------------------------------------------------
+
+def test_kfold_puts_each_patient_in_one_fold_with_balanced_sizes_and_prevalence(manifest):
+    from ecgkit.split import audit_folds, split_kfold
+
+    out = split_kfold(manifest, folds=5, seed=0)
+    assert list(out.columns) == [*manifest.columns, "fold", "split"]
+    ok = out["status"] == "ok"
+    assert out.loc[ok, "fold"].notna().all() and set(out.loc[ok, "fold"].astype(int)) == set(range(5))
+    # no patient in two folds (checked directly, and by the audit)
+    per_patient = out[ok & out["patient_id"].notna()].groupby("patient_id")["fold"].nunique()
+    assert (per_patient == 1).all()
+    rep = audit_folds(out)
+    assert rep.leaked_patients == () and sum(rep.counts.values()) == int(ok.sum())
+    assert max(rep.counts.values()) - min(rep.counts.values()) <= 0.05 * ok.sum()
+    # each label's positives spread over the folds like the cohort's (rarest first)
+    for name in ("LVH", "IRBBB"):
+        pos = out.loc[ok & (out[name] == 1), "fold"].value_counts()
+        assert pos.max() - pos.min() <= max(2, 0.1 * pos.sum()), (name, pos.to_dict())
+    # fold 0 is test, fold 1 val, the rest train; the same seed gives the same folds
+    f = out["fold"].astype("Int8")
+    assert (out.loc[f == 0, "split"] == "test").all() and (out.loc[f == 1, "split"] == "val").all()
+    assert (out.loc[f >= 2, "split"] == "train").all()
+    shuffled = split_kfold(manifest.sample(frac=1.0, random_state=3), folds=5, seed=0).loc[manifest.index]
+    assert shuffled["fold"].tolist() == out["fold"].tolist()
+
+
+def test_kfold_audit_raises_on_a_patient_in_two_folds(manifest):
+    from ecgkit.split import audit_folds, select_fold, split_kfold
+
+    out = split_kfold(manifest, folds=4, seed=1)
+    moved = select_fold(out, 3)
+    f = moved["fold"].astype("Int8")
+    assert (moved.loc[f == 3, "split"] == "test").all() and (moved.loc[f == 0, "split"] == "val").all()
+    pid = out["patient_id"].dropna().value_counts().index[0]  # a patient with several records
+    rows = out.index[out["patient_id"] == pid]
+    bad = out.copy()
+    bad.loc[rows[0], "fold"] = (int(out.loc[rows[1], "fold"]) + 1) % 4
+    with pytest.raises(SchemaError, match=f"more than one fold.*{pid}"):
+        audit_folds(bad)
+    with pytest.raises(ConfigError, match="folds must be"):
+        split_kfold(manifest, folds=2)
+    with pytest.raises(ConfigError, match="test_fold"):
+        select_fold(out, 4)
+
+
+def test_split_command_kfold(manifest, tmp_path):
+    from click.testing import CliRunner
+
+    from ecgkit.cli import main
+    from ecgkit.manifest import read_manifest, write_manifest
+    from ecgkit.split import split_kfold
+
+    cohort = tmp_path / "cohort"
+    write_manifest(manifest, cohort)
+    result = CliRunner().invoke(main, ["split", str(cohort), "--method", "kfold", "--folds", "5", "--fold", "2"])
+    assert result.exit_code == 0, result.output
+    out = read_manifest(cohort)
+    want = split_kfold(manifest, folds=5, seed=0, test_fold=2)
+    assert out["fold"].astype(int).tolist() == want["fold"].astype(int).tolist()
+    assert out["split"].tolist() == want["split"].tolist()
+    assert "no patient in two folds; fold 2 = test, fold 3 = val" in result.output

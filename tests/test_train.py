@@ -161,10 +161,13 @@ def test_joint_sampler_over_an_oversampled_pool(fakes: dict, tmp_path: Path) -> 
     want = np.bincount(pool, minlength=len(labels))
     got = np.bincount(drawn, minlength=len(labels))
     assert (got <= want).all() and got.sum() == len(s) * 16
-    res = T.train(_cfg(sampler="joint", oversample_k=200, epochs=1), tmp_path / "run", datasets=fakes)
+    res = T.train(_cfg(sampler="joint", oversample="duplicate", oversample_k=200, epochs=1), tmp_path / "run",
+                  datasets=fakes)
     assert res.step == 6
-    with pytest.raises(ValueError, match="oversample_k"):
-        _cfg(sampler="task_aware", oversample_k=200)
+    with pytest.raises(ValueError, match="needs sampler='joint'"):
+        _cfg(sampler="task_aware", oversample="duplicate", oversample_k=200)
+    with pytest.raises(ValueError, match="oversample_k=200 is set but oversample='none'"):
+        _cfg(sampler="joint", oversample_k=200)
 
 
 def test_config_errors(fakes: dict, tmp_path: Path) -> None:

@@ -7,11 +7,22 @@ Architecture (Hannun et al., Nat Med 2019, and the authors' ``awni/ecg`` code):
   i is odd (every other block). Each block is pre-activation: [BN -> ReLU ->] conv -> BN -> ReLU ->
   dropout -> conv, where the leading BN-ReLU is skipped in block 0 (the stem already applied it);
   the shortcut is a max-pool of the same stride, zero-padded along channels when they double;
-- head: BN -> ReLU -> global average pool over time -> one logistic output per task.
+- head: BN -> ReLU -> then either ``head="mean"`` (global average pool over time, Hannun) or
+  ``head="flatten"`` (the (C, T') map flattened to C * T' features, Hughes et al. 2021) -> one
+  logistic output per task.
 
 "Same" padding as in Keras (kernel 16 is even: 7 samples left, 8 right at stride 1), so a block
 maps T samples to ceil(T / stride). 8 blocks (the CO-TASK backbone, 0.63 M parameters) or 16
 blocks (Hannun's 34-layer network, 10.5 M parameters).
+
+Hughes et al. (JAMA Cardiol 2021) used Hannun's network at 250 Hz (10 s = 2,500 samples) with 64
+filters at the start and the final 256 x 10 map flattened into independent logistic regressions.
+The paper is ambiguous about the width schedule: "64 filters" doubled every 4 blocks would end at
+512 channels, not the 256 of its final map. ecgkit reads it as the Rajpurkar/Hannun arXiv wording
+"64k filters, k = 1, 2, ... incremented every 4th block" (``filter_growth="linear"``: 64, 128, 192,
+256), which is the only schedule from 64 that ends at 256. Hughes' model is therefore
+``make_model(T, n_blocks=16, base_filters=64, filter_growth="linear", head="flatten",
+n_samples=2500)``: 33 convolutions + 1 linear layer = 34 layers, 2,560 flattened features.
 
 The heads are one ``Linear(C, n_tasks)``: row k of its weight and bias is task k's logistic head,
 which is exactly T independent heads on the shared features, computed in one matmul.
@@ -22,7 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +58,14 @@ class ResNet1dConfig:
     kernel_size: int = 16
     # Hannun used 0.2 between the two convolutions of a block
     dropout: float = 0.2
+    # "double": block i has base_filters * 2**(i // increase_every) filters (Hannun's code);
+    # "linear": base_filters * (1 + i // increase_every) (the "64k filters" wording Hughes follows)
+    filter_growth: Literal["double", "linear"] = "double"
+    # "mean": average the final map over time (Hannun, any input length); "flatten": flatten the
+    # (C, T') map into C * T' features (Hughes; needs n_samples, fixed input length)
+    head: Literal["mean", "flatten"] = "mean"
+    # input length in samples; required by head="flatten" (2,500 = 10 s at 250 Hz for Hughes)
+    n_samples: int | None = None
 
 
 def _same_pad(length: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -110,6 +129,22 @@ class _ResBlock(nn.Module):
         return out + shortcut
 
 
+def _block_filters(cfg: ResNet1dConfig, i: int) -> int:
+    step = i // cfg.increase_every
+    if cfg.filter_growth == "double":
+        return cfg.base_filters * 2 ** step
+    return cfg.base_filters * (1 + step)
+
+
+def _feature_length(cfg: ResNet1dConfig) -> int:
+    """Time steps of the final map: every odd block halves the length ('same' padding, ceil)."""
+    t = int(cfg.n_samples or 0)
+    for i in range(cfg.n_blocks):
+        if i % 2 == 1:
+            t = math.ceil(t / 2)
+    return t
+
+
 class ResNet1d(nn.Module):
     """Hannun 1D ResNet: (B, leads, T) float -> (B, n_tasks) logits.
 
@@ -120,23 +155,33 @@ class ResNet1d(nn.Module):
 
     def __init__(self, config: ResNet1dConfig):
         super().__init__()
-        if config.n_tasks < 1 or config.n_blocks < 1:
-            raise ValueError(f"need n_tasks >= 1 and n_blocks >= 1, got {config}")
+        if config.n_tasks < 1 or config.n_blocks < 1 or config.base_filters < 1:
+            raise ValueError(f"need n_tasks, n_blocks and base_filters >= 1, got {config}")
+        if config.filter_growth not in ("double", "linear"):
+            raise ValueError(f"filter_growth must be 'double' or 'linear', got {config.filter_growth!r}")
+        if config.head not in ("mean", "flatten"):
+            raise ValueError(f"head must be 'mean' or 'flatten', got {config.head!r}")
+        if config.head == "flatten" and (config.n_samples is None or config.n_samples < 1):
+            raise ValueError("head='flatten' needs n_samples (the fixed input length), got "
+                             f"{config.n_samples!r}")
         self.config = config
         c = config.base_filters
         self.stem = nn.Sequential(
             _SameConv1d(config.n_leads, c, config.kernel_size, bias=False), _BatchNorm(c), nn.ReLU(inplace=True))
         blocks = []
         for i in range(config.n_blocks):
-            c_out = config.base_filters * 2 ** (i // config.increase_every)
+            c_out = _block_filters(config, i)
             stride = 2 if i % 2 == 1 else 1
             blocks.append(_ResBlock(c, c_out, config.kernel_size, stride, config.dropout, first=(i == 0)))
             c = c_out
         self.blocks = nn.Sequential(*blocks)
         self.post = nn.Sequential(_BatchNorm(c), nn.ReLU(inplace=True))
-        self.n_features = c
-        # one logistic head per task: row k of the weight is task k's head
-        self.heads = nn.Linear(c, config.n_tasks)
+        self.n_channels = c
+        self.feature_length = _feature_length(config) if config.head == "flatten" else 1
+        self.n_features = c * self.feature_length
+        # one logistic head per task: row k of the weight is task k's head (with head="flatten",
+        # an independent logistic regression on the flattened map)
+        self.heads = nn.Linear(self.n_features, config.n_tasks)
         # how convolutions run (not part of the config: both paths share every weight, so checkpoints
         # load into either); see set_conv_path
         self.conv_path = "conv1d"
@@ -154,12 +199,17 @@ class ResNet1d(nn.Module):
         return self
 
     def features(self, x: Tensor) -> Tensor:
-        """Shared bottom: (B, leads, T) -> pooled features (B, C)."""
+        """Shared bottom: (B, leads, T) -> features (B, n_features): pooled (B, C) or flattened (B, C * T')."""
+        if self.config.head == "flatten" and x.shape[-1] != self.config.n_samples:
+            raise ValueError(f"this model flattens its final map and takes exactly {self.config.n_samples} "
+                             f"samples per lead, got {x.shape[-1]} (crop or resample the input)")
         if self.conv_path == "channels_last":
             x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (B, leads, 1, T)
-        h = self.stem(x)  # (B, 32, [1,] T)
+        h = self.stem(x)  # (B, base_filters, [1,] T)
         h = self.blocks(h)  # (B, C, [1,] T / 2**(n_blocks // 2))
         h = self.post(h)  # (B, C, [1,] T')
+        if self.config.head == "flatten":
+            return h.flatten(1)  # (B, C * T'), channel-major on either path (the 1 axis adds nothing)
         h = h.mean(dim=-1)  # (B, C[, 1])
         return h.flatten(1)  # (B, C)
 

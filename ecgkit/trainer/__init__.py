@@ -11,6 +11,7 @@ module              what it holds
 ``distributed``     device choice, torchrun ranks, per-rank random streams
 ``step``            model + loss weighting, AdamW schedule, ``train_step``
 ``checkpoint``      checkpoints and ``metrics.csv``
+``validation``      the early-stopping score (macro AUROC or loss over the major tasks)
 ``loop``            ``train``: the training loop itself
 ``predict``         ``predict``, ``predict_run``
 ``export``          ``export`` (model file, TorchScript, ONNX), ``load_exported``
@@ -21,10 +22,10 @@ The package is called ``trainer`` (not ``train``) so that ``ecgkit.train`` stays
 """
 from __future__ import annotations
 
-from ecgkit.trainer.batches import JointBatchSampler
+from ecgkit.trainer.batches import JointBatchSampler, MultiLabelBatches
 from ecgkit.trainer.checkpoint import load_checkpoint
-from ecgkit.trainer.config import (AUX_FILE, BEST_CKPT, CONFIG_FILE, LAST_CKPT, METRICS_FILE, TrainConfig,
-                                   TrainResult)
+from ecgkit.trainer.config import (AUX_FILE, BEST_CKPT, CONFIG_FILE, LAST_CKPT, METRICS_FILE, RUN_INFO_FILE,
+                                   TrainConfig, TrainResult)
 from ecgkit.trainer.loop import train
 from ecgkit.trainer.export import export, load_exported
 from ecgkit.trainer.predict import predict, predict_run
@@ -32,4 +33,4 @@ from ecgkit.trainer.step import train_step
 
 __all__ = ["TrainConfig", "TrainResult", "train", "export", "load_checkpoint", "load_exported", "predict",
            "predict_run", "train_step", "JointBatchSampler", "CONFIG_FILE", "AUX_FILE", "LAST_CKPT", "BEST_CKPT",
-           "METRICS_FILE"]
+           "METRICS_FILE", "RUN_INFO_FILE", "MultiLabelBatches"]

@@ -15,7 +15,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["JointBatchSampler"]
+__all__ = ["JointBatchSampler", "MultiLabelBatches"]
 
 
 def _open_dataset(shards_dir: str, split: str, tasks: tuple[str, ...] | None) -> Any:
@@ -32,10 +32,11 @@ def _task_aware_sampler(labels: NDArray, batch_size: int, *, task_weights: NDArr
                             task_names=task_names)
 
 
-def _make_aux(labels: NDArray, n_aux: int, seed: int,
-              task_names: list[str] | None = None) -> tuple[list[dict], NDArray]:
+def _make_aux(labels: NDArray, n_aux: int, seed: int, task_names: list[str] | None = None, *,
+              major_tasks: list[int] | None = None, major_weight: float = 4.0) -> tuple[list[dict], NDArray]:
     from ecgkit.cotask import aux_labels, make_aux_tasks
-    defs = make_aux_tasks(labels, n_aux, seed=seed, task_names=task_names)
+    defs = make_aux_tasks(labels, n_aux, seed=seed, task_names=task_names, major_tasks=major_tasks,
+                          major_weight=major_weight)
     return defs, np.asarray(aux_labels(defs, labels), dtype=np.int8)
 
 
@@ -45,9 +46,13 @@ def _save_aux(defs: list[dict], path: Path) -> None:
     save_aux_tasks(defs, path)
 
 
-def _oversample(labels: NDArray, k: int, seed: int) -> NDArray[np.int64]:
-    from ecgkit.sampler import oversample_indices
-    return oversample_indices(labels, k, seed=seed)
+def _oversample(labels: NDArray, k: int, seed: int, *, mode: str = "duplicate",
+                n_negative: int | None = None) -> NDArray[np.int64]:
+    """Training-set record indices: Hughes' UCSF subset (``mode="ucsf"``) or positives duplicated to k."""
+    from ecgkit.oversample import oversample_indices, ucsf_subset
+    if mode == "ucsf":
+        return ucsf_subset(labels, k, seed=seed, n_negative=n_negative)
+    return oversample_indices(labels, k, seed=seed, positive_only=True)
 
 
 def _apply_aux(defs: list[dict], labels: NDArray) -> NDArray:
@@ -102,6 +107,34 @@ class JointBatchSampler:
 
     def load_state_dict(self, state: Mapping[str, int]) -> None:
         self.epoch, self.seed = int(state["epoch"]), int(state["seed"])
+
+
+class MultiLabelBatches:
+    """A task-aware sampler's batches trained as multi-label batches: yields ``(-1, indices)``.
+
+    ``sampler="major_task"``: the records are drawn class-balanced for a major task, and every
+    head learns from them (masked BCE), as CO-TASK's major-task sampler baseline does. Position,
+    epochs and state are the wrapped sampler's.
+    """
+
+    def __init__(self, sampler: Any):
+        self.sampler = sampler
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[tuple[int, NDArray[np.int64]]]:
+        for _, idx in self.sampler:
+            yield -1, idx
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.sampler.load_state_dict(state)
 
 
 class _EpochBatches:

@@ -40,6 +40,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def _model_from_ckpt(ckpt: Mapping[str, Any]) -> ResNet1d:
+    mc = dict(ckpt["model_config"])
+    if mc.get("kind") == "damtl":  # TrainConfig.method="damtl"
+        from ecgkit.models.damtl import DAMTLConfig, DAMTLPredictor
+        pred = DAMTLPredictor(DAMTLConfig(**mc))
+        pred.load_state_dict(ckpt["model"])
+        return pred  # type: ignore[return-value]
+    if mc.get("kind") == "cross_stitch":  # TrainConfig.sharing="cross_stitch"
+        from ecgkit.models.cross_stitch import CrossStitchConfig, CrossStitchNet
+        net = CrossStitchNet(CrossStitchConfig(**mc))
+        net.load_state_dict(ckpt["model"])
+        return net  # type: ignore[return-value]  # same protocol: forward, keep_heads, set_conv_path
     model = ResNet1d(ResNet1dConfig(**ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     return model

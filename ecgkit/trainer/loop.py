@@ -8,7 +8,14 @@ task (major tasks first, then CO-TASK auxiliary tasks), and trains it with eithe
   sampler runs over the (N, T + M) label matrix of major and auxiliary labels, so an auxiliary task
   gets its own batches drawn from its 1/n subset (its labels are -1 elsewhere, never drawn). By
   default every head is picked uniformly; ``aux_task_fraction`` sets the share of auxiliary batches.
-- ``sampler="joint"``: shuffled batches with all labels and a masked BCE (unknown labels ignored).
+- ``sampler="joint"``: shuffled batches with all labels and a masked BCE (unknown labels ignored),
+  optionally over a rebalanced training set (``oversample``: Hughes' UCSF subset or duplicates).
+- ``sampler="major_task"``: batches drawn class-balanced for the major tasks only (the task-aware
+  draw restricted to ``major_tasks``), every head trained on them with the masked BCE.
+
+``major_tasks`` (default: every label) also sets the task-aware sampler's task weights
+(``major_weight`` : 1), the CO-TASK auxiliary pairs' weights, and the tasks early stopping scores
+(``ecgkit.trainer.validation``). What the run decided from the data is written to ``run_info.json``.
 
 The per-task losses are combined by ``weighting`` (equal, DWA, uncertainty; see ``ecgkit.losses``).
 Read :func:`train` top to bottom: set up, build, then epochs of steps, each epoch ending with the
@@ -34,15 +41,16 @@ from torch import nn
 from ecgkit import __version__
 from ecgkit.config import config_to_dict
 from ecgkit.errors import ConfigError, DataError
-from ecgkit.metrics import macro_auroc
 from ecgkit.trainer import batches
 from ecgkit.trainer.checkpoint import _atomic_save, _write_csv, load_checkpoint
-from ecgkit.trainer.config import AUX_FILE, BEST_CKPT, CONFIG_FILE, LAST_CKPT, METRICS_FILE, TrainConfig, TrainResult
+from ecgkit.trainer.config import (AUX_FILE, BEST_CKPT, CONFIG_FILE, LAST_CKPT, METRICS_FILE, RUN_INFO_FILE,
+                                   TrainConfig, TrainResult)
 from ecgkit.trainer.distributed import _all_gather_objects, _all_gather_rows, _Dist, _restore_rng, _rng_state, _setup
 from ecgkit.trainer.loader import _BatchSource, _loader, _ship_mode, _to_device
 from ecgkit.trainer.predict import predict
 from ecgkit.trainer.rundir import check_shards, has_run, prepare_run_dir, run_lock
 from ecgkit.trainer.step import _build, _conv_path, _optimizer, train_step
+from ecgkit.trainer.validation import check_scored_tasks, val_scores
 
 logger = logging.getLogger("ecgkit.train")
 
@@ -55,8 +63,9 @@ class _Heads:
 
     labels: NDArray[np.int8]  # (N, H) training labels of every head, -1 unknown
     names: list[str]  # H head names
-    n_major: int
+    n_major: int  # label heads (the shards' tasks); aux heads follow
     aux_defs: list[dict]
+    major: list[int] = field(default_factory=list)  # label heads named in major_tasks (default: all)
 
 
 @dataclass
@@ -112,6 +121,11 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
         ``out_dir`` holds a run and neither ``resume`` nor ``overwrite`` is given, or ``resume``
         has no checkpoint; another process is training into ``out_dir``.
     """
+    if config.method == "damtl":  # Algorithm 1 of DAMTL: its own loop (ecgkit.trainer.damtl)
+        if resume:
+            raise ConfigError("method='damtl' does not resume yet; rerun it (a finished RUN/aux is reused)")
+        from ecgkit.trainer.damtl import train_damtl
+        return train_damtl(config, out_dir, datasets=datasets)
     device, dist_info = _setup(config)
     if datasets is None:
         if not config.shards_dir:
@@ -142,12 +156,22 @@ def _train(config: TrainConfig, out: Path, device: torch.device, dist_info: _Dis
         (out / CONFIG_FILE).write_text(yaml.safe_dump(meta, sort_keys=False))
     train_ds, val_ds = splits
     heads = _make_heads(config, train_ds, ckpt)
+    scored, no_score = None, None
+    if val_ds is not None:
+        scored, no_score = check_scored_tasks(np.asarray(val_ds.labels)[:, :heads.n_major], heads.major,
+                                              heads.names, config.early_stopping, config.early_stopping_min_positives)
+        if no_score:
+            logger.warning("%s: training without early stopping (every epoch is kept as best.pt)", no_score)
+            scored = None
     if dist_info.main:
         batches._save_aux(heads.aux_defs, out / AUX_FILE)
-    sampler = _make_sampler(config, heads, dist_info)
+    sampler, sampling = _make_sampler(config, heads, dist_info)
+    if dist_info.main:
+        _write_run_info(out / RUN_INFO_FILE, config, heads, sampling, scored, no_score)
 
     sample_signal, _ = train_ds.get_batch(np.zeros(1, dtype=np.int64))
-    raw_model, weighting = _build(config, sample_signal.shape[1], len(heads.names))
+    raw_model, weighting = _build(config, sample_signal.shape[1], len(heads.names), sample_signal.shape[2],
+                                  columns=_stitch_columns(heads) if config.sharing == "cross_stitch" else None)
     raw_model.set_conv_path(_conv_path(config.conv_path, device)).to(device)
     weighting.to(device)
     # the schedule spans the planned epochs, also under max_steps: a run stopped there and resumed
@@ -196,13 +220,14 @@ def _train(config: TrainConfig, out: Path, device: torch.device, dist_info: _Dis
         state.skip = 0
 
         row = _end_epoch(state, weighting, heads, float(sched.get_last_lr()[0]), dist_info)
-        val_auc = _validate(raw_model, val_ds, heads.n_major, config, device, dist_info)
-        row["val_macro_auroc"] = val_auc
+        val = _validate(raw_model, val_ds, heads, scored, config, device, dist_info)
+        row.update(val)
         row["elapsed_s"] = log.elapsed()
         state.history.append(row)
-        improved = val_ds is None or (np.isfinite(val_auc) and val_auc > state.best)
+        score = val["val_score"]
+        improved = scored is None or (np.isfinite(score) and score > state.best)
         if improved:
-            state.best = val_auc if val_ds is not None else state.best
+            state.best = score if scored is not None else state.best
             state.best_step, state.bad_epochs = state.step, 0
         else:
             state.bad_epochs += 1
@@ -215,7 +240,7 @@ def _train(config: TrainConfig, out: Path, device: torch.device, dist_info: _Dis
         save(out / LAST_CKPT, sampler.state_dict(), 0)
         if dist_info.main:
             _write_csv(state.history, out / METRICS_FILE)
-        if val_ds is not None and state.bad_epochs >= config.patience:
+        if scored is not None and state.bad_epochs >= config.patience:
             logger.info("early stop after epoch %d: no gain in %d epochs", epoch + 1, config.patience)
             stopped_early = True
             break
@@ -253,6 +278,7 @@ def _make_heads(config: TrainConfig, train_ds: Any, ckpt: Mapping[str, Any] | No
     """Major labels plus CO-TASK auxiliary tasks (made once from the training labels; kept on resume)."""
     names = list(train_ds.label_names)
     major = np.asarray(train_ds.labels, dtype=np.int8)
+    majors = _major_indices(config, names)
     aux_defs: list[dict] = []
     labels = major
     if ckpt is not None:
@@ -260,31 +286,93 @@ def _make_heads(config: TrainConfig, train_ds: Any, ckpt: Mapping[str, Any] | No
         if aux_defs:
             labels = np.concatenate([major, batches._apply_aux(aux_defs, major)], axis=1)
     elif config.aux_tasks:
-        aux_defs, aux = batches._make_aux(major, config.aux_tasks, config.seed, names)
+        aux_defs, aux = batches._make_aux(major, config.aux_tasks, config.seed, names,
+                                          major_tasks=majors if config.major_tasks else None,
+                                          major_weight=config.major_weight)
         labels = np.concatenate([major, aux], axis=1)
     head_names = names + [str(d.get("name", f"aux{i}")) for i, d in enumerate(aux_defs)]
-    return _Heads(labels, head_names, major.shape[1], aux_defs)
+    return _Heads(labels, head_names, major.shape[1], aux_defs, majors)
 
 
-def _make_sampler(config: TrainConfig, heads: _Heads, dist_info: _Dist) -> Any:
+def _stitch_columns(heads: _Heads) -> list[list[int]]:
+    """Cross-stitch columns: one per label head; an auxiliary head joins its pair's first task's column."""
+    cols = [[j] for j in range(heads.n_major)]
+    for i, d in enumerate(heads.aux_defs):
+        cols[int(d["pair"][0])].append(heads.n_major + i)
+    return cols
+
+
+def _major_indices(config: TrainConfig, names: list[str]) -> list[int]:
+    """Columns of ``major_tasks`` among the label names (all columns when unset)."""
+    if not config.major_tasks:
+        return list(range(len(names)))
+    missing = [t for t in config.major_tasks if t not in names]
+    if missing:
+        raise ConfigError(f"major_tasks {missing} are not among the trained tasks {names}")
+    return [names.index(t) for t in config.major_tasks]
+
+
+def _task_weights(config: TrainConfig, heads: _Heads) -> NDArray[np.float64] | None:
+    """Task-aware sampler weights: major_weight for major label heads, 1 for minor ones and aux heads,
+    then aux heads rescaled to aux_task_fraction of the total when that is set (None: uniform)."""
     n_heads = len(heads.names)
-    if config.sampler == "task_aware":
-        weights = None
-        if config.aux_task_fraction is not None and n_heads > heads.n_major:
-            f, n_aux = config.aux_task_fraction, n_heads - heads.n_major
-            weights = np.r_[np.full(heads.n_major, (1 - f) / heads.n_major), np.full(n_aux, f / n_aux)]
-        return batches._task_aware_sampler(heads.labels, config.batch_size, task_weights=weights,
-                                           weight_fn=config.weight_fn, seed=config.seed,
-                                           batches_per_epoch=config.batches_per_epoch, rank=dist_info.rank,
-                                           world_size=dist_info.world_size, task_names=heads.names)
-    # UCSF-style per-class oversampling (a dataset-level alternative to the task-aware sampler)
-    major = heads.labels[:, :heads.n_major]
-    pool = batches._oversample(major, config.oversample_k, config.seed) if config.oversample_k else None
-    if pool is not None:
-        logger.info("oversampled the training split to %d records (k=%d per class)", len(pool), config.oversample_k)
-    return batches.JointBatchSampler(len(heads.labels), config.batch_size, seed=config.seed,
+    has_aux = n_heads > heads.n_major
+    if not config.major_tasks and not (config.aux_task_fraction is not None and has_aux):
+        return None
+    w = np.ones(n_heads, dtype=np.float64)
+    if config.major_tasks:
+        w[heads.major] = config.major_weight
+    if config.aux_task_fraction is not None and has_aux:
+        f = config.aux_task_fraction
+        lab, aux = w[:heads.n_major], w[heads.n_major:]
+        w = np.r_[(1 - f) * lab / lab.sum(), f * aux / aux.sum()]
+    return w / w.sum()
+
+
+def _make_sampler(config: TrainConfig, heads: _Heads, dist_info: _Dist) -> tuple[Any, dict[str, Any]]:
+    """The batch sampler and what it decided (task weights, the rebalanced training set's size)."""
+    n_records = len(heads.labels)
+    info: dict[str, Any] = {"sampler": config.sampler, "n_train_records": n_records}
+    if config.sampler in ("task_aware", "major_task"):
+        if config.sampler == "major_task":  # balanced for the major tasks only, all heads trained
+            weights: NDArray[np.float64] | None = np.zeros(len(heads.names))
+            weights[heads.major] = 1.0 / len(heads.major)  # type: ignore[index]
+        else:
+            weights = _task_weights(config, heads)
+        info["task_weights"] = None if weights is None else dict(zip(heads.names, map(float, weights)))
+        sampler = batches._task_aware_sampler(heads.labels, config.batch_size, task_weights=weights,
+                                              weight_fn=config.weight_fn, seed=config.seed,
+                                              batches_per_epoch=config.batches_per_epoch, rank=dist_info.rank,
+                                              world_size=dist_info.world_size, task_names=heads.names)
+        return (batches.MultiLabelBatches(sampler) if config.sampler == "major_task" else sampler), info
+    pool = None
+    if config.oversample != "none":  # dataset-level rebalancing (Hughes et al.), joint batches over it
+        major = heads.labels[:, :heads.n_major]
+        k = config.oversample_k or 4000
+        pool = batches._oversample(major, k, config.seed, mode=config.oversample,
+                                   n_negative=config.oversample_negatives)
+        positives = (major[pool] == 1).sum(axis=0)
+        info["oversample"] = {"mode": config.oversample, "k": k, "n_records": int(len(pool)),
+                              "n_distinct_records": int(len(np.unique(pool))),
+                              "positives": dict(zip(heads.names[:heads.n_major], map(int, positives)))}
+        logger.info("oversample=%s (k=%d): training set of %d records (%d distinct) from %d", config.oversample,
+                    k, len(pool), info["oversample"]["n_distinct_records"], n_records)
+    return batches.JointBatchSampler(n_records, config.batch_size, seed=config.seed,
                                      batches_per_epoch=config.batches_per_epoch, rank=dist_info.rank,
-                                     world_size=dist_info.world_size, pool=pool)
+                                     world_size=dist_info.world_size, pool=pool), info
+
+
+def _write_run_info(path: Path, config: TrainConfig, heads: _Heads, sampling: dict[str, Any],
+                    scored: list[int] | None, no_score: str | None) -> None:
+    import json
+    info = {"major_tasks": [heads.names[j] for j in heads.major],
+            "minor_tasks": [n for j, n in enumerate(heads.names[:heads.n_major]) if j not in heads.major],
+            "aux_heads": heads.names[heads.n_major:], **sampling,
+            "early_stopping": {"criterion": config.early_stopping if scored is not None else None,
+                               "min_val_positives": config.early_stopping_min_positives,
+                               "scored_tasks": None if scored is None else [heads.names[j] for j in scored],
+                               "patience": config.patience, "not_used_because": no_score}}
+    path.write_text(json.dumps(info, indent=1))
 
 
 def _restore(ckpt: Mapping[str, Any], state: _State, model: nn.Module, weighting: Any, opt: Any, sched: Any,
@@ -341,16 +429,17 @@ def _end_epoch(state: _State, weighting: Any, heads: _Heads, lr: float, dist_inf
     return row
 
 
-def _validate(model: nn.Module, val_ds: Any, n_major: int, config: TrainConfig, device: torch.device,
-              dist_info: _Dist) -> float:
-    if val_ds is None:
-        return float("nan")
-    scores = predict(model, val_ds, n_tasks=n_major, device=device, batch_size=config.eval_batch_size,
+def _validate(model: nn.Module, val_ds: Any, heads: _Heads, scored: list[int] | None, config: TrainConfig,
+              device: torch.device, dist_info: _Dist) -> dict[str, float]:
+    if val_ds is None or scored is None:
+        return {"val_macro_auroc": float("nan"), "val_loss": float("nan"), "val_score": float("nan")}
+    scores = predict(model, val_ds, n_tasks=heads.n_major, device=device, batch_size=config.eval_batch_size,
                      amp=config.amp, num_workers=config.num_workers if device.type == "cuda" else 0,
                      rank=dist_info.rank, world_size=dist_info.world_size)
     parts = _all_gather_rows(scores, dist_info)
     scores = np.fmax.reduce(parts) if len(parts) > 1 else parts[0]  # each row is set by one rank
-    return macro_auroc(np.asarray(val_ds.labels, dtype=np.int8)[:, :n_major], scores)
+    labels = np.asarray(val_ds.labels, dtype=np.int8)[:, :heads.n_major]
+    return val_scores(labels, scores, major=heads.major, scored=scored, criterion=config.early_stopping)
 
 
 def _save_checkpoint(path: Path, state: _State, batch_in_epoch: int, sampler_state: Any, model: Any,
@@ -439,11 +528,13 @@ class _Log:
         left = self.config.epochs - (epoch + 1)
         if self.config.max_steps is not None and state.step:
             left = min(left, math.ceil(max(self.config.max_steps - state.step, 0) / max(state.step / (epoch + 1), 1)))
-        logger.info("epoch %d/%d done: train loss %.4f, val macro AUROC %.4f (best %.4f, %d epoch(s) without gain)",
-                    epoch + 1, self.config.epochs, row["train_loss"], row["val_macro_auroc"], state.best,
+        logger.info("epoch %d/%d done: train loss %.4f, val macro AUROC %.4f, val loss %.4f, %s score %.4f "
+                    "(best %.4f, %d epoch(s) without gain)", epoch + 1, self.config.epochs, row["train_loss"],
+                    row["val_macro_auroc"], row["val_loss"], self.config.early_stopping, row["val_score"], state.best,
                     state.bad_epochs)
         if self.writer is not None:
             self.writer.add_scalar("val/macro_auroc", row["val_macro_auroc"], state.step)
+            self.writer.add_scalar("val/loss", row["val_loss"], state.step)
             self.writer.add_scalar("train/epoch_loss", row["train_loss"], state.step)
         if self.on_epoch is not None and self.dist.main:
             self.on_epoch({**row, "epochs": self.config.epochs, "samples_per_s": rate, "epoch_s": seconds,
@@ -457,8 +548,10 @@ class _Log:
             torch.distributed.barrier()
         rate = self.samples * self.dist.world_size / max(time.perf_counter() - self.t0, 1e-9)
         best = state.best if np.isfinite(state.best) else float("nan")
-        return TrainResult(self.out, state.step, len(state.history), best, state.history, self.losses, self.rates,
-                           stopped_early, rate, resumed_from_step=self.resumed_at)
+        best_rows = [r for r in state.history if r["step"] == state.best_step]
+        best_auc = float(best_rows[-1]["val_macro_auroc"]) if best_rows and np.isfinite(best) else float("nan")
+        return TrainResult(self.out, state.step, len(state.history), best_auc, state.history, self.losses, self.rates,
+                           stopped_early, rate, best, resumed_from_step=self.resumed_at)
 
 
 def _tensorboard(out: Path, resumed_at: int | None) -> Any:

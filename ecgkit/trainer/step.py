@@ -18,9 +18,26 @@ from ecgkit.trainer.config import TrainConfig
 __all__ = ["train_step"]
 
 
-def _build(cfg: TrainConfig, n_leads: int, n_heads: int) -> tuple[ResNet1d, LossWeighting]:
+def _build(cfg: TrainConfig, n_leads: int, n_heads: int, n_samples: int | None = None,
+           columns: list[list[int]] | None = None) -> tuple[Any, LossWeighting]:
+    """The model (its config saved as ``model_config`` in checkpoints) and the loss weighting.
+
+    ``n_samples`` (the records' length) is stored only for ``head="flatten"``, which needs it;
+    ``columns`` (head indices per column) is used with ``sharing="cross_stitch"`` (default one per head).
+    """
     torch.manual_seed(cfg.seed)
-    model = ResNet1d(ResNet1dConfig(n_tasks=n_heads, n_leads=n_leads, n_blocks=cfg.blocks, dropout=cfg.dropout))
+    model_cfg = ResNet1dConfig(
+        n_tasks=n_heads, n_leads=n_leads, n_blocks=cfg.blocks, dropout=cfg.dropout, base_filters=cfg.base_filters,
+        filter_growth=cfg.filter_growth, head=cfg.head, n_samples=n_samples if cfg.head == "flatten" else None)
+    model: Any = ResNet1d(model_cfg)
+    if cfg.sharing == "cross_stitch":
+        from dataclasses import asdict
+
+        from ecgkit.models.cross_stitch import CrossStitchConfig, CrossStitchNet
+        after = cfg.cross_stitch_after if cfg.cross_stitch_after is not None else tuple(range(1, cfg.blocks, 2))
+        cols = columns if columns is not None else [[h] for h in range(n_heads)]
+        model = CrossStitchNet(CrossStitchConfig(base=asdict(model_cfg), columns=tuple(tuple(c) for c in cols),
+                                                 stitch_after=tuple(after), init_self=cfg.cross_stitch_init))
     kwargs = {"temperature": cfg.dwa_temperature} if cfg.weighting == "dwa" else {}
     return model, make_weighting(cfg.weighting, n_heads, **kwargs)
 

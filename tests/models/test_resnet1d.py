@@ -141,3 +141,60 @@ def test_channels_last_path_computes_the_same_function_and_gradients(n_blocks: i
     assert torch.allclose(other(x), model.set_conv_path("conv1d").eval()(x), atol=1e-12)
     with pytest.raises(ValueError, match="conv path"):
         model.set_conv_path("nhwc")
+
+
+# --- Hughes et al. (2021): 64 filters, linear width schedule, flattened 256 x 10 map ---------------
+
+def _hughes(n_tasks: int = 38) -> ResNet1d:
+    return make_model(n_tasks, n_blocks=16, base_filters=64, filter_growth="linear", head="flatten",
+                      n_samples=2500)
+
+
+def test_hughes_configuration_has_34_layers_and_a_2560_feature_flatten_head() -> None:
+    model = _hughes()
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv1d)]
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(convs) + len(linears) == 34  # stem + 16 blocks x 2 convolutions + the logistic layer
+    assert [b.conv2.out_channels for b in model.blocks] == [64] * 4 + [128] * 4 + [192] * 4 + [256] * 4
+    assert model.feature_length == 10  # 2,500 samples halved 8 times with 'same' padding: ceil -> 10
+    assert model.n_features == 2560 and model.heads.in_features == 2560 and model.heads.out_features == 38
+    model.eval()
+    x = torch.randn(2, 12, 2500)
+    with torch.no_grad():
+        feats = model.features(x)
+        h = model.post(model.blocks(model.stem(x)))  # (B, 256, 10)
+        logits = model(x)
+    assert h.shape == (2, 256, 10)
+    torch.testing.assert_close(feats, h.reshape(2, -1))  # channel-major flatten, no pooling
+    # each head is an independent logistic regression on the 2,560 features
+    torch.testing.assert_close(logits[:, 5], feats @ model.heads.weight[5] + model.heads.bias[5])
+
+
+def test_flatten_head_rejects_another_length_and_needs_n_samples() -> None:
+    model = make_model(3, n_blocks=4, base_filters=8, head="flatten", n_samples=500).eval()
+    with pytest.raises(ValueError, match="exactly 500 samples"):
+        model(torch.randn(1, 12, 1000))
+    with pytest.raises(ValueError, match="n_samples"):
+        make_model(3, head="flatten")
+    with pytest.raises(ValueError, match="filter_growth"):
+        make_model(3, filter_growth="triple")  # type: ignore[arg-type]
+    # doubling from 64 (the other reading of the paper) would end at 512 x 10 = 5,120 features
+    wide = make_model(2, n_blocks=16, base_filters=64, head="flatten", n_samples=2500)
+    assert wide.n_features == 5120
+
+
+def test_keep_heads_keeps_the_flatten_head() -> None:
+    model = make_model(4, n_blocks=4, base_filters=8, head="flatten", n_samples=300).eval()
+    cut = model.keep_heads([2, 0]).eval()
+    x = torch.randn(3, 12, 300)
+    with torch.no_grad():
+        torch.testing.assert_close(cut(x), model(x)[:, [2, 0]])
+
+
+def test_flatten_head_on_the_channels_last_path() -> None:
+    torch.manual_seed(0)
+    model = make_model(3, n_blocks=4, base_filters=8, head="flatten", n_samples=300, dropout=0.0).double().eval()
+    x = torch.randn(2, 12, 300, dtype=torch.float64)
+    a = model.set_conv_path("conv1d")(x)
+    b = model.set_conv_path("channels_last")(x)
+    assert torch.allclose(a, b, atol=1e-12)
