@@ -205,7 +205,7 @@ def test_cli_options_reach_the_train_config(tmp_path: Path, monkeypatch: pytest.
 
     seen: dict = {}
 
-    def fake_train(cfg: T.TrainConfig, out_dir: str, resume: bool = False) -> T.TrainResult:
+    def fake_train(cfg: T.TrainConfig, out_dir: str, resume: bool = False, **kw: object) -> T.TrainResult:
         seen["cfg"] = cfg
         return T.TrainResult(Path(out_dir), 0, 0, float("nan"), [])
 
