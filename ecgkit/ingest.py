@@ -668,7 +668,11 @@ def write_scan(out_dir: str | Path, df: pd.DataFrame, skipped: Sequence[dict[str
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    skipped_csv = pd.DataFrame(list(skipped), columns=["path", "reason"]).to_csv(index=False)
+    from ecgkit._names import escape_name
+
+    # a skipped file's name may not be UTF-8 (surrogate-escaped): stored escaped, like the manifest's
+    skipped = [{"path": escape_name(str(s["path"])), "reason": escape_name(str(s["reason"]))} for s in skipped]
+    skipped_csv = pd.DataFrame(skipped, columns=["path", "reason"]).to_csv(index=False)
     paths: dict[str, Path] = {}
     if pseudonymized:
         import pyarrow as pa

@@ -416,6 +416,9 @@ def run_variant(v: Variant, out: Path, *, timeout_s: int = 20) -> Outcome:
     import pandas as pd
 
     manifest = out / "manifest.parquet"
+    if not manifest.exists() and result.exit_code == 4 and "Error: no ECG record found in" in result.output:
+        # a scan that found no record is an error by design (issue 10): one line, exit 4, nothing written
+        return Outcome(v, "skipped", False, result.output.strip().splitlines()[-1][:200])
     if not manifest.exists():
         return Outcome(v, "crashed", False, f"exit {result.exit_code}, no manifest: {result.output[-300:]}")
     df = pd.read_parquet(manifest)
