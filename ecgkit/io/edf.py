@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from ecgkit.io._limits import read_file
 from ecgkit.errors import FormatError, SignalError
 from ecgkit.io._leads import to_canonical
 from ecgkit.io._xml import age_in_years
@@ -130,10 +131,7 @@ def read_edf(path: str | Path, *, record_id: str | None = None) -> Record:
 
     path = Path(path)
     rid = record_id if record_id is not None else path.stem
-    try:
-        buf = path.read_bytes()
-    except OSError as exc:
-        raise FormatError(f"cannot read file: {exc.strerror}", path=path, record_id=rid) from exc
+    buf = read_file(path, record_id=rid)  # bounded, regular files only
     bdf = buf[:8] == b"\xffBIOSEMI"
     if len(buf) < 256:
         raise FormatError(f"EDF header cut short ({len(buf)} bytes)", path=path, record_id=rid)

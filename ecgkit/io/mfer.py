@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ecgkit.io._limits import read_file
 from ecgkit.errors import FormatError, SignalError
 from ecgkit.io._leads import to_canonical
 from ecgkit.io.scp import LEAD_CODES
@@ -88,10 +89,7 @@ def read_mfer(path: str | Path, *, record_id: str | None = None) -> Record:
     """
     path = Path(path)
     rid = record_id if record_id is not None else path.stem
-    try:
-        buf = path.read_bytes()
-    except OSError as exc:
-        raise FormatError(f"cannot read file: {exc.strerror}", path=path, record_id=rid) from exc
+    buf = read_file(path, record_id=rid)  # bounded, regular files only
     items = _items(buf, 0, len(buf), path, rid)
     top: dict[int, bytes] = {}
     per_channel: dict[int, dict[int, bytes]] = {}

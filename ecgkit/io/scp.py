@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from ecgkit.io._limits import read_file
 from ecgkit.errors import FormatError, SignalError
 from ecgkit.io._leads import to_canonical
 from ecgkit.io._scp_huffman import (HuffmanTableError, HuffmanTables, build_tables, decode_huffman,
@@ -372,10 +373,7 @@ def read_scp(path: str | Path, *, record_id: str | None = None) -> Record:
     """
     path = Path(path)
     rid = record_id if record_id is not None else path.stem
-    try:
-        buf = path.read_bytes()
-    except OSError as exc:
-        raise FormatError(f"cannot read file: {exc.strerror}", path=path, record_id=rid) from exc
+    buf = read_file(path, record_id=rid)  # bounded, regular files only
     sections = _sections(buf, path, rid)
     if 3 not in sections:
         raise _fail("no lead definition (section 3)", path, rid)
