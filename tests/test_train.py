@@ -258,6 +258,9 @@ def run(rank, world, port, out):
     with open(f"{out}/rank{rank}.json", "w") as fh:
         json.dump({"straight": straight.interval_losses, "resumed": resumed.interval_losses,
                    "history": [straight.history, resumed.history]}, fh)
+    # both ranks reach teardown together: gloo aborts a rank whose peer closes the pair mid-teardown
+    # ("terminate called without an active exception", seen once in CI-style runs)
+    torch.distributed.barrier()
     torch.distributed.destroy_process_group()
 
 
