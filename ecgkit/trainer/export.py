@@ -177,6 +177,11 @@ def export(run_dir: str | Path, out_path: str | Path, *, checkpoint: str = BEST_
     """
     if format not in ("ecgkit", "torchscript", "onnx"):
         raise ConfigError(f"format must be 'ecgkit', 'torchscript' or 'onnx', got {format!r}")
+    if format == "onnx":  # an optional extra: say so before any work, not after a trace
+        try:
+            import onnx  # noqa: F401
+        except ImportError as exc:
+            raise ConfigError("--format onnx needs the onnx package: pip install 'ecgkit[onnx]'") from exc
     run = Path(run_dir)
     path = _run_checkpoint(run, checkpoint)
     ckpt = load_checkpoint(path)
