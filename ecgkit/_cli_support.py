@@ -46,6 +46,13 @@ class QuarantineLimitError(EcgkitError):
     """The quarantine rate of a batch stage passed its configured limit (exit status 3)."""
 
 
+def check_quarantine_rate(stage: str, rate: float, limit: float, folder: Path) -> None:
+    """Raise :class:`QuarantineLimitError` when a stage quarantined more than ``--max-quarantine-rate``."""
+    if rate > limit:
+        raise QuarantineLimitError(f"{stage}: quarantine rate {rate:.1%} exceeds the limit {limit:.1%} "
+                                   f"(--max-quarantine-rate); see {(folder / 'quarantine.parquet').resolve()}")
+
+
 def exit_code_of(exc: BaseException) -> int:
     """The exit status for an exception that reached the command line."""
     from ecgkit._lock import LockedError

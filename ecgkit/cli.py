@@ -13,8 +13,8 @@ from typing import Any, Callable, TypeVar
 import click
 
 from ecgkit import __version__
-from ecgkit._cli_support import (DeviceType, EcgkitGroup, QuarantineLimitError, ThresholdType, about, check_device,
-                                 load_command_config)
+from ecgkit._cli_support import (DeviceType, EcgkitGroup, ThresholdType, about, check_device,
+                                 check_quarantine_rate, load_command_config)
 
 C = TypeVar("C")
 
@@ -126,10 +126,7 @@ def scan_cmd(sources: tuple[Path, ...], out_dir: Path, workers: int | None, conf
                    f"see {out_dir / 'skipped_files.csv'}")
     if summary["quarantined"]:
         click.echo(f"scan: quarantined records and reasons in {out_dir / 'quarantine.parquet'}")
-    if summary["quarantine_rate"] > config.max_quarantine_rate:
-        raise QuarantineLimitError(f"scan: quarantine rate {summary['quarantine_rate']:.1%} exceeds the limit "
-                                   f"{config.max_quarantine_rate:.1%} (--max-quarantine-rate); see "
-                                   f"{(out_dir / 'quarantine.parquet').resolve()}")
+    check_quarantine_rate("scan", summary["quarantine_rate"], config.max_quarantine_rate, out_dir)
 
 
 def _scan_parts_cmd(sources: list[Path], out_dir: Path, config: Any, engine: str, scheduler: str | None) -> None:
@@ -145,10 +142,7 @@ def _scan_parts_cmd(sources: list[Path], out_dir: Path, config: Any, engine: str
     click.echo(f"scan ({engine}, {summary['parts']} parts): {summary['records']} records, {summary['ok']} ok, "
                f"{summary['quarantined']} quarantined ({summary['quarantine_rate']:.1%}), "
                f"{summary['records_per_s']} records/s -> {out_dir / 'manifest.parquet'}")
-    if summary["quarantine_rate"] > config.max_quarantine_rate:
-        raise QuarantineLimitError(f"scan: quarantine rate {summary['quarantine_rate']:.1%} exceeds the limit "
-                                   f"{config.max_quarantine_rate:.1%} (--max-quarantine-rate); see "
-                                   f"{(out_dir / 'quarantine.parquet').resolve()}")
+    check_quarantine_rate("scan", summary["quarantine_rate"], config.max_quarantine_rate, out_dir)
 
 
 @main.command("label")
@@ -323,10 +317,7 @@ def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, no_pr
     click.echo(f"shard: {summary['records']} records in {summary['shards']} shards, {summary['quarantined']} "
                f"quarantined ({summary['quarantine_rate']:.1%}, see {out / 'quarantine.parquet'}) "
                f"-> {out / 'index.parquet'}")
-    if summary["quarantine_rate"] > config.max_quarantine_rate:
-        raise QuarantineLimitError(f"shard: quarantine rate {summary['quarantine_rate']:.1%} exceeds the limit "
-                                   f"{config.max_quarantine_rate:.1%} (--max-quarantine-rate); see "
-                                   f"{out / 'quarantine.parquet'}")
+    check_quarantine_rate("shard", summary["quarantine_rate"], config.max_quarantine_rate, out)
 
 
 def _epoch_line(row: Any) -> str:
