@@ -101,6 +101,14 @@ def _normalized(pid: pd.Series) -> pd.Series:
     return out
 
 
+
+def _refuse_leaks(groups: pd.Series, part: pd.Series, what: str) -> None:
+    """Raise SchemaError naming up to 5 patients whose records lie in more than one ``what`` (split or fold)."""
+    per_group = pd.DataFrame({"g": groups.to_numpy(), "p": part.to_numpy()}).groupby("g")["p"].nunique()
+    leaked = [str(g).removeprefix("patient:") for g in per_group.index[per_group > 1]]
+    if leaked:
+        raise SchemaError(f"{len(leaked)} patient(s) appear in more than one {what}, e.g. {leaked[:5]}")
+
 def _group_keys(manifest: pd.DataFrame) -> pd.Series:
     """One grouping key per row: the normalised patient id, or ``record:<record_id>`` when it is missing.
 
@@ -420,10 +428,7 @@ def audit(
     if len(bad):
         raise SchemaError(f"{len(bad)} status-ok record(s) have no valid split, e.g. {bad.head(5).tolist()}")
     groups = _group_keys(frame)
-    per_group = pd.DataFrame({"g": groups.to_numpy(), "s": split.to_numpy()}).groupby("g")["s"].nunique()
-    leaked = tuple(str(g).removeprefix("patient:") for g in per_group.index[per_group > 1])
-    if leaked:
-        raise SchemaError(f"{len(leaked)} patient(s) appear in more than one split, e.g. {list(leaked[:5])}")
+    _refuse_leaks(groups, split, "split")
     n = max(len(frame), 1)
     counts = {s: int((split == s).sum()) for s in SPLITS}
     pats = {s: int(groups[(split == s).to_numpy()].nunique()) for s in SPLITS}
@@ -441,7 +446,7 @@ def audit(
         prevalence[name] = per
     result = SplitAudit(
         counts=counts, patients=pats, ratios=got, target=target, max_ratio_drift=drift,
-        ratios_ok=drift <= tolerance, prevalence=prevalence, leaked_patients=leaked,
+        ratios_ok=drift <= tolerance, prevalence=prevalence, leaked_patients=(),
         n_without_patient_id=int(frame["patient_id"].isna().sum()), n_quarantined=int((~ok).sum()),
         id_collisions=id_collisions(frame),
     )
@@ -572,10 +577,7 @@ def audit_folds(manifest: pd.DataFrame, *, labels: Sequence[str] | None = None) 
     if len(bad):
         raise SchemaError(f"{len(bad)} status-ok record(s) have no fold, e.g. {bad.head(5).tolist()}")
     groups = _group_keys(frame)
-    per_group = pd.DataFrame({"g": groups.to_numpy(), "f": fold.to_numpy()}).groupby("g")["f"].nunique()
-    leaked = tuple(str(g).removeprefix("patient:") for g in per_group.index[per_group > 1])
-    if leaked:
-        raise SchemaError(f"{len(leaked)} patient(s) appear in more than one fold, e.g. {list(leaked[:5])}")
+    _refuse_leaks(groups, fold, "fold")
     ids = sorted(int(f) for f in fold.unique())
     f_arr = fold.to_numpy(dtype=np.int64)
     counts = {f: int((f_arr == f).sum()) for f in ids}
@@ -586,4 +588,4 @@ def audit_folds(manifest: pd.DataFrame, *, labels: Sequence[str] | None = None) 
         known = np.isfinite(v) & (v != -1)
         prevalence[name] = {f: float((v[known & (f_arr == f)] == 1).mean()) if (known & (f_arr == f)).any()
                             else float("nan") for f in ids}
-    return FoldAudit(counts, pats, prevalence, leaked)
+    return FoldAudit(counts, pats, prevalence, ())  # a leak raised above
