@@ -3,7 +3,7 @@
 On the same in-memory records (synthetic 12-lead, 10 s, 500 Hz, all phenotypes; or real PTB-XL
 records with ``--ptbxl DIR``), one process, one core:
 
-- ecgkit fast path: :func:`ecgkit.measure.measure_signal` without delineation (flat/noise shares of
+- ecgkit fast path: :func:`ecgkit.measuring.measure_signal` without delineation (flat/noise shares of
   12 leads, ``nk.ecg_clean`` + ``nk.ecg_peaks`` on lead II, biosppy Hamilton, bSQI, RR features,
   template quality);
 - ecgkit with ``delineate=True`` (adds ``nk.ecg_delineate(method="prominence")``);
@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ecgkit.io import read_record  # noqa: E402
-from ecgkit.measure import MeasureConfig, measure_signal  # noqa: E402
+from ecgkit.measuring import MeasureConfig, measure_signal  # noqa: E402
 
 
 def _records(n: int, ptbxl: str | None) -> list[np.ndarray]:

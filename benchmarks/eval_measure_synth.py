@@ -18,10 +18,10 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ecgkit.audit import audit, flag_scores  # noqa: E402
+from ecgkit.auditing import audit, flag_scores  # noqa: E402
 from ecgkit.ingest import ScanConfig, scan  # noqa: E402
 from ecgkit.labels import label_manifest  # noqa: E402
-from ecgkit.measure import MeasureConfig, measure  # noqa: E402
+from ecgkit.measuring import MeasureConfig, measure  # noqa: E402
 from ecgkit.synth import LABELS, synth_cohort  # noqa: E402
 
 TOL = {"hr_bpm": 5.0, "pr_ms": 25.0, "qrs_ms": 30.0, "qrs_global_ms": 30.0, "qt_ms": 40.0}

@@ -18,9 +18,9 @@ ShardDataset           ``ecgkit.data``: shards -> torch dataset
 TaskAwareSampler       ``ecgkit.sampler``: labels -> (task, indices) batches
 ucsf_subset            ``ecgkit.oversample``: labels -> Hughes et al.'s rebalanced training subset
 make_aux_tasks         ``ecgkit.cotask``: labels -> CO-TASK auxiliary task definitions
-measure                ``ecgkit.measure``: manifest -> manifest + beats, intervals, quality
+measure                ``ecgkit.measuring``: manifest -> manifest + beats, intervals, quality
                        (``measure_signal``: one (12, n) array -> one row)
-audit                  ``ecgkit.audit``: labels vs measurements -> flags (``write_audit`` reports)
+audit                  ``ecgkit.auditing``: labels vs measurements -> flags (``write_audit`` reports)
 train                  ``ecgkit.trainer``: shards -> a trained run directory (the package is
                        not called ``train`` so that ``ecgkit.train`` stays the function)
 evaluate               ``ecgkit.report``: run -> report.json, report.md and plots
@@ -62,9 +62,9 @@ _EXPORTS = {
     "label_cohort": "ecgkit.cohort",
     "split_cohort": "ecgkit.cohort",
     "info": "ecgkit.info",
-    "measure": "ecgkit.measure",
-    "measure_signal": "ecgkit.measure",
-    "audit": "ecgkit.audit",
+    "measure": "ecgkit.measuring",
+    "measure_signal": "ecgkit.measuring",
+    "audit": "ecgkit.auditing",
     "export": "ecgkit.trainer",
     "load_model": "ecgkit.model_file",
     "EcgModel": "ecgkit.model_file",

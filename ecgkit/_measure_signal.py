@@ -1,4 +1,4 @@
-"""Per-record signal measurements behind :func:`ecgkit.measure.measure_signal`.
+"""Per-record signal measurements behind :func:`ecgkit.measuring.measure_signal`.
 
 One 12-lead record in, one flat dict of numbers out. neurokit2 and biosppy are imported inside
 the functions that use them, so importing ecgkit (and every CLI command but ``measure``) never pays

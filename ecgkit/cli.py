@@ -500,7 +500,7 @@ def measure_command(cohort_dir: str, shards_dir: str | None, config_file: Path |
     from tqdm import tqdm
 
     from ecgkit.manifest import read_manifest, write_manifest
-    from ecgkit.measure import MeasureConfig, measure, measure_summary
+    from ecgkit.measuring import MeasureConfig, measure, measure_summary
 
     config = _config(MeasureConfig, config_file, "measure", overrides)
     where = shards_dir or cohort_dir
@@ -525,7 +525,7 @@ def measure_command(cohort_dir: str, shards_dir: str | None, config_file: Path |
 @click.option("--plots", "n_plots", type=click.IntRange(min=0), default=6, show_default=True, help="Flagged records plotted.")
 def audit_command(cohort_dir: str, rules_file: str | None, n_plots: int) -> None:
     """Set labels against measurements: audit.parquet, audit.md and audit_flags in the manifest."""
-    from ecgkit.audit import audit, load_rules, write_audit
+    from ecgkit.auditing import audit, load_rules, write_audit
     from ecgkit.manifest import read_manifest, write_manifest
 
     with about(cohort_dir):

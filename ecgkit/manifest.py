@@ -38,7 +38,7 @@ reason                    string       all       why a record was quarantined (n
 Later stages add: one int8 column per label plus ``label_provenance`` and ``report_status`` (label),
 ``split`` (split), ``shard`` and ``row`` (shard), the signal measurements of :data:`MEASURE_COLUMNS`
 (measure) and ``audit_flags`` (audit: list of the record's labels that its own ECG contradicts, see
-:mod:`ecgkit.audit`). See :data:`STAGE_COLUMNS`.
+:mod:`ecgkit.auditing`). See :data:`STAGE_COLUMNS`.
 
 Measurement columns (``ecgkit measure``; float64 with NaN where not measured, units in the names)
 -------------------------------------------------------------------------------------------------
@@ -100,7 +100,7 @@ class StageColumn:
     doc: str
 
 
-#: The measure stage's columns (:mod:`ecgkit.measure`), documented in the module docstring above.
+#: The measure stage's columns (:mod:`ecgkit.measuring`), documented in the module docstring above.
 MEASURE_COLUMNS: tuple[StageColumn, ...] = tuple(StageColumn(n, k, d) for n, k, d in (
     ("measure_lead", "string", "lead measured"),
     ("n_beats", "float", "R peaks by neurokit2, plus biosppy beats it missed"),

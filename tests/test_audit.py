@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ecgkit.audit import audit, load_rules
+from ecgkit.auditing import audit, load_rules
 from ecgkit.cli import main
 from ecgkit.errors import ConfigError, SchemaError
 from ecgkit.manifest import read_manifest
@@ -127,7 +127,7 @@ def test_shard_audit_mask_drop_and_min_quality(cohort: Path, tmp_path: Path) -> 
     assert low.loc[below.to_numpy(), "reason"].str.contains("--min-quality").all()
     assert (low.loc[~below.to_numpy(), "status"] == m.loc[~below.to_numpy(), "status"]).all()
     # the measure stage reads the same records from the shards (int16 at 1 uV): same beats
-    from ecgkit.measure import MeasureConfig, measure
+    from ecgkit.measuring import MeasureConfig, measure
 
     from_shards = measure(masked, MeasureConfig(), shards_dir=tmp_path / "mask")
     in_shard = masked["shard"].notna().to_numpy()

@@ -20,12 +20,12 @@ import pandas as pd
 import pytest
 
 from ecgkit import _measure_signal as ms
-from ecgkit.audit import audit, flag_scores
+from ecgkit.auditing import audit, flag_scores
 from ecgkit.ingest import ScanConfig, scan
 from ecgkit.io import read_record
 from ecgkit.labels import label_manifest
 from ecgkit.manifest import MEASURE_COLUMNS, read_manifest, write_manifest
-from ecgkit.measure import MeasureConfig, measure, measure_signal
+from ecgkit.measuring import MeasureConfig, measure, measure_signal
 from ecgkit.record import LEADS
 from ecgkit.synth import LABELS, synth_cohort
 
@@ -170,7 +170,7 @@ def test_every_real_fixture_is_measured_or_has_a_reason(shared_data: Path) -> No
     import ecgkit
 
     manifest = scan([shared_data], ScanConfig(workers=1, max_quarantine_rate=1.0))
-    # the stage as ``ecgkit.measure(...)``, after ``ecgkit.measure`` the module was imported
+    # the stage as ``ecgkit.measure(...)``, after its module ``ecgkit.measuring`` was imported
     out = ecgkit.measure(manifest, MeasureConfig(workers=1))
     assert len(out) == len(manifest) and (out["record_id"] == manifest["record_id"]).all()
     ok = out["status"] == "ok"

@@ -1,5 +1,8 @@
 """Label audit: text labels set against the record's own measured ECG, by written rules.
 
+The module is called ``auditing`` (not ``audit``) so that ``ecgkit.audit`` stays the function,
+as ``ecgkit.ingest`` holds ``ecgkit.scan``.
+
 Entry points: :func:`load_rules` (the rules file, shipped as ``data/audit_rules.yaml``),
 :func:`audit` (manifest with labels and measurements in, :class:`AuditResult` out) and
 :func:`write_audit` (``audit.parquet``, ``audit.md`` and ECG plots of a sample of flagged records).
@@ -14,8 +17,6 @@ import logging
 import math
 import operator
 import re
-import sys
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -373,14 +374,3 @@ def write_audit(result: AuditResult, out_dir: str | Path, *, n_plots: int = 6,
     (out / "audit.md").write_text("\n".join(lines) + "\n")
     return {"parquet": out / AUDIT_FILE, "md": out / "audit.md", "plots": plots_dir}
 
-
-class _CallableModule(types.ModuleType):
-    """``ecgkit.audit`` is both this module and the stage function: once the module is imported,
-    Python binds the package attribute ``ecgkit.audit`` to the module, so the module forwards calls
-    to :func:`audit` (``ecgkit.audit(manifest, ...)`` works whichever was imported first)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return audit(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -1,5 +1,8 @@
 """Measure stage: beats, intervals and signal quality of every record, by neurokit2 and biosppy.
 
+The module is called ``measuring`` (not ``measure``) so that ``ecgkit.measure`` stays the
+function, as ``ecgkit.ingest`` holds ``ecgkit.scan``.
+
 Entry points: :func:`measure` (manifest in, manifest with the measurement columns out) and
 :func:`measure_signal` (one (12, n) array in, one dict out). The columns are defined in
 :data:`ecgkit.manifest.MEASURE_COLUMNS`; in short:
@@ -43,9 +46,7 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -416,14 +417,3 @@ def measure_summary(df: pd.DataFrame) -> dict[str, Any]:
         summary[f"{name}_median"] = None if col.notna().sum() == 0 else round(float(col.median()), 3)
     return summary
 
-
-class _CallableModule(types.ModuleType):
-    """``ecgkit.measure`` is both this module and the stage function: once the module is imported,
-    Python binds the package attribute ``ecgkit.measure`` to the module, so the module forwards calls
-    to :func:`measure` (``ecgkit.measure(manifest, ...)`` works whichever was imported first)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return measure(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
