@@ -18,6 +18,9 @@ from ecgkit.labels.vocab import Vocabulary, load_vocabulary
 logger = logging.getLogger(__name__)
 
 UncertainPolicy = Literal["positive", "negative", "mask"]
+#: "compiled": the batch pass of :mod:`ecgkit.labels.compiled`; "python": the per-report reference
+Engine = Literal["compiled", "python"]
+ENGINES = ("compiled", "python")
 _POLICY_VALUE = {"positive": 1, "negative": 0, "mask": -1}
 
 
@@ -144,7 +147,7 @@ def _aggregate(decisions: Iterable[Decision], index: dict[str, int], row: np.nda
 
 
 def label_texts(texts: Iterable[Any] | pd.Series | str, vocabulary: str | Path | Vocabulary = "ecg-p18",
-                uncertain: UncertainPolicy = "positive") -> pd.DataFrame:
+                uncertain: UncertainPolicy = "positive", engine: Engine = "compiled") -> pd.DataFrame:
     """Label report texts with the vocabulary's labels by string matching with context rules.
 
     Parameters
@@ -158,6 +161,8 @@ def label_texts(texts: Iterable[Any] | pd.Series | str, vocabulary: str | Path |
     uncertain : {"positive", "negative", "mask"}
         Value for labels only mentioned with a hedge ("possible RVH"): 1, 0, or -1 (so training can
         mask them). A label asserted elsewhere in the same report is 1 regardless.
+    engine : {"compiled", "python"}
+        The batch pass (default) or the per-report reference path; both give the same result.
 
     Returns
     -------
@@ -185,6 +190,7 @@ def label_texts(texts: Iterable[Any] | pd.Series | str, vocabulary: str | Path |
     1     0    0
     """
     unc = _check_policy(uncertain)
+    _check_engine(engine)
     vocab = load_vocabulary(vocabulary)
     if isinstance(texts, (str, bytes)):
         texts = [texts]
@@ -196,18 +202,31 @@ def label_texts(texts: Iterable[Any] | pd.Series | str, vocabulary: str | Path |
         index = pd.RangeIndex(len(values))
     rows = index.tolist() if isinstance(texts, pd.Series) else range(len(values))
     keys = [v if isinstance(v, str) else _as_text(v, r) for v, r in zip(values, rows)]
-    out, _, _ = _label_keys(keys, vocab, unc, with_provenance=False)
+    out, _, _ = _label_keys(keys, vocab, unc, with_provenance=False, engine=engine)
     return pd.DataFrame(out, index=index, columns=list(vocab.labels))
 
 
-def _label_keys(keys: list[str], vocab: Vocabulary, unc: int, *,
-                with_provenance: bool) -> tuple[np.ndarray, list[str], list[str | None]]:
+def _check_engine(engine: str) -> None:
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {list(ENGINES)}, got {engine!r}")
+
+
+def _label_keys(keys: list[str], vocab: Vocabulary, unc: int, *, with_provenance: bool,
+                engine: Engine = "compiled") -> tuple[np.ndarray, list[str], list[str | None]]:
     """Label report strings, each distinct report once; optionally with provenance strings.
 
     Returns the labels, the provenance strings (empty list without provenance) and, per report,
     the status its footers state (None when they state none).
     """
     codes, uniques = pd.factorize(pd.Series(keys, dtype=object), sort=False)
+    if engine == "compiled":
+        from ecgkit.labels.compiled import label_batch
+
+        got, got_prov, got_status = label_batch(list(uniques), vocab, unc, with_provenance=with_provenance)
+        if not len(codes):
+            return np.zeros((0, len(vocab.labels)), dtype=np.int8), [], []
+        return (got[codes], [got_prov[c] for c in codes] if with_provenance else [],
+                [got_status[c] for c in codes])
     col = {lab: j for j, lab in enumerate(vocab.labels)}
     table = np.zeros((len(uniques), len(vocab.labels)), dtype=np.int8)
     prov = [""] * len(uniques)
@@ -232,22 +251,24 @@ def _label_keys(keys: list[str], vocab: Vocabulary, unc: int, *,
             [status[c] for c in codes])
 
 
-def explain_many(texts: list[str], vocab: Vocabulary, unc: int,
-                 workers: int = 1) -> tuple[np.ndarray, list[str], list[str | None]]:
+def explain_many(texts: list[str], vocab: Vocabulary, unc: int, workers: int = 1,
+                 engine: Engine = "compiled") -> tuple[np.ndarray, list[str], list[str | None]]:
     """Labels (int8, shape (n, n_labels)), provenance strings and footer-stated report status
     (``"confirmed"``, ``"unconfirmed"`` or None) for report strings (missing = "").
 
     ``workers > 1`` labels the distinct reports in that many processes (chunks of distinct texts
-    go out, label rows come back); the result is identical to ``workers=1``.
+    go out, label rows come back); the result is identical to ``workers=1``. Each process runs
+    ``engine`` (the compiled pass by default).
     """
+    _check_engine(engine)
     if workers <= 1 or len(texts) < 2 * _CHUNK:
-        return _label_keys(texts, vocab, unc, with_provenance=True)
+        return _label_keys(texts, vocab, unc, with_provenance=True, engine=engine)
     from ecgkit.engines import map_tasks
 
     codes, uniques = pd.factorize(pd.Series(texts, dtype=object), sort=False)
     uniq = list(uniques)
     size = max(_CHUNK, -(-len(uniq) // (4 * workers)))
-    tasks = [(k, uniq[k:k + size], vocab.source, unc) for k in range(0, len(uniq), size)]
+    tasks = [(k, uniq[k:k + size], vocab.source, unc, engine) for k in range(0, len(uniq), size)]
     table = np.zeros((len(uniq), len(vocab.labels)), dtype=np.int8)
     prov = [""] * len(uniq)
     status: list[str | None] = [None] * len(uniq)
@@ -262,14 +283,14 @@ _MEMO_MAX = 500_000  # memo entries (statements, lines) kept within one call
 _CHUNK = 2000  # distinct reports per task: large enough that a task's start-up is amortised
 
 
-def _label_chunk(task: tuple[int, list[str], str, int]) -> tuple[int, np.ndarray, list[str], list[str | None]]:
-    start, texts, source, unc = task
-    table, prov, status = _label_keys(texts, load_vocabulary(source), unc, with_provenance=True)
+def _label_chunk(task: tuple[int, list[str], str, int, Engine]) -> tuple[int, np.ndarray, list[str], list[str | None]]:
+    start, texts, source, unc, engine = task
+    table, prov, status = _label_keys(texts, load_vocabulary(source), unc, with_provenance=True, engine=engine)
     return start, table, prov, status
 
 
 def report_status(texts: Iterable[Any] | pd.Series | str,
-                  vocabulary: str | Path | Vocabulary = "ecg-p18") -> list[str]:
+                  vocabulary: str | Path | Vocabulary = "ecg-p18", engine: Engine = "compiled") -> list[str]:
     """Confirmation status each report states: ``"confirmed"``, ``"unconfirmed"`` or ``"unknown"``.
 
     From the report's own footers (``footers`` in the vocabulary: "Confirmed by ...", "unconfirmed
@@ -287,7 +308,8 @@ def report_status(texts: Iterable[Any] | pd.Series | str,
         texts = [texts]
     values = texts.tolist() if isinstance(texts, pd.Series) else list(texts)
     keys = [_as_text(v, r) for r, v in enumerate(values)]
-    return [s or "unknown" for s in _label_keys(keys, vocab, 1, with_provenance=False)[2]]
+    _check_engine(engine)
+    return [s or "unknown" for s in _label_keys(keys, vocab, 1, with_provenance=False, engine=engine)[2]]
 
 
 def explain(text: Any, vocabulary: str | Path | Vocabulary = "ecg-p18") -> list[Mention]:

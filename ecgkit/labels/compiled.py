@@ -1,0 +1,417 @@
+"""The compiled label pass: many reports at once, with the same result as the per-report rules.
+
+:func:`label_batch` labels a batch of distinct reports in stages that each run over the whole
+batch, so that the per-report work left in Python is a handful of C-level string calls:
+
+1. **Lines.** Reports are cleaned (:func:`ecgkit.labels.segment.clean_text`), joined and split
+   into lines once; identical lines across the batch are factorised (library statements repeat).
+2. **Line classes.** Each distinct line is tested in one pass over the joined lines (regex and
+   Aho-Corasick scans that name the line of every hit) for what makes segmentation non-trivial:
+   a run of spaces or a tab, a footer phrase, a device code, a sentence end that is not after an
+   abbreviation, non-ASCII text. A line with none is one statement (its stripped text); the others
+   go through :func:`ecgkit.labels.segment.segment_report` as before. A line that starts with a
+   continuation word joins the line before it into one *unit*; units are segmented whole.
+3. **Statements.** Distinct statement texts are normalised in one pass (the ASCII ones without
+   commas or question marks as one string) and scanned by one integer-valued automaton over the
+   joined text, whose hits become flat arrays (statement id, flags: label finding, any finding,
+   comparison cue, misspelling). Only statements with a label finding or a misspelling (or a
+   comparison cue next to a finding) reach the statement rules
+   (:func:`ecgkit.labels.rules.decide_statement`), once per distinct statement and comparison state.
+4. **Reports.** The comparison section (a prefix OR per report), footer voiding, the report-level
+   conditions ("bigeminy" requires VPC, a 2:1 block forbids AFL), the uncertain policy and the
+   footer status are array operations over the flattened (report, statement, decision) rows.
+
+Every shortcut is taken only where it provably gives what the per-report path gives; the rest
+goes through that path. ``tests/test_labels_compiled.py`` checks equality on the 555-case table,
+PTB-XL, and the one-line, footer, misspelling and coordination shapes.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+import ahocorasick
+import numpy as np
+import pandas as pd
+
+from ecgkit.labels.normalize import normalize_text
+from ecgkit.labels.rules import Decision, decide_statement
+from ecgkit.labels.segment import (CODE, FOOTER, TEXT, _CODE, _LAST_WORD, _SENTENCE_END, _first_words,
+                                   _is_abbreviation, _line_groups, _starts_with, clean_text, segment_report)
+from ecgkit.labels.vocab import OTHER, Vocabulary
+
+# automaton flags of a key
+_LABEL, _FIND, _COMP, _TYPO = 1, 2, 4, 8
+# decision codes (only the first two set a label)
+_ASSERTED, _UNCERTAIN, _OTHER_DECISION = 0, 1, 2
+_KIND = {TEXT: 0, FOOTER: 1, CODE: 2}
+_STATUS = {None: 0, "confirmed": 1, "unconfirmed": 2}
+_STATUS_NAME: tuple[str | None, ...] = (None, "confirmed", "unconfirmed")
+_SPACE_RUN = re.compile(r"  |\t")
+_PUNCT = re.compile(r"[.!?;]")
+_FIRST = re.compile(r"^[^\w\n]*([^\W_]+)", re.M)
+_NOT_PLAIN = re.compile(r"[,?#]")
+_NON_WORD_NL = re.compile(r"[^a-z0-9\n]+")
+_DIGRAPH_GROUP = re.compile(r"\(\?:(?:ae|oe|ue|aa)\|[a-z]\|\[\?#\]\)\?")
+
+#: distinct reports per batch (bounds memory; statements shared across batches are redone per batch)
+BATCH = 100_000
+
+
+@dataclass(frozen=True)
+class Tables:
+    """What the compiled pass needs beyond the vocabulary (built once per vocabulary)."""
+
+    statement_ac: Any  # normalised phrase / misspelling key -> flags (ahocorasick.STORE_INTS)
+    footer_ac: Any  # literal pieces every footer match contains (None: any footer anchor counts)
+    labels: dict[str, int]
+
+
+_TABLES: dict[int, tuple[Vocabulary, Tables]] = {}
+
+
+def tables(vocab: Vocabulary) -> Tables:
+    """The compiled tables of a vocabulary (built on first use, then kept with it)."""
+    got = _TABLES.get(id(vocab))
+    if got is not None and got[0] is vocab:
+        return got[1]
+    built = build_tables(vocab)
+    if len(_TABLES) > 8:
+        _TABLES.clear()
+    _TABLES[id(vocab)] = (vocab, built)
+    return built
+
+
+def build_tables(vocab: Vocabulary) -> Tables:
+    flags: dict[str, int] = {}
+    for key, entry in vocab.automaton.items():
+        f = 0
+        if entry.finding is not None:
+            f |= _FIND
+            if entry.finding.kind != OTHER:
+                f |= _LABEL
+        if any(c.rule == "comparison" for c in entry.cues):
+            f |= _COMP
+        if f:
+            flags[key] = f
+    for typo in vocab.fuzzy:
+        key = f" {typo} "
+        flags[key] = flags.get(key, 0) | _TYPO
+    ac = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+    for key, f in flags.items():
+        ac.add_word(key, f)
+    ac.make_automaton()
+    return Tables(ac, _footer_literals(vocab), {lab: j for j, lab in enumerate(vocab.labels)})
+
+
+def _footer_literals(vocab: Vocabulary) -> Any:
+    """An automaton of one literal piece of each footer alternative (a match always contains it),
+    read off the compiled footer pattern; None when a piece cannot be read (then anchors decide)."""
+    seg = vocab.segmenter
+    if seg.footer_re is None:
+        return None
+    pattern = _DIGRAPH_GROUP.sub("\x00", seg.footer_re.pattern)
+    pattern = re.sub(r"\(\?P<f\d+>", "", pattern.replace(r"(?<![^\W_])(?:", "", 1))
+    pattern = pattern.replace(r")(?![^\W_])", "").replace(")", "")
+    literals = set()
+    for alt in pattern.split("|"):
+        pieces = [p for w in alt.split(r"[\W_]+") for p in w.split("\x00")]
+        good = [p for p in pieces if p and p.isalnum() and p.isascii()]
+        if not good or any(not (p.isalnum() and p.isascii()) for p in pieces if p):
+            return None
+        literals.add(max(good, key=len))
+    ac = ahocorasick.Automaton(ahocorasick.STORE_LENGTH)
+    for lit in literals:
+        ac.add_word(lit)
+    ac.make_automaton()
+    return ac
+
+
+def _line_of(positions: np.ndarray, line_ends: np.ndarray) -> np.ndarray:
+    """Index of the line holding each character position of a "\\n"-joined string."""
+    return np.searchsorted(line_ends, positions, side="left")
+
+
+def _classify_lines(lines: list[str], vocab: Vocabulary, tab: Tables,
+                    seg_cache: dict[Any, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Per distinct non-blank line: is it one plain statement (its stripped text), and does it
+    continue the line before it. Lines that are not plain are segmented by the per-report code
+    (and cached in ``seg_cache`` as :func:`segment_report` expects)."""
+    seg = vocab.segmenter
+    n = len(lines)
+    ascii_ = np.fromiter((s.isascii() for s in lines), dtype=bool, count=n)
+    idx = np.flatnonzero(ascii_)
+    plain = ascii_.copy()
+    cont = np.zeros(n, dtype=bool)
+    if len(idx):
+        sub = [lines[i] for i in idx]
+        joined = "\n".join(sub)
+        ends = np.cumsum(np.fromiter((len(s) + 1 for s in sub), dtype=np.int64, count=len(sub))) - 1
+        bad = np.zeros(len(sub), dtype=bool)
+        hits = [m.start() for m in _SPACE_RUN.finditer(joined)]
+        hits += [m.start() for m in _CODE.finditer(joined)]
+        starts = np.r_[0, ends[:-1] + 1]
+        for m in _PUNCT.finditer(joined):
+            p = m.start()
+            if _SENTENCE_END.match(joined, p) is None:
+                continue
+            if m.group(0) != ";" and seg.abbreviations:
+                line_start = int(starts[np.searchsorted(ends, p)])
+                word = _LAST_WORD.search(joined, max(line_start, p - 24), p)
+                if word is not None and _is_abbreviation(word.group(0), seg.abbreviations):
+                    continue
+            hits.append(p)
+        if seg.footer_re is not None:
+            low = joined.lower()
+            if tab.footer_ac is not None:
+                hits += [end for end, _ in tab.footer_ac.iter(low)]
+            elif seg.anchor_automaton is not None:
+                hits += [end for end, _ in seg.anchor_automaton.iter(low)]
+            else:
+                bad[:] = True
+        if hits:
+            bad[_line_of(np.asarray(hits, dtype=np.int64), ends)] = True
+        plain[idx[bad]] = False
+        if seg.continuation:
+            first = _first_words(seg.continuation)
+            for m in _FIRST.finditer(joined):
+                if m.group(1).lower() in first:
+                    k = int(np.searchsorted(ends, m.start()))
+                    if not bad[k]:
+                        cont[idx[k]] = _starts_with(sub[k].strip(), seg.continuation)
+    for i in np.flatnonzero(~plain):
+        line = lines[i]
+        got = seg_cache.get(line)
+        if got is None:
+            got = _line_groups(line, seg)
+            seg_cache[line] = got
+        cont[i] = got[1]
+    return plain, cont
+
+
+def _normalise_all(texts: list[str]) -> list[str]:
+    """:func:`normalize_text` of each text; plain ASCII texts in one pass over their join."""
+    out: list[str] = [""] * len(texts)
+    simple = [i for i, t in enumerate(texts) if t.isascii() and _NOT_PLAIN.search(t) is None]
+    if simple:
+        joined = _NON_WORD_NL.sub(" ", "\n".join([texts[i] for i in simple]).lower())
+        for i, w in zip(simple, joined.split("\n")):
+            w = w.strip()
+            out[i] = f" {w} " if w else " "
+    if len(simple) < len(texts):
+        done = set(simple)
+        for i, t in enumerate(texts):
+            if i not in done:
+                out[i] = normalize_text(t)
+    return out
+
+
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(s, s + c) for each (s, c)."""
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(starts - (np.cumsum(counts) - counts), counts)
+    return offsets + np.arange(total, dtype=np.int64)
+
+
+def label_batch(texts: list[str], vocab: Vocabulary, unc: int, *, with_provenance: bool = False,
+                ) -> tuple[np.ndarray, list[str], list[str | None]]:
+    """Labels (int8, (n, n_labels)), provenance strings (empty list without provenance) and the
+    footer-stated status of distinct report strings, identical to the per-report path."""
+    n_labels = len(vocab.labels)
+    table = np.zeros((len(texts), n_labels), dtype=np.int8)
+    prov: list[str] = [""] * len(texts) if with_provenance else []
+    status: list[str | None] = [None] * len(texts)
+    tab = tables(vocab)
+    for lo in range(0, len(texts), BATCH):
+        part = texts[lo:lo + BATCH]
+        t, p, s = _label_part(part, vocab, tab, unc, with_provenance)
+        table[lo:lo + len(part)] = t
+        status[lo:lo + len(part)] = s
+        if with_provenance:
+            prov[lo:lo + len(part)] = p
+    return table, prov, status
+
+
+def _label_part(texts: list[str], vocab: Vocabulary, tab: Tables, unc: int,
+                with_provenance: bool) -> tuple[np.ndarray, list[str], list[str | None]]:
+    n = len(texts)
+    n_labels = len(vocab.labels)
+    seg_cache: dict[Any, Any] = {}
+    # 1. lines of every report, in order, with the report they belong to
+    cleaned = [clean_text(t) if t else "" for t in texts]
+    cleaned = [t.replace("\r\n", "\n").replace("\r", "\n") if "\r" in t else t for t in cleaned]
+    n_lines = np.fromiter((t.count("\n") + 1 for t in cleaned), dtype=np.int64, count=n)
+    all_lines = "\n".join(cleaned).split("\n")
+    line_rep = np.repeat(np.arange(n, dtype=np.int64), n_lines)
+    codes, uniq = pd.factorize(pd.Series(all_lines, dtype=object), sort=False)
+    ulines: list[str] = list(uniq)
+    blank = np.fromiter((not s.strip() for s in ulines), dtype=bool, count=len(ulines))
+    keep = ~blank[codes]
+    occ_line = codes[keep].astype(np.int64)
+    occ_rep = line_rep[keep]
+    # 2. line classes; units = a line and the continuation lines after it
+    nb = np.flatnonzero(~blank)
+    plain = np.zeros(len(ulines), dtype=bool)
+    cont = np.zeros(len(ulines), dtype=bool)
+    if len(nb):
+        p_, c_ = _classify_lines([ulines[i] for i in nb], vocab, tab, seg_cache)
+        plain[nb], cont[nb] = p_, c_
+    first = np.ones(len(occ_line), dtype=bool)
+    first[1:] = occ_rep[1:] != occ_rep[:-1]
+    ustart = first | ~cont[occ_line]
+    unit_pos = np.flatnonzero(ustart)
+    unit_rep = occ_rep[unit_pos]
+    unit_len = np.diff(np.r_[unit_pos, len(occ_line)])
+    unit_key = occ_line[unit_pos].copy()
+    multi = np.flatnonzero(unit_len > 1)
+    multi_texts: list[str] = []
+    if len(multi):
+        joined = ["\n".join(ulines[j] for j in occ_line[unit_pos[u]:unit_pos[u] + unit_len[u]]) for u in multi]
+        mcodes, muniq = pd.factorize(pd.Series(joined, dtype=object), sort=False)
+        multi_texts = list(muniq)
+        unit_key[multi] = len(ulines) + mcodes
+    # 3. statements of each unit key
+    n_keys = len(ulines) + len(multi_texts)
+    key_start = np.zeros(n_keys, dtype=np.int64)
+    key_n = np.zeros(n_keys, dtype=np.int64)
+    used = np.zeros(n_keys, dtype=bool)
+    used[unit_key] = True
+    fast = np.flatnonzero(used[:len(ulines)] & plain)
+    st_text: list[str] = [ulines[i].strip() for i in fast]
+    st_kind: list[int] = [0] * len(fast)
+    st_status: list[int] = [0] * len(fast)
+    st_cue: list[str | None] = [None] * len(fast)
+    key_start[fast] = np.arange(len(fast))
+    key_n[fast] = 1
+    slow = [int(k) for k in np.flatnonzero(used) if k >= len(ulines) or not plain[k]]
+    for k in slow:
+        text = ulines[k] if k < len(ulines) else multi_texts[k - len(ulines)]
+        sts = segment_report(text, vocab.segmenter, seg_cache)
+        key_start[k] = len(st_text)
+        key_n[k] = len(sts)
+        for st in sts:
+            st_text.append(st.text)
+            st_kind.append(_KIND[st.kind])
+            st_status.append(_STATUS[st.status])
+            st_cue.append(st.cue)
+    kind = np.asarray(st_kind, dtype=np.int8)
+    # distinct statement texts (codes get none: the rules never see them)
+    st_uid = np.full(len(st_text), -1, dtype=np.int64)
+    rule_rows = np.flatnonzero(kind != _KIND[CODE])
+    scodes, suniq = pd.factorize(pd.Series([st_text[i] for i in rule_rows], dtype=object), sort=False)
+    st_uid[rule_rows] = scodes
+    stexts: list[str] = list(suniq)
+    norms = _normalise_all(stexts)
+    flags = _scan(norms, tab)
+    need = ((flags & (_LABEL | _TYPO)) != 0) | (((flags & _COMP) != 0) & ((flags & _FIND) != 0))
+    starts = (flags & _COMP) != 0
+    decided: dict[int, list[Decision]] = {}
+    for u in np.flatnonzero(need):
+        decs, starts[u] = decide_statement(norms[u], vocab, False)
+        decided[2 * int(u)] = decs
+    # 4. report rows: one per statement of each report, in report order
+    rs_st = _ranges(key_start[unit_key], key_n[unit_key])
+    rs_rep = np.repeat(unit_rep, key_n[unit_key])
+    rs_kind = kind[rs_st]
+    rs_uid = st_uid[rs_st]
+    counts = np.bincount(rs_rep, minlength=n)
+    rep_start = np.cumsum(counts) - counts
+    s = (rs_kind == 0) & starts[np.maximum(rs_uid, 0)]
+    before = np.cumsum(s) - s
+    in_comp = ((before - before[rep_start[rs_rep]] if len(before) else before) > 0) & (rs_kind == 0)
+    for u in np.unique(rs_uid[in_comp & need[np.maximum(rs_uid, 0)]]):
+        decided[2 * int(u) + 1] = decide_statement(norms[u], vocab, True)[0]
+    # flatten the decisions of each (statement, comparison state) pair
+    pair_start = np.zeros(2 * len(stexts) + 1, dtype=np.int64)
+    pair_n = np.zeros(2 * len(stexts) + 1, dtype=np.int64)
+    flat: list[Decision] = []
+    for pair, decs in decided.items():
+        pair_start[pair] = len(flat)
+        pair_n[pair] = len(decs)
+        flat.extend(decs)
+    rs_pair = np.where(rs_kind == 2, 2 * len(stexts), 2 * np.maximum(rs_uid, 0) + in_comp)
+    d_counts = pair_n[rs_pair]
+    d_idx = _ranges(pair_start[rs_pair], d_counts)
+    d_rs = np.repeat(np.arange(len(rs_pair), dtype=np.int64), d_counts)
+    d_rep = rs_rep[d_rs]
+    lab = np.fromiter((tab.labels[d.label] for d in flat), dtype=np.int64, count=len(flat))
+    code = np.fromiter((_ASSERTED if d.decision == "asserted" else _UNCERTAIN if d.decision == "uncertain"
+                        else _OTHER_DECISION for d in flat), dtype=np.int8, count=len(flat))
+    cond = np.fromiter((0 if d.condition is None else 1 if d.condition[0] == "requires" else 2 for d in flat),
+                       dtype=np.int8, count=len(flat))
+    cond_lab = np.fromiter((tab.labels[d.condition[1]] if d.condition is not None else 0 for d in flat),
+                           dtype=np.int64, count=len(flat))
+    d_lab, d_code, d_cond, d_clab = lab[d_idx], code[d_idx], cond[d_idx], cond_lab[d_idx]
+    sets = (rs_kind[d_rs] == 0) & (d_code != _OTHER_DECISION)  # footers' mentions never set a label
+    present = np.zeros((n, n_labels), dtype=bool)
+    plain_set = sets & (d_cond == 0)
+    present[d_rep[plain_set], d_lab[plain_set]] = True
+    failed = np.zeros(len(d_idx), dtype=bool)
+    conditional = (d_cond != 0) & (rs_kind[d_rs] == 0)
+    if conditional.any():
+        has = present[d_rep, d_clab]
+        failed = conditional & np.where(d_cond == 1, ~has, has)
+    sets &= ~failed
+    table = np.zeros((n, n_labels), dtype=np.int8)
+    unc_rows = sets & (d_code == _UNCERTAIN)
+    table[d_rep[unc_rows], d_lab[unc_rows]] = unc
+    asserted = sets & (d_code == _ASSERTED)
+    table[d_rep[asserted], d_lab[asserted]] = 1
+    # footer status: the last footer stating one wins
+    st_stat = np.asarray(st_status, dtype=np.int8)[rs_st]
+    stated = np.flatnonzero(st_stat != 0)
+    last = np.full(n, -1, dtype=np.int64)
+    np.maximum.at(last, rs_rep[stated], stated)
+    status = [_STATUS_NAME[st_stat[i]] if i >= 0 else None for i in last.tolist()]
+    prov: list[str] = []
+    if with_provenance:
+        prov = _provenance(n, flat, d_idx, d_rs, d_rep, failed, rs_st, rs_rep, rep_start, st_text, st_cue,
+                           rs_kind)
+    return table, prov, status
+
+
+def _scan(norms: list[str], tab: Tables) -> np.ndarray:
+    """OR of the automaton flags over each normalised statement's hits (one pass over their join)."""
+    flags = np.zeros(len(norms), dtype=np.int64)
+    if not norms:
+        return flags
+    joined = "\n".join(norms)
+    raw = np.fromiter(itertools.chain.from_iterable(tab.statement_ac.iter(joined)), dtype=np.int64)
+    if not len(raw):
+        return flags
+    hits = raw.reshape(-1, 2)
+    ends = np.cumsum(np.fromiter((len(s) + 1 for s in norms), dtype=np.int64, count=len(norms))) - 1
+    np.bitwise_or.at(flags, _line_of(hits[:, 0], ends), hits[:, 1])
+    return flags
+
+
+def _provenance(n: int, flat: list[Decision], d_idx: np.ndarray, d_rs: np.ndarray, d_rep: np.ndarray,
+                failed: np.ndarray, rs_st: np.ndarray, rs_rep: np.ndarray, rep_start: np.ndarray,
+                st_text: list[str], st_cue: list[str | None], rs_kind: np.ndarray) -> list[str]:
+    from ecgkit.labels.core import Mention, provenance
+
+    out = [""] * n
+    if not len(d_idx):
+        return out
+    bounds = np.flatnonzero(np.r_[True, d_rep[1:] != d_rep[:-1], True])
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        r = int(d_rep[a])
+        mentions = []
+        for k in range(a, b):
+            d = flat[d_idx[k]]
+            row = int(d_rs[k])
+            st = int(rs_st[row])
+            if rs_kind[row] == 1:
+                d = replace(d, decision="excluded", cue=st_cue[st])
+            elif failed[k] and d.condition is not None and d.decision != "excluded":
+                kind, label = d.condition
+                d = replace(d, decision="excluded", cue=f"no {label} in report" if kind == "requires"
+                            else f"{label} in report")
+            mentions.append(Mention(d.label, d.decision, d.phrase, row - int(rep_start[r]) + 1, st_text[st],
+                                    d.cue, d.via))
+        out[r] = provenance(mentions)
+    return out
