@@ -34,12 +34,11 @@ from typing import Any
 
 import ahocorasick
 import numpy as np
-import pandas as pd
 
 from ecgkit.labels.normalize import normalize_text
 from ecgkit.labels.rules import Decision, decide_statement
-from ecgkit.labels.segment import (CODE, FOOTER, TEXT, _CODE, _LAST_WORD, _SENTENCE_END, _first_words,
-                                   _is_abbreviation, _line_groups, _starts_with, clean_text, segment_report)
+from ecgkit.labels.segment import (CODE, FOOTER, TEXT, _HAS_ODD, _ODD_RUN, _first_words, _line_groups,
+                                   _starts_with, clean_text, segment_report)
 from ecgkit.labels.vocab import OTHER, Vocabulary
 
 # automaton flags of a key
@@ -49,10 +48,11 @@ _ASSERTED, _UNCERTAIN, _OTHER_DECISION = 0, 1, 2
 _KIND = {TEXT: 0, FOOTER: 1, CODE: 2}
 _STATUS = {None: 0, "confirmed": 1, "unconfirmed": 2}
 _STATUS_NAME: tuple[str | None, ...] = (None, "confirmed", "unconfirmed")
-_SPACE_RUN = re.compile(r"  |\t")
-_PUNCT = re.compile(r"[.!?;]")
-_FIRST = re.compile(r"^[^\w\n]*([^\W_]+)", re.M)
-_NOT_PLAIN = re.compile(r"[,?#]")
+# characters clean_text turns into spaces (its _ODD class, listed: `c in text` is far cheaper than a search)
+_ODD_CHARS = tuple(chr(c) for c in [*range(0x3100), 0xfeff] if _HAS_ODD.match(chr(c)) and c != 0x1b)
+# what makes a text need clean_text on its own: an escape sequence, a carriage return, mojibake
+_SPECIAL = ("\x1b", "\r", "\u00c2", "\u00c3")
+_SPECIAL_RE = re.compile("[\x1b\r\u00c2\u00c3]")
 _NON_WORD_NL = re.compile(r"[^a-z0-9\n]+")
 _DIGRAPH_GROUP = re.compile(r"\(\?:(?:ae|oe|ue|aa)\|[a-z]\|\[\?#\]\)\?")
 
@@ -67,6 +67,8 @@ class Tables:
     statement_ac: Any  # normalised phrase / misspelling key -> flags (ahocorasick.STORE_INTS)
     footer_ac: Any  # literal pieces every footer match contains (None: any footer anchor counts)
     labels: dict[str, int]
+    # lines whose first word may start a continuation (case-insensitive, ASCII lines)
+    continuation_re: re.Pattern[str]
 
 
 _TABLES: dict[int, tuple[Vocabulary, Tables]] = {}
@@ -103,7 +105,10 @@ def build_tables(vocab: Vocabulary) -> Tables:
     for key, f in flags.items():
         ac.add_word(key, f)
     ac.make_automaton()
-    return Tables(ac, _footer_literals(vocab), {lab: j for j, lab in enumerate(vocab.labels)})
+    first = sorted(_first_words(vocab.segmenter.continuation)) if vocab.segmenter.continuation else []
+    cont = re.compile(r"^[^\w\n]*(?:" + "|".join(re.escape(w) for w in first) + r")(?![^\W_])"
+                      if first else r"(?!)", re.M | re.I)
+    return Tables(ac, _footer_literals(vocab), {lab: j for j, lab in enumerate(vocab.labels)}, cont)
 
 
 def _footer_literals(vocab: Vocabulary) -> Any:
@@ -134,6 +139,56 @@ def _line_of(positions: np.ndarray, line_ends: np.ndarray) -> np.ndarray:
     return np.searchsorted(line_ends, positions, side="left")
 
 
+_WORD = np.zeros(256, dtype=bool)  # [^\W_] on ASCII
+_SPACE = np.zeros(256, dtype=bool)  # \s on ASCII
+_DIGIT = np.zeros(256, dtype=bool)
+for _c in range(128):
+    _WORD[_c] = chr(_c).isalnum()
+    _SPACE[_c] = re.match(r"\s", chr(_c)) is not None
+    _DIGIT[_c] = chr(_c).isdigit()
+_LOWER_WORD = np.zeros(256, dtype=bool)  # [a-z0-9]
+_LOWER_WORD[ord("a"):ord("z") + 1] = True
+_LOWER_WORD[ord("0"):ord("9") + 1] = True
+_MAX_WINDOW = 24  # split_sentences looks at most this far back for the word before a period
+
+
+def _sentence_ends(buf: np.ndarray, abbreviations: frozenset[str]) -> np.ndarray:
+    """Positions in an ASCII "\n"-joined buffer where :func:`split_sentences` cuts a line: ``;``, or
+    ``.``/``!``/``?`` before whitespace or the end, after 3 word characters or ``)``, unless the
+    word before it (up to 24 characters back) is an abbreviation."""
+    n = len(buf)
+    p = np.flatnonzero((buf == 46) | (buf == 33) | (buf == 63) | (buf == 59))
+    if not len(p):
+        return p
+    semi = buf[p] == 59
+    nxt = np.where(p + 1 < n, p + 1, 0)
+    ok = (p + 1 >= n) | _SPACE[buf[nxt]]
+    w = [(p >= k) & _WORD[buf[np.maximum(p - k, 0)]] for k in range(1, 4)]
+    ok &= (w[0] & w[1] & w[2]) | ((p >= 1) & (buf[np.maximum(p - 1, 0)] == 41))
+    ok &= ~semi
+    if abbreviations and ok.any():
+        q = p[ok]
+        run = np.zeros(len(q), dtype=np.int64)  # length of the word run before q, at most 24
+        alive = np.ones(len(q), dtype=bool)
+        for k in range(1, _MAX_WINDOW + 1):
+            alive &= (q >= k) & _WORD[buf[np.maximum(q - k, 0)]]
+            run += alive
+        abbr = np.zeros(len(q), dtype=bool)
+        low = np.where((buf >= 65) & (buf <= 90), buf + 32, buf).astype(np.uint8)
+        by_len: dict[int, set[bytes]] = {}
+        for a in abbreviations:
+            by_len.setdefault(len(a), set()).add(a.encode("ascii", "replace"))
+        for length, words in by_len.items():
+            sel = np.flatnonzero(run == length)
+            if not len(sel) or length == 0:
+                continue
+            grab = low[(q[sel, None] - length) + np.arange(length)]
+            got = np.frombuffer(grab.tobytes(), dtype=f"S{length}")
+            abbr[sel] = np.isin(got, np.array(sorted(words), dtype=f"S{length}"))
+        ok[np.flatnonzero(ok)[abbr]] = False
+    return p[ok | semi]
+
+
 def _classify_lines(lines: list[str], vocab: Vocabulary, tab: Tables,
                     seg_cache: dict[Any, Any]) -> tuple[np.ndarray, np.ndarray]:
     """Per distinct non-blank line: is it one plain statement (its stripped text), and does it
@@ -146,41 +201,33 @@ def _classify_lines(lines: list[str], vocab: Vocabulary, tab: Tables,
     plain = ascii_.copy()
     cont = np.zeros(n, dtype=bool)
     if len(idx):
-        sub = [lines[i] for i in idx]
+        sub = [lines[i] for i in idx] if len(idx) < n else lines
         joined = "\n".join(sub)
+        buf = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
         ends = np.cumsum(np.fromiter((len(s) + 1 for s in sub), dtype=np.int64, count=len(sub))) - 1
         bad = np.zeros(len(sub), dtype=bool)
-        hits = [m.start() for m in _SPACE_RUN.finditer(joined)]
-        hits += [m.start() for m in _CODE.finditer(joined)]
-        starts = np.r_[0, ends[:-1] + 1]
-        for m in _PUNCT.finditer(joined):
-            p = m.start()
-            if _SENTENCE_END.match(joined, p) is None:
-                continue
-            if m.group(0) != ";" and seg.abbreviations:
-                line_start = int(starts[np.searchsorted(ends, p)])
-                word = _LAST_WORD.search(joined, max(line_start, p - 24), p)
-                if word is not None and _is_abbreviation(word.group(0), seg.abbreviations):
-                    continue
-            hits.append(p)
+        space, dot = buf == 32, buf == 46
+        pos = [np.flatnonzero((space[:-1] & space[1:]) | (buf[:-1] == 9)), np.flatnonzero(buf == 9)]
+        # a device code "d.dd" (a superset: the per-report code decides whether it is cut out)
+        d = np.flatnonzero(dot[1:-2] & _DIGIT[buf[:-3]] & _DIGIT[buf[2:-1]] & _DIGIT[buf[3:]]) + 1
+        pos += [d, _sentence_ends(buf, seg.abbreviations)]
         if seg.footer_re is not None:
             low = joined.lower()
             if tab.footer_ac is not None:
-                hits += [end for end, _ in tab.footer_ac.iter(low)]
+                pos.append(np.fromiter((e for e, _ in tab.footer_ac.iter(low)), dtype=np.int64))
             elif seg.anchor_automaton is not None:
-                hits += [end for end, _ in seg.anchor_automaton.iter(low)]
+                pos.append(np.fromiter((e for e, _ in seg.anchor_automaton.iter(low)), dtype=np.int64))
             else:
                 bad[:] = True
-        if hits:
-            bad[_line_of(np.asarray(hits, dtype=np.int64), ends)] = True
+        hits = np.concatenate(pos)
+        if len(hits):
+            bad[_line_of(hits, ends)] = True
         plain[idx[bad]] = False
         if seg.continuation:
-            first = _first_words(seg.continuation)
-            for m in _FIRST.finditer(joined):
-                if m.group(1).lower() in first:
-                    k = int(np.searchsorted(ends, m.start()))
-                    if not bad[k]:
-                        cont[idx[k]] = _starts_with(sub[k].strip(), seg.continuation)
+            for m in tab.continuation_re.finditer(joined):
+                k = int(np.searchsorted(ends, m.start()))
+                if not bad[k]:
+                    cont[idx[k]] = _starts_with(sub[k].strip(), seg.continuation)
     for i in np.flatnonzero(~plain):
         line = lines[i]
         got = seg_cache.get(line)
@@ -194,10 +241,23 @@ def _classify_lines(lines: list[str], vocab: Vocabulary, tab: Tables,
 def _normalise_all(texts: list[str]) -> list[str]:
     """:func:`normalize_text` of each text; plain ASCII texts in one pass over their join."""
     out: list[str] = [""] * len(texts)
-    simple = [i for i, t in enumerate(texts) if t.isascii() and _NOT_PLAIN.search(t) is None]
+    simple = [i for i, t in enumerate(texts) if t.isascii() and "," not in t and "?" not in t]
     if simple:
-        joined = _NON_WORD_NL.sub(" ", "\n".join([texts[i] for i in simple]).lower())
-        for i, w in zip(simple, joined.split("\n")):
+        buf = np.frombuffer("\n".join([texts[i] for i in simple]).encode("ascii"), dtype=np.uint8)
+        buf = np.where((buf >= 65) & (buf <= 90), buf + 32, buf).astype(np.uint8)  # lower()
+        if (buf == 35).any():  # "#" between two letters is a letter lost in transcoding: dropped
+            letter = (buf >= 97) & (buf <= 122)
+            lost = np.zeros(len(buf), dtype=bool)
+            lost[1:-1] = (buf[1:-1] == 35) & letter[:-2] & letter[2:]
+            buf = buf[~lost]
+        word = _LOWER_WORD[buf]
+        # a run of non-word characters is one space; the separator "\n" stays
+        gap = ~word & (buf != 10)
+        drop = gap.copy()
+        drop[0] = False
+        drop[1:] &= gap[:-1]
+        buf = np.where(gap, 32, buf).astype(np.uint8)[~drop]
+        for i, w in zip(simple, buf.tobytes().decode("ascii").split("\n")):
             w = w.strip()
             out[i] = f" {w} " if w else " "
     if len(simple) < len(texts):
@@ -206,6 +266,34 @@ def _normalise_all(texts: list[str]) -> list[str]:
             if i not in done:
                 out[i] = normalize_text(t)
     return out
+
+
+def _lines(texts: list[str]) -> tuple[list[str], np.ndarray]:
+    """Every line of every text (after :func:`clean_text`), in order, and each text's line count.
+
+    The character-local part of cleaning (odd whitespace) runs once over the joined texts; texts
+    that need more (mojibake repair, escape sequences, carriage returns) are cleaned one by one.
+    """
+    joined = "\n".join(texts)
+    if any(c in joined for c in _SPECIAL):
+        ends = np.cumsum(np.fromiter((len(t) + 1 for t in texts), dtype=np.int64, count=len(texts))) - 1
+        found = np.asarray([m.start() for m in _SPECIAL_RE.finditer(joined)], dtype=np.int64)
+        texts = list(texts)
+        for i in np.unique(np.searchsorted(ends, found)).tolist():
+            t = clean_text(texts[i])
+            texts[i] = t.replace("\r\n", "\n").replace("\r", "\n") if "\r" in t else t
+        joined = "\n".join(texts)
+    n_lines = np.fromiter((t.count("\n") + 1 for t in texts), dtype=np.int64, count=len(texts))
+    if any(c in joined for c in _ODD_CHARS):
+        joined = _ODD_RUN.sub(" ", joined)
+    return joined.split("\n"), n_lines
+
+
+def _factorize(items: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Codes (first-seen order) and distinct values of a list of strings."""
+    index = {k: i for i, k in enumerate(dict.fromkeys(items))}
+    codes = np.fromiter(map(index.__getitem__, items), dtype=np.int64, count=len(items))
+    return codes, list(index)
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -242,13 +330,9 @@ def _label_part(texts: list[str], vocab: Vocabulary, tab: Tables, unc: int,
     n_labels = len(vocab.labels)
     seg_cache: dict[Any, Any] = {}
     # 1. lines of every report, in order, with the report they belong to
-    cleaned = [clean_text(t) if t else "" for t in texts]
-    cleaned = [t.replace("\r\n", "\n").replace("\r", "\n") if "\r" in t else t for t in cleaned]
-    n_lines = np.fromiter((t.count("\n") + 1 for t in cleaned), dtype=np.int64, count=n)
-    all_lines = "\n".join(cleaned).split("\n")
+    all_lines, n_lines = _lines(texts)
     line_rep = np.repeat(np.arange(n, dtype=np.int64), n_lines)
-    codes, uniq = pd.factorize(pd.Series(all_lines, dtype=object), sort=False)
-    ulines: list[str] = list(uniq)
+    codes, ulines = _factorize(all_lines)
     blank = np.fromiter((not s.strip() for s in ulines), dtype=bool, count=len(ulines))
     keep = ~blank[codes]
     occ_line = codes[keep].astype(np.int64)
@@ -271,8 +355,7 @@ def _label_part(texts: list[str], vocab: Vocabulary, tab: Tables, unc: int,
     multi_texts: list[str] = []
     if len(multi):
         joined = ["\n".join(ulines[j] for j in occ_line[unit_pos[u]:unit_pos[u] + unit_len[u]]) for u in multi]
-        mcodes, muniq = pd.factorize(pd.Series(joined, dtype=object), sort=False)
-        multi_texts = list(muniq)
+        mcodes, multi_texts = _factorize(joined)
         unit_key[multi] = len(ulines) + mcodes
     # 3. statements of each unit key
     n_keys = len(ulines) + len(multi_texts)
@@ -299,15 +382,13 @@ def _label_part(texts: list[str], vocab: Vocabulary, tab: Tables, unc: int,
             st_status.append(_STATUS[st.status])
             st_cue.append(st.cue)
     kind = np.asarray(st_kind, dtype=np.int8)
-    # distinct statement texts (codes get none: the rules never see them)
-    st_uid = np.full(len(st_text), -1, dtype=np.int64)
-    rule_rows = np.flatnonzero(kind != _KIND[CODE])
-    scodes, suniq = pd.factorize(pd.Series([st_text[i] for i in rule_rows], dtype=object), sort=False)
-    st_uid[rule_rows] = scodes
-    stexts: list[str] = list(suniq)
+    # statement ids are rows of st_text: distinct lines give (nearly) distinct statements already
+    st_uid = np.arange(len(st_text), dtype=np.int64)
+    stexts = st_text
     norms = _normalise_all(stexts)
     flags = _scan(norms, tab)
     need = ((flags & (_LABEL | _TYPO)) != 0) | (((flags & _COMP) != 0) & ((flags & _FIND) != 0))
+    need &= kind != _KIND[CODE]  # the rules never see a device code
     starts = (flags & _COMP) != 0
     decided: dict[int, list[Decision]] = {}
     for u in np.flatnonzero(need):
