@@ -1,0 +1,137 @@
+"""The compiled label pass gives exactly what the per-report reference path gives.
+
+Both engines run on the same inputs and must agree on every label value (under every uncertain
+policy), every provenance string and every footer-stated report status: the 555-case statement
+table, the statement-library table, the real PTB-XL reports, the one-line/footer, misspelling,
+word-order and coordination cases, and reports assembled at random from all of those with the
+separators, footers, codes, continuation lines and odd characters that make segmentation work.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import test_labels_language as language
+import test_labels_libraries as libraries
+import test_labels_segment as segment_cases
+import test_labels_statements as statements
+
+from ecgkit.labels import explain, label_texts, load_vocabulary, provenance, report_status
+from ecgkit.labels.compiled import label_batch
+from ecgkit.labels.core import _label_keys, explain_many
+
+TABLE_555 = [t for name in ("RHYTHM", "CONDUCTION", "ECTOPY", "HYPERTROPHY", "CONTEXT", "GERMAN", "SWEDISH",
+                            "TYPED_AND_PHILIPS", "TRAPS", "ENCODING") for t, _ in getattr(statements, name)]
+LANGUAGE = [t for name in ("SPELLING", "GUARDS", "WORD_ORDER", "COORDINATION") for t, _ in getattr(language, name)]
+FOOTERS = segment_cases._exclusion_cues()
+SEPARATORS = [" ", "  ", "   ", "\t", ". ", "; ", ", ", "\n", "\r\n", "\r", "\n\n", " 4.46      ", "  4.46  ",
+              "? ", " - ", "\x85", "\u00a0", "\x0b", "  \n  "]
+
+
+def _assert_same(texts: list[str]) -> None:
+    """Both engines, all three uncertain policies, with provenance and status."""
+    vocab = load_vocabulary()
+    for unc in (1, 0, -1):
+        ref = _label_keys(texts, vocab, unc, with_provenance=True, engine="python")
+        got = _label_keys(texts, vocab, unc, with_provenance=True, engine="compiled")
+        bad = np.flatnonzero((ref[0] != got[0]).any(axis=1))
+        assert not len(bad), f"labels differ (uncertain={unc}) on {[texts[i] for i in bad[:5]]}"
+        prov = [i for i, (a, b) in enumerate(zip(ref[1], got[1])) if a != b]
+        assert not prov, f"provenance differs on {texts[prov[0]]!r}: {ref[1][prov[0]]!r} vs {got[1][prov[0]]!r}"
+        status = [i for i, (a, b) in enumerate(zip(ref[2], got[2])) if a != b]
+        assert not status, f"status differs on {[texts[i] for i in status[:5]]}"
+
+
+def test_555_case_table_and_library_table():
+    assert len(TABLE_555) >= 555
+    texts = [t for t in TABLE_555 if isinstance(t, str)] + [t for _, t, _ in libraries.TABLE]
+    _assert_same(texts)
+    # lists of statements and bytes go through the same front door
+    others = [t for t in TABLE_555 if not isinstance(t, str)]
+    for engine in ("compiled", "python"):
+        assert label_texts(others, engine=engine).equals(label_texts(others, engine="python"))
+
+
+def test_ptbxl_reports(shared_data: Path):
+    db = pd.read_csv(shared_data / "ptbxl" / "ptbxl_database.csv")
+    reports = [r if isinstance(r, str) else "" for r in db["report"]]
+    assert len(reports) >= 500
+    _assert_same(reports)
+    # each footer glued to every other report, as devices print it
+    _assert_same([f"{r}    4.46      {FOOTERS[i % len(FOOTERS)]}" if i % 2 else r for i, r in enumerate(reports)])
+
+
+def test_one_line_footer_misspelling_word_order_and_coordination_cases():
+    texts = list(LANGUAGE) + list(segment_cases.REPORTS)
+    for report in segment_cases.REPORTS:
+        for cue in FOOTERS:
+            for sep in (" ", "  ", ". ", ", ", "\n", " 4.46      "):
+                texts.append(f"{report}{sep}{cue} Smith, John (1234) on 1/2/2020")
+                texts.append(f"{report}{sep}{cue.upper()}")
+    texts += [
+        "vorhofflimmern    kein rechtsschenkelblock 4.46   unbestätigter bericht",
+        "tachykardes vorhofflimmern lagetyp normal  4.46      unbestätigter bericht",
+        "Sinus rhythm\nwith 1st degree A-V block\nand occasional PVCs\nConfirmed by Dr X",
+        "When compared with ECG of 01-JAN-2020\nAtrial fibrillation has replaced sinus rhythm\nRBBB now present",
+        "When compared with ECG of 01-JAN-2020 no significant change\nleft bundle branch block",
+        "Atrial flutter with 2:1 A-V conduction\n2:1 AV block",
+        "PVCs. Bigeminy.", "Bigeminy", "Vorhofflattern und -flimmern", "atrial flutter and fibrillation",
+        "possible LVH, RBBB", "?AF", "LVH?", "No RBBB\x85anymore", "No\x1b[1mRBBB\x1b[0m", "VorhofflimmernÃ¤",
+        "f#r vorhofflimmern", "ischÄmie", "", " ", "\n\n", "4.46", "Unconfirmed report", "abn. ecg. lvh.",
+        "Sinus rhythm; RBBB; LAFB.", "(RBBB). LVH!", "a" * 30 + ". RBBB", "with RBBB", "  with RBBB",
+    ]
+    _assert_same(texts)
+
+
+def test_random_reports_from_all_tables():
+    """Reports put together at random from every statement above, with every separator."""
+    rng = random.Random(13)
+    pool = [t for t in TABLE_555 if isinstance(t, str)] + LANGUAGE + FOOTERS + [t for _, t, _ in libraries.TABLE]
+    pool += ["with 1st degree A-V block", "and LAFB", "When compared with ECG of 12-MAR-2019", "now present",
+             "has replaced", "4.46", "Vent. rate 73 BPM", "PR interval 160 ms", "mit AV-Block I.", "och VES"]
+    texts = set()
+    while len(texts) < 4000:
+        parts = rng.sample(pool, rng.randint(1, 6))
+        out = parts[0]
+        for p in parts[1:]:
+            out += rng.choice(SEPARATORS) + p
+        if rng.random() < 0.2:
+            out = out.upper() if rng.random() < 0.5 else out.lower()
+        texts.add(out)
+    _assert_same(sorted(texts))
+
+
+def test_batches_split_reports_the_same(monkeypatch):
+    import ecgkit.labels.compiled as compiled
+
+    texts = [t for t in TABLE_555 if isinstance(t, str)]
+    vocab = load_vocabulary()
+    whole = label_batch(texts, vocab, -1, with_provenance=True)
+    monkeypatch.setattr(compiled, "BATCH", 7)
+    parts = label_batch(texts, vocab, -1, with_provenance=True)
+    assert (whole[0] == parts[0]).all() and whole[1] == parts[1] and whole[2] == parts[2]
+
+
+def test_explain_agrees_with_the_compiled_provenance():
+    texts = [t for t in TABLE_555 if isinstance(t, str)][:200] + LANGUAGE
+    _, prov, _ = explain_many(texts, load_vocabulary(), 1)
+    assert prov == [provenance(explain(t)) for t in texts]
+
+
+def test_workers_use_the_compiled_pass_and_agree():
+    texts = [f"{t}\nVent. rate {60 + i % 90} BPM #{i}" for i, t in enumerate(TABLE_555 * 8) if isinstance(t, str)]
+    vocab = load_vocabulary()
+    one = explain_many(texts, vocab, -1, workers=1, engine="python")
+    two = explain_many(texts, vocab, -1, workers=2)
+    assert (one[0] == two[0]).all() and one[1] == two[1] and one[2] == two[2]
+
+
+def test_report_status_and_engine_argument():
+    texts = ["sinusrhythmus 4.46   unbestätigter bericht", "AF\nConfirmed by Dr X (1)", "AF", None]
+    assert report_status(texts) == report_status(texts, engine="python") == ["unconfirmed", "confirmed", "unknown",
+                                                                             "unknown"]
+    with pytest.raises(ValueError, match="engine"):
+        label_texts(["AF"], engine="numba")  # type: ignore[arg-type]
