@@ -135,3 +135,38 @@ def test_report_status_and_engine_argument():
                                                                              "unknown"]
     with pytest.raises(ValueError, match="engine"):
         label_texts(["AF"], engine="numba")  # type: ignore[arg-type]
+
+
+_FRESH = iter(range(1, 1 << 30))
+
+
+def _load_fresh(path: Path):
+    from ecgkit.labels.vocab import _load_cached
+
+    return _load_cached(str(path), path.stat().st_mtime_ns + next(_FRESH))  # a key lru_cache has not seen
+
+
+def test_vocabulary_cache_round_trip_and_refusals(tmp_path, monkeypatch):
+    import os
+
+    from ecgkit.labels import cache
+
+    monkeypatch.setenv("ECGKIT_CACHE_DIR", str(tmp_path / "c"))
+    src = Path(load_vocabulary().source)
+    built = _load_fresh(src)
+    files = list((tmp_path / "c" / "vocab").glob("*.pkl"))
+    assert len(files) == 1 and (os.stat(files[0].parent).st_mode & 0o777) == 0o700
+    loaded = _load_fresh(src)
+    assert loaded is not built and loaded.fuzzy == built.fuzzy and loaded.segmenter.footer_re == built.segmenter.footer_re
+    texts = [t for t in TABLE_555 if isinstance(t, str)]
+    for engine in ("compiled", "python"):
+        assert label_texts(texts, loaded, engine=engine).equals(label_texts(texts, built, engine="python"))
+    # a file others may write to, or a corrupt one, is never loaded: the vocabulary is compiled again
+    os.chmod(files[0], 0o666)
+    with pytest.raises(PermissionError):
+        cache._read(files[0])
+    files[0].write_bytes(b"not a pickle")
+    os.chmod(files[0], 0o600)
+    assert label_texts(["AF"], _load_fresh(src)).loc[0, "AFIB"] == 1
+    monkeypatch.setenv("ECGKIT_CACHE_DIR", "")
+    assert cache.cache_dir() is None

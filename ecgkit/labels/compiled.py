@@ -80,10 +80,15 @@ def tables(vocab: Vocabulary) -> Tables:
     if got is not None and got[0] is vocab:
         return got[1]
     built = build_tables(vocab)
+    register(vocab, built)
+    return built
+
+
+def register(vocab: Vocabulary, built: Tables) -> None:
+    """Keep ``built`` as the tables of ``vocab`` (a vocabulary loaded from the cache brings its own)."""
     if len(_TABLES) > 8:
         _TABLES.clear()
     _TABLES[id(vocab)] = (vocab, built)
-    return built
 
 
 def build_tables(vocab: Vocabulary) -> Tables:

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import ahocorasick
 import yaml
@@ -431,9 +431,20 @@ _PhraseLoader.yaml_implicit_resolvers = {
 
 @lru_cache(maxsize=8)
 def _load_cached(path: str, mtime_ns: int) -> Vocabulary:
+    """Compile a vocabulary file, or take it from the per-user cache (:mod:`ecgkit.labels.cache`)."""
+    from ecgkit.labels.cache import cached_vocabulary
+
     try:
-        raw = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_PhraseLoader)  # noqa: S506
-    except (OSError, yaml.YAMLError) as exc:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read vocabulary file {path}: {exc}") from exc
+    return cast(Vocabulary, cached_vocabulary(path, data, lambda: _compile_file(data, path)))
+
+
+def _compile_file(data: bytes, path: str) -> Vocabulary:
+    try:
+        raw = yaml.load(data.decode("utf-8"), Loader=_PhraseLoader)  # noqa: S506
+    except yaml.YAMLError as exc:
         raise ConfigError(f"cannot read vocabulary file {path}: {exc}") from exc
     return _compile(raw, path)
 
