@@ -294,7 +294,7 @@ def _lines(texts: list[str]) -> tuple[list[str], np.ndarray]:
     return joined.split("\n"), n_lines
 
 
-def _factorize(items: list[str]) -> tuple[np.ndarray, list[str]]:
+def factorize(items: list[str]) -> tuple[np.ndarray, list[str]]:
     """Codes (first-seen order) and distinct values of a list of strings."""
     index = {k: i for i, k in enumerate(dict.fromkeys(items))}
     codes = np.fromiter(map(index.__getitem__, items), dtype=np.int64, count=len(items))
@@ -337,7 +337,7 @@ def _label_part(texts: list[str], vocab: Vocabulary, tab: Tables, unc: int,
     # 1. lines of every report, in order, with the report they belong to
     all_lines, n_lines = _lines(texts)
     line_rep = np.repeat(np.arange(n, dtype=np.int64), n_lines)
-    codes, ulines = _factorize(all_lines)
+    codes, ulines = factorize(all_lines)
     blank = np.fromiter((not s.strip() for s in ulines), dtype=bool, count=len(ulines))
     keep = ~blank[codes]
     occ_line = codes[keep].astype(np.int64)
@@ -360,7 +360,7 @@ def _label_part(texts: list[str], vocab: Vocabulary, tab: Tables, unc: int,
     multi_texts: list[str] = []
     if len(multi):
         joined = ["\n".join(ulines[j] for j in occ_line[unit_pos[u]:unit_pos[u] + unit_len[u]]) for u in multi]
-        mcodes, multi_texts = _factorize(joined)
+        mcodes, multi_texts = factorize(joined)
         unit_key[multi] = len(ulines) + mcodes
     # 3. statements of each unit key
     n_keys = len(ulines) + len(multi_texts)

@@ -179,7 +179,7 @@ def label_texts(texts: Iterable[Any] | pd.Series | str, vocabulary: str | Path |
 
     Notes
     -----
-    Identical reports are labelled once (``pandas.factorize``) and statements are cached within a
+    Identical reports are labelled once (factorised) and lines and statements are matched once within a
     call, so archives where most reports repeat label at millions of reports per minute.
 
     Examples
@@ -218,15 +218,16 @@ def _label_keys(keys: list[str], vocab: Vocabulary, unc: int, *, with_provenance
     Returns the labels, the provenance strings (empty list without provenance) and, per report,
     the status its footers state (None when they state none).
     """
-    codes, uniques = pd.factorize(pd.Series(keys, dtype=object), sort=False)
     if engine == "compiled":
-        from ecgkit.labels.compiled import label_batch
+        from ecgkit.labels.compiled import factorize, label_batch
 
-        got, got_prov, got_status = label_batch(list(uniques), vocab, unc, with_provenance=with_provenance)
+        codes, distinct = factorize(keys)
+        got, got_prov, got_status = label_batch(distinct, vocab, unc, with_provenance=with_provenance)
         if not len(codes):
             return np.zeros((0, len(vocab.labels)), dtype=np.int8), [], []
         return (got[codes], [got_prov[c] for c in codes] if with_provenance else [],
                 [got_status[c] for c in codes])
+    codes, uniques = pd.factorize(pd.Series(keys, dtype=object), sort=False)
     col = {lab: j for j, lab in enumerate(vocab.labels)}
     table = np.zeros((len(uniques), len(vocab.labels)), dtype=np.int8)
     prov = [""] * len(uniques)
