@@ -8,6 +8,8 @@ separators, footers, codes, continuation lines and odd characters that make segm
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
 import random
 from pathlib import Path
 
@@ -121,12 +123,29 @@ def test_explain_agrees_with_the_compiled_provenance():
     assert prov == [provenance(explain(t)) for t in texts]
 
 
-def test_workers_use_the_compiled_pass_and_agree():
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(),
+                    reason="the call log is patched into forked workers")
+def test_workers_use_the_compiled_pass_and_agree(tmp_path, monkeypatch):
+    import ecgkit.labels.compiled as compiled
+
+    log = tmp_path / "calls"
+    real = compiled.label_batch
+
+    def logged(*args, **kwargs):
+        with open(log, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        return real(*args, **kwargs)
+
     texts = [f"{t}\nVent. rate {60 + i % 90} BPM #{i}" for i, t in enumerate(TABLE_555 * 8) if isinstance(t, str)]
     vocab = load_vocabulary()
     one = explain_many(texts, vocab, -1, workers=1, engine="python")
+    monkeypatch.setattr(compiled, "label_batch", logged)
     two = explain_many(texts, vocab, -1, workers=2)
     assert (one[0] == two[0]).all() and one[1] == two[1] and one[2] == two[2]
+    pids = set(log.read_text().split())
+    assert len(pids) >= 2 and str(os.getpid()) not in pids  # every task ran the compiled pass in a worker
+    every = explain_many(texts, vocab, -1, workers=0)  # 0: one per core
+    assert (one[0] == every[0]).all() and one[1] == every[1]
 
 
 def test_report_status_and_engine_argument():

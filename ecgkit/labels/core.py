@@ -257,14 +257,16 @@ def explain_many(texts: list[str], vocab: Vocabulary, unc: int, workers: int = 1
     """Labels (int8, shape (n, n_labels)), provenance strings and footer-stated report status
     (``"confirmed"``, ``"unconfirmed"`` or None) for report strings (missing = "").
 
-    ``workers > 1`` labels the distinct reports in that many processes (chunks of distinct texts
+    ``workers > 1`` (``0``: one per core) labels the distinct reports in that many processes (chunks of distinct texts
     go out, label rows come back); the result is identical to ``workers=1``. Each process runs
     ``engine`` (the compiled pass by default).
     """
+    from ecgkit.engines import map_tasks, resolve_workers
+
     _check_engine(engine)
+    workers = resolve_workers(workers)  # 0: one per core, as everywhere else
     if workers <= 1 or len(texts) < 2 * _CHUNK:
         return _label_keys(texts, vocab, unc, with_provenance=True, engine=engine)
-    from ecgkit.engines import map_tasks
 
     codes, uniques = pd.factorize(pd.Series(texts, dtype=object), sort=False)
     uniq = list(uniques)
