@@ -28,6 +28,7 @@ PTB-XL, and the one-line, footer, misspelling and coordination shapes.
 from __future__ import annotations
 
 import itertools
+import operator
 import re
 from dataclasses import dataclass, replace
 from typing import Any
@@ -56,8 +57,9 @@ _SPECIAL_RE = re.compile("[\x1b\r\u00c2\u00c3]")
 _NON_WORD_NL = re.compile(r"[^a-z0-9\n]+")
 _DIGRAPH_GROUP = re.compile(r"\(\?:(?:ae|oe|ue|aa)\|[a-z]\|\[\?#\]\)\?")
 
-#: distinct reports per batch (bounds memory; statements shared across batches are redone per batch)
+#: distinct reports per batch (bounds memory); statement decisions are memoised across batches
 BATCH = 100_000
+_MEMO_MAX = 200_000  # memoised (statement, comparison state) decisions kept within one call
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,7 @@ def _classify_lines(lines: list[str], vocab: Vocabulary, tab: Tables,
     (and cached in ``seg_cache`` as :func:`segment_report` expects)."""
     seg = vocab.segmenter
     n = len(lines)
-    ascii_ = np.fromiter((s.isascii() for s in lines), dtype=bool, count=n)
+    ascii_ = np.fromiter(map(str.isascii, lines), dtype=bool, count=n)
     idx = np.flatnonzero(ascii_)
     plain = ascii_.copy()
     cont = np.zeros(n, dtype=bool)
@@ -209,7 +211,7 @@ def _classify_lines(lines: list[str], vocab: Vocabulary, tab: Tables,
         sub = [lines[i] for i in idx] if len(idx) < n else lines
         joined = "\n".join(sub)
         buf = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
-        ends = np.cumsum(np.fromiter((len(s) + 1 for s in sub), dtype=np.int64, count=len(sub))) - 1
+        ends = _ends(buf)
         bad = np.zeros(len(sub), dtype=bool)
         space, dot = buf == 32, buf == 46
         pos = [np.flatnonzero((space[:-1] & space[1:]) | (buf[:-1] == 9)), np.flatnonzero(buf == 9)]
@@ -243,12 +245,21 @@ def _classify_lines(lines: list[str], vocab: Vocabulary, tab: Tables,
     return plain, cont
 
 
+def _ends(buf: np.ndarray) -> np.ndarray:
+    """Index of the "\\n" after each line of a "\\n"-joined ASCII buffer (the last: its length)."""
+    return np.r_[np.flatnonzero(buf == 10), len(buf)]
+
+
 def _normalise_all(texts: list[str]) -> list[str]:
     """:func:`normalize_text` of each text; plain ASCII texts in one pass over their join."""
-    out: list[str] = [""] * len(texts)
-    simple = [i for i, t in enumerate(texts) if t.isascii() and "," not in t and "?" not in t]
-    if simple:
-        buf = np.frombuffer("\n".join([texts[i] for i in simple]).encode("ascii"), dtype=np.uint8)
+    out = np.empty(len(texts), dtype=object)
+    plain = np.fromiter(map(str.isascii, texts), dtype=bool, count=len(texts))
+    for mark in (",", "?"):
+        plain &= ~np.fromiter(map(operator.contains, texts, itertools.repeat(mark)), dtype=bool, count=len(texts))
+    simple = np.flatnonzero(plain)
+    if len(simple):
+        buf = np.frombuffer("\n".join(texts if len(simple) == len(texts) else [texts[i] for i in simple])
+                            .encode("ascii"), dtype=np.uint8)
         buf = np.where((buf >= 65) & (buf <= 90), buf + 32, buf).astype(np.uint8)  # lower()
         if (buf == 35).any():  # "#" between two letters is a letter lost in transcoding: dropped
             letter = (buf >= 97) & (buf <= 122)
@@ -262,15 +273,10 @@ def _normalise_all(texts: list[str]) -> list[str]:
         drop[0] = False
         drop[1:] &= gap[:-1]
         buf = np.where(gap, 32, buf).astype(np.uint8)[~drop]
-        for i, w in zip(simple, buf.tobytes().decode("ascii").split("\n")):
-            w = w.strip()
-            out[i] = f" {w} " if w else " "
-    if len(simple) < len(texts):
-        done = set(simple)
-        for i, t in enumerate(texts):
-            if i not in done:
-                out[i] = normalize_text(t)
-    return out
+        out[simple] = [f" {w} " if w else " " for w in map(str.strip, buf.tobytes().decode("ascii").split("\n"))]
+    for i in np.flatnonzero(~plain).tolist():
+        out[i] = normalize_text(texts[i])
+    return list(out)
 
 
 def _lines(texts: list[str]) -> tuple[list[str], np.ndarray]:
@@ -288,7 +294,7 @@ def _lines(texts: list[str]) -> tuple[list[str], np.ndarray]:
             t = clean_text(texts[i])
             texts[i] = t.replace("\r\n", "\n").replace("\r", "\n") if "\r" in t else t
         joined = "\n".join(texts)
-    n_lines = np.fromiter((t.count("\n") + 1 for t in texts), dtype=np.int64, count=len(texts))
+    n_lines = np.fromiter(map(str.count, texts, itertools.repeat("\n")), dtype=np.int64, count=len(texts)) + 1
     if any(c in joined for c in _ODD_CHARS):
         joined = _ODD_RUN.sub(" ", joined)
     return joined.split("\n"), n_lines
@@ -296,7 +302,10 @@ def _lines(texts: list[str]) -> tuple[list[str], np.ndarray]:
 
 def factorize(items: list[str]) -> tuple[np.ndarray, list[str]]:
     """Codes (first-seen order) and distinct values of a list of strings."""
-    index = {k: i for i, k in enumerate(dict.fromkeys(items))}
+    seen = dict.fromkeys(items)
+    if len(seen) == len(items):  # all distinct (the hardest input): no second pass
+        return np.arange(len(items), dtype=np.int64), list(items)
+    index = {k: i for i, k in enumerate(seen)}
     codes = np.fromiter(map(index.__getitem__, items), dtype=np.int64, count=len(items))
     return codes, list(index)
 
@@ -319,9 +328,10 @@ def label_batch(texts: list[str], vocab: Vocabulary, unc: int, *, with_provenanc
     prov: list[str] = [""] * len(texts) if with_provenance else []
     status: list[str | None] = [None] * len(texts)
     tab = tables(vocab)
+    memo: dict[tuple[str, bool], tuple[list[Decision], bool]] = {}
     for lo in range(0, len(texts), BATCH):
         part = texts[lo:lo + BATCH]
-        t, p, s = _label_part(part, vocab, tab, unc, with_provenance)
+        t, p, s = _label_part(part, vocab, tab, unc, with_provenance, memo)
         table[lo:lo + len(part)] = t
         status[lo:lo + len(part)] = s
         if with_provenance:
@@ -329,8 +339,9 @@ def label_batch(texts: list[str], vocab: Vocabulary, unc: int, *, with_provenanc
     return table, prov, status
 
 
-def _label_part(texts: list[str], vocab: Vocabulary, tab: Tables, unc: int,
-                with_provenance: bool) -> tuple[np.ndarray, list[str], list[str | None]]:
+def _label_part(texts: list[str], vocab: Vocabulary, tab: Tables, unc: int, with_provenance: bool,
+                memo: dict[tuple[str, bool], tuple[list[Decision], bool]],
+                ) -> tuple[np.ndarray, list[str], list[str | None]]:
     n = len(texts)
     n_labels = len(vocab.labels)
     seg_cache: dict[Any, Any] = {}
@@ -338,7 +349,8 @@ def _label_part(texts: list[str], vocab: Vocabulary, tab: Tables, unc: int,
     all_lines, n_lines = _lines(texts)
     line_rep = np.repeat(np.arange(n, dtype=np.int64), n_lines)
     codes, ulines = factorize(all_lines)
-    blank = np.fromiter((not s.strip() for s in ulines), dtype=bool, count=len(ulines))
+    stripped = list(map(str.strip, ulines))
+    blank = np.fromiter(map(len, stripped), dtype=np.int64, count=len(ulines)) == 0
     keep = ~blank[codes]
     occ_line = codes[keep].astype(np.int64)
     occ_rep = line_rep[keep]
@@ -369,13 +381,13 @@ def _label_part(texts: list[str], vocab: Vocabulary, tab: Tables, unc: int,
     used = np.zeros(n_keys, dtype=bool)
     used[unit_key] = True
     fast = np.flatnonzero(used[:len(ulines)] & plain)
-    st_text: list[str] = [ulines[i].strip() for i in fast]
+    st_text: list[str] = [stripped[i] for i in fast.tolist()]
     st_kind: list[int] = [0] * len(fast)
     st_status: list[int] = [0] * len(fast)
     st_cue: list[str | None] = [None] * len(fast)
     key_start[fast] = np.arange(len(fast))
     key_n[fast] = 1
-    slow = [int(k) for k in np.flatnonzero(used) if k >= len(ulines) or not plain[k]]
+    slow = np.flatnonzero(used & ~np.r_[plain, np.zeros(len(multi_texts), dtype=bool)]).tolist()
     for k in slow:
         text = ulines[k] if k < len(ulines) else multi_texts[k - len(ulines)]
         sts = segment_report(text, vocab.segmenter, seg_cache)
@@ -396,9 +408,13 @@ def _label_part(texts: list[str], vocab: Vocabulary, tab: Tables, unc: int,
     need &= kind != _KIND[CODE]  # the rules never see a device code
     starts = (flags & _COMP) != 0
     decided: dict[int, list[Decision]] = {}
+    if len(memo) > _MEMO_MAX:
+        memo.clear()
     for u in np.flatnonzero(need):
-        decs, starts[u] = decide_statement(norms[u], vocab, False)
-        decided[2 * int(u)] = decs
+        got = memo.get((norms[u], False))
+        if got is None:
+            got = memo[(norms[u], False)] = decide_statement(norms[u], vocab, False)
+        decided[2 * int(u)], starts[u] = got
     # 4. report rows: one per statement of each report, in report order
     rs_st = _ranges(key_start[unit_key], key_n[unit_key])
     rs_rep = np.repeat(unit_rep, key_n[unit_key])
@@ -410,7 +426,10 @@ def _label_part(texts: list[str], vocab: Vocabulary, tab: Tables, unc: int,
     before = np.cumsum(s) - s
     in_comp = ((before - before[rep_start[rs_rep]] if len(before) else before) > 0) & (rs_kind == 0)
     for u in np.unique(rs_uid[in_comp & need[np.maximum(rs_uid, 0)]]):
-        decided[2 * int(u) + 1] = decide_statement(norms[u], vocab, True)[0]
+        got = memo.get((norms[u], True))
+        if got is None:
+            got = memo[(norms[u], True)] = decide_statement(norms[u], vocab, True)
+        decided[2 * int(u) + 1] = got[0]
     # flatten the decisions of each (statement, comparison state) pair
     pair_start = np.zeros(2 * len(stexts) + 1, dtype=np.int64)
     pair_n = np.zeros(2 * len(stexts) + 1, dtype=np.int64)
@@ -470,7 +489,7 @@ def _scan(norms: list[str], tab: Tables) -> np.ndarray:
     if not len(raw):
         return flags
     hits = raw.reshape(-1, 2)
-    ends = np.cumsum(np.fromiter((len(s) + 1 for s in norms), dtype=np.int64, count=len(norms))) - 1
+    ends = _ends(np.frombuffer(joined.encode("ascii"), dtype=np.uint8))
     np.bitwise_or.at(flags, _line_of(hits[:, 0], ends), hits[:, 1])
     return flags
 
