@@ -82,6 +82,10 @@ def _as_text(value: Any, row: Any) -> str:
     if isinstance(value, (bytes, bytearray)):
         return decode_bytes(bytes(value))
     if isinstance(value, (list, tuple, np.ndarray, pd.Series)):
+        try:
+            return "\n".join(value)  # the common case: every statement a str
+        except TypeError:
+            pass  # bytes or missing statements among them: one by one
         lines = []
         for i, item in enumerate(value):
             if isinstance(item, str):
