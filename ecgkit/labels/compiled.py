@@ -31,7 +31,7 @@ import itertools
 import operator
 import re
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import ahocorasick
 import numpy as np
@@ -494,29 +494,42 @@ def _scan(norms: list[str], tab: Tables) -> np.ndarray:
     return flags
 
 
+_SLOT = "\x00"  # where the statement number goes in a pre-rendered mention
+
+
+def _render(d: Decision) -> tuple[str, str]:
+    """A mention as :func:`ecgkit.labels.core.provenance` writes it, split where its statement number goes."""
+    from ecgkit.labels.core import Mention, provenance
+
+    head, tail = provenance([Mention(d.label, d.decision, d.phrase, cast(int, _SLOT), "", d.cue, d.via)]).split(_SLOT)
+    return head, tail
+
+
 def _provenance(n: int, flat: list[Decision], d_idx: np.ndarray, d_rs: np.ndarray, d_rep: np.ndarray,
                 failed: np.ndarray, rs_st: np.ndarray, rs_rep: np.ndarray, rep_start: np.ndarray,
                 st_text: list[str], st_cue: list[str | None], rs_kind: np.ndarray) -> list[str]:
-    from ecgkit.labels.core import Mention, provenance
-
+    """Per report, the provenance string of its mentions (footers voided, failed conditions excluded)."""
     out = [""] * n
     if not len(d_idx):
         return out
-    bounds = np.flatnonzero(np.r_[True, d_rep[1:] != d_rep[:-1], True])
-    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-        r = int(d_rep[a])
-        mentions = []
-        for k in range(a, b):
-            d = flat[d_idx[k]]
-            row = int(d_rs[k])
-            st = int(rs_st[row])
-            if rs_kind[row] == 1:
-                d = replace(d, decision="excluded", cue=st_cue[st])
-            elif failed[k] and d.condition is not None and d.decision != "excluded":
-                kind, label = d.condition
-                d = replace(d, decision="excluded", cue=f"no {label} in report" if kind == "requires"
-                            else f"{label} in report")
-            mentions.append(Mention(d.label, d.decision, d.phrase, row - int(rep_start[r]) + 1, st_text[st],
-                                    d.cue, d.via))
-        out[r] = provenance(mentions)
+    rendered = [_render(d) for d in flat]
+    heads = np.empty(len(flat), dtype=object)
+    tails = np.empty(len(flat), dtype=object)
+    heads[:], tails[:] = [h for h, _ in rendered], [t for _, t in rendered]
+    head, tail = heads[d_idx], tails[d_idx]
+    special = np.flatnonzero((rs_kind[d_rs] == 1) | failed)
+    for k in special.tolist():
+        d = flat[d_idx[k]]
+        if rs_kind[d_rs[k]] == 1:
+            d = replace(d, decision="excluded", cue=st_cue[rs_st[d_rs[k]]])
+        elif d.condition is not None and d.decision != "excluded":
+            kind, label = d.condition
+            d = replace(d, decision="excluded", cue=f"no {label} in report" if kind == "requires" else f"{label} in report")
+        head[k], tail[k] = _render(d)
+    number = d_rs - rep_start[d_rep] + 1
+    parts = (head + np.array(list(map(str, number.tolist())), dtype=object) + tail).tolist()
+    bounds = np.flatnonzero(np.r_[True, d_rep[1:] != d_rep[:-1], True]).tolist()
+    reps = d_rep[bounds[:-1]].tolist()
+    for r, a, b in zip(reps, bounds[:-1], bounds[1:]):
+        out[r] = "; ".join(parts[a:b])
     return out
