@@ -106,6 +106,37 @@ def test_random_reports_from_all_tables():
     _assert_same(sorted(texts))
 
 
+# characters and pieces that steer cleaning and segmentation, inserted anywhere
+BITS = [" ", "  ", "\t", ".", ". ", "!", "?", ";", ",", "#", "(", ")", "-", "/", "\n", "\r", "\r\n", "\x85", "\xa0",
+        "\u2028", "\x1b[1m", "Ã¤", "ä", "Ä", "ß", "_", "4.46", "1.23 ", " 12.34", "with ", "und ", "mit ",
+        "When compared with ECG of 1-1-2020", "now present", "İ", "ǅ", "\x00", "\x1e", "\ufeff", "K"]
+
+
+def test_random_characters_anywhere():
+    """Statements cut at random places with odd characters, mojibake, abbreviations and breaks."""
+    rng = random.Random(23)
+    pool = [t for t in TABLE_555 if isinstance(t, str)] + LANGUAGE + FOOTERS
+    abbr = sorted(load_vocabulary().segmenter.abbreviations)
+    texts = {"  atrial   FIBRILLATION\t, Ã¤bestaetigter bericht\nßvent!.SR with 2nd degree HB Mobitz I. occ.  APCs "}
+    while len(texts) < 4000:
+        out = []
+        for _ in range(rng.randint(1, 8)):
+            r = rng.random()
+            if r < 0.45:
+                p = rng.choice(pool)
+                k = rng.randrange(len(p) + 1)
+                out.append(p[:k] + rng.choice(BITS) + p[k:] if rng.random() < 0.3 else p)
+            elif r < 0.6:
+                out.append(rng.choice(abbr) + rng.choice([".", ". ", ".\n", "!", "?"]))
+            else:
+                out.append(rng.choice(BITS))
+            if rng.random() < 0.6:
+                out.append(rng.choice([" ", "  ", "\n", ". ", "; ", ", ", "\t"]))
+        text = "".join(out)
+        texts.add(text.upper() if rng.random() < 0.2 else text)
+    _assert_same(sorted(texts))
+
+
 def test_batches_split_reports_the_same(monkeypatch):
     import ecgkit.labels.compiled as compiled
 

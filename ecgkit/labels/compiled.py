@@ -39,7 +39,7 @@ import numpy as np
 from ecgkit.labels.normalize import normalize_text
 from ecgkit.labels.rules import Decision, decide_statement
 from ecgkit.labels.segment import (CODE, FOOTER, TEXT, _HAS_ODD, _ODD_RUN, _first_words, _line_groups,
-                                   _starts_with, clean_text, segment_report)
+                                   _starts_with, clean_text, segment_clean)
 from ecgkit.labels.vocab import OTHER, Vocabulary
 
 # automaton flags of a key
@@ -390,7 +390,7 @@ def _label_part(texts: list[str], vocab: Vocabulary, tab: Tables, unc: int, with
     slow = np.flatnonzero(used & ~np.r_[plain, np.zeros(len(multi_texts), dtype=bool)]).tolist()
     for k in slow:
         text = ulines[k] if k < len(ulines) else multi_texts[k - len(ulines)]
-        sts = segment_report(text, vocab.segmenter, seg_cache)
+        sts = segment_clean(text, vocab.segmenter, seg_cache)
         key_start[k] = len(st_text)
         key_n[k] = len(sts)
         for st in sts:

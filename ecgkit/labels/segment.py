@@ -314,7 +314,12 @@ def segment_report(text: str, seg: Segmenter, cache: dict[Any, Any] | None = Non
     list of Statement
         In source order; empty statements dropped.
     """
-    text = clean_text(text)
+    return segment_clean(clean_text(text), seg, cache)
+
+
+def segment_clean(text: str, seg: Segmenter, cache: dict[Any, Any] | None = None) -> list[Statement]:
+    """:func:`segment_report` of a text :func:`clean_text` has already cleaned (cleaning twice is not
+    the same: a line alone may repair as mojibake where its whole report did not)."""
     groups: list[list[str] | Statement] = []  # a text statement as its parts (joined once: linear)
     for line in _LINE_BREAK.split(text) if ("\n" in text or "\r" in text) else (text,):
         if not line.strip():
