@@ -9,14 +9,17 @@ batch, so that the per-report work left in Python is a handful of C-level string
    Aho-Corasick scans that name the line of every hit) for what makes segmentation non-trivial:
    a run of spaces or a tab, a footer phrase, a device code, a sentence end that is not after an
    abbreviation, non-ASCII text. A line with none is one statement (its stripped text); the others
-   go through :func:`ecgkit.labels.segment.segment_report` as before. A line that starts with a
-   continuation word joins the line before it into one *unit*; units are segmented whole.
+   go through the per-report segmentation (:func:`ecgkit.labels.segment.segment_clean`, on the text
+   cleaned once). A line that starts with a continuation word joins the line before it into one
+   *unit*, segmented whole: only such a line reaches back across a line break, so a report's
+   statements are the concatenation of its units' statements.
 3. **Statements.** Distinct statement texts are normalised in one pass (the ASCII ones without
    commas or question marks as one string) and scanned by one integer-valued automaton over the
    joined text, whose hits become flat arrays (statement id, flags: label finding, any finding,
    comparison cue, misspelling). Only statements with a label finding or a misspelling (or a
    comparison cue next to a finding) reach the statement rules
-   (:func:`ecgkit.labels.rules.decide_statement`), once per distinct statement and comparison state.
+   (:func:`ecgkit.labels.rules.decide_statement`), once per distinct statement and comparison state
+   (memoised across the batches of one call).
 4. **Reports.** The comparison section (a prefix OR per report), footer voiding, the report-level
    conditions ("bigeminy" requires VPC, a 2:1 block forbids AFL), the uncertain policy and the
    footer status are array operations over the flattened (report, statement, decision) rows.
