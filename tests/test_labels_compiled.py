@@ -117,7 +117,8 @@ def test_random_characters_anywhere():
     rng = random.Random(23)
     pool = [t for t in TABLE_555 if isinstance(t, str)] + LANGUAGE + FOOTERS
     abbr = sorted(load_vocabulary().segmenter.abbreviations)
-    texts = {"  atrial   FIBRILLATION\t, Ã¤bestaetigter bericht\nßvent!.SR with 2nd degree HB Mobitz I. occ.  APCs "}
+    # mojibake that a lone line repairs but its whole report does not ("ß" is no UTF-8 lead byte)
+    texts = {"  atrial   FIBRILLATION\t, Ã¤bestaetigter bericht\nßvent!.SR with 2nd degree HB Mobitz I. occ. APCs"}
     while len(texts) < 4000:
         out = []
         for _ in range(rng.randint(1, 8)):
@@ -207,7 +208,8 @@ def test_vocabulary_cache_round_trip_and_refusals(tmp_path, monkeypatch):
     files = list((tmp_path / "c" / "vocab").glob("*.pkl"))
     assert len(files) == 1 and (os.stat(files[0].parent).st_mode & 0o777) == 0o700
     loaded = _load_fresh(src)
-    assert loaded is not built and loaded.fuzzy == built.fuzzy and loaded.segmenter.footer_re == built.segmenter.footer_re
+    assert loaded is not built and loaded.fuzzy == built.fuzzy
+    assert loaded.segmenter.footer_re == built.segmenter.footer_re
     texts = [t for t in TABLE_555 if isinstance(t, str)]
     for engine in ("compiled", "python"):
         assert label_texts(texts, loaded, engine=engine).equals(label_texts(texts, built, engine="python"))

@@ -133,7 +133,8 @@ def _pack(vocab: Any) -> Any:
     for key, e in vocab.automaton.items():
         f = -1 if e.finding is None else findings.setdefault(e.finding, len(findings))
         entries.append((key, f, tuple(cues.setdefault(c, len(cues)) for c in e.cues), e.tail, e.generated))
-    meta = {f.name: getattr(vocab, f.name) for f in fields(vocab) if f.name not in ("automaton", "segmenter", "fuzzy")}
+    rebuilt = ("automaton", "segmenter", "fuzzy")
+    meta = {f.name: getattr(vocab, f.name) for f in fields(vocab) if f.name not in rebuilt}
     return (_FORMAT, meta, [(f.labels, f.kind, f.requires, f.forbids) for f in findings],
             [(c.rule, c.side, c.labels, c.stops) for c in cues], entries, vocab.fuzzy,
             replace(vocab.segmenter, automaton=None), tab)

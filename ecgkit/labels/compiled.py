@@ -527,7 +527,8 @@ def _provenance(n: int, flat: list[Decision], d_idx: np.ndarray, d_rs: np.ndarra
             d = replace(d, decision="excluded", cue=st_cue[rs_st[d_rs[k]]])
         elif d.condition is not None and d.decision != "excluded":
             kind, label = d.condition
-            d = replace(d, decision="excluded", cue=f"no {label} in report" if kind == "requires" else f"{label} in report")
+            cue = f"no {label} in report" if kind == "requires" else f"{label} in report"
+            d = replace(d, decision="excluded", cue=cue)
         head[k], tail[k] = _render(d)
     number = d_rs - rep_start[d_rep] + 1
     parts = (head + np.array(list(map(str, number.tolist())), dtype=object) + tail).tolist()
