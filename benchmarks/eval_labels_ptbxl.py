@@ -11,10 +11,13 @@ Usage::
     python benchmarks/eval_labels_ptbxl.py [--csv ../shared/data/ptbxl/ptbxl_database.csv]
         [--uncertain positive|negative|mask] [--disagreements] [--append-footer " 4.46   unbestätigter bericht"]
 
-Prints per-label precision, recall, F1 and support for all reports, then separately for confirmed
-and unconfirmed reports (``report_status`` from the report's own footer, e.g. "unbestätigter bericht";
-else PTB-XL's ``validated_by_human``: False is an automatic, unconfirmed report), then (with
-``--disagreements``) each record where text and codes disagree, with the provenance of the text labels.
+Labels run as ``ecgkit label`` runs them on a PTB-XL scan (:func:`ecgkit.labels.label_manifest` on the
+report and the ``codes`` the scan writes). Prints per-label precision, recall, F1 and support for all
+reports, then separately for confirmed and unconfirmed reports twice: by ``report_status`` as the label
+stage sets it (PTB-XL's ``validated_by_human``: True confirmed, False unconfirmed; the report's footer
+only where that column is empty), and by the report's own footer alone ("unbestätigter bericht":
+the device's automatic report). With ``--disagreements``, each record where text and codes disagree,
+with the provenance of the text labels. ``--csv`` takes the CSV or the folder that holds it.
 """
 from __future__ import annotations
 
@@ -29,7 +32,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ecgkit.labels import label_texts, load_vocabulary, report_status  # noqa: E402
+from ecgkit.ingest import _ptbxl_validation  # noqa: E402
+from ecgkit.labels import label_manifest, load_vocabulary, report_status  # noqa: E402
 from ecgkit.labels.cohort import label_codes  # noqa: E402
 from ecgkit.labels.core import explain_many  # noqa: E402
 
@@ -53,14 +57,10 @@ def _table(pred: np.ndarray, truth: np.ndarray, labels: tuple[str, ...], title: 
         print(f"records where all {len(labels)} labels agree: {agree.sum()}/{len(pred)} ({agree.mean():.1%})")
 
 
-def _status(db: pd.DataFrame, from_text: list[str]) -> list[str]:
-    """A report's own footer first; else PTB-XL's ``validated_by_human`` (False: an automatic report)."""
-    out = []
-    for i, s in enumerate(from_text):
-        if s == "unknown" and "validated_by_human" in db.columns and not pd.isna(db["validated_by_human"].iloc[i]):
-            s = "confirmed" if bool(db["validated_by_human"].iloc[i]) else "unconfirmed"
-        out.append(s)
-    return out
+def _field_codes(db: pd.DataFrame) -> pd.Series:
+    """The ``codes`` column a PTB-XL scan gives each row: ``scp`` plus validated_by_human's report_status."""
+    return pd.Series([json.dumps({"scp": ast.literal_eval(s), **_ptbxl_validation(rec)})
+                      for s, rec in zip(db["scp_codes"], db.to_dict("records"))])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,26 +74,41 @@ def main(argv: list[str] | None = None) -> int:
                          "reports count as unconfirmed")
     args = ap.parse_args(argv)
 
-    db = pd.read_csv(args.csv)
+    csv = args.csv / "ptbxl_database.csv" if args.csv.is_dir() else args.csv
+    if not csv.is_file():
+        print(f"error: no PTB-XL database at {csv}", file=sys.stderr)
+        return 2
+    db = pd.read_csv(csv)
     vocab = load_vocabulary("ecg-p18")
     reports = [r if isinstance(r, str) else "" for r in db["report"]]
     if args.append_footer:
         reports = [r + args.append_footer if i % 2 else r for i, r in enumerate(reports)]
-    text = label_texts(reports, uncertain=args.uncertain)
+    codes = _field_codes(db)
+    # the label stage exactly as `ecgkit label` runs it on a PTB-XL scan: statements + codes
+    manifest = pd.DataFrame({"record_id": [f"ptbxl/{i}" for i in db["ecg_id"]],
+                             "statements": [[r] if r else [] for r in reports], "codes": codes})
+    labelled = label_manifest(manifest, vocabulary=vocab, uncertain=args.uncertain)
     # mask -> count only definite labels as positive
-    pred = (text.to_numpy() == 1)
-    codes = pd.Series([json.dumps({"scp": ast.literal_eval(s)}) for s in db["scp_codes"]])
+    pred = labelled[list(vocab.labels)].to_numpy() == 1
     truth, _ = label_codes(codes, vocab.labels)
     truth = truth == 1
-    status = np.array(_status(db, report_status(reports, vocab)))
+    status = labelled["report_status"].to_numpy(dtype=object)
+    footer = np.array(report_status(reports, vocab), dtype=object)
+
+    def counts(st: np.ndarray) -> str:
+        return ", ".join(f"{s} {int((st == s).sum())}" for s in ("confirmed", "unconfirmed", "unknown"))
 
     print(f"PTB-XL reports: {len(db)} (ecg_id {db.ecg_id.min()}-{db.ecg_id.max()}), "
-          f"vocabulary {vocab.name} {vocab.version}, uncertain={args.uncertain}; report_status: "
-          + ", ".join(f"{s} {int((status == s).sum())}" for s in ("confirmed", "unconfirmed", "unknown")))
+          f"vocabulary {vocab.name} {vocab.version}, uncertain={args.uncertain}\n"
+          f"report_status as `ecgkit label` gives it (validated_by_human, else the report's footer): "
+          f"{counts(status)}\nthe report's own footer alone: {counts(footer)}")
     _table(pred, truth, vocab.labels, "all reports")
     for s in ("confirmed", "unconfirmed"):
         keep = status == s
-        _table(pred[keep], truth[keep], vocab.labels, f"report_status={s}")
+        _table(pred[keep], truth[keep], vocab.labels, f"report_status={s} (validated_by_human)")
+    for s in ("confirmed", "unconfirmed"):
+        keep = footer == s
+        _table(pred[keep], truth[keep], vocab.labels, f"report footer says {s}")
     agree = (pred == truth).all(axis=1)
 
     if args.disagreements:

@@ -25,7 +25,9 @@ duration_s                float64      scan      native duration, seconds
 leads                     list<str>    scan      canonical lead names of the signal rows (``ecgkit.record.LEADS``)
 native_leads              list<str>    scan      the source's own channel names, source order
 statements                list<str>    scan      diagnostic statements, source order
-codes                     string       scan      JSON of structured diagnosis codes (``{"snomed": [...]}``)
+codes                     string       scan      JSON of structured diagnosis codes (``{"snomed": [...]}``,
+                                                 ``{"scp": {...}}``) and a format's report status
+                                                 (``"report_status"``: MUSE Status, PTB-XL validated_by_human)
 acquired_at               timestamp    scan      acquisition date-time, naive local time; null if unknown
 age                       float64      scan      age in years at acquisition; null if unknown
 sex                       string       scan      "M", "F" or null

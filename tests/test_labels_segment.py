@@ -140,3 +140,22 @@ def test_long_statements_of_generated_and_misspelt_forms_stay_linear():
     assert {lab for lab, v in row.items() if v} == {"AFIB", "LVH", "RVH"}
     text = "bundle branch block, right, incomplete, " * 12000
     assert {lab for lab, v in label_texts([text]).iloc[0].items() if v} == {"IRBBB"}
+
+
+def test_one_line_muse_report_splits_despite_a_semicolon_and_keeps_parenthesised_types():
+    # real MUSE statements (tests/data/labels_unseen.csv, muse-cerner) typed as one line: a ';' in one
+    # statement does not make the line a run of sentences; "(Mobitz I)" ends its statement (its "I"
+    # is no Swedish "i" that carries the line on); "short PR" + "Prolonged QT" make no "PR prolonged"
+    from ecgkit.labels import label_texts, segments
+    report = ("Demand pacemaker; interpretation is based on intrinsic rhythm   Normal sinus rhythm   "
+              "Right bundle branch block   Possible Anterolateral infarct   Abnormal ECG")
+    assert [s.text for s in segments(report)][-4:] == ["Normal sinus rhythm", "Right bundle branch block",
+                                                       "Possible Anterolateral infarct", "Abnormal ECG"]
+    got = label_texts([report,
+                       "Sinus rhythm with 2nd degree A-V block (Mobitz I)   Possible Inferior infarct",
+                       "Sinus rhythm with short PR   Prolonged QT   Abnormal ECG"], uncertain="mask")
+    assert got["RBBB"].tolist()[0] == 1 and got["2AVB"].tolist()[1] == 1
+    assert (got.iloc[2] == 0).all()
+    # a phrase wrapped across a run of spaces still reads as one
+    assert [s.text for s in segments("left ventricular   hypertrophy   sinus rhythm")] == [
+        "left ventricular hypertrophy", "sinus rhythm"]

@@ -14,11 +14,14 @@ any rule runs:
    wherever it stands; a *signature* footer ("Confirmed by", "Reviewed by") runs to the end of its
    line piece (the name and date), the others are the phrase alone. A bare machine-statement code
    such as ``4.46`` before a run of spaces, a footer or the end of the line is a statement too.
-3. **Splits at runs of two or more spaces** (or tabs) in a line that has no sentence punctuation --
-   the statement separator of reports typed as one line. In a line of punctuated sentences such a
-   run is a wrapped line and only a space. A piece still attaches to the one before when that one
-   ends with a comma, a cue that needs a following finding ("wahrscheinlich", "possible") or a
-   function word ("due to", "such as", "vid"), or when it starts with a continuation word.
+3. **Splits at runs of two or more spaces** (or tabs) in a line that has fewer sentence ends than
+   such runs -- the statement separator of reports typed as one line. In a line of punctuated
+   sentences such a run is a wrapped line and only a space. A piece still attaches to the one
+   before when that one ends with a comma, a cue that needs a following finding ("wahrscheinlich",
+   "possible") or a function word ("due to", "such as", "vid") but not a closing parenthesis
+   ("(Mobitz I)"), when it starts with a continuation word, or when a listed phrase runs across the
+   gap ("left ventricular   hypertrophy") and the second piece does not open with a longer phrase
+   of its own ("short PR   Prolonged QT").
 4. **Joins continuation lines** ("with 1st degree A-V block" continues the line above), in time
    linear in the number of lines, and splits the result into **sentences** (. ! ? ; after a word
    of three or more letters that is not a listed abbreviation).
@@ -197,8 +200,12 @@ def _pieces(line: str, seg: Segmenter) -> list[tuple[str, Statement | None, bool
     soft_before = False
     # punctuated: the line holds a sentence end with more text after it ("alter unbest." is not one);
     # it matters only for a line with a run of spaces
-    punctuated = (("  " in line or "\t" in line) and _SENTENCE_END.search(line) is not None
-                  and len(split_sentences(line, seg.abbreviations)) > 1)
+    # and at least as many sentence ends as runs of spaces: a MUSE line typed as one line, with one
+    # "Demand pacemaker; ..." among five space-separated statements, still splits at its runs
+    punctuated = False
+    if ("  " in line or "\t" in line) and _SENTENCE_END.search(line) is not None:
+        ends = len(split_sentences(line, seg.abbreviations)) - 1
+        punctuated = ends > 0 and ends >= len(_SOFT_BREAK.findall(line))
     for start, end, status, to_end, kind in sorted(cuts):
         if start < pos:
             continue
@@ -244,6 +251,9 @@ def _starts_with(text: str, words: tuple[str, ...]) -> bool:
 
 
 def _ends_with(text: str, words: frozenset[str]) -> bool:
+    if text.rstrip().endswith(")"):
+        # a closing parenthesis ends its statement: "(Mobitz I)" does not end with the word "i"
+        return False
     tail = normalize_text(text[-40:]).split()
     if not tail:
         return False
@@ -260,10 +270,15 @@ def _spans_phrase(before: str, after: str, automaton: Any) -> bool:
         return False
     gap = len(" ".join(left)) + 1  # index of the space between the two sides in the padded window
     window = f" {' '.join(left)} {' '.join(right)} "
-    for end, entry in automaton.iter(window):
-        start = end - len(entry.key) + 1
+    hits = [(end - len(entry.key) + 1, end, entry) for end, entry in automaton.iter(window)]
+    # the right piece opens with a phrase of its own that reaches past the spanning one
+    # ("short PR   Prolonged QT": "prolonged qt", not "pr prolonged"): the break stands
+    own = max((end for start, end, entry in hits if start == gap and entry.key.strip() not in (",", "?")),
+              default=-1)
+    for start, end, entry in hits:
         # a generated form (a word order or coordination) glues nothing: only listed phrases do
-        if start < gap and end > gap + 1 and entry.key.strip() not in (",", "?") and not entry.generated:
+        if (start < gap and end > gap + 1 and entry.key.strip() not in (",", "?") and not entry.generated
+                and end > own):
             return True
     return False
 
