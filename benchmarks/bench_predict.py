@@ -6,9 +6,12 @@
 2. Plain loop (the usual alternative): for each file ``wfdb.rdsamp``, resample to the model's fs
    with ``scipy.signal.resample_poly`` when needed, and call the model on that one record
    (``torch.no_grad``, the same device). Timed on ``--baseline-records`` files.
-3. ``ecgkit predict`` from the shard folder (twice with ``--compile``: the first pass compiles),
-   then from the raw WFDB files (every record; readers in ``--workers`` processes), end to end:
-   walk, read, preprocess, predict, assemble the table.
+3. ``ecgkit predict`` from the shard folder (2 passes, 3 with ``--compile``: the first compiles;
+   the last is reported), then from the raw WFDB files (every record; readers in ``--workers``
+   processes), end to end: walk, read, preprocess, predict, assemble the table. Also each run's
+   steady rate (after its first batch or chunk) and the walk alone.
+4. The network alone on device-resident batches of ``--batch-size`` (eager, and compiled with
+   ``--compile``): the ceiling for the shard path.
 
 Prints one JSON line: records/s of each, and the ratio raw-files / plain loop.
 
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -80,18 +84,49 @@ def _plain_loop(files: list[Path], model_path: Path, fs: float, device: str) -> 
     return len(files) / (time.perf_counter() - start)
 
 
-def _ecgkit(model: object, source: Path, args: argparse.Namespace, passes: int) -> tuple[float, int]:
+def _ecgkit(model: object, source: Path, args: argparse.Namespace, passes: int) -> tuple[float, int, float]:
+    """End-to-end records/s of the last pass, records, and its steady rate (records after the first
+    batch or chunk over the time after it: the pipeline without its start-up)."""
     from ecgkit.predict import PredictConfig, predict_sources
 
     cfg = PredictConfig(batch_size=args.batch_size, workers=args.workers, device=args.device, compile=args.compile)
     rates = []
     for _ in range(passes):
-        res = predict_sources(model, source, cfg)  # type: ignore[arg-type]
+        marks: list[tuple[float, int]] = []
+        res = predict_sources(model, source, cfg,  # type: ignore[arg-type]
+                              progress=lambda k: marks.append((time.perf_counter(), k)))
         if args.device == "cuda":
             torch.cuda.synchronize()
+        end = time.perf_counter()
         rates.append(res.records_per_s)
-        print(f"# {source.name}: {res.n_records} records, {res.records_per_s:.0f} records/s", file=sys.stderr)
-    return rates[-1], res.n_records
+        steady = sum(k for _, k in marks[1:]) / (end - marks[0][0]) if len(marks) > 1 else float("nan")
+        print(f"# {source.name}: {res.n_records} records, {res.records_per_s:.0f} records/s end to end, "
+              f"{steady:.0f} records/s after the first batch", file=sys.stderr)
+    return rates[-1], res.n_records, steady
+
+
+def _model_only(model: object, args: argparse.Namespace, iters: int = 20) -> dict[str, float]:
+    """The network alone on device-resident float32 batches (no reading, no copies): the ceiling."""
+    m: Any = model
+    c = m.contract
+    x = torch.randn(args.batch_size, len(c.leads), c.n_samples, device=m.device)
+    out = {}
+    nets = [("eager", m.net)] + ([("compiled", m._compiled)] if m._compiled is not None else [])
+    for name, net in nets:
+        with torch.inference_mode(), torch.autocast(m.device.type, dtype=torch.bfloat16, enabled=m.amp):
+            for _ in range(3):
+                net(x)
+            if m.device.type == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            for _ in range(iters):
+                net(x)
+            if m.device.type == "cuda":
+                torch.cuda.synchronize()
+        out[f"model_only_{name}_records_per_s"] = round(iters * args.batch_size / (time.perf_counter() - t), 1)
+        print(f"# model only ({name}, batch {args.batch_size}): {out[f'model_only_{name}_records_per_s']:.0f} "
+              "records/s", file=sys.stderr)
+    return out
 
 
 def _return_arrays(task: tuple) -> tuple:
@@ -128,6 +163,10 @@ def _readers(raw: Path, model_path: Path, workers: int, chunk: int = 64) -> dict
     return {"readers_shm_records_per_s": round(shm_rate, 1), "readers_pickle_records_per_s": round(pickle_rate, 1)}
 
 
+def _r(x: float) -> float | None:
+    return round(x, 1) if np.isfinite(x) else None  # JSON has no NaN
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--patients", type=int, default=100)
@@ -148,11 +187,17 @@ def main() -> None:
     files = sorted(raw.rglob("*.hea"))
     plain = _plain_loop(files[: args.baseline_records], model, args.fs, args.device)
     print(f"# plain loop: {plain:.1f} records/s", file=sys.stderr)
+    from ecgkit.ingest import find_records
     from ecgkit.model_file import load_model
+    from ecgkit.predict import PredictConfig
 
     loaded = load_model(model)  # one model object: compiled once, by the first (warm-up) pass
-    shard_rate, n_shards = _ecgkit(loaded, shards, args, 2 if args.compile else 1)
-    raw_rate, n_raw = _ecgkit(loaded, raw, args, 1)
+    shard_rate, n_shards, shard_steady = _ecgkit(loaded, shards, args, 3 if args.compile else 2)
+    t = time.perf_counter()
+    find_records([raw])
+    walk_s = time.perf_counter() - t
+    raw_rate, n_raw, raw_steady = _ecgkit(loaded, raw, args, 1)
+    ceiling = _model_only(loaded, args)
     out = {
         "ecgkit": __version__, "torch": torch.__version__, "python": platform.python_version(),
         "device": torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu",
@@ -161,6 +206,9 @@ def main() -> None:
         "plain_loop_records": min(len(files), args.baseline_records),
         "plain_loop_records_per_s": round(plain, 1), "ecgkit_raw_records_per_s": round(raw_rate, 1),
         "ecgkit_shards_records_per_s": round(shard_rate, 1), "ratio_raw_over_plain": round(raw_rate / plain, 2),
+        "ecgkit_raw_steady_records_per_s": _r(raw_steady),
+        "ecgkit_shards_steady_records_per_s": _r(shard_steady), "walk_s": round(walk_s, 3),
+        "shard_threads": PredictConfig().shard_threads, **ceiling,
     }
     if args.readers and args.workers >= 2:
         out.update(_readers(raw, model, args.workers))

@@ -8,6 +8,14 @@ contract allows it, and the adaptation is recorded (resampled from another fs, l
 cropped, padded); otherwise they are quarantined with the reason (missing leads, too short under
 ``short="reject"``, unreadable, non-finite, flat). Records in = predicted + quarantined.
 
+Overlapping sources (a folder and a file inside it, a cohort and its raw folder, one folder given
+twice) predict each file once: with several sources, files are compared by resolved path, raw files
+and folders first (in the order given), then cohorts and shard folders (in the order given); the
+first occurrence keeps its row and the repeats are counted in
+:attr:`PredictResult.n_repeats_dropped` and the summary line. Different files that yield the same
+``record_id`` (a shard folder beside the raw files it was made from) keep one row each, told apart
+by ``source_path``; they are counted in :attr:`PredictResult.n_shared_ids` and logged as a warning.
+
 Output columns (:attr:`PredictResult.predictions`, one row per record, written to Parquet by the CLI)
 --------------------------------------------------------------------------------------------------
 ==================  ==========  ==================================================================
@@ -35,7 +43,7 @@ import multiprocessing
 import os
 import time
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
@@ -79,8 +87,7 @@ class PredictConfig:
     threshold: str | None = None
     #: raw records handed to a reader process at a time
     chunk_size: int = 64
-    #: reader threads for shard folders (preads release the GIL; the trainer's 12 threads read ~64,000
-    #: records/s on 16 cores)
+    #: reader threads for shard folders (positional reads outside h5py, which release the GIL)
     shard_threads: int = 8
     #: HMAC key: patient ids read from raw files are replaced by their keyed hash (as `scan` does)
     pseudonymize_key: str | None = field(default=None, repr=False)
@@ -94,6 +101,11 @@ class PredictResult:
     seconds: float
     rule: str | None
     skipped: list[dict[str, str]] = field(default_factory=list)
+    #: records met again through another source (the same file, cohort entry or shard folder), not
+    #: predicted twice
+    n_repeats_dropped: int = 0
+    #: rows whose record_id another row also has (different files): kept, told apart by source_path
+    n_shared_ids: int = 0
 
     @property
     def n_records(self) -> int:
@@ -114,9 +126,12 @@ class PredictResult:
     def summary(self) -> str:
         """One line: records in, predicted, quarantined, adapted, rate."""
         adapted = int(sum(bool(a) for a in self.predictions["adaptations"]))
+        extra = (f"; {self.n_repeats_dropped} repeats of a file already read dropped" if self.n_repeats_dropped
+                 else "") + (f"; {self.n_shared_ids} rows share a record_id (see source_path)" if self.n_shared_ids
+                             else "")
         return (f"predict: {self.n_records} records, {self.n_predicted} predicted ({adapted} adapted to the "
                 f"contract), {self.n_quarantined} quarantined, {self.records_per_s:.0f} records/s; "
-                f"decisions at {self.rule or 'no thresholds'}")
+                f"decisions at {self.rule or 'no thresholds'}{extra}")
 
 
 # --------------------------------------------------------------------------- scoring
@@ -128,10 +143,12 @@ class _Scorer:
         self.model, self.batch_size = model, batch_size
         self.parts: list[tuple[NDArray[np.int64], torch.Tensor]] = []
 
-    def score(self, stored: torch.Tensor, positions: NDArray[np.int64]) -> None:
+    def score(self, stored: torch.Tensor, positions: NDArray[np.int64]) -> Any:
+        """Queue the batches; return the CUDA event after the last host->device copy (None on the CPU)."""
         for s in range(0, len(positions), self.batch_size):
             probs = self.model._forward_stored(stored[s:s + self.batch_size])
             self.parts.append((positions[s:s + self.batch_size], probs))
+        return self.model.copy_event
 
     def collect(self, n: int, n_labels: int) -> NDArray[np.float32]:
         out = np.full((n, n_labels), np.nan, dtype=np.float32)
@@ -172,11 +189,7 @@ class _Pending:
     def flush(self, scorer: "_Scorer") -> None:
         if self.n == 0:
             return
-        scorer.score(self.buffers[self.cur][: self.n], np.concatenate(self.positions))
-        if self.pin:
-            ev = torch.cuda.Event()
-            ev.record()
-            self.events[self.cur] = ev
+        self.events[self.cur] = scorer.score(self.buffers[self.cur][: self.n], np.concatenate(self.positions))
         self.cur, self.n, self.positions = 1 - self.cur, 0, []
 
 
@@ -245,6 +258,20 @@ def _read_into_slot(task: tuple[int, list[_Item], dict[str, Any], str | None, bo
     return slot, k, rows
 
 
+def _warm_readers(chunks: list[list[_Item]], c: dict[str, Any], key: str | None) -> None:
+    """Read one record of each file suffix here before forking, so that every reader process inherits
+    the imported reader modules and loaded numba kernels (~0.5 s per process otherwise)."""
+    first: dict[str, _Item] = {}
+    for chunk_items in chunks:
+        for it in chunk_items:
+            first.setdefault(os.path.splitext(it.path)[1].lower(), it)
+        if len(first) >= 8:
+            break
+    shape, dtype = _chunk_shape(c, 1)
+    for it in first.values():
+        _fill([it], np.empty(shape, dtype=dtype), c, key, True)
+
+
 def _chunk_results(chunks: list[list[_Item]], c: dict[str, Any], key: str | None, from_manifest: bool,
                    workers: int, chunk: int) -> Iterator[tuple[NDArray[Any], list[dict[str, Any]]]]:
     """(stored records, rows) per chunk, in order. With several workers the stored array is a view
@@ -258,6 +285,8 @@ def _chunk_results(chunks: list[list[_Item]], c: dict[str, Any], key: str | None
         return
     from multiprocessing import shared_memory
 
+    if "fork" in multiprocessing.get_all_start_methods():
+        _warm_readers(chunks, c, key)
     n_slots = 3 * workers
     shm = shared_memory.SharedMemory(create=True, size=n_slots * int(np.prod(shape)) * dtype.itemsize)
     methods = multiprocessing.get_all_start_methods()
@@ -307,89 +336,48 @@ def _predict_items(items: list[_Item], model: "EcgModel", cfg: PredictConfig, ro
 
 # --------------------------------------------------------------------------- shard folders
 
-def _shard_patient_keys(shards_dir: Path, index: pd.DataFrame) -> dict[str, str]:
-    import h5py
-
-    out: dict[str, str] = {}
-    for shard in index["shard"].unique():
-        with h5py.File(shards_dir / f"{shard}.h5", "r") as f:
-            out.update(zip(f["record_id"].asstr()[...], f["patient_key"].asstr()[...]))
-    return out
-
-
 def _predict_shards(shards_dir: Path, model: "EcgModel", cfg: PredictConfig, rows: list[dict[str, Any]],
                     scorer: _Scorer, progress: Callable[[int], None] | None) -> None:
-    from ecgkit.data import ShardDataset
-    from ecgkit.shards import read_index
-    from ecgkit.split import SPLITS
+    """Every split of a shard folder, in one pipeline of reader threads (:mod:`ecgkit._predict_shards`)."""
+    from ecgkit._predict_shards import ShardFolder
 
-    c = model.contract
-    index = read_index(shards_dir)
-    keys = _shard_patient_keys(shards_dir, index)
-    for split in [s for s in SPLITS if (index["split"] == s).any()]:
-        ds = ShardDataset(shards_dir, split)
-        if (ds.fs, ds.n_samples, tuple(ds.leads)) != (c.fs, c.n_samples, tuple(c.leads)):
-            raise SchemaError(f"shards in {shards_dir} hold {ds.fs:g} Hz x {ds.n_samples} samples; the model's "
-                              f"contract is {c.fs:g} Hz x {c.n_samples}: predict from the raw files instead "
-                              f"(ecgkit predict MODEL RAW_DIR) so that they are resampled")
-        sub = index[index["split"] == split].sort_values(["shard", "row"], kind="stable")
-        adapt = [] if (ds.stored_dtype == np.dtype(c.storage_dtype) and ds.scale_mv == c.scale_mv) else \
-            [f"stored as {ds.stored_dtype} at {ds.scale_mv:g} mV (contract: {c.storage_dtype} at {c.scale_mv:g})"]
+    with ShardFolder(shards_dir, model.contract) as folder:
+        adapt = [folder.adaptation] if folder.adaptation else []
         base = len(rows)
-        for rid, shard, r in zip(sub["record_id"], sub["shard"], sub["row"]):
-            rows.append({"record_id": rid, "patient_id": keys.get(rid), "source_path": f"{shard}.h5#{r}",
-                         "source_format": "shard", "status": STATUS_OK, "reason": None, "adaptations": list(adapt),
-                         "qc_flags": []})
-        for stored, idx in _shard_batches(ds, cfg, model.device):
-            scorer.score(stored, base + idx)
+        for rid, pkey, src in zip(folder.record_ids, folder.patient_keys, folder.sources):
+            rows.append({"record_id": rid, "patient_id": pkey, "source_path": src, "source_format": "shard",
+                         "status": STATUS_OK, "reason": None, "adaptations": list(adapt), "qc_flags": []})
+        for stored, idx, release in folder.batches(cfg.batch_size, cfg.shard_threads, model.device):
+            ev = scorer.score(stored, base + idx)
+            if ev is not None:
+                release.append(ev)
             if progress is not None:
                 progress(len(idx))
 
 
-def _shard_batches(ds: Any, cfg: PredictConfig, device: torch.device) -> Iterator[tuple[torch.Tensor, NDArray[np.int64]]]:
-    """Consecutive batches of stored values read by threads into a ring of reused (pinned) buffers.
-
-    A slot is refilled only after the device copy that read it has finished (an event per slot).
-    """
-    n, bs = len(ds), cfg.batch_size
-    starts = list(range(0, n, bs))
-    depth = max(2, cfg.shard_threads + 2)
-    dtype = torch.from_numpy(np.empty(0, dtype=ds.stored_dtype)).dtype
-    pin = device.type == "cuda"
-    slots = [torch.empty((bs, len(ds.leads), ds.n_samples), dtype=dtype, pin_memory=pin)
-             for _ in range(min(depth, len(starts)))]
-    events: list[Any] = [None] * len(slots)
-
-    def fill(k: int, s: int) -> tuple[torch.Tensor, NDArray[np.int64]]:
-        if events[k] is not None:
-            events[k].synchronize()
-        idx = np.arange(s, min(s + bs, n), dtype=np.int64)
-        buf = slots[k][: len(idx)]
-        ds.get_batch(idx, out=buf.numpy(), raw=True)
-        return buf, idx
-
-    with ThreadPoolExecutor(max(1, cfg.shard_threads), thread_name_prefix="ecgkit-predict") as pool:
-        pending: deque[tuple[int, Future[Any]]] = deque()
-        it = iter(starts)
-        slot = 0
-        while True:
-            while len(pending) < len(slots) - 1 or (not pending and slots):
-                s = next(it, None)
-                if s is None:
-                    break
-                pending.append((slot, pool.submit(fill, slot, s)))
-                slot = (slot + 1) % len(slots)
-            if not pending:
-                return
-            used, fut = pending.popleft()
-            yield fut.result()
-            if pin:  # the consumer has queued the copy of this slot
-                ev = torch.cuda.Event()
-                ev.record()
-                events[used] = ev
-
-
 # --------------------------------------------------------------------------- entry points
+
+class _Seen:
+    """Files (resolved paths) already taken, so that overlapping sources predict each record once.
+
+    Only active with several sources (a single folder lists each file once; resolving 100,000 paths
+    would cost a second).
+    """
+
+    def __init__(self, active: bool):
+        self.active, self.keys, self.dropped = active, set[str](), 0
+
+    def first(self, path: str, n: int = 1) -> bool:
+        """True the first time ``path`` is met; else count its ``n`` records as dropped."""
+        if not self.active:
+            return True
+        key = os.path.realpath(path)
+        if key in self.keys:
+            self.dropped += n
+            return False
+        self.keys.add(key)
+        return True
+
 
 def _classify(src: Path) -> str:
     if src.is_dir() and (src / "index.parquet").exists():
@@ -445,6 +433,7 @@ def predict_sources(model: "EcgModel", sources: str | Path | Sequence[str | Path
     """
     from ecgkit.ingest import find_records
     from ecgkit.manifest import read_manifest
+    from ecgkit.shards import read_index
 
     start = time.perf_counter()
     model.to(config.device, amp=config.amp, compile=config.compile, batch_size=config.batch_size)
@@ -452,18 +441,20 @@ def predict_sources(model: "EcgModel", sources: str | Path | Sequence[str | Path
     srcs = [Path(sources)] if isinstance(sources, (str, Path)) else [Path(s) for s in sources]
     rows: list[dict[str, Any]] = []
     scorer = _Scorer(model, config.batch_size)
+    seen = _Seen(len(srcs) > 1)
     raw = [s for s in srcs if _classify(s) == "raw"]
     skipped: list[dict[str, str]] = []
     if raw:
         cands, skipped = find_records(raw)
-        _predict_items([_Item(c.record_id, c.path) for c in cands], model, config, rows, scorer,
-                       from_manifest=False, progress=progress)
+        _predict_items([_Item(c.record_id, c.path) for c in cands if seen.first(c.path)], model, config, rows,
+                       scorer, from_manifest=False, progress=progress)
     for src in srcs:
         kind = _classify(src)
-        if kind == "shards":
+        if kind == "shards" and seen.first(str(src), len(read_index(src)) if seen.active else 1):
             _predict_shards(src, model, config, rows, scorer, progress)
         elif kind == "cohort":
             m = read_manifest(src)
+            m = m[[seen.first(str(p)) for p in m["source_path"]]] if seen.active else m
             ok = m["status"] == STATUS_OK
             for r in m.loc[~ok].itertuples():
                 rows.append({"record_id": r.record_id, "patient_id": r.patient_id, "source_path": r.source_path,
@@ -478,7 +469,13 @@ def predict_sources(model: "EcgModel", sources: str | Path | Sequence[str | Path
     if n_ok + int((frame["status"] == STATUS_QUARANTINED).sum()) != len(frame) or \
             np.isnan(probs[(frame["status"] == STATUS_OK).to_numpy()]).any():
         raise SchemaError(f"prediction accounting failed: {len(frame)} records, {n_ok} ok, some without scores")
-    res = PredictResult(frame, time.perf_counter() - start, config.threshold or model.default_rule, skipped)
+    dup_ids = int(frame["record_id"].duplicated(keep=False).sum())
+    if dup_ids:
+        logger.warning("%d rows share a record_id with another row (the same id from different files, e.g. a "
+                       "shard folder and the raw files it was made from); source_path tells them apart: %s",
+                       dup_ids, ", ".join(frame.loc[frame["record_id"].duplicated(), "record_id"].astype(str)[:3]))
+    res = PredictResult(frame, time.perf_counter() - start, config.threshold or model.default_rule, skipped,
+                        n_repeats_dropped=seen.dropped, n_shared_ids=dup_ids)
     logger.info(res.summary())
     return res
 

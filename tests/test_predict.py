@@ -319,3 +319,80 @@ def test_contract_steps_follow_its_policies() -> None:
     assert InputContract.from_dict(r.to_dict()) == r
     with pytest.raises(SchemaError, match="unknown field"):
         InputContract.from_dict({**c.to_dict(), "bandpass": "0.5-40 Hz"})
+
+
+def _reshard(trained: dict[str, Path], out: Path, **kw: object) -> Path:
+    from ecgkit.manifest import read_manifest
+    from ecgkit.shards import ShardConfig, write_shards
+
+    write_shards(read_manifest(trained["cohort"]), out, ShardConfig(fs=100.0, workers=1, **kw))  # type: ignore[arg-type]
+    return out
+
+
+@pytest.mark.parametrize("kw", [{"records_per_shard": 4}, {"records_per_shard": 5, "compression": "lzf"}],
+                            ids=["preads", "lzf-h5py"])
+def test_shard_folder_reads_equal_h5py_across_files_and_the_last_partial_batch(
+        trained: dict[str, Path], tmp_path: Path, kw: dict[str, object]) -> None:
+    import h5py
+
+    from ecgkit._predict_shards import ShardFolder
+
+    shards = _reshard(trained, tmp_path / "s", **kw)
+    model = ecgkit.load_model(trained["model"])
+    with ShardFolder(shards, model.contract) as folder:
+        assert (folder._offsets[0] is None) == ("compression" in kw)  # which read path is tested
+        want = []
+        for src in folder.sources:
+            name, row = src.split("#")
+            with h5py.File(shards / name, "r") as f:
+                want.append(f["signal"][int(row)])
+        got = [b.numpy().copy() for b, _, _ in folder.batches(7, 3, torch.device("cpu"))]
+        assert len(folder) % 7 != 0 and len(got[-1]) == len(folder) % 7  # a last partial batch
+        np.testing.assert_array_equal(np.concatenate(got), np.stack(want))
+        # reads that start inside one file and end in another, at any offset
+        out = np.empty((6, *want[0].shape), dtype=want[0].dtype)
+        folder.read(3, out)
+        np.testing.assert_array_equal(out, np.stack(want[3:9]))
+    # predictions from many small shards equal those from the fixture's shard folder
+    a = _by_id(predict_sources(model, shards, PredictConfig(device="cpu", batch_size=6)).predictions)
+    b = _by_id(predict_sources(model, trained["shards"], PredictConfig(device="cpu")).predictions)
+    cols = [f"prob_{n}" for n in model.label_names]
+    np.testing.assert_allclose(a.loc[b.index, cols].to_numpy(), b[cols].to_numpy(), rtol=0, atol=1e-6)
+
+
+def test_shards_stored_otherwise_are_converted_to_the_contract(trained: dict[str, Path], tmp_path: Path) -> None:
+    shards = _reshard(trained, tmp_path / "f16", dtype="float16", scale_mv=1.0)
+    model = ecgkit.load_model(trained["model"])
+    got = _by_id(predict_sources(model, shards, PredictConfig(device="cpu")).predictions)
+    ref = _by_id(predict_sources(model, trained["shards"], PredictConfig(device="cpu")).predictions)
+    assert got["adaptations"].map(lambda a: any("stored as float16" in x for x in a)).all()
+    cols = [f"prob_{n}" for n in model.label_names]
+    # float16 keeps ~3 significant digits: close to, not equal to, the int16 microvolt shards
+    np.testing.assert_allclose(got.loc[ref.index, cols].to_numpy(), ref[cols].to_numpy(), rtol=0, atol=2e-3)
+
+
+def test_overlapping_sources_predict_each_file_once(trained: dict[str, Path], caplog: pytest.LogCaptureFixture
+                                                    ) -> None:
+    model = ecgkit.load_model(trained["model"])
+    cfg = PredictConfig(device="cpu")
+    alone = predict_sources(model, trained["raw"], cfg)
+    one_file = sorted(trained["raw"].rglob("*.hea"))[0]
+    # the folder, a file inside it, the folder again (through another spelling), its cohort
+    again = trained["raw"] / ".." / trained["raw"].name
+    res = predict_sources(model, [trained["raw"], one_file, again, trained["cohort"]], cfg)
+    assert res.n_records == alone.n_records and not res.predictions["source_path"].duplicated().any()
+    assert res.n_repeats_dropped == 1 + alone.n_records + alone.n_records  # file + folder again + cohort
+    assert "repeats of a file already read dropped" in res.summary()
+    pd.testing.assert_frame_equal(res.predictions.reset_index(drop=True), alone.predictions.reset_index(drop=True))
+    # one shard folder twice: read once
+    sh = predict_sources(model, [trained["shards"], trained["shards"]], cfg)
+    assert sh.n_records == sh.n_repeats_dropped and sh.n_shared_ids == 0
+    # shards beside the raw files they were made from: different files, the same ids; both kept
+    with caplog.at_level("WARNING", logger="ecgkit.predict"):
+        both = predict_sources(model, [trained["raw"], trained["shards"]], cfg)
+    frame = both.predictions
+    assert both.n_records == alone.n_records + sh.n_records and both.n_repeats_dropped == 0
+    assert both.n_shared_ids == 2 * sh.n_records and "share a record_id" in caplog.text
+    dup = frame[frame["record_id"].duplicated(keep=False)]
+    assert dup.groupby("record_id")["source_format"].apply(lambda s: sorted(set(s)) in (["shard", "wfdb"], ["muse", "shard"])).all()
+    assert not dup["source_path"].duplicated().any()
