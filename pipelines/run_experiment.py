@@ -1,7 +1,9 @@
 """Train the arms of an experiment on the same shards, several seeds each, and compare them with paired statistics.
 
 Usage: ``python pipelines/run_experiment.py pipelines/experiment_cotask.yaml SHARDS_DIR --out EXP_DIR
-[--device cuda] [--epochs N] [--tasks LVH,AFIB] [--seeds 0,1,2] [--arms multi_task,cotask]``
+[--device cuda] [--epochs N] [--tasks LVH,AFIB] [--seeds 0,1,2] [--arms multi_task,cotask] [--train-only]
+[--only-tasks LVH] [--accept-interrupted]`` (one process per arm/seed/single-task model with ``--train-only``,
+then one tabulating call; ``--accept-interrupted`` takes runs killed at a deadline as they stood)
 
 Spec (YAML): ``common`` (TrainConfig keys for every arm), ``arms`` (name -> TrainConfig overrides;
 ``per_task: true`` trains one single-task model per task, ``groups: [[A, B], ...]`` one model per
