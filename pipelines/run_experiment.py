@@ -1,7 +1,9 @@
 """Train the arms of an experiment on the same shards, several seeds each, and compare them with paired statistics.
 
 Usage: ``python pipelines/run_experiment.py pipelines/experiment_cotask.yaml SHARDS_DIR --out EXP_DIR
-[--device cuda] [--epochs N] [--tasks LVH,AFIB] [--seeds 0,1,2] [--arms multi_task,cotask]``
+[--device cuda] [--epochs N] [--tasks LVH,AFIB] [--seeds 0,1,2] [--arms multi_task,cotask] [--train-only]
+[--only-tasks LVH] [--accept-interrupted]`` (one process per arm/seed/single-task model with ``--train-only``,
+then one tabulating call; ``--accept-interrupted`` takes runs killed at a deadline as they stood)
 
 Spec (YAML): ``common`` (TrainConfig keys for every arm), ``arms`` (name -> TrainConfig overrides;
 ``per_task: true`` trains one single-task model per task, ``groups: [[A, B], ...]`` one model per
@@ -58,7 +60,7 @@ from ecgkit.bootstrap import bootstrap_ci, delong_test, paired_bootstrap  # noqa
 from ecgkit.config import config_to_dict, make_config  # noqa: E402
 from ecgkit.errors import ConfigError  # noqa: E402
 from ecgkit.report import build_report, patient_groups, write_report  # noqa: E402
-from ecgkit.trainer import LAST_CKPT, TrainConfig, predict_run, train  # noqa: E402
+from ecgkit.trainer import BEST_CKPT, LAST_CKPT, METRICS_FILE, TrainConfig, predict_run, train  # noqa: E402
 
 log = logging.getLogger("run_experiment")
 
@@ -72,8 +74,13 @@ SUMMARY_KEYS = ("macro_auroc", "recall_multi", "jaccard", "exact_match", "rare_f
 M_PER_TASK = ("auroc", "ap", "f1")
 
 
-def _train_arm(values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    """Train one run (a finished one, ``done.json``, is reused; an interrupted one resumed); its done record."""
+def _train_arm(values: dict[str, Any], run_dir: Path, accept_interrupted: bool = False) -> dict[str, Any]:
+    """Train one run (a finished one, ``done.json``, is reused; an interrupted one resumed); its done record.
+
+    ``accept_interrupted``: a run that was killed after at least one epoch (``best.pt`` and
+    ``metrics.csv`` exist, no ``done.json``) is taken as it stands, marked ``interrupted`` in its done
+    record (e.g. runs killed at a device-time deadline), instead of being resumed.
+    """
     cfg = make_config(TrainConfig, values)
     want = {k: v for k, v in config_to_dict(cfg).items() if k not in _RUNTIME_KEYS}
     done = run_dir / "done.json"
@@ -86,12 +93,34 @@ def _train_arm(values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
                               "remove it or use another --out")
         log.info("reusing finished run %s", run_dir)
         return dict(rec)
+    if accept_interrupted:
+        if not ((run_dir / BEST_CKPT).exists() and (run_dir / METRICS_FILE).exists()):
+            raise ConfigError(f"{run_dir}: no finished epoch to take (--accept-interrupted trains nothing)")
+        rec = interrupted_record(run_dir / METRICS_FILE, want)
+        done.write_text(json.dumps(rec))
+        log.warning("taking interrupted run %s as it stands: %d epoch(s), %d steps", run_dir, rec["epoch"],
+                    rec["step"])
+        return rec
     resume = (run_dir / LAST_CKPT).exists()  # a rerun continues each arm; one killed before its first
     res = train(cfg, run_dir, resume=resume, overwrite=not resume)  # checkpoint starts over
     rec = {"step": res.step, "epoch": res.epoch, "config": want, "best_val_macro_auroc": res.best_val_macro_auroc,
            "stopped_early": res.stopped_early}
     done.write_text(json.dumps(rec))
     return rec
+
+
+def interrupted_record(metrics_csv: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The done record of a run killed between epochs, from its ``metrics.csv`` (one row per finished epoch)."""
+    import csv
+
+    with open(metrics_csv, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise ConfigError(f"{metrics_csv} has no finished epoch")
+    val = [float(r["val_macro_auroc"]) for r in rows if r.get("val_macro_auroc") not in (None, "")]
+    val = [v for v in val if np.isfinite(v)]
+    return {"step": int(rows[-1]["step"]), "epoch": len(rows), "config": config,
+            "best_val_macro_auroc": max(val) if val else float("nan"), "stopped_early": False, "interrupted": True}
 
 
 def _train_labels(shards_dir: str, tasks: list[str] | None) -> tuple[list[str], np.ndarray]:
@@ -152,13 +181,18 @@ def _arm_groups(arm: str, overrides: dict[str, Any], values: dict[str, Any],
     per_task, groups = overrides.pop("per_task", False), overrides.pop("groups", None)
     if per_task and groups is not None:
         raise ConfigError(f"arm {arm!r}: give per_task or groups, not both")
+    arm_tasks = values.get("tasks")
+    known = arm_tasks.split(",") if isinstance(arm_tasks, str) else arm_tasks
     if groups is None:
-        return [[t] for t in trainable] if per_task else None
+        if not per_task:
+            return None
+        unknown = [t for t in known or [] if t not in trainable]
+        if unknown:
+            raise ConfigError(f"arm {arm!r}: tasks {unknown} are not trainable tasks of the shards ({trainable})")
+        return [[t] for t in trainable if not known or t in known]  # the arm's `tasks` restrict the models
     if not isinstance(groups, list) or not all(isinstance(g, list) and g for g in groups):
         raise ConfigError(f"arm {arm!r}: groups must be a list of non-empty task lists, got {groups!r}")
     flat = [t for g in groups for t in g]
-    arm_tasks = values.get("tasks")
-    known = arm_tasks.split(",") if isinstance(arm_tasks, str) else arm_tasks
     unknown = [t for t in flat if known and t not in known]
     if unknown or len(set(flat)) != len(flat):
         raise ConfigError(f"arm {arm!r}: groups name unknown tasks {unknown} or a task twice ({flat})")
@@ -190,12 +224,19 @@ def _fmt_diff(est: float, lo: float, hi: float, p: float) -> str:
 
 
 def _arm_runs(arm: str, values: dict[str, Any], groups: list[list[str]] | None, seeds: list[int], out: Path,
-              trainable: list[str], budget: str, n_train: int, n_tasks: int, device: str, split: str) -> dict[str, Any]:
+              trainable: list[str], budget: str, n_train: int, n_tasks: int, device: str, split: str,
+              mode: dict[str, Any]) -> dict[str, Any]:
     """Train every seed of one arm; return labels/scores per seed and the steps each run took.
 
     ``groups`` (from :func:`_arm_groups`): one model per task group (``per_task``: one per task), else one model.
+    ``mode``: ``train_only`` (train, predict nothing), ``only_tasks`` (train only the group models
+    holding one of these tasks), ``accept_interrupted`` (see :func:`_train_arm`).
     """
-    val_y, val_s, ev_y, ev_s, steps = [], [], [], [], []
+    train_only, only, accept = mode.get("train_only", False), mode.get("only_tasks"), mode.get("accept_interrupted",
+                                                                                              False)
+    if groups is not None and only:
+        groups = [g for g in groups if set(g) & set(only)]
+    val_y, val_s, ev_y, ev_s, steps, interrupted = [], [], [], [], [], []
     names = [t for g in groups for t in g] if groups is not None else trainable
     for seed in seeds:
         v = {**values, "seed": seed}
@@ -205,8 +246,13 @@ def _arm_runs(arm: str, values: dict[str, Any], groups: list[list[str]] | None, 
                 vt = _group_values(v, group)
                 vt["batches_per_epoch"] = batches_per_epoch(budget, n_train, make_config(TrainConfig, vt), len(group))
                 run = out / arm / f"seed-{seed}" / "+".join(group)
-                rec = _train_arm(vt, run)
-                parts.append((predict_run(run, "val", device=device), predict_run(run, split, device=device), rec))
+                rec = _train_arm(vt, run, accept)
+                interrupted.append(bool(rec.get("interrupted")))
+                if not train_only:
+                    parts.append((predict_run(run, "val", device=device), predict_run(run, split, device=device),
+                                  rec))
+            if train_only:
+                continue
             val_y.append(np.hstack([p[0][0] for p in parts]))
             val_s.append(np.hstack([p[0][1] for p in parts]))
             ev_y.append(np.hstack([p[1][0] for p in parts]))
@@ -215,7 +261,10 @@ def _arm_runs(arm: str, values: dict[str, Any], groups: list[list[str]] | None, 
         else:
             v["batches_per_epoch"] = batches_per_epoch(budget, n_train, make_config(TrainConfig, v), n_tasks)
             run = out / arm / f"seed-{seed}"
-            rec = _train_arm(v, run)
+            rec = _train_arm(v, run, accept)
+            interrupted.append(bool(rec.get("interrupted")))
+            if train_only:
+                continue
             (yv, sv, nm), (ye, se, _) = predict_run(run, "val", device=device), predict_run(run, split, device=device)
             val_y.append(yv)
             val_s.append(sv)
@@ -223,8 +272,10 @@ def _arm_runs(arm: str, values: dict[str, Any], groups: list[list[str]] | None, 
             ev_s.append(se)
             steps.append(int(rec["step"]))
             names = list(nm)
+    if train_only:
+        return {"names": names, "interrupted": interrupted}
     return {"names": names, "val_y": val_y, "val_s": val_s, "y": ev_y[0], "s": np.stack(ev_s), "steps": steps,
-            "rule": None}
+            "rule": None, "interrupted": interrupted}
 
 
 def _align(runs: dict[str, Any], names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -262,11 +313,16 @@ def _compare(ref: dict[str, Any], other: dict[str, Any], names: list[str], group
 
 def run_experiment(spec: dict[str, Any], shards_dir: str | Path, out: Path, *, device: str = "auto",
                    epochs: int | None = None, tasks: list[str] | None = None,
-                   seeds: list[int] | None = None, arms: list[str] | None = None) -> dict[str, Any]:
+                   seeds: list[int] | None = None, arms: list[str] | None = None, train_only: bool = False,
+                   only_tasks: list[str] | None = None, accept_interrupted: bool = False) -> dict[str, Any]:
     """Train and evaluate every arm of ``spec`` (several seeds) on one shard folder; write and return the comparison.
 
     ``arms`` restricts the run to some of the spec's arms (e.g. one process per arm and seed on a
     shared GPU, then one call over all arms, which reuses the finished runs, for the comparison).
+    ``train_only`` trains and returns ``{"arms", "trained", "markdown"}`` without predicting or
+    writing a comparison; ``only_tasks`` trains only the per-task/group models holding one of these
+    tasks (so that single-task models can train in parallel processes); ``accept_interrupted`` takes
+    runs killed between epochs as they stand (listed in ``interrupted`` of the comparison).
 
     Returns
     -------
@@ -335,7 +391,11 @@ def run_experiment(spec: dict[str, Any], shards_dir: str | Path, out: Path, *, d
         task_groups = _arm_groups(arm, overrides, {**common, **overrides}, trainable)  # pops per_task, groups
         values = {**common, **overrides}
         major = list(values.get("major_tasks") or [])
-        r = _arm_runs(arm, values, task_groups, seed_list, out, trainable, budget, n_train, n_tasks, device, split)
+        r = _arm_runs(arm, values, task_groups, seed_list, out, trainable, budget, n_train, n_tasks, device, split,
+                      {"train_only": train_only, "only_tasks": only_tasks, "accept_interrupted": accept_interrupted})
+        if train_only:
+            runs[arm] = r
+            continue
         r["rule"] = rule
         runs[arm] = r
         head_major = [t for t in major if t in r["names"]] or None
@@ -363,6 +423,9 @@ def run_experiment(spec: dict[str, Any], shards_dir: str | Path, out: Path, *, d
                                                                f"seed means in report.json)")
         log.info("%s: macro AUROC %s over seeds %s", arm, [round(x["summary"]["macro_auroc"], 4) for x in reps],
                  seed_list)
+    if train_only:
+        return {"arms": list(runs), "trained": {a: r["names"] for a, r in runs.items()},
+                "markdown": f"trained {', '.join(runs)} (seeds {seed_list}); no comparison (--train-only)"}
     table = _tabulate(runs, reports, out, shards_dir, split, seed_list, budget, reference, rare, skipped, groups,
                       n_boot, min_pos)
     return _add_headline(table, reports, headline, common.get("major_tasks"), out)
@@ -397,7 +460,8 @@ def _tabulate(runs: dict[str, Any], reports: dict[str, list[dict[str, Any]]], ou
                              "rare_tasks": rare, "single_task_skipped": skipped, "per_task_auroc": {},
                              "per_task_f1": {}, "summary": {}, "steps": {a: runs[a]["steps"] for a in arms},
                              "delta_m": {}, "comparisons": {}, "ci_unit": "patient" if groups is not None else "record",
-                             "min_positives": min_pos}
+                             "min_positives": min_pos,
+                             "interrupted": {a: runs[a]["interrupted"] for a in arms if any(runs[a]["interrupted"])}}
     for n in names:
         for key, dest in (("auroc", "per_task_auroc"), ("f1", "per_task_f1")):
             table[dest][n] = [seed_summary([r["per_task"][n][key] for r in reports[a]])["mean"]
@@ -439,6 +503,9 @@ def _markdown(t: dict[str, Any], shards_dir: str, names: list[str]) -> str:
         lines.append("| **Δm vs single-task (%)** | " + " | ".join(
             f"{t['delta_m'][a]:+.2f}" if np.isfinite(t["delta_m"][a]) else "n/a" for a in arms) + " |")
     lines.append("| steps per seed | " + " | ".join(",".join(str(s) for s in t["steps"][a]) for a in arms) + " |")
+    if t.get("interrupted"):
+        lines += ["", "Runs interrupted between epochs and taken as they stood (per seed, per model): "
+                  + "; ".join(f"{a} {v}" for a, v in t["interrupted"].items()) + "."]
     lines += ["", "| task | " + " | ".join(f"{a} AUROC" for a in arms) + " |", "|---|" + "---|" * len(arms)]
     for n in names:
         rare = " (rare)" if n in t["rare_tasks"] else ""
@@ -511,13 +578,21 @@ def main() -> None:
     p.add_argument("--seeds", help="comma-separated seeds (default: the spec's evaluate.seeds, else 0,1,2)")
     p.add_argument("--arms", help="comma-separated subset of the spec's arms (default: all)")
     p.add_argument("--folds", type=int, help="k-fold: SHARDS_DIR holds fold-0 .. fold-(K-1) shard folders")
+    p.add_argument("--train-only", action="store_true", help="train the selected arms and seeds; no comparison")
+    p.add_argument("--only-tasks", help="comma-separated: train only the per-task/group models holding these tasks")
+    p.add_argument("--accept-interrupted", action="store_true",
+                   help="take runs killed between epochs as they stand instead of resuming them")
     args = p.parse_args()
+    if args.folds and (args.train_only or args.only_tasks):
+        p.error("--folds takes neither --train-only nor --only-tasks")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     spec = yaml.safe_load(args.config.read_text()) or {}
     try:
         kw = dict(device=args.device, epochs=args.epochs, tasks=args.tasks.split(",") if args.tasks else None,
                   seeds=[int(s) for s in args.seeds.split(",")] if args.seeds else None,
-                  arms=args.arms.split(",") if args.arms else None)
+                  arms=args.arms.split(",") if args.arms else None, train_only=args.train_only,
+                  only_tasks=args.only_tasks.split(",") if args.only_tasks else None,
+                  accept_interrupted=args.accept_interrupted)
         table = (run_folds(spec, args.shards_dir, args.out, folds=args.folds, **kw) if args.folds
                  else run_experiment(spec, args.shards_dir, args.out, **kw))
     except ConfigError as exc:

@@ -55,6 +55,21 @@ def _oversample(labels: NDArray, k: int, seed: int, *, mode: str = "duplicate",
     return oversample_indices(labels, k, seed=seed, positive_only=True)
 
 
+def noisy_labels(labels: NDArray, rate: float, seed: int) -> NDArray[np.int8]:
+    """Symmetric label noise: each known entry (0/1) replaced, with probability ``rate``, by a fair coin.
+
+    An entry is thus flipped with probability ``rate / 2``; unknown entries (-1) stay unknown. The
+    draw is a function of ``seed`` and the matrix shape only.
+    """
+    y = np.asarray(labels, dtype=np.int8)
+    if rate <= 0:
+        return y.copy()
+    rng = np.random.default_rng([int(seed), 0x6E6F6973])  # "nois": a stream of its own
+    replace = rng.random(y.shape) < rate
+    coin = (rng.random(y.shape) < 0.5).astype(np.int8)
+    return np.where((y >= 0) & replace, coin, y).astype(np.int8)
+
+
 def _apply_aux(defs: list[dict], labels: NDArray) -> NDArray:
     from ecgkit.cotask import aux_labels
     return np.asarray(aux_labels(defs, labels), dtype=np.int8)

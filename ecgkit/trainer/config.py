@@ -61,6 +61,11 @@ class TrainConfig:
     weighting: Literal["equal", "dwa", "uncertainty"] = "equal"
     # DWA temperature; Liu et al. used 2
     dwa_temperature: float = 2.0
+    # label noise in the TRAINING labels only (validation and test keep the shards' labels): each known
+    # training label is, with this probability, replaced by a fair coin, so it is flipped with
+    # probability label_noise / 2 (the usual "symmetric noise rate"; 0.5 flips a quarter). The draw
+    # depends on `seed` only, so arms of the same seed see the same noisy labels
+    label_noise: float = 0.0
     # residual blocks: 8 = CO-TASK backbone, 16 = Hannun's 34-layer network
     blocks: int = 8
     # Hannun's dropout between the two convolutions of a block
@@ -167,6 +172,8 @@ class TrainConfig:
         if self.head not in ("mean", "flatten") or self.filter_growth not in ("double", "linear"):
             raise ValueError(f"head must be mean or flatten and filter_growth double or linear, got "
                              f"{self.head!r}, {self.filter_growth!r}")
+        if not 0.0 <= self.label_noise <= 1.0:
+            raise ValueError(f"label_noise must lie in [0, 1], got {self.label_noise}")
         if self.aux_tasks < 0:
             raise ValueError(f"aux_tasks must be >= 0, got {self.aux_tasks}")
         if self.aux_task_fraction is not None and not 0.0 <= self.aux_task_fraction < 1.0:

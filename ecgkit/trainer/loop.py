@@ -66,6 +66,7 @@ class _Heads:
     n_major: int  # label heads (the shards' tasks); aux heads follow
     aux_defs: list[dict]
     major: list[int] = field(default_factory=list)  # label heads named in major_tasks (default: all)
+    noise_changed: int = 0  # training labels changed by config.label_noise
 
 
 @dataclass
@@ -277,7 +278,9 @@ def _open_splits(config: TrainConfig, datasets: Mapping[str, Any] | None) -> tup
 def _make_heads(config: TrainConfig, train_ds: Any, ckpt: Mapping[str, Any] | None) -> _Heads:
     """Major labels plus CO-TASK auxiliary tasks (made once from the training labels; kept on resume)."""
     names = list(train_ds.label_names)
-    major = np.asarray(train_ds.labels, dtype=np.int8)
+    clean = np.asarray(train_ds.labels, dtype=np.int8)
+    # label noise in the training labels only: validation and test are read clean from the shards
+    major = batches.noisy_labels(clean, config.label_noise, config.seed) if config.label_noise > 0 else clean
     majors = _major_indices(config, names)
     aux_defs: list[dict] = []
     labels = major
@@ -291,7 +294,7 @@ def _make_heads(config: TrainConfig, train_ds: Any, ckpt: Mapping[str, Any] | No
                                           major_weight=config.major_weight)
         labels = np.concatenate([major, aux], axis=1)
     head_names = names + [str(d.get("name", f"aux{i}")) for i, d in enumerate(aux_defs)]
-    return _Heads(labels, head_names, major.shape[1], aux_defs, majors)
+    return _Heads(labels, head_names, major.shape[1], aux_defs, majors, int((major != clean).sum()))
 
 
 def _stitch_columns(heads: _Heads) -> list[list[int]]:
@@ -368,6 +371,7 @@ def _write_run_info(path: Path, config: TrainConfig, heads: _Heads, sampling: di
     info = {"major_tasks": [heads.names[j] for j in heads.major],
             "minor_tasks": [n for j, n in enumerate(heads.names[:heads.n_major]) if j not in heads.major],
             "aux_heads": heads.names[heads.n_major:], **sampling,
+            "label_noise": {"rate": config.label_noise, "train_labels_changed": heads.noise_changed},
             "early_stopping": {"criterion": config.early_stopping if scored is not None else None,
                                "min_val_positives": config.early_stopping_min_positives,
                                "scored_tasks": None if scored is None else [heads.names[j] for j in scored],
