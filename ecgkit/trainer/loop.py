@@ -122,10 +122,8 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
         has no checkpoint; another process is training into ``out_dir``.
     """
     if config.method == "damtl":  # Algorithm 1 of DAMTL: its own loop (ecgkit.trainer.damtl)
-        if resume:
-            raise ConfigError("method='damtl' does not resume yet; rerun it (a finished RUN/aux is reused)")
         from ecgkit.trainer.damtl import train_damtl
-        return train_damtl(config, out_dir, datasets=datasets)
+        return train_damtl(config, out_dir, datasets=datasets, resume=resume)
     device, dist_info = _setup(config)
     if datasets is None:
         if not config.shards_dir:
