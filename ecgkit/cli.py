@@ -198,6 +198,8 @@ _PAPER_OPTIONS = (  # TrainConfig keys of the papers' settings (issue 20), as `e
     click.option("--sharing", type=click.Choice(["hard", "cross-stitch", "cross_stitch"]),
                  callback=lambda ctx, param, v: v.replace("-", "_") if v else v,
                  help="hard: one shared trunk; cross_stitch: one column per task mixed by cross-stitch units."),
+    click.option("--stitch-columns", "cross_stitch_columns", type=click.Choice(["task", "cohort"]),
+                 help="--sharing cross-stitch: one column per task, or per cohort of multi-cohort shards."),
 )
 
 

@@ -255,6 +255,30 @@ def test_cross_stitch_sharing_trains_rebuilds_and_exports(fakes: dict, tmp_path:
         torch.testing.assert_close(exported(x), model(x)[:, :3])  # aux head dropped, the rest unchanged
 
 
+def test_cross_stitch_one_column_per_cohort_reports_parameters(tmp_path: Path) -> None:
+    train, val = FakeShardDataset(128, seed=0), FakeShardDataset(64, seed=1)
+    for ds in (train, val):  # cohort A defines T0, T1; cohort B defines T1, T2
+        ds.cohort_labels = {"A": ("T0", "T1"), "B": ("T1", "T2")}
+    data = {"train": train, "val": val}
+    run = tmp_path / "cs"
+    res = T.train(_cfg(sharing="cross_stitch", cross_stitch_columns="cohort", blocks=2, epochs=1), run, datasets=data)
+    assert np.isfinite(res.samples_per_s) and res.samples_per_s > 0
+    info = json.loads((run / T.RUN_INFO_FILE).read_text())["model"]
+    assert info["sharing"] == "cross_stitch" and info["columns"] == [[0, 1], [1, 2]]
+    model = _model_from_ckpt(T.load_checkpoint(run / "last.pt"))
+    assert info["n_parameters"] == sum(p.numel() for p in model.parameters())
+    T.train(_cfg(blocks=2, epochs=1), tmp_path / "hard", datasets=data)
+    hard = json.loads((tmp_path / "hard" / T.RUN_INFO_FILE).read_text())["model"]
+    assert hard["sharing"] == "hard" and hard["columns"] is None and hard["n_parameters"] < info["n_parameters"]
+    with pytest.raises(ConfigError, match="several cohorts"):
+        T.train(_cfg(sharing="cross_stitch", cross_stitch_columns="cohort", blocks=2, epochs=1), tmp_path / "no",
+                datasets=fakes_plain())
+
+
+def fakes_plain() -> dict[str, FakeShardDataset]:
+    return {"train": FakeShardDataset(64, seed=0), "val": FakeShardDataset(32, seed=1)}
+
+
 def test_damtl_resume_continues_to_the_identical_next_step(tmp_path: Path) -> None:
     train, val = FakeShardDataset(192, seed=0), FakeShardDataset(96, seed=1)
     for ds in (train, val):

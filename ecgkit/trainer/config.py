@@ -83,6 +83,9 @@ class TrainConfig:
     sharing: Literal["hard", "cross_stitch"] = "hard"
     # blocks (0-based) followed by a cross-stitch unit (None: every subsampling block, 1, 3, 5, ...)
     cross_stitch_after: tuple[int, ...] | None = None
+    # cross_stitch columns: "task" (one per label head) or "cohort" (one per cohort of multi-cohort shards,
+    # with heads for the labels its source defines; a label of several cohorts averages their columns)
+    cross_stitch_columns: Literal["task", "cohort"] = "task"
     # initial weight of a column on itself in each unit (1.0 = independent columns at the start)
     cross_stitch_init: float = 0.9
     # filters of the first block: Hannun 32; Hughes et al. 64
@@ -188,6 +191,8 @@ class TrainConfig:
         if self.method == "damtl" and (self.damtl_tasks == () or self.lambda_l1 < 0 or self.lambda_cmmd < 0):
             raise ValueError("method='damtl' needs non-empty damtl_tasks (or None: one task per cohort of the "
                              "shards) and non-negative lambda_l1, lambda_cmmd")
+        if self.cross_stitch_columns not in ("task", "cohort"):
+            raise ValueError(f"cross_stitch_columns must be task or cohort, got {self.cross_stitch_columns!r}")
         if self.oversample not in ("none", "ucsf", "duplicate"):
             raise ValueError(f"oversample must be none, ucsf or duplicate, got {self.oversample!r}")
         if self.oversample == "none" and (self.oversample_k is not None or self.oversample_negatives is not None):
