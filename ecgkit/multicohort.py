@@ -31,7 +31,7 @@ import yaml
 from ecgkit.errors import ConfigError, SchemaError
 from ecgkit.manifest import label_names
 
-__all__ = ["read_label_mapping", "merge_cohorts", "defined_mask", "COHORT_COLUMN"]
+__all__ = ["read_label_mapping", "mapping_from_dict", "merge_cohorts", "defined_mask", "COHORT_COLUMN"]
 
 COHORT_COLUMN = "cohort"
 
@@ -60,17 +60,28 @@ def read_label_mapping(path: str | Path) -> dict[str, str]:
             data: Any = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"label mapping {p} is not valid YAML: {exc}") from None
-        if isinstance(data, dict) and set(data) == {"mapping"}:
-            data = data["mapping"]
-        if not isinstance(data, dict):
-            raise ConfigError(f"label mapping {p}: expected {{alias: canonical}} or {{canonical: [aliases]}}")
-        for key, value in data.items():
-            if isinstance(value, list):
-                pairs += [(str(a), str(key)) for a in value]
-            elif isinstance(value, (str, int)):
-                pairs.append((str(key), str(value)))
-            else:
-                raise ConfigError(f"label mapping {p}: {key!r} maps to {value!r} (a name or a list of names)")
+        return mapping_from_dict(data, str(p))
+    return _pairs_to_mapping(pairs, str(p))
+
+
+def mapping_from_dict(data: Any, where: str = "the label mapping") -> dict[str, str]:
+    """``alias -> canonical`` from ``{alias: canonical}`` / ``{canonical: [aliases]}`` (optionally under ``mapping``)."""
+    if isinstance(data, dict) and set(data) == {"mapping"}:
+        data = data["mapping"]
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected {{alias: canonical}} or {{canonical: [aliases]}}")
+    pairs: list[tuple[str, str]] = []
+    for key, value in data.items():
+        if isinstance(value, list):
+            pairs += [(str(a), str(key)) for a in value]
+        elif isinstance(value, (str, int)):
+            pairs.append((str(key), str(value)))
+        else:
+            raise ConfigError(f"{where}: {key!r} maps to {value!r} (a name or a list of names)")
+    return _pairs_to_mapping(pairs, where)
+
+
+def _pairs_to_mapping(pairs: list[tuple[str, str]], p: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for alias, canon in pairs:
         if not alias or not canon:
