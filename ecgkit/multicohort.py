@@ -118,7 +118,9 @@ def merge_cohorts(manifests: Mapping[str, pd.DataFrame], mapping: Mapping[str, s
     if not manifests:
         raise ConfigError("merge_cohorts needs at least one cohort")
     mapping = dict(mapping or {})
-    frames, cohort_labels, union = [], {}, []
+    frames: list[pd.DataFrame] = []
+    cohort_labels: dict[str, tuple[str, ...]] = {}
+    union: list[str] = []
     for name, man in manifests.items():
         if not name or "/" in name or name != name.strip():
             raise ConfigError(f"cohort name {name!r}: use a non-empty name without '/' or edge spaces")
@@ -138,9 +140,9 @@ def merge_cohorts(manifests: Mapping[str, pd.DataFrame], mapping: Mapping[str, s
         cohort_labels[name] = tuple(canon)
         union += [c for c in canon if c not in union]
         frames.append(frame)
-    for frame, canon in zip(frames, cohort_labels.values()):
+    for frame, defined in zip(frames, cohort_labels.values()):
         for lab in union:
-            if lab not in canon:
+            if lab not in defined:
                 frame[lab] = np.int8(-1)
     merged = pd.concat(frames, ignore_index=True)
     for lab in union:
