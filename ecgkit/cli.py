@@ -198,6 +198,8 @@ _PAPER_OPTIONS = (  # TrainConfig keys of the papers' settings (issue 20), as `e
     click.option("--sharing", type=click.Choice(["hard", "cross-stitch", "cross_stitch"]),
                  callback=lambda ctx, param, v: v.replace("-", "_") if v else v,
                  help="hard: one shared trunk; cross_stitch: one column per task mixed by cross-stitch units."),
+    click.option("--stitch-columns", "cross_stitch_columns", type=click.Choice(["task", "cohort"]),
+                 help="--sharing cross-stitch: one column per task, or per cohort of multi-cohort shards."),
 )
 
 
@@ -262,7 +264,11 @@ def split_command(cohort_dir: str, ratios: tuple[float, float, float], seed: int
 
 
 @main.command("shard")
-@click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("cohort_dir", type=click.Path(exists=True, file_okay=False), required=False)
+@click.option("--cohort", "cohorts", multiple=True, metavar="NAME=DIR",
+              help="A labelled cohort folder (repeat for several cohorts with different label sets).")
+@click.option("--label-map", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="With --cohort: YAML/CSV mapping names that mean the same finding to one name.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="SHARDS_DIR.")
 @click.option("--config", "config_file", default=None,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -283,9 +289,13 @@ def split_command(cohort_dir: str, ratios: tuple[float, float, float], seed: int
 @click.option("--min-quality", type=float, default=None,
               help="Quarantine records whose measured quality is below this (needs `ecgkit measure`).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, no_progress: bool,
-                  **overrides: object) -> None:
-    """Read every split record of COHORT_DIR once and write HDF5 shards to --out.
+def shard_command(cohort_dir: str | None, cohorts: tuple[str, ...], label_map: Path | None, out_dir: str,
+                  config_file: Path | None, no_progress: bool, **overrides: object) -> None:
+    """Read every split record of COHORT_DIR (or of each --cohort) once and write HDF5 shards to --out.
+
+    With several --cohort NAME=DIR, the labels are the union of the cohorts' (after --label-map); a
+    label a cohort does not define is -1 for its records, and the index records each record's cohort
+    and defined-labels mask.
 
     The patient key in the shards is an HMAC of the patient id; the key is read from
     $ECGKIT_PSEUDONYM_KEY when set (never stored), else ecgkit's public default key is used.
@@ -295,16 +305,14 @@ def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, no_pr
 
     from tqdm import tqdm
 
-    from ecgkit.manifest import read_manifest
-    from ecgkit.shards import SUMMARY_FILE, ShardConfig, plan_shards, read_source_map, write_shards
+    from ecgkit.shards import SUMMARY_FILE, ShardConfig, plan_shards, write_shards
 
     overrides["patient_key"] = os.environ.get("ECGKIT_PSEUDONYM_KEY") or None
     config = _config(ShardConfig, config_file, "shard", overrides)
-    with about(cohort_dir):
-        manifest = read_manifest(cohort_dir)
-        n_planned = len(plan_shards(manifest, config))
+    manifest, sources, cohort_labels = _shard_inputs(cohort_dir, cohorts, label_map)
+    n_planned = len(plan_shards(manifest, config))
     with tqdm(total=n_planned, unit="rec", desc="shard", dynamic_ncols=True, disable=no_progress) as bar:
-        write_shards(manifest, out_dir, config, progress=bar.update, sources=read_source_map(cohort_dir))
+        write_shards(manifest, out_dir, config, progress=bar.update, sources=sources, cohort_labels=cohort_labels)
     out = Path(out_dir).resolve()
     summary = json.loads((out / SUMMARY_FILE).read_text())
     if summary["changed_settings"]:
@@ -318,6 +326,44 @@ def shard_command(cohort_dir: str, out_dir: str, config_file: Path | None, no_pr
                f"quarantined ({summary['quarantine_rate']:.1%}, see {out / 'quarantine.parquet'}) "
                f"-> {out / 'index.parquet'}")
     check_quarantine_rate("shard", summary["quarantine_rate"], config.max_quarantine_rate, out)
+
+
+def _shard_inputs(cohort_dir: str | None, cohorts: tuple[str, ...], label_map: Path | None
+                  ) -> tuple[Any, dict[str, str] | None, dict[str, tuple[str, ...]] | None]:
+    """The manifest to shard, its source map and (several cohorts) each cohort's defined labels."""
+    from ecgkit.manifest import read_manifest
+    from ecgkit.multicohort import merge_cohorts, read_label_mapping
+    from ecgkit.shards import read_source_map
+
+    if bool(cohort_dir) == bool(cohorts):
+        raise click.UsageError("give either COHORT_DIR or one or more --cohort NAME=DIR")
+    if cohort_dir:
+        if label_map is not None:
+            raise click.UsageError("--label-map goes with --cohort NAME=DIR")
+        with about(cohort_dir):
+            return read_manifest(cohort_dir), read_source_map(cohort_dir), None
+    dirs: dict[str, str] = {}
+    for item in cohorts:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(f"{item!r}: expected NAME=DIR", param_hint="--cohort")
+        if name in dirs:
+            raise click.BadParameter(f"cohort {name!r} given twice", param_hint="--cohort")
+        if not Path(path).is_dir():
+            raise click.BadParameter(f"{path!r} is not a folder", param_hint="--cohort")
+        dirs[name] = path
+    manifests, maps = {}, {}
+    for name, path in dirs.items():
+        with about(path):
+            manifests[name] = read_manifest(path)
+            maps[name] = read_source_map(path)
+    sources: dict[str, str] = {}
+    if any(m is not None for m in maps.values()):  # a pseudonymised cohort: every record's file by id
+        for name, man in manifests.items():
+            own = maps[name] or dict(zip(man["record_id"].astype(str), man["source_path"].astype(str)))
+            sources.update({f"{name}/{rid}": path for rid, path in own.items()})  # merge_cohorts' ids
+    merged, cohort_labels = merge_cohorts(manifests, read_label_mapping(label_map) if label_map else None)
+    return merged, sources or None, cohort_labels
 
 
 def _epoch_line(row: Any) -> str:

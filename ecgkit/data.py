@@ -118,6 +118,7 @@ class ShardDataset(torch.utils.data.Dataset):
         self._shard = shard_codes.astype(np.int64)
         self._row = index["row"].to_numpy(dtype=np.int64)
         self._record_ids = index["record_id"].to_numpy(dtype=object)
+        self._cohorts = index["cohort"].to_numpy(dtype=object) if "cohort" in index else None
         labels, attrs = self._read_meta()
         all_names = tuple(attrs["label_names"])
         names = all_names if tasks is None else tuple(tasks)
@@ -128,6 +129,10 @@ class ShardDataset(torch.utils.data.Dataset):
         cols = [all_names.index(t) for t in names]
         self._labels = np.ascontiguousarray(labels[:, cols])
         self._label_names = names
+        self._cohort_labels: dict[str, tuple[str, ...]] | None = None
+        if "cohorts" in attrs:  # several cohorts (ecgkit.multicohort): labels each one's source defines
+            self._cohort_labels = {c: tuple(x for x in labs if x in names)
+                                   for c, labs in json.loads(attrs["cohorts"]).items()}
         self._fs = float(attrs["fs"])
         self._n_samples = int(attrs["n_samples"])
         self._leads = tuple(attrs["leads"])
@@ -157,6 +162,8 @@ class ShardDataset(torch.utils.data.Dataset):
                                                        "scale_mv", "config")}
                 attrs["leads"] = [str(v) for v in attrs["leads"]]
                 attrs["label_names"] = [str(v) for v in attrs["label_names"]]
+                if "cohorts" in f.attrs:
+                    attrs["cohorts"] = str(f.attrs["cohorts"])
                 if first is None:
                     first = attrs
                 elif any(np.any(np.asarray(first[key]) != np.asarray(attrs[key]))
@@ -402,6 +409,25 @@ class ShardDataset(torch.utils.data.Dataset):
     def record_ids(self) -> NDArray[np.object_]:
         """Record id of each item, (N,) object array of str."""
         return self._record_ids
+
+    @property
+    def cohorts(self) -> NDArray[np.object_] | None:
+        """Cohort of each item, (N,) object array of str; None for single-cohort shards."""
+        return self._cohorts
+
+    @property
+    def cohort_labels(self) -> dict[str, tuple[str, ...]] | None:
+        """Cohort -> the labels (of :attr:`label_names`) its source defines; None for single-cohort shards."""
+        return None if self._cohort_labels is None else dict(self._cohort_labels)
+
+    @property
+    def defined(self) -> NDArray[np.bool_]:
+        """(N, T) bool: the item's source defines the label (all True for single-cohort shards)."""
+        if self._cohorts is None or self._cohort_labels is None:
+            return np.ones(self._labels.shape, dtype=bool)
+        from ecgkit.multicohort import defined_mask
+
+        return defined_mask(self._cohorts, self._cohort_labels, list(self._label_names))
 
 
 __all__ = ["ShardDataset"]

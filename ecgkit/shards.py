@@ -19,13 +19,15 @@ Layout of ``SHARDS_DIR``
 
     File attributes: ``fs``, ``seconds``, ``n_samples``, ``leads``, ``label_names``, ``dtype``,
     ``scale_mv``, ``units``, ``split``, ``shard``, ``ecgkit_version``, ``config`` (resolved
-    :class:`ShardConfig` as JSON, secret key redacted), ``manifest_hash``, ``plan_hash``.
+    :class:`ShardConfig` as JSON, secret key redacted), ``manifest_hash``, ``plan_hash``; with several
+    cohorts (:mod:`ecgkit.multicohort`) also ``cohorts``: JSON ``{cohort: [labels it defines]}``.
 ``{shard}.h5.json``
     Sidecar written after the shard is complete: SHA-256 and size of the shard file, the plan hash,
     the record ids written, records quarantined with reasons, repairs per record.
 ``index.parquet``
     One row per record in a shard: ``record_id``, ``split``, ``shard``, ``row``, ``shard_sha256``,
-    ``shard_bytes``, ``repairs``.
+    ``shard_bytes``, ``repairs``; with several cohorts also ``cohort`` and ``defined`` (per record, one
+    bool per label in ``label_names`` order: its source defines the label; -1 labels where it does not).
 ``shard_summary.json``
     Counts of the last run: records, quarantined, shards kept from an earlier run and written, settings
     that changed since the run before.
@@ -369,6 +371,7 @@ def write_shards(
     *,
     progress: Callable[[int], None] | None = None,
     sources: Mapping[str, str] | None = None,
+    cohort_labels: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
     """Read every split record once and write HDF5 shards, the index and the updated manifest.
 
@@ -388,6 +391,11 @@ def write_shards(
         The files to read for a pseudonymised manifest, whose ``source_path`` is a placeholder
         (``IDENTIFIABLE_source_paths.parquet``, see :func:`read_source_map`). The outputs keep the
         placeholder, and quarantine reasons name no file.
+    cohort_labels : mapping cohort -> labels it defines, or None
+        For a manifest of several cohorts (:func:`ecgkit.multicohort.merge_cohorts`, with its
+        ``cohort`` column): written to each shard's ``cohorts`` attribute (JSON) and, per record, to
+        the index's ``cohort`` and ``defined`` (bool per label: does the record's source define it;
+        -1 in ``labels`` where it does not).
 
     Returns
     -------
@@ -408,7 +416,25 @@ def write_shards(
     manifest, pre_quarantined = _apply_label_audit(manifest, config)
     out_dir = Path(out_dir)
     with output_lock(out_dir, "shard"):  # a second job on the same folder refuses (LockedError)
-        return _write_shards_locked(manifest, out_dir, config, progress, sources, pre_quarantined)
+        return _write_shards_locked(manifest, out_dir, config, progress, sources, pre_quarantined,
+                                    _check_cohorts(manifest, config, cohort_labels))
+
+
+def _check_cohorts(manifest: pd.DataFrame, config: ShardConfig,
+                   cohort_labels: Mapping[str, Sequence[str]] | None) -> dict[str, tuple[str, ...]] | None:
+    """``cohort_labels`` checked against the manifest's ``cohort`` column and the shard labels."""
+    if cohort_labels is None:
+        return None
+    from ecgkit.multicohort import COHORT_COLUMN
+
+    out = {str(c): tuple(str(x) for x in labs) for c, labs in cohort_labels.items()}
+    if COHORT_COLUMN not in manifest:
+        raise SchemaError("cohort_labels given but the manifest has no 'cohort' column (use merge_cohorts)")
+    missing = sorted(set(manifest[COHORT_COLUMN].dropna().astype(str)) - set(out))
+    extra = sorted({x for labs in out.values() for x in labs} - set(config.label_names))
+    if missing or extra:
+        raise SchemaError(f"cohort_labels lacks cohort(s) {missing} or names labels {extra} the shards lack")
+    return out
 
 
 def read_source_map(cohort_dir: str | Path) -> dict[str, str] | None:
@@ -429,19 +455,23 @@ def read_source_map(cohort_dir: str | Path) -> dict[str, str] | None:
 def _write_shards_locked(manifest: pd.DataFrame, out_dir: Path, config: ShardConfig,
                          progress: Callable[[int], None] | None,
                          sources: Mapping[str, str] | None,
-                         pre_quarantined: NDArray[np.bool_] | None = None) -> pd.DataFrame:
+                         pre_quarantined: NDArray[np.bool_] | None = None,
+                         cohort_labels: dict[str, tuple[str, ...]] | None = None) -> pd.DataFrame:
     names = config.label_names
     mhash = manifest_hash(manifest)
     plan = plan_shards(manifest, config)
     labels = _label_matrix(manifest.loc[plan.index], names)
     keys = patient_keys(manifest.loc[plan.index], config.patient_key)
     cfg_json = json.dumps(config.public_dict(), sort_keys=True)
+    # in the plan hash: another cohort label set rewrites the shards
+    plan_key = mhash if cohort_labels is None else mhash + json.dumps(cohort_labels, sort_keys=True)
     attrs = {
         "fs": float(config.fs), "seconds": float(config.seconds), "n_samples": config.n_samples,
         "leads": list(LEADS), "label_names": list(names), "dtype": config.dtype,
         "scale_mv": float(config.scale_mv) if config.dtype == "int16" else 1.0, "units": "mV",
         "ecgkit_version": __version__, "config": cfg_json, "manifest_hash": mhash,
         "label_audit": config.audit,
+        **({} if cohort_labels is None else {"cohorts": json.dumps(cohort_labels)}),
         "min_quality": float("nan") if config.min_quality is None else float(config.min_quality),
     }
     tasks = []
@@ -463,7 +493,7 @@ def _write_shards_locked(manifest: pd.DataFrame, out_dir: Path, config: ShardCon
         tasks.append(_ShardTask(
             path=str(out_dir / f"{shard}.h5"), shard=shard, split=str(plan["split"].iloc[sel[0]]),
             record_ids=ids, source_paths=read_paths, labels=lab, patient_keys=pkeys,
-            plan_hash=_plan_hash(ids, paths, lab, pkeys, cfg_json, mhash), config=config, attrs=attrs,
+            plan_hash=_plan_hash(ids, paths, lab, pkeys, cfg_json, plan_key), config=config, attrs=attrs,
             private=private,
         ))
     previous = _read_summary(out_dir)
@@ -478,7 +508,7 @@ def _write_shards_locked(manifest: pd.DataFrame, out_dir: Path, config: ShardCon
                  " (kept, checksum ok)" if side["skipped"] else "")
         if progress is not None:
             progress(int(side["n_planned"]))
-    out = _finish(manifest, plan, sidecars, out_dir, pre_quarantined)
+    out = _finish(manifest, plan, sidecars, out_dir, pre_quarantined, cohort_labels, names)
     _write_summary(out_dir, out, plan, sidecars, config, previous, time.perf_counter() - start)
     return out
 
@@ -589,7 +619,9 @@ def _remove_stale(out_dir: Path, planned: set[str]) -> None:
 
 
 def _finish(manifest: pd.DataFrame, plan: pd.DataFrame, sidecars: list[dict[str, Any]],
-            out_dir: Path, pre_quarantined: NDArray[np.bool_] | None = None) -> pd.DataFrame:
+            out_dir: Path, pre_quarantined: NDArray[np.bool_] | None = None,
+            cohort_labels: dict[str, tuple[str, ...]] | None = None,
+            names: Sequence[str] = ()) -> pd.DataFrame:
     """Build the index from the sidecars, check the accounting, write index, manifest, quarantine."""
     sidecars = sorted(sidecars, key=lambda s: s["shard"])
     index = pd.DataFrame({
@@ -602,6 +634,14 @@ def _finish(manifest: pd.DataFrame, plan: pd.DataFrame, sidecars: list[dict[str,
         "shard_bytes": np.array([s["bytes"] for s in sidecars for _ in s["record_ids"]], dtype=np.int64),
         "repairs": [r for s in sidecars for r in s["repairs"]],
     })
+    if cohort_labels is not None:
+        from ecgkit.multicohort import COHORT_COLUMN, defined_mask
+
+        by_id = pd.Series(manifest[COHORT_COLUMN].astype(str).to_numpy(),
+                          index=manifest["record_id"].astype(str).to_numpy())
+        cohort = by_id.loc[index["record_id"].astype(str).to_numpy()].to_numpy()
+        index[COHORT_COLUMN] = cohort
+        index["defined"] = list(defined_mask(cohort, cohort_labels, list(names)))
     quarantined = {rid: reason for s in sidecars for rid, reason in s["quarantined"].items()}
     n_in = len(plan)
     dup = index["record_id"][index["record_id"].duplicated()]

@@ -15,7 +15,7 @@ import torch
 import ecgkit.trainer as T
 from _fakes import FakeShardDataset
 from ecgkit.cotask import load_aux_tasks, make_aux_tasks
-from ecgkit.errors import ConfigError
+from ecgkit.errors import ConfigError, DataError
 from ecgkit.metrics import auroc
 from ecgkit.oversample import subset_class_counts, ucsf_subset
 from ecgkit.report import build_report
@@ -255,6 +255,54 @@ def test_cross_stitch_sharing_trains_rebuilds_and_exports(fakes: dict, tmp_path:
         torch.testing.assert_close(exported(x), model(x)[:, :3])  # aux head dropped, the rest unchanged
 
 
+def test_cross_stitch_one_column_per_cohort_reports_parameters(tmp_path: Path) -> None:
+    train, val = FakeShardDataset(128, seed=0), FakeShardDataset(64, seed=1)
+    for ds in (train, val):  # cohort A defines T0, T1; cohort B defines T1, T2
+        ds.cohort_labels = {"A": ("T0", "T1"), "B": ("T1", "T2")}
+    data = {"train": train, "val": val}
+    run = tmp_path / "cs"
+    res = T.train(_cfg(sharing="cross_stitch", cross_stitch_columns="cohort", blocks=2, epochs=1), run, datasets=data)
+    assert np.isfinite(res.samples_per_s) and res.samples_per_s > 0
+    info = json.loads((run / T.RUN_INFO_FILE).read_text())["model"]
+    assert info["sharing"] == "cross_stitch" and info["columns"] == [[0, 1], [1, 2]]
+    model = _model_from_ckpt(T.load_checkpoint(run / "last.pt"))
+    assert info["n_parameters"] == sum(p.numel() for p in model.parameters())
+    T.train(_cfg(blocks=2, epochs=1), tmp_path / "hard", datasets=data)
+    hard = json.loads((tmp_path / "hard" / T.RUN_INFO_FILE).read_text())["model"]
+    assert hard["sharing"] == "hard" and hard["columns"] is None and hard["n_parameters"] < info["n_parameters"]
+    with pytest.raises(ConfigError, match="several cohorts"):
+        T.train(_cfg(sharing="cross_stitch", cross_stitch_columns="cohort", blocks=2, epochs=1), tmp_path / "no",
+                datasets=fakes_plain())
+
+
+def fakes_plain() -> dict[str, FakeShardDataset]:
+    return {"train": FakeShardDataset(64, seed=0), "val": FakeShardDataset(32, seed=1)}
+
+
+def test_damtl_resume_continues_to_the_identical_next_step(tmp_path: Path) -> None:
+    train, val = FakeShardDataset(192, seed=0), FakeShardDataset(96, seed=1)
+    for ds in (train, val):
+        ds.labels[: len(ds) // 2, 2] = -1
+    kw = dict(method="damtl", damtl_tasks=("T0+T1", "T1+T2"), lambda_l1=1e-5, lambda_cmmd=0.1, epochs=2,
+              batches_per_epoch=3, eval_batch_size=96, patience=5)
+    data = {"train": train, "val": val}
+    T.train(_cfg(**kw), tmp_path / "straight", datasets=data)
+    aux = str(tmp_path / "straight" / "aux")
+    with pytest.raises(DataError, match="resume"):
+        T.train(_cfg(**kw, damtl_aux_run=aux), tmp_path / "none", resume=True, datasets=data)
+    for stop in (4, 3):  # inside the second epoch, and at the epoch boundary
+        run = tmp_path / f"stopped{stop}"
+        first = T.train(_cfg(**kw, damtl_aux_run=aux, max_steps=stop), run, datasets=data)
+        assert first.step == stop
+        res = T.train(_cfg(**kw, damtl_aux_run=aux), run, resume=True, datasets=data)
+        assert res.step == 6 and [r["epoch"] for r in res.history] == [0, 1]
+        a = T.load_checkpoint(tmp_path / "straight" / "last.pt")
+        b = T.load_checkpoint(run / "last.pt")
+        for k, v in a["model"].items():
+            torch.testing.assert_close(b["model"][k], v, rtol=0, atol=0, msg=k)
+        assert [r["ce"] for r in res.history] == pytest.approx([r["ce"] for r in a["history"]], rel=1e-6)
+
+
 def test_damtl_method_runs_algorithm_1_on_two_cohorts(fakes: dict, tmp_path: Path) -> None:
     from ecgkit.models.damtl import DAMTLPredictor
 
@@ -290,7 +338,10 @@ def test_damtl_method_runs_algorithm_1_on_two_cohorts(fakes: dict, tmp_path: Pat
     with torch.no_grad():
         torch.testing.assert_close(exported(x), out)
     with pytest.raises(ValueError, match="damtl_tasks"):
-        _cfg(method="damtl")
+        _cfg(method="damtl", damtl_tasks=())
+    with pytest.raises(ConfigError, match="several cohorts"):  # no damtl_tasks and single-cohort data
+        T.train(_cfg(method="damtl", damtl_aux_run=str(run / "aux")), tmp_path / "nocohorts",
+                datasets={"train": train, "val": val})
     with pytest.raises(ConfigError, match="T7"):
         T.train(_cfg(method="damtl", damtl_tasks=("T0+T7",), damtl_aux_run=str(run / "aux")), tmp_path / "bad",
                 datasets={"train": train, "val": val})

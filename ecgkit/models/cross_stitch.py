@@ -10,7 +10,9 @@ evenly, rows summing to 1), so training starts close to independent columns and 
 share. Hard sharing (one trunk, ``ecgkit.models.resnet1d``) is the other end: every column equal.
 
 Shapes: the input is (B, leads, T); each column's trunk maps it to (B, C, T') like
-:class:`ResNet1d`; the output is (B, n_tasks) logits in task order, each task's logit from its column.
+:class:`ResNet1d`; the output is (B, n_tasks) logits in task order, each task's logit from its column
+(the mean over its columns where columns overlap, e.g. one column per cohort whose label sets share
+findings).
 """
 from __future__ import annotations
 
@@ -68,7 +70,8 @@ class CrossStitchConfig:
 
     # each column's ResNet (n_tasks is ignored: a column's heads are its tasks)
     base: dict[str, Any]
-    # task indices per column: a partition of range(n_tasks), e.g. [[0], [1], [2]] = one column per task
+    # task indices per column, covering range(n_tasks): e.g. [[0], [1], [2]] = one column per task; columns
+    # may overlap (one per cohort, whose label sets share findings): a task's logit is the mean of its columns'
     columns: tuple[tuple[int, ...], ...]
     # residual blocks (0-based) after which a cross-stitch unit mixes the columns
     stitch_after: tuple[int, ...] = field(default_factory=tuple)
@@ -82,9 +85,10 @@ class CrossStitchNet(nn.Module):
 
     def __init__(self, config: CrossStitchConfig):
         super().__init__()
-        flat = sorted(t for col in config.columns for t in col)
-        if not config.columns or flat != list(range(len(flat))):
-            raise ValueError(f"columns must partition the tasks 0..n-1, got {config.columns}")
+        flat = sorted({t for col in config.columns for t in col})
+        if not config.columns or flat != list(range(len(flat))) or any(
+                not col or len(set(col)) != len(col) for col in config.columns):
+            raise ValueError(f"columns must cover the tasks 0..n-1, each without repeats, got {config.columns}")
         base = ResNet1dConfig(**{**config.base, "n_tasks": 1})
         bad = [b for b in config.stitch_after if not 0 <= b < base.n_blocks]
         if bad:
@@ -97,8 +101,9 @@ class CrossStitchNet(nn.Module):
         self.units = nn.ModuleDict({
             str(b): CrossStitchUnit(len(config.columns), cast(Any, first.blocks[b]).conv2.out_channels,
                                     config.init_self, config.per_channel) for b in config.stitch_after})
-        order = [t for col in config.columns for t in col]  # column-major task order -> task order
-        self.register_buffer("_perm", torch.argsort(torch.tensor(order)), persistent=False)
+        order = torch.tensor([t for col in config.columns for t in col])  # column-major head order -> task
+        self.register_buffer("_order", order, persistent=False)
+        self.register_buffer("_owners", torch.bincount(order, minlength=self.n_tasks).float(), persistent=False)
 
     def set_conv_path(self, path: str) -> "CrossStitchNet":
         """Run every column's convolutions on ``path`` (see :meth:`ResNet1d.set_conv_path`)."""
@@ -139,4 +144,6 @@ class CrossStitchNet(nn.Module):
             f = c.post(hc)  # (B, C, T')
             f = f.flatten(1) if c.config.head == "flatten" else f.mean(dim=-1)
             logits.append(c.heads(f))  # (B, n_tasks of the column)
-        return torch.cat(logits, dim=1)[:, cast(Tensor, self._perm)]  # (B, n_tasks) in task order
+        heads = torch.cat(logits, dim=1)  # (B, sum of column sizes), column-major
+        out = heads.new_zeros(heads.shape[0], self.n_tasks).index_add_(1, cast(Tensor, self._order), heads)
+        return out / cast(Tensor, self._owners).to(out.dtype)  # (B, n_tasks): mean over the task's columns

@@ -73,7 +73,8 @@ class TrainConfig:
     # "standard": this trainer; "damtl": DAMTL's Algorithm 1 (ecgkit.trainer.damtl): an auxiliary network
     # on the union labels, then one soft-masked network per damtl_tasks entry, trained jointly
     method: Literal["standard", "damtl"] = "standard"
-    # damtl: one label set per task, labels joined by "+" (e.g. ["LVH+AFIB+RBBB", "LVH+IRBBB+VT"])
+    # damtl: one label set per task, labels joined by "+" (e.g. ["LVH+AFIB+RBBB", "LVH+IRBBB+VT"]);
+    # None: one task per cohort of multi-cohort shards (its defined labels, ecgkit.multicohort)
     damtl_tasks: tuple[str, ...] | None = None
     # damtl: a finished run on the union labels to use as the auxiliary network (None: train it in RUN/aux)
     damtl_aux_run: str | None = None
@@ -87,6 +88,9 @@ class TrainConfig:
     sharing: Literal["hard", "cross_stitch"] = "hard"
     # blocks (0-based) followed by a cross-stitch unit (None: every subsampling block, 1, 3, 5, ...)
     cross_stitch_after: tuple[int, ...] | None = None
+    # cross_stitch columns: "task" (one per label head) or "cohort" (one per cohort of multi-cohort shards,
+    # with heads for the labels its source defines; a label of several cohorts averages their columns)
+    cross_stitch_columns: Literal["task", "cohort"] = "task"
     # initial weight of a column on itself in each unit (1.0 = independent columns at the start)
     cross_stitch_init: float = 0.9
     # filters of the first block: Hannun 32; Hughes et al. 64
@@ -191,8 +195,11 @@ class TrainConfig:
                              f">= 1, got {self.early_stopping!r}, {self.early_stopping_min_positives}")
         if self.weighting not in ("equal", "dwa", "uncertainty"):
             raise ValueError(f"weighting must be equal, dwa or uncertainty, got {self.weighting!r}")
-        if self.method == "damtl" and (not self.damtl_tasks or self.lambda_l1 < 0 or self.lambda_cmmd < 0):
-            raise ValueError("method='damtl' needs damtl_tasks and non-negative lambda_l1, lambda_cmmd")
+        if self.method == "damtl" and (self.damtl_tasks == () or self.lambda_l1 < 0 or self.lambda_cmmd < 0):
+            raise ValueError("method='damtl' needs non-empty damtl_tasks (or None: one task per cohort of the "
+                             "shards) and non-negative lambda_l1, lambda_cmmd")
+        if self.cross_stitch_columns not in ("task", "cohort"):
+            raise ValueError(f"cross_stitch_columns must be task or cohort, got {self.cross_stitch_columns!r}")
         if self.oversample not in ("none", "ucsf", "duplicate"):
             raise ValueError(f"oversample must be none, ucsf or duplicate, got {self.oversample!r}")
         if self.oversample == "none" and (self.oversample_k is not None or self.oversample_negatives is not None):

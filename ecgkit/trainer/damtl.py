@@ -4,7 +4,7 @@
    (every record with the labels its source defines; -1 elsewhere is masked out), into
    ``RUN/aux`` (or reuse ``damtl_aux_run``).
 2. Build one masked network per task (``damtl_tasks``: label sets, e.g. ``["LVH+AFIB+RBBB",
-   "LVH+IRBBB+VT"]``, one per cohort): convolution weights ``Psi * W_aux``, own BN and heads.
+   "LVH+IRBBB+VT"]``; by default one per cohort of multi-cohort shards): convolution weights ``Psi * W_aux``, own BN and heads.
 3. Train the task networks jointly, end to end, on shuffled batches with
    ``sum_j L_j = CE_j + lambda_l1 ||Psi_j||_1 + lambda_cmmd CMMD_j`` (:func:`ecgkit.models.damtl.damtl_loss`),
    masks projected to >= 0 after each step; validation, early stopping and ``best.pt`` as the
@@ -28,7 +28,7 @@ import yaml
 
 from ecgkit import __version__
 from ecgkit.config import config_to_dict
-from ecgkit.errors import ConfigError
+from ecgkit.errors import ConfigError, DataError
 from ecgkit.models.damtl import DAMTLConfig, DAMTLNet, DAMTLPredictor, damtl_loss
 from ecgkit.models.resnet1d import ResNet1d
 from ecgkit.trainer import batches
@@ -44,11 +44,20 @@ __all__ = ["train_damtl", "DAMTL_FILE"]
 DAMTL_FILE = "damtl.json"
 
 
-def _task_columns(config: TrainConfig, names: list[str]) -> list[list[int]]:
-    if not config.damtl_tasks:
-        raise ConfigError("method='damtl' needs damtl_tasks: one label set per task, e.g. ['LVH+AFIB', 'LVH+VT']")
+def task_specs(config: TrainConfig, train_ds: Any) -> tuple[str, ...]:
+    """The DAMTL tasks: ``damtl_tasks``, else one per cohort of the shards (the labels its source defines)."""
+    if config.damtl_tasks:
+        return tuple(config.damtl_tasks)
+    cohorts = getattr(train_ds, "cohort_labels", None)
+    if not cohorts:
+        raise ConfigError("method='damtl' needs damtl_tasks (one label set per task, e.g. ['LVH+AFIB', 'LVH+VT']) "
+                          "or shards of several cohorts (`ecgkit shard --cohort NAME=DIR ...`)")
+    return tuple("+".join(labs) for labs in cohorts.values() if labs)
+
+
+def _task_columns(config: TrainConfig, names: list[str], train_ds: Any = None) -> list[list[int]]:
     cols = []
-    for spec in config.damtl_tasks:
+    for spec in task_specs(config, train_ds):
         labels = [s for s in spec.split("+") if s]
         missing = [s for s in labels if s not in names]
         if missing or not labels:
@@ -74,16 +83,27 @@ def _aux_model(config: TrainConfig, out: Path, datasets: Mapping[str, Any] | Non
     return model.keep_heads(range(len(names)))  # drop any CO-TASK heads
 
 
-def train_damtl(config: TrainConfig, out_dir: str | Path, *, datasets: Mapping[str, Any] | None = None
-                ) -> TrainResult:
+def train_damtl(config: TrainConfig, out_dir: str | Path, *, datasets: Mapping[str, Any] | None = None,
+                resume: bool = False) -> TrainResult:
     """Train DAMTL (see the module docstring) and write a run directory.
+
+    ``resume`` continues from ``RUN/last.pt`` (model, masks, optimiser, RNG, the position in the
+    epoch) to the identical next step: a run stopped (``max_steps``, a kill between checkpoints
+    repeats the lost steps) and resumed ends with the weights of one that never stopped.
 
     Raises
     ------
     ConfigError
         Missing or unknown ``damtl_tasks``, an auxiliary run on other labels.
+    DataError
+        ``resume`` without ``RUN/last.pt``.
     """
     out = Path(out_dir)
+    ckpt = None
+    if resume:
+        if not (out / LAST_CKPT).exists():
+            raise DataError(f"--resume given but {out / LAST_CKPT} does not exist")
+        ckpt = load_checkpoint(out / LAST_CKPT)
     out.mkdir(parents=True, exist_ok=True)
     (out / CONFIG_FILE).write_text(yaml.safe_dump({"ecgkit_version": __version__, **config_to_dict(config)},
                                                   sort_keys=False))
@@ -97,7 +117,7 @@ def train_damtl(config: TrainConfig, out_dir: str | Path, *, datasets: Mapping[s
     train_ds = open_split("train")
     val_ds = open_split(config.val_split) if config.val_split else None
     names = list(train_ds.label_names)
-    cols = _task_columns(config, names)
+    cols = _task_columns(config, names, train_ds)
     device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if config.device == "auto" else config.device))
     aux = _aux_model(config, out, datasets, names)
@@ -117,16 +137,35 @@ def train_damtl(config: TrainConfig, out_dir: str | Path, *, datasets: Mapping[s
                                         batches_per_epoch=config.batches_per_epoch)
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)  # no decay: the L1 term regularises masks
-    torch.manual_seed(config.seed + 1)
     history: list[dict[str, Any]] = []
-    best, best_step, bad, step = -np.inf, -1, 0, 0
+    best, best_step, bad, step, start_epoch, skip = -np.inf, -1, 0, 0, 0, 0
+    sums = np.zeros(3)
+    if ckpt is None:
+        torch.manual_seed(config.seed + 1)
+    else:
+        if list(ckpt["label_names"]) != names or [list(t) for t in ckpt["model_config"]["task_labels"]] != cols:
+            raise ConfigError(f"{out / LAST_CKPT} was trained on other labels or tasks; rerun without --resume")
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        r = ckpt["resume"]
+        history, best, best_step, bad = list(r["history"]), float(r["best"]), int(r["best_step"]), int(r["bad"])
+        step, start_epoch, skip, sums = int(ckpt["step"]), int(r["epoch"]), int(r["skip"]), np.asarray(r["sums"])
+        torch.set_rng_state(r["rng_cpu"])
+        if device.type == "cuda" and r.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(r["rng_cuda"], device)
+        logger.info("damtl: resumed %s at epoch %d, batch %d, step %d", out, start_epoch + 1, skip, step)
     stopped = False
-    for epoch in range(config.epochs):
+    loss = torch.zeros(())
+    for epoch in range(start_epoch, config.epochs):
         sampler.set_epoch(epoch)
         net.train()
-        sums = np.zeros(3)
-        n_batches = 0
-        for _, idx in sampler:
+        n_batches = skip
+        if not skip:
+            sums = np.zeros(3)
+        before = {"history": list(history), "best": best, "best_step": best_step, "bad": bad}
+        for b, (_, idx) in enumerate(sampler):
+            if b < skip:
+                continue  # done before the resume
             sig, _ = train_ds.get_batch(np.sort(idx))
             x = torch.as_tensor(np.asarray(sig, dtype=np.float32), device=device)
             y = torch.as_tensor(labels[np.sort(idx)], device=device)
@@ -142,6 +181,8 @@ def train_damtl(config: TrainConfig, out_dir: str | Path, *, datasets: Mapping[s
             sums += [sum(parts["ce"]), sum(parts["l1"]), sum(parts["cmmd"])]
             if config.max_steps is not None and step >= config.max_steps:
                 break
+        skip = 0
+        partial = n_batches < len(sampler)  # stopped by max_steps inside the epoch
         row: dict[str, Any] = {"epoch": epoch, "step": step, "train_loss": float(loss.detach()),
                                "ce": sums[0] / max(n_batches, 1), "mask_l1": sums[1] / max(n_batches, 1),
                                "cmmd": sums[2] / max(n_batches, 1)}
@@ -157,11 +198,17 @@ def train_damtl(config: TrainConfig, out_dir: str | Path, *, datasets: Mapping[s
             best_step, bad = step, 0
         else:
             bad += 1
+        # a resume continues a partial epoch from its next batch, with the bookkeeping from before it
+        resume_state = ({**before, "epoch": epoch, "skip": n_batches, "sums": sums.tolist()} if partial else
+                        {"history": list(history), "best": best, "best_step": best_step, "bad": bad,
+                         "epoch": epoch + 1, "skip": 0, "sums": [0.0, 0.0, 0.0]})
+        resume_state.update(rng_cpu=torch.get_rng_state(),
+                            rng_cuda=torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
         state = {"model": model.state_dict(), "model_config": dataclasses.asdict(model.config),
                  "config": config_to_dict(config), "label_names": names, "head_names": names,
                  "n_major": len(names), "aux_tasks": [], "fs": getattr(train_ds, "fs", None), "step": step,
                  "epoch": epoch + 1, "history": history, "best": best, "best_step": best_step,
-                 "ecgkit_version": __version__}
+                 "ecgkit_version": __version__, "optimizer": opt.state_dict(), "resume": resume_state}
         if improved:
             _atomic_save(state, out / BEST_CKPT)
         _atomic_save(state, out / LAST_CKPT)

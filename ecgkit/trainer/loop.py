@@ -123,10 +123,8 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, ove
         has no checkpoint; another process is training into ``out_dir``.
     """
     if config.method == "damtl":  # Algorithm 1 of DAMTL: its own loop (ecgkit.trainer.damtl)
-        if resume:
-            raise ConfigError("method='damtl' does not resume yet; rerun it (a finished RUN/aux is reused)")
         from ecgkit.trainer.damtl import train_damtl
-        return train_damtl(config, out_dir, datasets=datasets)
+        return train_damtl(config, out_dir, datasets=datasets, resume=resume)
     device, dist_info = _setup(config)
     if datasets is None:
         if not config.shards_dir:
@@ -172,7 +170,10 @@ def _train(config: TrainConfig, out: Path, device: torch.device, dist_info: _Dis
 
     sample_signal, _ = train_ds.get_batch(np.zeros(1, dtype=np.int64))
     raw_model, weighting = _build(config, sample_signal.shape[1], len(heads.names), sample_signal.shape[2],
-                                  columns=_stitch_columns(heads) if config.sharing == "cross_stitch" else None)
+                                  columns=_stitch_columns(heads, config, train_ds)
+                                  if config.sharing == "cross_stitch" else None)
+    if dist_info.main:
+        _add_model_info(out / RUN_INFO_FILE, raw_model, config)
     raw_model.set_conv_path(_conv_path(config.conv_path, device)).to(device)
     weighting.to(device)
     # the schedule spans the planned epochs, also under max_steps: a run stopped there and resumed
@@ -297,12 +298,35 @@ def _make_heads(config: TrainConfig, train_ds: Any, ckpt: Mapping[str, Any] | No
     return _Heads(labels, head_names, major.shape[1], aux_defs, majors, int((major != clean).sum()))
 
 
-def _stitch_columns(heads: _Heads) -> list[list[int]]:
-    """Cross-stitch columns: one per label head; an auxiliary head joins its pair's first task's column."""
-    cols = [[j] for j in range(heads.n_major)]
+def _stitch_columns(heads: _Heads, config: TrainConfig | None = None, train_ds: Any = None) -> list[list[int]]:
+    """Cross-stitch columns: one per label head, or one per cohort (``cross_stitch_columns="cohort"``: the
+    heads of the labels its source defines); an auxiliary head joins its pair's first task's (first) column."""
+    if config is not None and config.cross_stitch_columns == "cohort":
+        cohorts = getattr(train_ds, "cohort_labels", None)
+        if not cohorts:
+            raise ConfigError("cross_stitch_columns='cohort' needs shards of several cohorts "
+                              "(`ecgkit shard --cohort NAME=DIR ...`)")
+        names = heads.names[:heads.n_major]
+        cols = [[names.index(n) for n in labs if n in names] for labs in cohorts.values()]
+        cols = [c for c in cols if c]
+        orphans = [n for j, n in enumerate(names) if not any(j in c for c in cols)]
+        if orphans:
+            raise ConfigError(f"labels {orphans} belong to no cohort's label set")
+    else:
+        cols = [[j] for j in range(heads.n_major)]
     for i, d in enumerate(heads.aux_defs):
-        cols[int(d["pair"][0])].append(heads.n_major + i)
+        first = int(d["pair"][0])
+        next(c for c in cols if first in c).append(heads.n_major + i)
     return cols
+
+
+def _add_model_info(path: Path, model: nn.Module, config: TrainConfig) -> None:
+    """``run_info.json`` += the model's parameter count and sharing (compare hard and cross-stitch)."""
+    import json
+    info = json.loads(path.read_text())
+    info["model"] = {"sharing": config.sharing, "n_parameters": int(sum(p.numel() for p in model.parameters())),
+                     "columns": [list(c) for c in getattr(getattr(model, "config", None), "columns", ())] or None}
+    path.write_text(json.dumps(info, indent=1))
 
 
 def _major_indices(config: TrainConfig, names: list[str]) -> list[int]:

@@ -51,11 +51,35 @@ def test_unit_is_the_stated_linear_combination_and_starts_near_identity() -> Non
 
 
 def test_config_errors_and_parameter_count() -> None:
-    with pytest.raises(ValueError, match="partition"):
+    with pytest.raises(ValueError, match="cover"):
         CrossStitchNet(CrossStitchConfig(base=BASE, columns=((0,), (2,))))
+    with pytest.raises(ValueError, match="cover"):
+        CrossStitchNet(CrossStitchConfig(base=BASE, columns=((0, 0), (1,))))
     with pytest.raises(ValueError, match="stitch_after"):
         CrossStitchNet(CrossStitchConfig(base=BASE, columns=((0,), (1,)), stitch_after=(4,)))
     net = CrossStitchNet(CrossStitchConfig(base=BASE, columns=((0,), (1,)), stitch_after=(1, 3)))
     one = ResNet1d(ResNet1dConfig(**BASE))
     n_one = sum(p.numel() for p in one.parameters())
     assert sum(p.numel() for p in net.parameters()) == 2 * n_one + 2 * 4  # two columns + two 2x2 units
+
+
+def test_overlapping_columns_average_a_shared_task() -> None:
+    """One column per cohort: task 1 is in both cohorts' label sets, its logit the mean of both columns'."""
+    torch.manual_seed(0)
+    net = CrossStitchNet(CrossStitchConfig(base=BASE, columns=((0, 1), (1, 2)), stitch_after=(1,))).eval()
+    x = torch.randn(3, BASE.get("n_leads", 12), 256)
+    with torch.no_grad():
+        out = net(x)
+        h = [c.stem(x) for c in net.columns]
+        for b in range(len(net.columns[0].blocks)):
+            h = [c.blocks[b](hc) for c, hc in zip(net.columns, h)]
+            if str(b) in net.units:
+                h = net.units[str(b)](h)
+        col = [c.heads(c.post(hc).mean(dim=-1)) for c, hc in zip(net.columns, h)]
+    assert out.shape == (3, 3)
+    torch.testing.assert_close(out[:, 0], col[0][:, 0])
+    torch.testing.assert_close(out[:, 1], (col[0][:, 1] + col[1][:, 0]) / 2)
+    torch.testing.assert_close(out[:, 2], col[1][:, 1])
+    kept = net.keep_heads([2, 1]).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(kept(x), out[:, [2, 1]])

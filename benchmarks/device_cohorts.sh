@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Issue 17 on one H200: two realistic synthetic cohorts, 4 arms x 3 seeds as concurrent processes, the table.
+# Usage: benchmarks/device_cohorts.sh OUTDIR [PATIENTS_SCALE] [EPOCHS] [JOBS]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-/tmp/out}; scale=${2:-1.0}; epochs=${3:-4}; jobs=${4:-8}
+mkdir -p "$out"
+export OMP_NUM_THREADS=2
+{ nproc --all; nvidia-smi -L; } > "$out/machine.txt" 2>&1
+timeout 200 python3 pipelines/run_cohorts.py pipelines/experiment_cohorts.yaml --out /dev/shm/exp --device cuda \
+    --jobs "$jobs" --workers 16 --patients-scale "$scale" --epochs "$epochs" > "$out/run.txt" 2>&1
+echo "rc $?" >> "$out/run.txt"
+cp /dev/shm/exp/comparison.json /dev/shm/exp/comparison.md "$out/" 2>/dev/null
+for f in /dev/shm/exp/logs/*.log; do echo "== $f"; tail -4 "$f"; done > "$out/train_logs.txt" 2>&1
+python3 - > "$out/runs.json" 2>&1 <<'PY'
+import json, glob
+print(json.dumps({p: json.load(open(p)) for p in sorted(glob.glob("/dev/shm/exp/**/done.json", recursive=True))}, indent=1))
+PY
+python3 -c "
+import pandas as pd; m = pd.read_parquet('/dev/shm/exp/shards/index.parquet'); print(m.groupby(['cohort','split']).size())" >> "$out/machine.txt" 2>&1
