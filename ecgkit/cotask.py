@@ -65,13 +65,16 @@ def _root_key(seed: int) -> int:
 
 def make_aux_tasks(labels: ArrayLike, n_aux: int, *, seed: int = 0, major_tasks: Sequence[int] | None = None,
                    major_weight: float = 4.0, task_names: Sequence[str] | None = None,
-                   subset_fraction: float | None = None) -> list[dict[str, Any]]:
+                   subset_fraction: float | None = None, major_pairs: int | None = None
+                   ) -> list[dict[str, Any]]:
     """Generate ``n_aux`` CO-TASK auxiliary task definitions.
 
     Pairs are sampled without replacement among all unordered task pairs, pair ``{i, j}`` with weight
     ``q_i * q_j`` where ``q`` is ``major_weight`` for tasks in ``major_tasks`` and 1 otherwise
-    (Efraimidis-Spirakis weighted sampling). The mapping ``(a, b)`` is uniform over
-    :data:`ALLOWED_CLASSES`.
+    (Efraimidis-Spirakis weighted sampling). With ``major_pairs`` the split is fixed instead, as the
+    CO-TASK authors' code fixes it (its ``mi_aux_task_count``: 4 of 8 auxiliary tasks in the
+    ECG-EchoLVH runs): exactly ``major_pairs`` pairs hold a major task and the rest hold none, each
+    group drawn uniformly. The mapping ``(a, b)`` is uniform over :data:`ALLOWED_CLASSES`.
 
     Parameters
     ----------
@@ -90,6 +93,9 @@ def make_aux_tasks(labels: ArrayLike, n_aux: int, *, seed: int = 0, major_tasks:
         Optional (T,) names, stored in each definition and used in its ``name``.
     subset_fraction
         Fraction of training records each auxiliary task trains on; default ``1/n`` with ``n = 2``.
+    major_pairs
+        Number of the ``n_aux`` pairs that include a major task (needs ``major_tasks``); ``None``:
+        weighted sampling as above.
 
     Returns
     -------
@@ -120,7 +126,10 @@ def make_aux_tasks(labels: ArrayLike, n_aux: int, *, seed: int = 0, major_tasks:
     # Efraimidis-Spirakis: the n_aux largest u**(1/w), i.e. log(u)/w, are a weighted sample
     # without replacement.
     u = _open_unit(splitmix64_reference(key, _CTR_PAIRS + np.arange(ii.size, dtype=np.uint64)))
-    order = np.argsort(-(np.log(u) / pair_w), kind="stable")[:int(n_aux)]
+    if major_pairs is None:
+        order = np.argsort(-(np.log(u) / pair_w), kind="stable")[:int(n_aux)]
+    else:
+        order = _split_pairs(u, ii, jj, major_tasks, int(n_aux), major_pairs)
     cls_u = _open_unit(splitmix64_reference(key, _CTR_CLASSES + np.arange(n_aux, dtype=np.uint64)))
     subset_seeds = splitmix64_reference(key, _CTR_SUBSETS + np.arange(n_aux, dtype=np.uint64))
 
@@ -141,6 +150,24 @@ def make_aux_tasks(labels: ArrayLike, n_aux: int, *, seed: int = 0, major_tasks:
         defs.append(d)
     logger.info("made %d CO-TASK auxiliary tasks from %d tasks (seed %d)", len(defs), n_tasks, seed)
     return defs
+
+
+def _split_pairs(u: NDArray[np.float64], ii: NDArray, jj: NDArray, major_tasks: Sequence[int] | None,
+                 n_aux: int, major_pairs: int) -> NDArray[np.int64]:
+    """Pair indices: ``major_pairs`` uniform picks among pairs holding a major task, the rest among others."""
+    if not major_tasks:
+        raise ConfigError("major_pairs needs major_tasks (which tasks are major)")
+    majors = np.isin(ii, list(major_tasks)) | np.isin(jj, list(major_tasks))
+    with_major, without = np.flatnonzero(majors), np.flatnonzero(~majors)
+    if int(major_pairs) != major_pairs or not 0 <= major_pairs <= n_aux:
+        raise ConfigError(f"major_pairs must be an integer in [0, n_aux={n_aux}], got {major_pairs!r}")
+    if major_pairs > with_major.size or n_aux - major_pairs > without.size:
+        raise ConfigError(f"major_pairs={major_pairs} of n_aux={n_aux}: there are {with_major.size} pairs "
+                          f"with a major task and {without.size} without")
+    # uniform sampling without replacement within each group: the smallest u (same stream as above)
+    pick_major = with_major[np.argsort(u[with_major], kind="stable")[:major_pairs]]
+    pick_other = without[np.argsort(u[without], kind="stable")[:n_aux - major_pairs]]
+    return np.concatenate([pick_major, pick_other]).astype(np.int64)
 
 
 def _check_def(d: Any, n_tasks: int | None, where: str) -> None:

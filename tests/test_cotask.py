@@ -171,3 +171,19 @@ def test_aux_labels_feed_the_sampler() -> None:
     for k, d in enumerate(defs):  # auxiliary batches only contain records of the task's subset
         sel = idx[tasks == 18 + k]
         assert subset_mask(d)[sel].all()
+
+
+def test_major_pairs_fixes_how_many_pairs_hold_a_major_task() -> None:
+    # the CO-TASK authors' ECG-EchoLVH runs: 8 auxiliary tasks over 5 tasks, 4 of them with the major task
+    lab = _labels(n=200, t=5)
+    for seed in range(20):
+        defs = make_aux_tasks(lab, 8, seed=seed, major_tasks=[0], major_pairs=4)
+        pairs = [tuple(d["pair"]) for d in defs]
+        assert len(set(pairs)) == 8
+        assert sum(0 in p for p in pairs) == 4
+    assert make_aux_tasks(lab, 8, seed=3, major_tasks=[0], major_pairs=4) == \
+        make_aux_tasks(lab, 8, seed=3, major_tasks=[0], major_pairs=4)
+    with pytest.raises(ConfigError, match="major_tasks"):
+        make_aux_tasks(lab, 2, major_pairs=1)
+    with pytest.raises(ConfigError, match="pairs with a major task"):
+        make_aux_tasks(lab, 8, major_tasks=[0], major_pairs=5)  # only 4 pairs hold task 0

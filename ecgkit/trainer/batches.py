@@ -33,10 +33,11 @@ def _task_aware_sampler(labels: NDArray, batch_size: int, *, task_weights: NDArr
 
 
 def _make_aux(labels: NDArray, n_aux: int, seed: int, task_names: list[str] | None = None, *,
-              major_tasks: list[int] | None = None, major_weight: float = 4.0) -> tuple[list[dict], NDArray]:
+              major_tasks: list[int] | None = None, major_weight: float = 4.0,
+              major_pairs: int | None = None) -> tuple[list[dict], NDArray]:
     from ecgkit.cotask import aux_labels, make_aux_tasks
     defs = make_aux_tasks(labels, n_aux, seed=seed, task_names=task_names, major_tasks=major_tasks,
-                          major_weight=major_weight)
+                          major_weight=major_weight, major_pairs=major_pairs)
     return defs, np.asarray(aux_labels(defs, labels), dtype=np.int8)
 
 

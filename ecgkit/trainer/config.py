@@ -55,8 +55,12 @@ class TrainConfig:
     # major_weight:1, CO-TASK auxiliary pairs favour them, and early stopping and the report's
     # headline use them only (CO-TASK Table 8: LVH major, four minor tasks)
     major_tasks: tuple[str, ...] | None = None
-    # task-sampling and pair weight of a major task relative to a minor one
+    # task-sampling and pair weight of a major task relative to a minor one (the CO-TASK authors'
+    # ECG-EchoLVH runs used 5 as the task-sampling weight, their `major_task_scaler`)
     major_weight: float = 4.0
+    # number of the aux_tasks pairs that include a major task, drawn uniformly, the rest among minor
+    # tasks only (the authors' `mi_aux_task_count`: 4 of 8); None: pairs weighted by major_weight
+    aux_major_pairs: int | None = None
     # how per-task losses add up: equal, dwa (Liu et al.) or uncertainty (Kendall et al.)
     weighting: Literal["equal", "dwa", "uncertainty"] = "equal"
     # DWA temperature; Liu et al. used 2
@@ -188,6 +192,9 @@ class TrainConfig:
             raise ValueError("sampler='major_task' needs major_tasks (the label names to balance batches for)")
         if self.major_tasks is not None and len(set(self.major_tasks)) != len(self.major_tasks):
             raise ValueError(f"major_tasks lists a task twice: {list(self.major_tasks)}")
+        if self.aux_major_pairs is not None and not (self.major_tasks and 0 <= self.aux_major_pairs <= self.aux_tasks):
+            raise ValueError(f"aux_major_pairs needs major_tasks and must lie in [0, aux_tasks={self.aux_tasks}], "
+                             f"got {self.aux_major_pairs}")
         if not self.major_weight > 0:
             raise ValueError(f"major_weight must be positive, got {self.major_weight}")
         if self.early_stopping not in ("macro_auroc", "val_loss") or self.early_stopping_min_positives < 1:

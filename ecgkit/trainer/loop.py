@@ -292,7 +292,8 @@ def _make_heads(config: TrainConfig, train_ds: Any, ckpt: Mapping[str, Any] | No
     elif config.aux_tasks:
         aux_defs, aux = batches._make_aux(major, config.aux_tasks, config.seed, names,
                                           major_tasks=majors if config.major_tasks else None,
-                                          major_weight=config.major_weight)
+                                          major_weight=config.major_weight,
+                                          major_pairs=config.aux_major_pairs)
         labels = np.concatenate([major, aux], axis=1)
     head_names = names + [str(d.get("name", f"aux{i}")) for i, d in enumerate(aux_defs)]
     return _Heads(labels, head_names, major.shape[1], aux_defs, majors, int((major != clean).sum()))
