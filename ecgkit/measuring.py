@@ -218,7 +218,7 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
         if config.fuse_beats:
             peaks = ms.fuse_beats(peaks, bio, fs, n_samples=sig.shape[1])
     if config.fuse_beats:
-        peaks = ms.fill_pauses(sig, fs, peaks, lead, ~bad, lambda x: ms.detect_neurokit(ms.clean_lead(x, fs), fs))
+        peaks = ms.fill_pauses(sig, fs, peaks, lead, ~bad, lambda x: ms.detect_neurokit(x, fs))
     row.update(ms.rr_features(peaks, fs))
     row["quality"] = ms.template_quality(clean, peaks, fs)
     if len(peaks) < 3:
@@ -250,7 +250,7 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
                 t_end = t_end[np.isfinite(t_end) & (t_end > 0)]
                 pr = ms.global_pr(sig, fs, peaks, onset_before_r,
                                   float(np.median(t_end)) if t_end.size else math.nan, velocity)
-                if math.isfinite(pr) and ms.p_polarity(clean, fs, beats, pr + onset_before_r) < 0:
+                if math.isfinite(pr) and ms.p_polarity(clean, fs, beats, onset_before_r) < 0:
                     # neurokit2's delineator looks for an upright P: when the P is inverted in the
                     # measured lead (an ectopic atrial focus), the global P onset is the PR start
                     row["pr_ms"] = pr
