@@ -94,25 +94,116 @@ def bsqi(a: NDArray[np.integer], b: NDArray[np.integer], fs: float, tol_ms: floa
     return 2.0 * match_beats(a, b, int(round(tol_ms * fs / 1000.0))) / n
 
 
+#: Record edge (s) where a beat needs both detectors (:func:`fuse_beats`).
+EDGE_S = 0.3
+#: Two lone beats, one of each detector, at most this far apart (ms) are a QRS and its T wave
+#: (:func:`fuse_beats`).
+T_WAVE_MAX_MS = 360.0
+
+
 def fuse_beats(primary: NDArray[np.integer], secondary: NDArray[np.integer], fs: float,
-               refractory_ms: float = 200.0) -> NDArray[np.int64]:
+               refractory_ms: float = 200.0, n_samples: int | None = None) -> NDArray[np.int64]:
     """The primary detector's beats plus the secondary's beats that have no primary beat within
     ``refractory_ms`` (no second QRS can follow within the ventricular refractory period, ~200 ms).
 
     One detector alone misses beats of an unusual shape (a premature ventricular beat that is small
     or negative in the measured lead); two detectors with different filters rarely miss the same
-    beat (the premise of bSQI, Li et al. 2008, who fuse detectors by their agreement).
+    beat (the premise of bSQI, Li et al. 2008, who fuse detectors by their agreement). With
+    ``n_samples`` (the record length), a beat within ``EDGE_S`` of either end is kept only when both
+    detectors find it within 50 ms. Of two beats each found by one detector only, 200 to
+    ``T_WAVE_MAX_MS`` ms apart, the later is dropped (a T wave).
     """
     a = np.sort(np.asarray(primary, dtype=np.int64))
     b = np.sort(np.asarray(secondary, dtype=np.int64))
     if b.size == 0 or a.size == 0:
         return a if a.size else b
     tol = refractory_ms * fs / 1000.0
-    pos = np.searchsorted(a, b)
-    before = np.abs(b - a[np.clip(pos - 1, 0, a.size - 1)])
-    after = np.abs(a[np.clip(pos, 0, a.size - 1)] - b)
-    near = np.minimum(before, after)
-    return np.sort(np.concatenate([a, b[near > tol]]))
+    a_near, b_near = _nearest(a, b), _nearest(b, a)
+    fused = np.sort(np.concatenate([a, b[b_near > tol]]))
+    # one lone beat of each detector 200-360 ms apart is one beat seen twice: one detector took the
+    # QRS, the other its T wave (the T apex is 250-350 ms after R at normal rates), so the later one
+    # is dropped; a premature beat that early (R on T) is a large QRS that both detectors find
+    lone_a = a[a_near > int(round(0.05 * fs))]
+    lone_b = b[b_near > tol]
+    if lone_a.size and lone_b.size:
+        lag = (lone_b[None, :] - lone_a[:, None]) * (1000.0 / fs)  # (lone a, lone b)
+        pair = (np.abs(lag) >= refractory_ms) & (np.abs(lag) <= T_WAVE_MAX_MS)
+        ia, ib = np.nonzero(pair)
+        later = np.where(lag[ia, ib] > 0, lone_b[ib], lone_a[ia])
+        fused = fused[~np.isin(fused, later)]
+    if n_samples is None:
+        return fused
+    # within EDGE_S of either end only beats both detectors find: there the filters' edge transients
+    # and a cut QRS make single-detector beats mostly artefacts (one such beat in a 10 s record moves
+    # the rate by ~10 %)
+    edge = int(round(EDGE_S * fs))
+    agreed = a[a_near <= int(round(0.05 * fs))]
+    at_edge = (fused < edge) | (fused >= n_samples - edge)
+    keep = ~at_edge | np.isin(fused, agreed)
+    return fused[keep]
+
+
+def _nearest(x: NDArray[np.int64], y: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Distance (samples) from each of ``x`` to the nearest of ``y`` (both sorted, ``y`` not empty)."""
+    pos = np.searchsorted(y, x)
+    before = np.abs(x - y[np.clip(pos - 1, 0, y.size - 1)])
+    after = np.abs(y[np.clip(pos, 0, y.size - 1)] - x)
+    return np.asarray(np.minimum(before, after), dtype=np.int64)
+
+
+#: An RR interval this many times the median RR is a pause: a dropped beat, or a beat the measured
+#: lead does not show (a premature ventricular beat whose axis is perpendicular to it).
+PAUSE_RR_RATIO = 1.5
+#: A beat found in a pause counts when this many other independent leads show it within 100 ms.
+PAUSE_MIN_LEADS = 2
+
+
+def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer], lead: int,
+                usable: NDArray[np.bool_], detect: Callable[[NDArray[np.float64]], NDArray[np.int64]],
+                refractory_ms: float = 200.0) -> NDArray[np.int64]:
+    """Beats inside pauses of ``peaks`` that the other independent leads show.
+
+    A premature ventricular beat with a compensatory pause leaves, when the measured lead misses it,
+    one RR of about twice the others; rate and rhythm are read from all leads (a beat is a QRS in any
+    lead). Only when ``peaks`` has an RR > ``PAUSE_RR_RATIO`` x its median, each other usable
+    independent lead (I, II, V1-V6, not ``lead``) is cleaned (:func:`clean_leads`) and run through
+    ``detect`` (the detector of the measured lead) and a candidate inside a pause, ``refractory_ms`` from the beats around it, is added
+    when ``PAUSE_MIN_LEADS`` leads find it within 100 ms (its median position). A true pause (a
+    non-conducted P, a sinus pause) has no QRS in any lead and stays.
+    """
+    pk = np.sort(np.asarray(peaks, dtype=np.int64))
+    if pk.size < 3:
+        return pk
+    rr = np.diff(pk)
+    gaps = np.flatnonzero(rr > PAUSE_RR_RATIO * float(np.median(rr)))
+    if gaps.size == 0:
+        return pk
+    ref = int(round(refractory_ms * fs / 1000.0))
+    found: list[NDArray[np.int64]] = []
+    leads = [i for i in _INDEPENDENT if i != lead and usable[i]]
+    if not leads:
+        return pk
+    cleaned = clean_leads(np.asarray(signal, dtype=np.float64)[leads], fs)
+    for row in cleaned:
+        try:
+            other = detect(row)
+        except Exception:  # a lead the library cannot read does not vote
+            continue
+        inside = [other[(other > pk[g] + ref) & (other < pk[g + 1] - ref)] for g in gaps]
+        found.append(np.concatenate(inside) if inside else np.zeros(0, np.int64))
+    if not found:
+        return pk
+    cand = np.sort(np.concatenate(found))
+    tol = int(round(0.1 * fs))
+    added = []
+    j = 0
+    while j < cand.size:  # clusters of candidates within 100 ms of the cluster's first
+        k = int(np.searchsorted(cand, cand[j] + tol, side="right"))
+        votes = sum(bool(((f >= cand[j]) & (f <= cand[j] + tol)).any()) for f in found)
+        if votes >= PAUSE_MIN_LEADS:
+            added.append(int(np.median(cand[j:k])))
+        j = k
+    return np.sort(np.concatenate([pk, np.asarray(added, dtype=np.int64)])) if added else pk
 
 
 def rr_features(peaks: NDArray[np.integer], fs: float) -> dict[str, float]:
@@ -193,12 +284,41 @@ def detect_neurokit(clean: NDArray[np.floating], fs: float) -> NDArray[np.int64]
     return np.asarray(info["ECG_R_Peaks"], dtype=np.int64)
 
 
-def clean_lead(x: NDArray[np.floating], fs: float) -> NDArray[np.float64]:
-    """``nk.ecg_clean`` (method "neurokit": 0.5 Hz high-pass, powerline notch) of one lead."""
-    import neurokit2 as nk
+_CLEAN_SOS: dict[int, NDArray[np.float64]] = {}
 
-    return np.asarray(nk.ecg_clean(np.asarray(x, dtype=np.float64), sampling_rate=int(round(fs)),
-                                   method="neurokit"), dtype=np.float64)
+
+def clean_leads(x: NDArray[np.floating], fs: float) -> NDArray[np.float64]:
+    """``nk.ecg_clean(method="neurokit")`` of each row of ``x`` (leads, samples), with the filter
+    designed once per rate and all rows filtered in one call.
+
+    The same two steps as neurokit2's ``_ecg_clean_nk`` (0.12-0.16): a 5th-order Butterworth
+    high-pass at 0.5 Hz (``sosfiltfilt``), then the "powerline" moving average of one 50 Hz period
+    (``filtfilt`` with ``method="pad"``). Designing the filter took a third of neurokit2's call; the
+    result equals ``nk.ecg_clean`` to rounding (``tests/test_measure.py``). Rows with non-finite
+    samples go through ``nk.ecg_clean`` itself (it fills them first).
+    """
+    from scipy.signal import filtfilt, sosfiltfilt
+
+    sr = int(round(fs))
+    arr = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    if not np.isfinite(arr).all():
+        import neurokit2 as nk
+
+        return np.stack([np.asarray(nk.ecg_clean(row, sampling_rate=sr, method="neurokit"), dtype=np.float64)
+                         for row in arr])
+    sos = _CLEAN_SOS.get(sr)
+    if sos is None:  # filter coefficients per rate (a cache of constants)
+        sos = butter(5, 0.5, btype="highpass", output="sos", fs=sr)
+        _CLEAN_SOS[sr] = sos
+    y = sosfiltfilt(sos, arr, axis=1)
+    b = np.ones(int(sr / 50)) if sr >= 100 else np.ones(2)
+    return np.asarray(filtfilt(b, [len(b)], y, axis=1, method="pad"), dtype=np.float64)
+
+
+def clean_lead(x: NDArray[np.floating], fs: float) -> NDArray[np.float64]:
+    """``nk.ecg_clean`` (method "neurokit": 0.5 Hz high-pass, powerline moving average) of one lead;
+    see :func:`clean_leads`."""
+    return clean_leads(np.asarray(x, dtype=np.float64)[None, :], fs)[0]
 
 
 def delineate(clean: NDArray[np.floating], peaks: NDArray[np.integer], fs: float,
@@ -269,7 +389,27 @@ def global_qrs_ms(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.int
     return global_qrs(signal, fs, peaks)[0]
 
 
-def global_qrs(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer]) -> tuple[float, float]:
+def spatial_velocity(signal: NDArray[np.floating], fs: float) -> NDArray[np.float64]:
+    """Spatial velocity ``sqrt(sum over the 8 independent leads of (dV/dt)^2)`` (mV/s) after a 1-40 Hz
+    band-pass (zero phase, so wave onsets do not move)."""
+    sos = _GQRS_SOS.get(fs)
+    if sos is None:  # filter coefficients per rate (a cache of constants)
+        sos = butter(2, [1.0, min(40.0, 0.45 * fs)], btype="bandpass", fs=fs, output="sos")
+        _GQRS_SOS[fs] = sos
+    from scipy.signal import sosfiltfilt
+
+    x = sosfiltfilt(sos, np.asarray(signal, dtype=np.float64)[list(_INDEPENDENT)], axis=1)
+    return np.asarray(np.sqrt((np.gradient(x, axis=1) ** 2).sum(axis=0)) * fs, dtype=np.float64)
+
+
+def _runs(mask_idx: NDArray[np.int64], gap: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Start and end positions (into ``mask_idx``) of runs of indices closer than ``gap``."""
+    cuts = np.flatnonzero(np.diff(mask_idx) > gap)
+    return np.concatenate([[0], cuts + 1]), np.concatenate([cuts, [mask_idx.size - 1]])
+
+
+def global_qrs(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer],
+               velocity: NDArray[np.float64] | None = None) -> tuple[float, float]:
     """Global QRS duration and its onset before the R peaks (both ms) from the spatial velocity of
     the 8 independent leads.
 
@@ -279,23 +419,17 @@ def global_qrs(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.intege
     over beats aligned on the R peaks, then the span of the run above ``GLOBAL_QRS_FRACTION`` of its
     peak (runs closer than ``GLOBAL_QRS_GAP_S`` merged) within -100..+150 ms of the R peak.
     A single lead misses forces that are perpendicular to it (RBBB terminal forces in lead II).
-    NaN (both) with fewer than 2 beats 300 ms from the record's edges.
+    NaN (both) with fewer than 2 beats 300 ms from the record's edges. ``velocity``: the record's
+    :func:`spatial_velocity`, when the caller has it already.
     """
     nan = (math.nan, math.nan)
-    sos = _GQRS_SOS.get(fs)
-    if sos is None:  # filter coefficients per rate (a cache of constants)
-        sos = butter(2, [1.0, min(40.0, 0.45 * fs)], btype="bandpass", fs=fs, output="sos")
-        _GQRS_SOS[fs] = sos
-    from scipy.signal import sosfiltfilt
-
     w = int(0.3 * fs)
     pk = np.asarray(peaks, dtype=np.int64)
     pk = pk[(pk >= w) & (pk < np.asarray(signal).shape[1] - w)]
     if pk.size < 2:
         return nan
-    x = sosfiltfilt(sos, np.asarray(signal, dtype=np.float64)[list(_INDEPENDENT)], axis=1)
-    velocity = np.sqrt((np.gradient(x, axis=1) ** 2).sum(axis=0)) * fs  # (n,) mV/s
-    med = np.median(velocity[pk[:, None] + np.arange(-w, w)[None, :]], axis=0)  # median beat, R at w
+    v = spatial_velocity(signal, fs) if velocity is None else velocity
+    med = np.median(v[pk[:, None] + np.arange(-w, w)[None, :]], axis=0)  # median beat, R at w
     near = int(0.08 * fs)
     top = w - near + int(np.argmax(med[w - near: w + near]))
     base = float(np.percentile(med, 10))
@@ -304,12 +438,104 @@ def global_qrs(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.intege
     above = np.flatnonzero(med[lo: w + int(0.15 * fs)] > thr) + lo
     if above.size == 0:
         return nan
-    cuts = np.flatnonzero(np.diff(above) > int(GLOBAL_QRS_GAP_S * fs))
-    starts = np.concatenate([[0], cuts + 1])
-    ends = np.concatenate([cuts, [above.size - 1]])
+    starts, ends = _runs(above, int(GLOBAL_QRS_GAP_S * fs))
     k = min(int(np.searchsorted(above[ends], top)), len(starts) - 1)
     ms_per = 1000.0 / fs
     return float(above[ends[k]] - above[starts[k]]) * ms_per, float(w - above[starts[k]]) * ms_per
+
+
+#: The P wave is searched between the previous beat's T end and the PR segment, the velocity's
+#: lowest point between 100 ms and this many seconds before the global QRS onset.
+_P_SEARCH_END_S = 0.01
+#: With no T end, the search starts this long before the QRS onset: beyond the longest PR of
+#: first-degree block the generator draws (340 ms); a marked first-degree block with a P wave on the
+#: preceding T is the case no single-record method reads well.
+_P_SEARCH_FALLBACK_S = 0.35
+
+
+def global_pr(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer], onset_before_r_ms: float,
+              t_end_after_r_ms: float, velocity: NDArray[np.float64] | None = None) -> float:
+    """PR interval (ms): global P onset to global QRS onset, from the spatial velocity's median beat.
+
+    The PR interval runs from the earliest P onset in any lead to the earliest QRS onset in any lead
+    (Surawicz et al., Circulation 2009;119:e235, AHA/ACCF/HRS recommendations part II); both are read
+    as for the global QRS (:func:`global_qrs`): the P wave is the largest spatial velocity between the
+    previous beat's T end (``t_end_after_r_ms`` after its R, from the delineation) and
+    ``_P_SEARCH_END_S`` before the QRS onset, and its onset the start of that run above
+    ``GLOBAL_QRS_FRACTION`` of its peak (runs closer than ``GLOBAL_QRS_GAP_S`` merged). The spatial
+    velocity is blind to the P wave's polarity, so an ectopic atrial P inverted in II and aVF (low
+    atrial rhythm) is read like an upright sinus P, where a single-lead delineator tuned for upright
+    P waves (neurokit2's) reads it wrongly. NaN when no P run is found or fewer than 2 beats fit.
+    """
+    if not math.isfinite(onset_before_r_ms):
+        return math.nan
+    pk = np.asarray(peaks, dtype=np.int64)
+    if pk.size < 3:
+        return math.nan
+    rr = float(np.median(np.diff(pk)))
+    wl, wr = int(min(0.9 * rr, 1.2 * fs)), int(0.05 * fs)
+    pk = pk[(pk >= wl) & (pk < np.asarray(signal).shape[1] - wr)]
+    if pk.size < 2:
+        return math.nan
+    v = spatial_velocity(signal, fs) if velocity is None else velocity
+    med = np.median(v[pk[:, None] + np.arange(-wl, wr)[None, :]], axis=0)  # R at wl
+    qon = wl - int(round(onset_before_r_ms * fs / 1000.0))
+    # the search ends at the PR segment: the velocity's lowest point 10-100 ms before the QRS onset
+    # (the QRS upstroke rises before its 10 % onset and would join the P wave's run)
+    a0 = max(0, qon - int(round(0.1 * fs)))
+    a1 = qon - int(round(_P_SEARCH_END_S * fs))
+    hi = a0 + int(np.argmin(med[a0:a1])) + 1 if a1 > a0 else a1
+    prev_r = wl - rr
+    lo = qon - int(round(_P_SEARCH_FALLBACK_S * fs))
+    if math.isfinite(t_end_after_r_ms) and t_end_after_r_ms > 0:
+        lo = max(lo, int(round(prev_r + t_end_after_r_ms * fs / 1000.0)))
+    lo = int(max(0, prev_r + 0.2 * fs, min(lo, qon - int(0.12 * fs))))
+    if hi - lo < int(0.04 * fs):
+        return math.nan
+    seg = med[lo:hi]
+    base = float(np.percentile(seg, 10))
+    thr = base + GLOBAL_QRS_FRACTION * (float(seg.max()) - base)
+    above = np.flatnonzero(seg > thr)
+    if above.size == 0 or float(seg.max()) <= base:
+        return math.nan
+    starts, ends = _runs(above, int(GLOBAL_QRS_GAP_S * fs))
+    # the P wave is the last wave before the QRS: the latest run of at least 20 ms (earlier runs
+    # are the previous beat's T wave when the T-P segment is short)
+    long = np.flatnonzero(above[ends] - above[starts] >= int(0.02 * fs))
+    if long.size == 0:
+        return math.nan
+    k = int(long[-1])
+    if above[starts[k]] == 0:  # the run starts with the search window: its onset is not seen
+        return math.nan
+    pr = float(qon - (lo + above[starts[k]])) * 1000.0 / fs
+    return pr if 0 < pr < 600 else math.nan
+
+
+#: Lead-level P deflections smaller than this (mV) have no polarity (a flat P: half a small square).
+P_POLARITY_MIN_MV = 0.05
+
+
+def p_polarity(clean: NDArray[np.floating], fs: float, peaks: NDArray[np.integer],
+               qrs_onset_before_r_ms: float) -> float:
+    """Sign (+1, -1; NaN when flat or not measurable) of the P wave in one lead.
+
+    The largest deflection of the median beat (beats aligned on their R peaks) between 250 and 30 ms
+    before the (global) QRS onset, from the level of the PR segment 30 ms before the onset; NaN when
+    it is under ``P_POLARITY_MIN_MV``. A sinus P is upright in II (Surawicz et al. 2009); a P
+    inverted in II and aVF is an ectopic (low atrial or junctional) focus.
+    """
+    if not math.isfinite(qrs_onset_before_r_ms):
+        return math.nan
+    q = int(round(qrs_onset_before_r_ms * fs / 1000.0))
+    a, b = q + int(round(0.25 * fs)), q + int(round(0.03 * fs))
+    pk = np.asarray(peaks, dtype=np.int64)
+    pk = pk[pk - a >= 0]
+    if pk.size < 2:
+        return math.nan
+    beat = np.median(np.asarray(clean, dtype=np.float64)[pk[:, None] + np.arange(-a, -b + 1)[None, :]], axis=0)
+    dev = beat - beat[-1]
+    top = dev[int(np.argmax(np.abs(dev)))]
+    return float(np.sign(top)) if abs(top) >= P_POLARITY_MIN_MV else math.nan
 
 
 def pr_to_global_onset(waves: dict[str, NDArray[np.float64]], peaks: NDArray[np.integer], fs: float,

@@ -216,7 +216,9 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
         row["n_beats_biosppy"] = float(bio.size)
         row["bsqi"] = ms.bsqi(peaks, bio, fs, config.bsqi_tolerance_ms)
         if config.fuse_beats:
-            peaks = ms.fuse_beats(peaks, bio, fs)
+            peaks = ms.fuse_beats(peaks, bio, fs, n_samples=sig.shape[1])
+    if config.fuse_beats:
+        peaks = ms.fill_pauses(sig, fs, peaks, lead, ~bad, lambda x: ms.detect_neurokit(x, fs))
     row.update(ms.rr_features(peaks, fs))
     row["quality"] = ms.template_quality(clean, peaks, fs)
     if len(peaks) < 3:
@@ -237,12 +239,21 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
                 waves = ms.delineate(clean, beats, fs, config.delineate_method)
             except Exception as exc:  # the library failing on this record: recorded, never a crash
                 reasons.append(_failed("neurokit2.ecg_delineate", exc))
-            row["qrs_global_ms"], onset_before_r = ms.global_qrs(sig, fs, peaks)
+            velocity = ms.spatial_velocity(sig, fs)
+            row["qrs_global_ms"], onset_before_r = ms.global_qrs(sig, fs, peaks, velocity)
             if waves is not None:
                 row.update(ms.intervals(waves, fs, row["rr_mean_ms"]))
                 pr, pr_iqr = ms.pr_to_global_onset(waves, beats, fs, onset_before_r)
                 if math.isfinite(pr):  # else the lead's own QRS onset stays the PR end
                     row["pr_ms"], row["pr_iqr_ms"] = pr, pr_iqr
+                t_end = (waves["T_Offsets"] - beats) * (1000.0 / fs)
+                t_end = t_end[np.isfinite(t_end) & (t_end > 0)]
+                pr = ms.global_pr(sig, fs, peaks, onset_before_r,
+                                  float(np.median(t_end)) if t_end.size else math.nan, velocity)
+                if math.isfinite(pr) and ms.p_polarity(clean, fs, beats, onset_before_r) < 0:
+                    # neurokit2's delineator looks for an upright P: when the P is inverted in the
+                    # measured lead (an ectopic atrial focus), the global P onset is the PR start
+                    row["pr_ms"] = pr
             missing = [k for k in ("pr_ms", "qrs_ms", "qt_ms") if not math.isfinite(row[k])]
             if missing and not any(r.startswith("neurokit2.ecg_delineate") for r in reasons):
                 reasons.append(f"ecg_delineate found no {', '.join(m[:-3].upper() for m in missing)} "

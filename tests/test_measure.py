@@ -246,3 +246,28 @@ def test_a_library_failure_is_recorded_not_raised(shared_data: Path, monkeypatch
     row = measure_signal(rec.signal, rec.fs)
     assert math.isnan(row["bsqi"]) and row["hr_bpm"] > 0
     assert row["measure_reason"] == "biosppy.hamilton_segmenter: RuntimeError: segmenter exploded"
+
+
+def test_dask_engine_measures_the_same_as_the_local_engine(tmp_path: Path) -> None:
+    """``--engine dask`` (a local cluster of one worker process, small chunks so there are several
+    tasks): the same values as the local engine, and every record in comes out measured or with a
+    reason (one record truncated after the scan, one not ok)."""
+    synth_cohort(3, tmp_path, fmt="wfdb", seed=5)
+    manifest = scan([tmp_path], ScanConfig(workers=1))
+    ok = manifest.index[manifest["status"] == "ok"]
+    assert len(ok) >= 4
+    first = Path(str(manifest.loc[ok[0], "source_path"]))
+    dat = first.with_suffix(".dat")
+    dat.write_bytes(dat.read_bytes()[:1000])  # unreadable now: a "read:" reason
+    manifest.loc[ok[1], "status"] = "quarantined"  # not measured: a "not measured" reason
+    cfg = MeasureConfig(workers=1, chunk_records=2, delineate=True)
+    local = measure(manifest, cfg)
+    dask = measure(manifest, MeasureConfig(workers=1, chunk_records=2, delineate=True, engine="dask"))
+    assert len(dask) == len(manifest) and list(dask["record_id"]) == list(manifest["record_id"])
+    pd.testing.assert_frame_equal(dask, local)
+    measured = dask["hr_bpm"].notna()
+    reasons = dask["measure_reason"].notna()
+    assert (measured | reasons).all()
+    assert int((measured & ~reasons).sum() + reasons.sum()) == len(manifest)
+    assert str(dask.loc[ok[0], "measure_reason"]).startswith("read:")
+    assert str(dask.loc[ok[1], "measure_reason"]).startswith("not measured")
