@@ -250,7 +250,7 @@ def main() -> None:
                    help="how the convolutions run (auto: channels_last on CUDA)")
     p.add_argument("--base-filters", type=int, default=32, help="ceiling only: filters of the first block")
     p.add_argument("--seed", type=int, default=0, help="end to end: the training seed")
-    p.add_argument("--cuda-graph", default="on", choices=["on", "off"],
+    p.add_argument("--cuda-graph", default="off", choices=["on", "off"],
                    help="end to end: the whole step as one CUDA graph (TrainConfig.cuda_graph)")
     p.add_argument("--hughes", action="store_true",
                    help="end to end: Hughes et al.'s linear filter growth and flattened head")
