@@ -152,12 +152,22 @@ def ceiling(args: argparse.Namespace, device: torch.device) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    if args.cuda_graph and device.type == "cuda":  # the step the trainer runs (TrainConfig.cuda_graph)
+        from ecgkit.trainer.graphed import GraphedStep
+        graphed = GraphedStep(run, weighting, opt, sched, amp=amp, grad_clip=cfg.grad_clip)
+
+        def step(i: int) -> None:
+            graphed(x, y, i % len(TASKS))
+    else:
+        def step(i: int) -> None:
+            train_step(run, weighting, opt, sched, x, y, i % len(TASKS), amp=amp, grad_clip=cfg.grad_clip)
+
     for i in range(args.warmup):
-        train_step(run, weighting, opt, sched, x, y, i % len(TASKS), amp=amp, grad_clip=cfg.grad_clip)
+        step(i)
     sync()
     t0 = time.perf_counter()
     for i in range(args.steps):
-        train_step(run, weighting, opt, sched, x, y, i % len(TASKS), amp=amp, grad_clip=cfg.grad_clip)
+        step(i)
     sync()
     return args.steps * args.batch_size / (time.perf_counter() - t0)
 
@@ -184,6 +194,10 @@ def loader_rate(args: argparse.Namespace, shards: Path, device: torch.device) ->
     return seen / (time.perf_counter() - t0), mode  # type: ignore[operator]
 
 
+def _hughes(args: argparse.Namespace) -> dict:
+    return {"filter_growth": "linear", "head": "flatten"} if args.hughes else {}
+
+
 def end_to_end(args: argparse.Namespace, shards: Path, device: torch.device) -> dict:
     from ecgkit.trainer import TrainConfig, train
 
@@ -194,7 +208,8 @@ def end_to_end(args: argparse.Namespace, shards: Path, device: torch.device) -> 
                       batches_per_epoch=total, log_interval=interval, val_split="val" if args.eval else None,
                       tensorboard=False, compile=args.compile, amp=args.amp, device=device.type,
                       num_workers=args.workers, warmup_steps=min(100, total // 4), lr=args.lr,
-                      conv_path=args.conv_path, seed=args.seed)
+                      conv_path=args.conv_path, seed=args.seed, cuda_graph=args.cuda_graph,
+                      base_filters=args.base_filters, **_hughes(args))
     out = Path(tempfile.mkdtemp(prefix="ecgkit-bench-run-"))
     try:
         res = train(cfg, out)
@@ -235,7 +250,12 @@ def main() -> None:
                    help="how the convolutions run (auto: channels_last on CUDA)")
     p.add_argument("--base-filters", type=int, default=32, help="ceiling only: filters of the first block")
     p.add_argument("--seed", type=int, default=0, help="end to end: the training seed")
+    p.add_argument("--cuda-graph", default="off", choices=["on", "off"],
+                   help="end to end: the whole step as one CUDA graph (TrainConfig.cuda_graph)")
+    p.add_argument("--hughes", action="store_true",
+                   help="end to end: Hughes et al.'s linear filter growth and flattened head")
     args = p.parse_args()
+    args.cuda_graph = args.cuda_graph == "on"
 
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     device = torch.device(args.device)
@@ -247,7 +267,7 @@ def main() -> None:
                     "cpus": os.cpu_count(), "world_size": world, "blocks": args.blocks,
                     "batch_size_per_gpu": args.batch_size, "compile": args.compile, "amp_bf16": args.amp,
                     "workers": args.workers, "steps": args.steps,
-                    "conv_path": args.conv_path, "base_filters": args.base_filters, "length": args.length}
+                    "conv_path": args.conv_path, "cuda_graph": args.cuda_graph, "hughes": args.hughes, "base_filters": args.base_filters, "length": args.length}
     built_tmp = None
     shards = args.shards
     if shards is None or not (shards / "index.parquet").exists():

@@ -73,8 +73,20 @@ class LossWeighting(nn.Module):
         """Restore :meth:`extra_state`."""
 
     def forward(self, task_losses: Tensor, present: Tensor) -> Tensor:
-        w = self.weights().to(task_losses.device)
+        w = self._weights_on(task_losses.device)
         return (w * task_losses * present).sum()
+
+    def _weights_on(self, device: torch.device) -> Tensor:
+        """``weights()`` on ``device``, copied there only when they changed (a host-to-GPU copy waits
+        for the GPU, which would stall every step; DWA's weights change once an epoch)."""
+        w = self.weights()
+        if w.device == device:
+            return w
+        cached = self.__dict__.get("_w_on_device")
+        if cached is None or cached[1].device != device or not torch.equal(cached[0], w):
+            cached = (w.detach().clone(), w.detach().to(device))
+            self.__dict__["_w_on_device"] = cached
+        return cached[1]
 
 
 class EqualWeighting(LossWeighting):

@@ -135,6 +135,11 @@ class TrainConfig:
     # function and weights, faster cuDNN kernels on GPUs; BENCHMARKS.md), "conv1d", or "auto"
     # (channels_last on CUDA, conv1d on the CPU). Checkpoints load into either path.
     conv_path: Literal["auto", "conv1d", "channels_last"] = "auto"
+    # run the whole training step (forward, loss, backward, clipping, AdamW) as one CUDA graph on a
+    # single CUDA GPU with task-aware batches (ecgkit.trainer.graphed; the same step, fewer launches;
+    # not measured on a GPU yet, so off by default); ignored on the CPU, under several GPUs and for
+    # joint multi-label batches
+    cuda_graph: bool = False
     # loader workers per process: each reads ~20,000 records/s from shards, so a few suffice
     num_workers: int = 6
     # how shard batches reach the GPU. "threads": reader threads fill a ring of reused pinned

@@ -49,6 +49,7 @@ from ecgkit.trainer.distributed import _all_gather_objects, _all_gather_rows, _D
 from ecgkit.trainer.loader import _BatchSource, _loader, _ship_mode, _to_device
 from ecgkit.trainer.predict import predict
 from ecgkit.trainer.rundir import check_shards, has_run, prepare_run_dir, run_lock
+from ecgkit.trainer.graphed import GraphedStep, portable_optimizer_state
 from ecgkit.trainer.step import _build, _conv_path, _optimizer, train_step
 from ecgkit.trainer.validation import check_scored_tasks, val_scores
 
@@ -188,6 +189,9 @@ def _train(config: TrainConfig, out: Path, device: torch.device, dist_info: _Dis
         torch.manual_seed(config.seed + 1000 * dist_info.rank)  # per-rank dropout stream
 
     model = _wrap(raw_model, config, device, dist_info)
+    graphed = (GraphedStep(model, weighting, opt, sched, amp=config.amp and device.type == "cuda",
+                           grad_clip=config.grad_clip)
+               if config.cuda_graph and device.type == "cuda" and dist_info.world_size == 1 else None)
     use_amp = config.amp and device.type == "cuda"
     ship, scale = _ship_mode(train_ds, use_amp)
     source = _BatchSource(train_ds, heads.labels, ship)
@@ -209,8 +213,11 @@ def _train(config: TrainConfig, out: Path, device: torch.device, dist_info: _Dis
         loader = _loader(source, batches._EpochBatches(sampler, state.skip), config, device)
         for task, signals, labels, k in log.progress(loader, epoch):
             x, y = _to_device(signals, labels, device, scale)
-            task_losses, present = train_step(model, weighting, opt, sched, x, y, task, amp=use_amp,
-                                              grad_clip=config.grad_clip, distributed=dist_info.world_size > 1)
+            if graphed is not None and task >= 0:
+                task_losses, present = graphed(x, y, task)
+            else:
+                task_losses, present = train_step(model, weighting, opt, sched, x, y, task, amp=use_amp,
+                                                  grad_clip=config.grad_clip, distributed=dist_info.world_size > 1)
             state.step += 1
             log.step(state, task_losses, present, len(signals), float(sched.get_last_lr()[0]))
             if config.max_steps is not None and state.step >= config.max_steps:
@@ -484,7 +491,7 @@ def _save_checkpoint(path: Path, state: _State, batch_in_epoch: int, sampler_sta
     _atomic_save({
         "model": model.state_dict(), "model_config": dataclasses.asdict(model.config),
         "weighting": weighting.state_dict(), "weighting_extra": weighting.extra_state(),
-        "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "sampler": sampler_state,
+        "optimizer": portable_optimizer_state(opt), "scheduler": sched.state_dict(), "sampler": sampler_state,
         "epoch": state.epoch, "batch_in_epoch": batch_in_epoch, "step": state.step, "history": state.history,
         "best": state.best, "best_step": state.best_step, "bad_epochs": state.bad_epochs,
         "epoch_loss_sum": ep_sum.tolist(), "epoch_loss_count": ep_cnt.tolist(),

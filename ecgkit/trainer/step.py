@@ -86,7 +86,8 @@ def train_step(model: nn.Module, weighting: LossWeighting, opt: torch.optim.Opti
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
         logits = model(x)  # (B, H)
     if task >= 0:  # task-aware: this batch trains its task's head only
-        present = F.one_hot(torch.tensor(task, device=x.device), n_heads).bool()
+        # compared on the device: building it from a host tensor would copy and wait for the GPU
+        present = torch.arange(n_heads, device=x.device) == task
         head_loss = F.binary_cross_entropy_with_logits(logits[:, task].float(), y[:, task].float())
         task_losses = head_loss * present
     else:
