@@ -336,7 +336,7 @@ def _shard_inputs(cohort_dir: str | None, cohorts: tuple[str, ...], label_map: P
     """The manifest to shard, its source map and (several cohorts) each cohort's defined labels."""
     from ecgkit.manifest import read_manifest
     from ecgkit.multicohort import merge_cohorts, read_label_mapping
-    from ecgkit.shards import read_source_map
+    from ecgkit.shards import read_source_map, require_split
 
     if bool(cohort_dir) == bool(cohorts):
         raise click.UsageError("give either COHORT_DIR or one or more --cohort NAME=DIR")
@@ -344,7 +344,9 @@ def _shard_inputs(cohort_dir: str | None, cohorts: tuple[str, ...], label_map: P
         if label_map is not None:
             raise click.UsageError("--label-map goes with --cohort NAME=DIR")
         with about(cohort_dir):
-            return read_manifest(cohort_dir), read_source_map(cohort_dir), None
+            manifest = read_manifest(cohort_dir)
+            require_split(manifest)
+            return manifest, read_source_map(cohort_dir), None
     dirs: dict[str, str] = {}
     for item in cohorts:
         name, sep, path = item.partition("=")
@@ -359,6 +361,7 @@ def _shard_inputs(cohort_dir: str | None, cohorts: tuple[str, ...], label_map: P
     for name, path in dirs.items():
         with about(path):
             manifests[name] = read_manifest(path)
+            require_split(manifests[name])
             maps[name] = read_source_map(path)
     sources: dict[str, str] = {}
     if any(m is not None for m in maps.values()):  # a pseudonymised cohort: every record's file by id

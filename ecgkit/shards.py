@@ -325,6 +325,12 @@ def _label_matrix(frame: pd.DataFrame, names: Sequence[str]) -> NDArray[np.int8]
     return out
 
 
+def require_split(manifest: pd.DataFrame) -> None:
+    """Raise SchemaError unless the manifest has a ``split`` column (``ecgkit split`` writes it)."""
+    if "split" not in manifest.columns:
+        raise SchemaError("manifest has no 'split' column; run `ecgkit split` first")
+
+
 def plan_shards(manifest: pd.DataFrame, config: ShardConfig) -> pd.DataFrame:
     """The deterministic shard plan: which record goes to which shard.
 
@@ -343,8 +349,7 @@ def plan_shards(manifest: pd.DataFrame, config: ShardConfig) -> pd.DataFrame:
     SchemaError
         If the manifest has no ``split`` column.
     """
-    if "split" not in manifest.columns:
-        raise SchemaError("manifest has no 'split' column; run `ecgkit split` first")
+    require_split(manifest)
     use = manifest.loc[(manifest["status"] == STATUS_OK) & manifest["split"].notna(),
                        ["record_id", "source_path", "split"]].copy()
     order = use["split"].map({s: i for i, s in enumerate(SPLITS)})

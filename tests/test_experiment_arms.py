@@ -6,7 +6,6 @@ then each model's ``TrainConfig``); the training path itself is exercised on rea
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -16,21 +15,18 @@ from ecgkit.config import make_config
 from ecgkit.errors import ConfigError
 from ecgkit.trainer import TrainConfig
 
+from _pipelines import load_pipeline
+
 REPO = Path(__file__).resolve().parent.parent
 P18 = ["LVH", "RVH", "AFIB", "AFL", "IVCD", "NIVCD", "RBBB", "LBBB", "IRBBB", "ILBBB", "1AVB", "2AVB", "3AVB",
        "EAR", "VBIG", "VT", "VPC", "APC"]
 
 
-def _pipe():
-    spec = importlib.util.spec_from_file_location("run_experiment", REPO / "pipelines" / "run_experiment.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 def _plan(name: str, trainable: list[str]) -> dict[str, list[TrainConfig]]:
     """arm -> the TrainConfig of each model it trains, as run_experiment builds them."""
-    pipe = _pipe()
+    pipe = load_pipeline()
     spec = yaml.safe_load((REPO / "pipelines" / name).read_text())
     common = dict(spec["common"], shards_dir="SHARDS")
     out = {}
@@ -79,7 +75,7 @@ def test_hughes_table1_arms() -> None:
 
 
 def test_groups_are_checked() -> None:
-    pipe = _pipe()
+    pipe = load_pipeline()
     with pytest.raises(ConfigError, match="per_task or groups"):
         pipe._arm_groups("a", {"per_task": True, "groups": [["A"]]}, {}, ["A"])
     with pytest.raises(ConfigError, match="twice"):
@@ -94,7 +90,7 @@ def test_groups_are_checked() -> None:
 def test_run_folds_runs_each_fold_and_reports_mean_and_sd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import numpy as np
 
-    pipe = _pipe()
+    pipe = load_pipeline()
     for k in range(3):
         (tmp_path / "shards" / f"fold-{k}").mkdir(parents=True)
     seen = []

@@ -3,7 +3,6 @@ train-only / parallel single-task processes, and runs taken as they stood after 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
@@ -19,17 +18,13 @@ from ecgkit.shards import ShardConfig, write_shards
 from ecgkit.split import split_by_patient
 from ecgkit.trainer import TrainConfig, predict_run, train
 from ecgkit.trainer import batches
+from _pipelines import load_pipeline
 from ptbxl_cohort import ptbxl_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 TASKS = ("LVH", "IRBBB", "1AVB")
 
 
-def _pipe():
-    spec = importlib.util.spec_from_file_location("run_experiment", REPO / "pipelines" / "run_experiment.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +83,7 @@ def test_label_noise_reaches_training_only_and_test_is_scored_on_clean_labels(
 
 
 def test_interrupted_record_from_metrics_csv(tmp_path: Path) -> None:
-    pipe = _pipe()
+    pipe = load_pipeline()
     path = tmp_path / "metrics.csv"
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
@@ -110,7 +105,7 @@ SPEC = {
 
 @pytest.mark.slow
 def test_restricted_single_task_parallel_training_delta_m_and_interrupted_runs(shards: Path, tmp_path: Path) -> None:
-    pipe = _pipe()
+    pipe = load_pipeline()
     out = tmp_path / "exp"
     # the single-task models of one arm trained by two processes, one task each, nothing evaluated
     for task in ("LVH", "1AVB"):
@@ -154,7 +149,7 @@ def test_restricted_single_task_parallel_training_delta_m_and_interrupted_runs(s
 
 
 def test_tables_spec_resolves_to_the_issue_arms() -> None:
-    pipe = _pipe()
+    pipe = load_pipeline()
     spec = yaml.safe_load((REPO / "pipelines" / "experiment_tables.yaml").read_text())
     assert set(spec["evaluate"]) <= pipe._EVAL_KEYS
     p18 = ["LVH", "RVH", "AFIB", "AFL", "IVCD", "NIVCD", "RBBB", "LBBB", "IRBBB", "ILBBB", "1AVB", "2AVB", "3AVB",

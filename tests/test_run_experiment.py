@@ -6,7 +6,6 @@ rather than crash, and every table value must equal the arm's own report.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -20,17 +19,13 @@ from ecgkit.split import split_by_patient
 from ecgkit.bootstrap import delong_test
 from ecgkit.report import patient_groups
 from ecgkit.trainer import predict_run
+from _pipelines import load_pipeline
 from ptbxl_cohort import ptbxl_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 TASKS = ("LVH", "IRBBB", "3AVB")
 
 
-def _load_pipeline():
-    spec = importlib.util.spec_from_file_location("run_experiment", REPO / "pipelines" / "run_experiment.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +49,7 @@ SPEC = {
 @pytest.mark.slow
 def test_experiment_trains_every_arm_and_seed_on_the_same_shards_and_compares_them(shards: Path,
                                                                                  tmp_path: Path) -> None:
-    pipe = _load_pipeline()
+    pipe = load_pipeline()
     out = tmp_path / "exp"
     table = pipe.run_experiment(SPEC, shards, out, device="cpu")
     assert table["arms"] == ["single_task", "multi_task", "cotask"]
@@ -120,7 +115,7 @@ def test_experiment_trains_every_arm_and_seed_on_the_same_shards_and_compares_th
 
 
 def test_budget_seed_summary_and_rare_tasks_by_hand() -> None:
-    pipe = _load_pipeline()
+    pipe = load_pipeline()
     from ecgkit.trainer import TrainConfig
     joint = TrainConfig(sampler="joint", batch_size=256)
     aware = TrainConfig(sampler="task_aware", batch_size=256, aux_tasks=4)
@@ -148,7 +143,7 @@ def test_budget_seed_summary_and_rare_tasks_by_hand() -> None:
 def test_group_arms_major_task_headline_and_major_task_sampler(shards: Path, tmp_path: Path) -> None:
     """Hughes-style group models and CO-TASK Table 8's major task on real shards: the headline row is
     the major task's F1 mean over seeds, and a two-head group model predicts exactly its tasks."""
-    pipe = _load_pipeline()
+    pipe = load_pipeline()
     spec = {"common": {**SPEC["common"], "major_tasks": ["LVH"]},
             "evaluate": {"split": "test", "n_bootstrap": 10, "seeds": [0], "budget": "spec",
                          "headline_metric": "macro_f1", "reference": "all_head"},
