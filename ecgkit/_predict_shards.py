@@ -32,14 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["ShardFolder"]
 
 
-def _encode(mv: NDArray[np.float32], dtype: np.dtype[Any], scale_mv: float, out: NDArray[Any]) -> None:
-    """Float32 millivolts -> the contract's stored values (as :func:`ecgkit.preprocess.prepare_record`)."""
-    if dtype == np.int16:
-        np.rint(mv / np.float32(scale_mv), out=mv)
-        np.clip(mv, -32768, 32767, out=mv)
-    out[...] = mv
-
-
 class ShardFolder:
     """The records of a shard folder (all splits, split order, then shard and row) for prediction.
 
@@ -173,11 +165,11 @@ class ShardFolder:
         if self.adaptation is None:
             self._read_stored(files, rows, out)
             return
-        from ecgkit.preprocess import decode_stored
+        from ecgkit.preprocess import decode_stored, encode_stored
 
         tmp = np.empty(out.shape, dtype=self.stored_dtype)
         self._read_stored(files, rows, tmp)
-        _encode(decode_stored(tmp, self.stored_scale), self.dtype, self.scale_mv, out)
+        encode_stored(decode_stored(tmp, self.stored_scale), self.dtype, self.scale_mv, out)
 
     def _read_stored(self, files: NDArray[np.int64], rows: NDArray[np.int64], out: NDArray[Any]) -> None:
         # runs of records of one file; within a pread-able file, runs whose bytes lie back to back

@@ -93,12 +93,17 @@ def prepare_record(
     problem = qc_problem(sig, dtype=dtype, scale_mv=scale_mv)
     if problem is not None:
         raise SignalError(problem, path=rec.source_path, record_id=rid)
-    if dtype == "int16":
-        np.rint(sig / np.float32(scale_mv), out=sig)
-        out[...] = sig  # values checked to fit int16 above
-    else:
-        out[...] = sig
+    encode_stored(sig, dtype, scale_mv, out)  # values checked to fit int16 above
     return rec
+
+
+def encode_stored(mv: NDArray[np.float32], dtype: Any, scale_mv: float, out: NDArray[Any]) -> None:
+    """Float32 millivolts -> stored values in ``out`` (int16: rounded ``mv / scale_mv``, clipped to
+    the int16 range; float16: cast). Works in place on ``mv``; the inverse of :func:`decode_stored`."""
+    if np.dtype(dtype) == np.int16:
+        np.rint(mv / np.float32(scale_mv), out=mv)
+        np.clip(mv, -32768, 32767, out=mv)
+    out[...] = mv
 
 
 def decode_stored(stored: NDArray[Any], scale_mv: float, out: NDArray[np.float32] | None = None
