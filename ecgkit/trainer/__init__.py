@@ -10,9 +10,14 @@ module              what it holds
 ``loader``          how batches reach the device: thread ring buffer, DataLoader
 ``distributed``     device choice, torchrun ranks, per-rank random streams
 ``step``            model + loss weighting, AdamW schedule, ``train_step``
+``graphed``         the whole step replayed from one CUDA graph (``cuda_graph: on``)
+``heads``           the run's heads (labels, CO-TASK auxiliary tasks) and its batch sampler
 ``checkpoint``      checkpoints and ``metrics.csv``
 ``validation``      the early-stopping score (macro AUROC or loss over the major tasks)
+``rundir``          the run folder: refusing a run in place, the lock, shards checks
+``log``             interval losses, throughput, TensorBoard, the per-epoch callback
 ``loop``            ``train``: the training loop itself
+``damtl``           DAMTL's algorithm (big auxiliary network, then soft masks per task)
 ``predict``         ``predict``, ``predict_run``
 ``export``          ``export`` (model file, TorchScript, ONNX), ``load_exported``
 ==================  ===================================================================

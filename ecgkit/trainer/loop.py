@@ -27,7 +27,6 @@ import dataclasses
 import logging
 import math
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, cast
@@ -35,7 +34,6 @@ from typing import Any, Callable, Mapping, cast
 import numpy as np
 import torch
 import yaml
-from numpy.typing import NDArray
 from torch import nn
 
 from ecgkit import __version__
@@ -50,24 +48,14 @@ from ecgkit.trainer.loader import _BatchSource, _loader, _ship_mode, _to_device
 from ecgkit.trainer.predict import predict
 from ecgkit.trainer.rundir import check_shards, has_run, prepare_run_dir, run_lock
 from ecgkit.trainer.graphed import GraphedStep, portable_optimizer_state
+from ecgkit.trainer.heads import _Heads, _make_heads, _make_sampler, _stitch_columns
+from ecgkit.trainer.log import _Log
 from ecgkit.trainer.step import _build, _conv_path, _optimizer, train_step
 from ecgkit.trainer.validation import check_scored_tasks, val_scores
 
 logger = logging.getLogger("ecgkit.train")
 
 __all__ = ["train"]
-
-
-@dataclass
-class _Heads:
-    """The model's heads: major tasks first, then CO-TASK auxiliary tasks."""
-
-    labels: NDArray[np.int8]  # (N, H) training labels of every head, -1 unknown
-    names: list[str]  # H head names
-    n_major: int  # label heads (the shards' tasks); aux heads follow
-    aux_defs: list[dict]
-    major: list[int] = field(default_factory=list)  # label heads named in major_tasks (default: all)
-    noise_changed: int = 0  # training labels changed by config.label_noise
 
 
 @dataclass
@@ -283,51 +271,6 @@ def _open_splits(config: TrainConfig, datasets: Mapping[str, Any] | None) -> tup
     return open_split("train"), (open_split(config.val_split) if config.val_split else None)
 
 
-def _make_heads(config: TrainConfig, train_ds: Any, ckpt: Mapping[str, Any] | None) -> _Heads:
-    """Major labels plus CO-TASK auxiliary tasks (made once from the training labels; kept on resume)."""
-    names = list(train_ds.label_names)
-    clean = np.asarray(train_ds.labels, dtype=np.int8)
-    # label noise in the training labels only: validation and test are read clean from the shards
-    major = batches.noisy_labels(clean, config.label_noise, config.seed) if config.label_noise > 0 else clean
-    majors = _major_indices(config, names)
-    aux_defs: list[dict] = []
-    labels = major
-    if ckpt is not None:
-        aux_defs = ckpt["aux_tasks"]
-        if aux_defs:
-            labels = np.concatenate([major, batches._apply_aux(aux_defs, major)], axis=1)
-    elif config.aux_tasks:
-        aux_defs, aux = batches._make_aux(major, config.aux_tasks, config.seed, names,
-                                          major_tasks=majors if config.major_tasks else None,
-                                          major_weight=config.major_weight,
-                                          major_pairs=config.aux_major_pairs)
-        labels = np.concatenate([major, aux], axis=1)
-    head_names = names + [str(d.get("name", f"aux{i}")) for i, d in enumerate(aux_defs)]
-    return _Heads(labels, head_names, major.shape[1], aux_defs, majors, int((major != clean).sum()))
-
-
-def _stitch_columns(heads: _Heads, config: TrainConfig | None = None, train_ds: Any = None) -> list[list[int]]:
-    """Cross-stitch columns: one per label head, or one per cohort (``cross_stitch_columns="cohort"``: the
-    heads of the labels its source defines); an auxiliary head joins its pair's first task's (first) column."""
-    if config is not None and config.cross_stitch_columns == "cohort":
-        cohorts = getattr(train_ds, "cohort_labels", None)
-        if not cohorts:
-            raise ConfigError("cross_stitch_columns='cohort' needs shards of several cohorts "
-                              "(`ecgkit shard --cohort NAME=DIR ...`)")
-        names = heads.names[:heads.n_major]
-        cols = [[names.index(n) for n in labs if n in names] for labs in cohorts.values()]
-        cols = [c for c in cols if c]
-        orphans = [n for j, n in enumerate(names) if not any(j in c for c in cols)]
-        if orphans:
-            raise ConfigError(f"labels {orphans} belong to no cohort's label set")
-    else:
-        cols = [[j] for j in range(heads.n_major)]
-    for i, d in enumerate(heads.aux_defs):
-        first = int(d["pair"][0])
-        next(c for c in cols if first in c).append(heads.n_major + i)
-    return cols
-
-
 def _add_model_info(path: Path, model: nn.Module, config: TrainConfig) -> None:
     """``run_info.json`` += the model's parameter count and sharing (compare hard and cross-stitch)."""
     import json
@@ -335,66 +278,6 @@ def _add_model_info(path: Path, model: nn.Module, config: TrainConfig) -> None:
     info["model"] = {"sharing": config.sharing, "n_parameters": int(sum(p.numel() for p in model.parameters())),
                      "columns": [list(c) for c in getattr(getattr(model, "config", None), "columns", ())] or None}
     path.write_text(json.dumps(info, indent=1))
-
-
-def _major_indices(config: TrainConfig, names: list[str]) -> list[int]:
-    """Columns of ``major_tasks`` among the label names (all columns when unset)."""
-    if not config.major_tasks:
-        return list(range(len(names)))
-    missing = [t for t in config.major_tasks if t not in names]
-    if missing:
-        raise ConfigError(f"major_tasks {missing} are not among the trained tasks {names}")
-    return [names.index(t) for t in config.major_tasks]
-
-
-def _task_weights(config: TrainConfig, heads: _Heads) -> NDArray[np.float64] | None:
-    """Task-aware sampler weights: major_weight for major label heads, 1 for minor ones and aux heads,
-    then aux heads rescaled to aux_task_fraction of the total when that is set (None: uniform)."""
-    n_heads = len(heads.names)
-    has_aux = n_heads > heads.n_major
-    if not config.major_tasks and not (config.aux_task_fraction is not None and has_aux):
-        return None
-    w = np.ones(n_heads, dtype=np.float64)
-    if config.major_tasks:
-        w[heads.major] = config.major_weight
-    if config.aux_task_fraction is not None and has_aux:
-        f = config.aux_task_fraction
-        lab, aux = w[:heads.n_major], w[heads.n_major:]
-        w = np.r_[(1 - f) * lab / lab.sum(), f * aux / aux.sum()]
-    return w / w.sum()
-
-
-def _make_sampler(config: TrainConfig, heads: _Heads, dist_info: _Dist) -> tuple[Any, dict[str, Any]]:
-    """The batch sampler and what it decided (task weights, the rebalanced training set's size)."""
-    n_records = len(heads.labels)
-    info: dict[str, Any] = {"sampler": config.sampler, "n_train_records": n_records}
-    if config.sampler in ("task_aware", "major_task"):
-        if config.sampler == "major_task":  # balanced for the major tasks only, all heads trained
-            weights: NDArray[np.float64] | None = np.zeros(len(heads.names))
-            weights[heads.major] = 1.0 / len(heads.major)  # type: ignore[index]
-        else:
-            weights = _task_weights(config, heads)
-        info["task_weights"] = None if weights is None else dict(zip(heads.names, map(float, weights)))
-        sampler = batches._task_aware_sampler(heads.labels, config.batch_size, task_weights=weights,
-                                              weight_fn=config.weight_fn, seed=config.seed,
-                                              batches_per_epoch=config.batches_per_epoch, rank=dist_info.rank,
-                                              world_size=dist_info.world_size, task_names=heads.names)
-        return (batches.MultiLabelBatches(sampler) if config.sampler == "major_task" else sampler), info
-    pool = None
-    if config.oversample != "none":  # dataset-level rebalancing (Hughes et al.), joint batches over it
-        major = heads.labels[:, :heads.n_major]
-        k = config.oversample_k or 4000
-        pool = batches._oversample(major, k, config.seed, mode=config.oversample,
-                                   n_negative=config.oversample_negatives)
-        positives = (major[pool] == 1).sum(axis=0)
-        info["oversample"] = {"mode": config.oversample, "k": k, "n_records": int(len(pool)),
-                              "n_distinct_records": int(len(np.unique(pool))),
-                              "positives": dict(zip(heads.names[:heads.n_major], map(int, positives)))}
-        logger.info("oversample=%s (k=%d): training set of %d records (%d distinct) from %d", config.oversample,
-                    k, len(pool), info["oversample"]["n_distinct_records"], n_records)
-    return batches.JointBatchSampler(n_records, config.batch_size, seed=config.seed,
-                                     batches_per_epoch=config.batches_per_epoch, rank=dist_info.rank,
-                                     world_size=dist_info.world_size, pool=pool), info
 
 
 def _write_run_info(path: Path, config: TrainConfig, heads: _Heads, sampling: dict[str, Any],
@@ -499,103 +382,3 @@ def _save_checkpoint(path: Path, state: _State, batch_in_epoch: int, sampler_sta
         "config": config_to_dict(config), "label_names": heads.names[:heads.n_major], "head_names": heads.names,
         "n_major": heads.n_major, "aux_tasks": heads.aux_defs, "fs": getattr(train_ds, "fs", None),
         "ecgkit_version": __version__}, path)
-
-
-# --------------------------------------------------------------------------- logging
-
-class _Log:
-    """Interval losses and throughput, TensorBoard (when installed), the progress bar and the result."""
-
-    def __init__(self, config: TrainConfig, out: Path, head_names: list[str], dist_info: _Dist,
-                 device: torch.device, resumed_at: int | None,
-                 on_epoch: Callable[[Mapping[str, Any]], None] | None = None):
-        self.config, self.out, self.head_names, self.dist = config, out, head_names, dist_info
-        self.resumed_at, self.on_epoch = resumed_at, on_epoch
-        self.ep_t0, self.ep_samples = time.perf_counter(), 0
-        n = len(head_names)
-        self.iv_sum = torch.zeros(n, dtype=torch.float64, device=device)
-        self.iv_cnt = torch.zeros(n, dtype=torch.float64, device=device)
-        self.iv_t0, self.iv_samples = time.perf_counter(), 0
-        self.t0, self.samples = time.perf_counter(), 0
-        self.losses: list[tuple[int, float]] = []
-        self.rates: list[tuple[int, float]] = []
-        self.writer = _tensorboard(out, resumed_at) if config.tensorboard and dist_info.main else None
-
-    def progress(self, loader: Any, epoch: int) -> Any:
-        if self.config.progress and self.dist.main:
-            from tqdm import tqdm
-            return tqdm(loader, desc=f"epoch {epoch + 1}/{self.config.epochs}", total=len(loader), leave=False)
-        return loader
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.t0
-
-    def step(self, state: _State, task_losses: torch.Tensor, present: torch.Tensor, n: int, lr: float) -> None:
-        tl = task_losses.detach().double()
-        self.iv_sum += tl
-        self.iv_cnt += present
-        state.ep_sum += tl  # type: ignore[operator]
-        state.ep_cnt += present  # type: ignore[operator]
-        self.iv_samples += n
-        self.samples += n
-        self.ep_samples += n
-        if state.step % self.config.log_interval:
-            return
-        per_head, seen = (self.iv_sum / self.iv_cnt.clamp(min=1)).tolist(), self.iv_cnt.tolist()
-        mean_loss = float(self.iv_sum.sum() / self.iv_cnt.sum().clamp(min=1))
-        rate = self.iv_samples * self.dist.world_size / max(time.perf_counter() - self.iv_t0, 1e-9)
-        self.losses.append((state.step, mean_loss))
-        self.rates.append((state.step, rate))
-        if self.dist.main:
-            heads = " ".join(f"{h}={v:.4f}" for h, v, c in zip(self.head_names, per_head, seen) if c)
-            logger.info("step %d epoch %d loss %.4f lr %.3e samples/s %.0f | %s", state.step, state.epoch, mean_loss,
-                        lr, rate, heads)
-            if self.writer is not None:
-                self.writer.add_scalar("train/loss", mean_loss, state.step)
-                self.writer.add_scalar("train/lr", lr, state.step)
-                self.writer.add_scalar("train/samples_per_s", rate, state.step)
-        self.iv_sum.zero_()
-        self.iv_cnt.zero_()
-        self.iv_t0, self.iv_samples = time.perf_counter(), 0
-
-    def epoch(self, epoch: int, row: Mapping[str, Any], state: _State) -> None:
-        seconds = time.perf_counter() - self.ep_t0
-        rate = self.ep_samples * self.dist.world_size / max(seconds, 1e-9)
-        left = self.config.epochs - (epoch + 1)
-        if self.config.max_steps is not None and state.step:
-            left = min(left, math.ceil(max(self.config.max_steps - state.step, 0) / max(state.step / (epoch + 1), 1)))
-        logger.info("epoch %d/%d done: train loss %.4f, val macro AUROC %.4f, val loss %.4f, %s score %.4f "
-                    "(best %.4f, %d epoch(s) without gain)", epoch + 1, self.config.epochs, row["train_loss"],
-                    row["val_macro_auroc"], row["val_loss"], self.config.early_stopping, row["val_score"], state.best,
-                    state.bad_epochs)
-        if self.writer is not None:
-            self.writer.add_scalar("val/macro_auroc", row["val_macro_auroc"], state.step)
-            self.writer.add_scalar("val/loss", row["val_loss"], state.step)
-            self.writer.add_scalar("train/epoch_loss", row["train_loss"], state.step)
-        if self.on_epoch is not None and self.dist.main:
-            self.on_epoch({**row, "epochs": self.config.epochs, "samples_per_s": rate, "epoch_s": seconds,
-                           "eta_s": seconds * left, "best": state.best, "bad_epochs": state.bad_epochs})
-        self.ep_t0, self.ep_samples = time.perf_counter(), 0
-
-    def finish(self, state: _State, *, stopped_early: bool) -> TrainResult:
-        if self.writer is not None:
-            self.writer.close()
-        if self.dist.world_size > 1:  # no rank returns before rank 0 has written the run's files
-            torch.distributed.barrier()
-        rate = self.samples * self.dist.world_size / max(time.perf_counter() - self.t0, 1e-9)
-        best = state.best if np.isfinite(state.best) else float("nan")
-        best_rows = [r for r in state.history if r["step"] == state.best_step]
-        best_auc = float(best_rows[-1]["val_macro_auroc"]) if best_rows and np.isfinite(best) else float("nan")
-        return TrainResult(self.out, state.step, len(state.history), best_auc, state.history, self.losses, self.rates,
-                           stopped_early, rate, best, resumed_from_step=self.resumed_at)
-
-
-def _tensorboard(out: Path, resumed_at: int | None) -> Any:
-    """A SummaryWriter under RUN_DIR/tb, or None (one notice) when tensorboard is not installed."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # torch imports tensorboard lazily; it is optional
-        logger.warning("tensorboard is not installed: no TensorBoard events (metrics.csv is written as usual; "
-                       "pip install tensorboard to get them)")
-        return None
-    return SummaryWriter(str(out / "tb"), purge_step=resumed_at)
