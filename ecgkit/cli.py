@@ -618,7 +618,7 @@ def export_cmd(run_dir: str, out_path: Path, fmt: str, checkpoint: str, shards_d
 
 
 @main.command("predict")
-@click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("model_path", type=click.Path(exists=True))
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Predictions Parquet file.")
@@ -640,6 +640,10 @@ def predict_cmd(model_path: str, sources: tuple[Path, ...], out_path: Path, thre
     key = os.environ.get("ECGKIT_PSEUDONYM_KEY") if pseudonymize else None
     if pseudonymize and not key:
         raise click.UsageError("--pseudonymize needs the key in the ECGKIT_PSEUDONYM_KEY environment variable")
+    if Path(model_path).is_dir():
+        hint = (f"it is a training run: export it first, `ecgkit export {model_path} --out model.pt`"
+                if (Path(model_path) / "config.yaml").is_file() else "give the model file `ecgkit export` wrote")
+        raise click.BadParameter(f"{model_path!r} is a folder, not a model file; {hint}", param_hint="'MODEL_PATH'")
     model = load_model(model_path)
     cfg = PredictConfig(batch_size=batch_size, workers=workers, device=device, compile=compile_,
                         threshold=threshold, pseudonymize_key=key)

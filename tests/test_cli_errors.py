@@ -173,3 +173,14 @@ def test_traceback_only_with_vv(tiny: dict[str, Path]) -> None:
     assert "Traceback" not in quiet.stderr
     assert "Traceback" in loud.stderr and loud.returncode == DATA
     assert loud.stderr.rstrip().splitlines()[-1] == quiet.stderr.rstrip().splitlines()[-1]
+
+
+def test_predict_given_a_run_or_cohort_folder_instead_of_a_model_file(tiny: dict[str, Path]) -> None:
+    run = tiny["root"] / "fake_run"
+    run.mkdir(exist_ok=True)
+    (run / "config.yaml").write_text("blocks: 1\n")
+    proc = ecgkit("predict", "fake_run", "raw", "--out", "p.parquet", cwd=tiny["root"])
+    assert_error(proc, USAGE, "'fake_run' is a folder", "ecgkit export fake_run --out model.pt")
+    proc = ecgkit("predict", "cohort", "raw", "--out", "p.parquet", cwd=tiny["root"])
+    assert_error(proc, USAGE, "'cohort' is a folder", "the model file")
+    assert not (tiny["root"] / "p.parquet").exists()
