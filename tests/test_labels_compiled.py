@@ -155,8 +155,6 @@ def test_explain_agrees_with_the_compiled_provenance():
     assert prov == [provenance(explain(t)) for t in texts]
 
 
-@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(),
-                    reason="the call log is patched into forked workers")
 def test_workers_use_the_compiled_pass_and_agree(tmp_path, monkeypatch):
     import ecgkit.labels.compiled as compiled
 
@@ -174,10 +172,13 @@ def test_workers_use_the_compiled_pass_and_agree(tmp_path, monkeypatch):
     monkeypatch.setattr(compiled, "label_batch", logged)
     two = explain_many(texts, vocab, -1, workers=2)
     assert (one[0] == two[0]).all() and one[1] == two[1] and one[2] == two[2]
-    pids = set(log.read_text().split())
-    assert len(pids) >= 2 and str(os.getpid()) not in pids  # every task ran the compiled pass in a worker
     every = explain_many(texts, vocab, -1, workers=0)  # 0: one per core
     assert (one[0] == every[0]).all() and one[1] == every[1]
+    # which process ran the compiled pass: the patched function reaches the workers only where they are
+    # forked (Linux, as CI); under spawn they import the real one, and the agreement above is the check
+    if "fork" in multiprocessing.get_all_start_methods():
+        pids = set(log.read_text().split())
+        assert len(pids) >= 2 and str(os.getpid()) not in pids  # every task ran in a worker
 
 
 def test_report_status_and_engine_argument():
