@@ -112,6 +112,34 @@ def test_training_loss_ignores_undefined_labels(sharded: tuple[Path, dict[str, P
     assert np.all(grad[defined] != 0.0)
 
 
+def test_task_aware_batches_draw_only_records_whose_cohort_defines_the_task(
+        sharded: tuple[Path, dict[str, Path]], tmp_path: Path) -> None:
+    from ecgkit.sampler import TaskAwareSampler
+    from ecgkit.trainer import TrainConfig, train
+
+    shards, _ = sharded
+    ds = ShardDataset(shards, "train")
+    sampler = TaskAwareSampler(ds.labels, 16, seed=0, batches_per_epoch=400)
+    tasks_seen = set()
+    for task, idx in list(sampler)[:200]:
+        tasks_seen.add(int(task))
+        assert ds.defined[idx, task].all(), (UNION[task], sorted(set(ds.cohorts[idx])))
+    # a label only one cohort defines (VPC: muse) is drawn from that cohort alone; one both define from both
+    vpc, lvh = UNION.index("VPC"), UNION.index("LVH")
+    batches_ = list(sampler)[:400]
+    vpc_rows = np.concatenate([idx for task, idx in batches_ if int(task) == vpc])
+    lvh_rows = np.concatenate([idx for task, idx in batches_ if int(task) == lvh])
+    assert set(ds.cohorts[vpc_rows]) == {"muse"} and set(ds.cohorts[lvh_rows]) == {"muse", "local"}
+    # tasks never drawn are exactly those without a known positive and a known negative
+    lacking = {t for t in range(len(UNION)) if not ((ds.labels[:, t] == 1).any() and (ds.labels[:, t] == 0).any())}
+    assert tasks_seen == set(range(len(UNION))) - lacking
+    # and a task-aware run trains on the union of cohorts end to end
+    res = train(TrainConfig(shards_dir=str(shards), sampler="task_aware", blocks=1,
+                            base_filters=8, batch_size=8, epochs=1, batches_per_epoch=12, device="cpu",
+                            compile=False, num_workers=0, progress=False, tensorboard=False), tmp_path / "run")
+    assert res.step == 12 and all(np.isfinite(loss) for _, loss in res.interval_losses)
+
+
 def test_mapping_files_and_merge_errors(tmp_path: Path) -> None:
     (tmp_path / "m.csv").write_text("name,canonical\naf,AFIB\nlv_hypertrophy,LVH\n")
     assert read_label_mapping(tmp_path / "m.csv") == {"af": "AFIB", "lv_hypertrophy": "LVH"}
