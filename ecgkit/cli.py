@@ -182,6 +182,8 @@ _PAPER_OPTIONS = (  # TrainConfig keys of the papers' settings (issue 20), as `e
     click.option("--base-filters", type=int, help="Filters of the first block (Hannun 32, Hughes 64)."),
     click.option("--filter-growth", type=click.Choice(["double", "linear"]),
                  help="Width every 4 blocks: double (Hannun) or linear (Hughes' 64k reading)."),
+    click.option("--kernel-size", type=click.IntRange(1, 255),
+                 help="Convolution kernel of every layer (Hannun 16; the CO-TASK authors' code 25)."),
     click.option("--head", type=click.Choice(["mean", "flatten"]),
                  help="mean: pool the final map over time; flatten: Hughes' flattened map."),
     click.option("--major-tasks", help="Comma-separated major tasks (sampler weights, aux pairs, early stopping)."),

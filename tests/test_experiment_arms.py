@@ -50,8 +50,12 @@ def test_cotask_table8_arms() -> None:
     (stl,) = plan["single_task_major"]
     assert stl.tasks == ("LVH",) and stl.major_tasks == ("LVH",) and stl.aux_tasks == 0
     multi = {a: c for a, (c,) in plan.items() if a != "single_task_major"}
-    assert all(c.tasks == ("LVH", "RVH", "IVCD", "LBBB", "AFIB") and c.major_tasks == ("LVH",)
+    assert all(c.tasks == ("LVH", "AFIB", "RBBB", "1AVB", "RVH") and c.major_tasks == ("LVH",)
                for c in multi.values())
+    # the CO-TASK authors' code settings (github.com/Microsheep/COTASK) on every arm
+    assert all((c.major_weight, c.kernel_size, c.base_filters, c.lr) == (5.0, 25, 64, 1e-4)
+               for cs in plan.values() for c in cs)
+    assert multi["cotask"].aux_major_pairs == 4
     assert {a: (c.sampler, c.weighting, c.aux_tasks) for a, c in multi.items()} == {
         "mtl_no_sampler": ("joint", "equal", 0), "mtl_major_task_sampler": ("major_task", "equal", 0),
         "mtl_task_aware_sampler": ("task_aware", "equal", 0), "dwa": ("joint", "dwa", 0),

@@ -52,6 +52,22 @@ def test_flatten_head_and_width_are_saved_and_rebuilt(fakes: dict, tmp_path: Pat
         assert model(x).shape == (4, 3)
 
 
+def test_kernel_size_reaches_every_convolution_and_the_checkpoint(fakes: dict, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    T.train(_cfg(kernel_size=25), run, datasets=fakes)  # the CO-TASK authors' kernel
+    ckpt = T.load_checkpoint(run / "best.pt")
+    assert ckpt["model_config"]["kernel_size"] == 25
+    model = _model_from_ckpt(ckpt).eval()
+    kernels = {m.weight.shape[-1] for m in model.modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d))
+               and m.weight.shape[-1] > 1}
+    assert kernels == {25}
+    x = torch.from_numpy(fakes["val"].get_batch(np.arange(4))[0])
+    with torch.no_grad():
+        assert model(x).shape == (4, 3)
+    with pytest.raises(ValueError, match="kernel_size"):
+        _cfg(kernel_size=0)
+
+
 def test_ucsf_option_trains_on_the_subset_and_records_its_size(fakes: dict, tmp_path: Path) -> None:
     run = tmp_path / "run"
     k = 40
@@ -211,7 +227,7 @@ def test_cli_options_reach_the_train_config(tmp_path: Path, monkeypatch: pytest.
 
     monkeypatch.setattr(ecgkit.trainer, "train", fake_train)
     args = ["train", str(tmp_path), "--out", str(tmp_path / "run"), "--blocks", "16", "--base-filters", "64",
-            "--filter-growth", "linear", "--head", "flatten", "--sampler", "joint", "--oversample", "ucsf",
+            "--filter-growth", "linear", "--head", "flatten", "--kernel-size", "25", "--sampler", "joint", "--oversample", "ucsf",
             "--oversample-k", "4000", "--major-tasks", "LVH,AFIB", "--early-stopping", "val_loss",
             "--early-stopping-min-positives", "5", "--sharing", "cross-stitch", "--method", "damtl",
             "--damtl-tasks", "LVH+AFIB,LVH+VT", "--lambda-l1", "1e-5", "--lambda-cmmd", "0.5", "--no-progress"]
@@ -219,6 +235,7 @@ def test_cli_options_reach_the_train_config(tmp_path: Path, monkeypatch: pytest.
     assert result.exit_code == 0, result.output
     cfg = seen["cfg"]
     assert (cfg.blocks, cfg.base_filters, cfg.filter_growth, cfg.head) == (16, 64, "linear", "flatten")
+    assert cfg.kernel_size == 25
     assert (cfg.sampler, cfg.oversample, cfg.oversample_k) == ("joint", "ucsf", 4000)
     assert cfg.major_tasks == ("LVH", "AFIB")
     assert (cfg.early_stopping, cfg.early_stopping_min_positives) == ("val_loss", 5)

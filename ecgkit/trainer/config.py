@@ -105,6 +105,8 @@ class TrainConfig:
     # "mean" pools the final map over time (Hannun, CO-TASK); "flatten" feeds the whole (C, T') map
     # to each task's logistic regression (Hughes: 256 x 10 at 2,500 samples); needs fixed-length records
     head: Literal["mean", "flatten"] = "mean"
+    # convolution kernel of every layer: Hannun 16; the CO-TASK authors' code uses 25 (odd: symmetric padding)
+    kernel_size: int = 16
     # maximum epochs; early stopping usually ends sooner
     epochs: int = 30
     # batches per epoch (None: the sampler's default, about one pass over the training records)
@@ -185,6 +187,8 @@ class TrainConfig:
         if self.head not in ("mean", "flatten") or self.filter_growth not in ("double", "linear"):
             raise ValueError(f"head must be mean or flatten and filter_growth double or linear, got "
                              f"{self.head!r}, {self.filter_growth!r}")
+        if int(self.kernel_size) != self.kernel_size or not 1 <= self.kernel_size <= 255:
+            raise ValueError(f"kernel_size must be an integer in [1, 255], got {self.kernel_size!r}")
         if not 0.0 <= self.label_noise <= 1.0:
             raise ValueError(f"label_noise must lie in [0, 1], got {self.label_noise}")
         if self.aux_tasks < 0:

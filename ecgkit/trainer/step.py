@@ -28,7 +28,8 @@ def _build(cfg: TrainConfig, n_leads: int, n_heads: int, n_samples: int | None =
     torch.manual_seed(cfg.seed)
     model_cfg = ResNet1dConfig(
         n_tasks=n_heads, n_leads=n_leads, n_blocks=cfg.blocks, dropout=cfg.dropout, base_filters=cfg.base_filters,
-        filter_growth=cfg.filter_growth, head=cfg.head, n_samples=n_samples if cfg.head == "flatten" else None)
+        filter_growth=cfg.filter_growth, head=cfg.head, kernel_size=cfg.kernel_size,
+        n_samples=n_samples if cfg.head == "flatten" else None)
     model: Any = ResNet1d(model_cfg)
     if cfg.sharing == "cross_stitch":
         from dataclasses import asdict
