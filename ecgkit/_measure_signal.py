@@ -156,6 +156,9 @@ def _nearest(x: NDArray[np.int64], y: NDArray[np.int64]) -> NDArray[np.int64]:
 PAUSE_RR_RATIO = 1.5
 #: A beat found in a pause counts when this many other independent leads show it within 100 ms.
 PAUSE_MIN_LEADS = 2
+#: A median RR over this many seconds (a rate under 60/min) has every interval searched for beats
+#: the measured lead misses (:func:`fill_pauses`).
+SLOW_RR_S = 1.0
 
 
 def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer], lead: int,
@@ -175,10 +178,17 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
     if pk.size < 3:
         return pk
     rr = np.diff(pk)
-    gaps = np.flatnonzero(rr > PAUSE_RR_RATIO * float(np.median(rr)))
+    ref = int(round(refractory_ms * fs / 1000.0))
+    pause = rr > PAUSE_RR_RATIO * float(np.median(rr))
+    # a slow rate may be every other beat: bigeminy whose premature beats the lead does not show
+    # leaves a regular rhythm at half the rate, with no pause to find; then every interval is
+    # searched, from past the previous beat's T wave (a premature beat that early is an R on T,
+    # a large QRS the lead shows)
+    slow = float(np.median(rr)) > SLOW_RR_S * fs
+    gaps = np.arange(rr.size) if slow else np.flatnonzero(pause)
     if gaps.size == 0:
         return pk
-    ref = int(round(refractory_ms * fs / 1000.0))
+    after = np.where(pause[gaps], ref, int(round(T_WAVE_MAX_MS * fs / 1000.0)))
     found: list[NDArray[np.int64]] = []
     leads = [i for i in _INDEPENDENT if i != lead and usable[i]]
     if not leads:
@@ -189,7 +199,7 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
             other = detect(row)
         except Exception:  # a lead the library cannot read does not vote
             continue
-        inside = [other[(other > pk[g] + ref) & (other < pk[g + 1] - ref)] for g in gaps]
+        inside = [other[(other > pk[g] + a) & (other < pk[g + 1] - ref)] for g, a in zip(gaps, after)]
         found.append(np.concatenate(inside) if inside else np.zeros(0, np.int64))
     if not found:
         return pk
@@ -203,7 +213,41 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
         if votes >= PAUSE_MIN_LEADS:
             added.append(int(np.median(cand[j:k])))
         j = k
-    return np.sort(np.concatenate([pk, np.asarray(added, dtype=np.int64)])) if added else pk
+    if not added:
+        return pk
+    # a wide premature QRS peaks at different times in different leads: two clusters closer than the
+    # refractory period are one beat (its first cluster kept)
+    merged = [added[0]]
+    for a in added[1:]:
+        if a - merged[-1] >= ref:
+            merged.append(a)
+    return np.sort(np.concatenate([pk, np.asarray(merged, dtype=np.int64)]))
+
+
+#: A beat is premature when its RR is under this share of the median RR, or of the RR after it.
+PREMATURE_RR_RATIO = 0.85
+
+
+def dominant_beats(peaks: NDArray[np.integer], fs: float) -> NDArray[np.int64]:
+    """The beats of the dominant rhythm: ``peaks`` less the premature ones (RR before the beat under
+    ``PREMATURE_RR_RATIO`` of the median RR or of the RR after it: an ectopic beat and its
+    compensatory pause), which carry another QRS shape (ventricular) or P wave (atrial).
+
+    A median beat over all beats is the ectopic beat's shape when every other beat is ectopic
+    (bigeminy); intervals (QRS duration, PR) are read on the dominant beats, as a reader does. With
+    fewer than 3 dominant beats (an irregular rhythm), ``peaks`` unchanged.
+    """
+    pk = np.sort(np.asarray(peaks, dtype=np.int64))
+    if pk.size < 4:
+        return pk
+    rr = np.diff(pk).astype(np.float64)
+    prev, nxt = rr[:-1], rr[1:]  # around beats 1 .. n-2
+    early = (prev < PREMATURE_RR_RATIO * float(np.median(rr))) | (prev < PREMATURE_RR_RATIO * nxt)
+    keep = np.ones(pk.size, dtype=bool)
+    keep[1:-1] = ~early
+    # the last beat has no RR after it: premature by the median alone
+    keep[-1] = not rr[-1] < PREMATURE_RR_RATIO * float(np.median(rr))
+    return pk[keep] if keep.sum() >= 3 else pk
 
 
 def rr_features(peaks: NDArray[np.integer], fs: float) -> dict[str, float]:

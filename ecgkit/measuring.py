@@ -240,7 +240,8 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
             except Exception as exc:  # the library failing on this record: recorded, never a crash
                 reasons.append(_failed("neurokit2.ecg_delineate", exc))
             velocity = ms.spatial_velocity(sig, fs)
-            row["qrs_global_ms"], onset_before_r = ms.global_qrs(sig, fs, peaks, velocity)
+            dominant = ms.dominant_beats(peaks, fs)  # without ectopic beats (bigeminy's PVCs)
+            row["qrs_global_ms"], onset_before_r = ms.global_qrs(sig, fs, dominant, velocity)
             if waves is not None:
                 row.update(ms.intervals(waves, fs, row["rr_mean_ms"]))
                 pr, pr_iqr = ms.pr_to_global_onset(waves, beats, fs, onset_before_r)
@@ -248,7 +249,7 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
                     row["pr_ms"], row["pr_iqr_ms"] = pr, pr_iqr
                 t_end = (waves["T_Offsets"] - beats) * (1000.0 / fs)
                 t_end = t_end[np.isfinite(t_end) & (t_end > 0)]
-                pr = ms.global_pr(sig, fs, peaks, onset_before_r,
+                pr = ms.global_pr(sig, fs, dominant, onset_before_r,
                                   float(np.median(t_end)) if t_end.size else math.nan, velocity)
                 if math.isfinite(pr) and ms.p_polarity(clean, fs, beats, onset_before_r) < 0:
                     # neurokit2's delineator looks for an upright P: when the P is inverted in the
