@@ -552,8 +552,8 @@ def global_pr(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer
     if long.size == 0:
         return math.nan
     k = int(long[-1])
-    if above[starts[k]] == 0:  # the run starts with the search window: its onset is not seen
-        return math.nan
+    if above[starts[k]] <= int(0.01 * fs):  # the run starts with the search window: its onset is not
+        return math.nan                     # seen (the previous T wave's tail, or a P inside it)
     pr = float(qon - (lo + above[starts[k]])) * 1000.0 / fs
     return pr if 0 < pr < 600 else math.nan
 
