@@ -7,7 +7,7 @@
 # Usage: benchmarks/device_tables.sh OUTDIR [PATIENTS] [EPOCHS] [TRAIN_END_S] [COMPARE_END_S]
 #   TRAIN_END_S / COMPARE_END_S: seconds after the start by which training / comparing must end.
 #   Env: SPEC (default pipelines/experiment_tables.yaml), DEVICE (cuda), WORKDIR (/dev/shm/tables),
-#   TABLES (default "1 3 4 5": which tables' arms to train and compare).
+#   TABLES (default "1 3 4 5"; 2 adds the samplers: which tables' arms to train and compare).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/tmp/out}; patients=${2:-20000}; epochs=${3:-10}; train_end=${4:-280}; compare_end=${5:-375}
@@ -50,6 +50,8 @@ if want 1; then for task in LVH 1AVB APC; do run_train single_task 0 $task; done
 if want 3; then for arm in cotask_dwa cotask_uncertainty; do run_train $arm 0; done; fi
 if want 4; then for arm in multi_task_noise10 multi_task_noise30 multi_task_noise50 cotask_noise10 cotask_noise30 \
     cotask_noise50; do run_train $arm 0; done; fi
+if want 2; then for arm in sampler_major_task sampler_inverse sampler_sqrt sampler_no_class_weight sampler_ucsf; do
+    run_train $arm 0; done; fi
 if want 5; then for arm in cotask_aux4 cotask_aux8 cotask_aux32; do run_train $arm 0; done; fi
 ( while (( $(since) < train_end )); do sleep 30
     echo "gpu at $(since) s: $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null)"
@@ -71,6 +73,7 @@ compare t1 multi_task,task_aware,cotask 0,1,2 &
 want 1 && compare t1_single multi_task,task_aware,cotask,single_task 0 &
 want 3 && compare t3_weighting cotask,cotask_dwa,cotask_uncertainty 0 &
 for n in 10 30 50; do want 4 && compare t4_noise$n multi_task_noise$n,cotask_noise$n 0 & done
+want 2 && compare t2_samplers multi_task,sampler_major_task,task_aware,sampler_inverse,sampler_sqrt,sampler_no_class_weight,sampler_ucsf 0 &
 want 5 && compare t5_aux task_aware,cotask_aux4,cotask_aux8,cotask,cotask_aux32 0 &
 wait
 for f in "$W"/logs/compare_*.txt; do echo "== $f"; grep -E "Error|error|Traceback|interrupted" "$f" | tail -5; tail -1 "$f"

@@ -169,6 +169,15 @@ def test_tables_spec_resolves_to_the_issue_arms() -> None:
     assert {a: c[0].aux_tasks for a, c in cfgs.items() if a.startswith("cotask_aux")} == {
         "cotask_aux4": 4, "cotask_aux8": 8, "cotask_aux32": 32}
     assert cfgs["cotask_dwa"][0].weighting == "dwa" and cfgs["cotask_uncertainty"][0].weighting == "uncertainty"
+    # table 2: the samplers
+    assert {a: (c[0].sampler, c[0].weight_fn, c[0].oversample, c[0].major_tasks) for a, c in cfgs.items()
+            if a.startswith("sampler_")} == {
+        "sampler_major_task": ("major_task", "log", "none", ("LVH",)),
+        "sampler_inverse": ("task_aware", "inverse", "none", None),
+        "sampler_sqrt": ("task_aware", "sqrt", "none", None),
+        "sampler_no_class_weight": ("task_aware", "none", "none", None),
+        "sampler_ucsf": ("joint", "log", "ucsf", None)}
+    assert cfgs["sampler_ucsf"][0].oversample_k == 4000
     assert all(c[0].label_noise == 0 for a, c in cfgs.items() if "noise" not in a)
     with pytest.raises(ConfigError, match="not trainable"):
         pipe._arm_groups("st", {"per_task": True}, {"tasks": ["VT"]}, ["LVH"])
