@@ -31,7 +31,7 @@ pr_ms .. n_delineated  ``--delineate`` only (NaN otherwise): medians over beats 
                        QTc (Bazett, Fridericia), PR interquartile range, P-wave presence share,
                        beats with a delineated QRS, from ``nk.ecg_delineate`` (method "prominence")
 qrs_global_ms          ``--delineate`` only: global QRS of the 8 independent leads (spatial velocity
-                       of the median beat, :func:`ecgkit._measure_signal.global_qrs_ms`)
+                       of the median beat, :func:`ecgkit._measure_global.global_qrs_ms`)
 bsqi_by_lead           ``bsqi_by_lead=True`` only: bSQI of each of the 12 leads
 measure_reason         why a value is NaN (the library and its error); null when none is missing
 =====================  ======================================================================
@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from ecgkit import _measure_global as mg
 from ecgkit import _measure_signal as ms
 from ecgkit.engines import map_tasks
 from ecgkit.errors import ConfigError, RecordError, SchemaError
@@ -239,19 +240,19 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
                 waves = ms.delineate(clean, beats, fs, config.delineate_method)
             except Exception as exc:  # the library failing on this record: recorded, never a crash
                 reasons.append(_failed("neurokit2.ecg_delineate", exc))
-            velocity = ms.spatial_velocity(sig, fs)
+            velocity = mg.spatial_velocity(sig, fs)
             dominant = ms.dominant_beats(peaks, fs)  # without ectopic beats (bigeminy's PVCs)
-            row["qrs_global_ms"], onset_before_r = ms.global_qrs(sig, fs, dominant, velocity)
+            row["qrs_global_ms"], onset_before_r = mg.global_qrs(sig, fs, dominant, velocity)
             if waves is not None:
                 row.update(ms.intervals(waves, fs, row["rr_mean_ms"]))
-                pr, pr_iqr = ms.pr_to_global_onset(waves, beats, fs, onset_before_r)
+                pr, pr_iqr = mg.pr_to_global_onset(waves, beats, fs, onset_before_r)
                 if math.isfinite(pr):  # else the lead's own QRS onset stays the PR end
                     row["pr_ms"], row["pr_iqr_ms"] = pr, pr_iqr
                 t_end = (waves["T_Offsets"] - beats) * (1000.0 / fs)
                 t_end = t_end[np.isfinite(t_end) & (t_end > 0)]
-                pr = ms.global_pr(sig, fs, dominant, onset_before_r,
+                pr = mg.global_pr(sig, fs, dominant, onset_before_r,
                                   float(np.median(t_end)) if t_end.size else math.nan, velocity)
-                if math.isfinite(pr) and ms.p_polarity(clean, fs, beats, onset_before_r) < 0:
+                if math.isfinite(pr) and mg.p_polarity(clean, fs, beats, onset_before_r) < 0:
                     # neurokit2's delineator looks for an upright P: when the P is inverted in the
                     # measured lead (an ectopic atrial focus), the global P onset is the PR start
                     row["pr_ms"] = pr

@@ -1,0 +1,192 @@
+"""Multi-lead (global) wave measurements behind :func:`ecgkit.measuring.measure_signal`: the spatial
+velocity of the 8 independent leads, the global QRS duration and onset, the global PR interval, the
+P wave's polarity in the measured lead, and the PR from a lead's P onsets to the global QRS onset.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.signal import butter
+
+
+#: Independent leads of the 12 (I, II, V1-V6): III, aVR, aVL, aVF are linear combinations of I and II.
+_INDEPENDENT = (0, 1, 6, 7, 8, 9, 10, 11)
+#: Global QRS threshold: share of the median beat's peak spatial velocity (above its 10th percentile).
+GLOBAL_QRS_FRACTION = 0.1
+#: Above-threshold runs closer than this are one QRS: the spatial velocity dips at the R apex and
+#: between the components of a notched or bundle-branch-block QRS.
+GLOBAL_QRS_GAP_S = 0.02
+_GQRS_SOS: dict[float, NDArray[np.float64]] = {}
+
+
+def global_qrs_ms(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer]) -> float:
+    """Global QRS duration (ms); see :func:`global_qrs`."""
+    return global_qrs(signal, fs, peaks)[0]
+
+
+def spatial_velocity(signal: NDArray[np.floating], fs: float) -> NDArray[np.float64]:
+    """Spatial velocity ``sqrt(sum over the 8 independent leads of (dV/dt)^2)`` (mV/s) after a 1-40 Hz
+    band-pass (zero phase, so wave onsets do not move)."""
+    sos = _GQRS_SOS.get(fs)
+    if sos is None:  # filter coefficients per rate (a cache of constants)
+        sos = butter(2, [1.0, min(40.0, 0.45 * fs)], btype="bandpass", fs=fs, output="sos")
+        _GQRS_SOS[fs] = sos
+    from scipy.signal import sosfiltfilt
+
+    x = sosfiltfilt(sos, np.asarray(signal, dtype=np.float64)[list(_INDEPENDENT)], axis=1)
+    return np.asarray(np.sqrt((np.gradient(x, axis=1) ** 2).sum(axis=0)) * fs, dtype=np.float64)
+
+
+def _runs(mask_idx: NDArray[np.int64], gap: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Start and end positions (into ``mask_idx``) of runs of indices closer than ``gap``."""
+    cuts = np.flatnonzero(np.diff(mask_idx) > gap)
+    return np.concatenate([[0], cuts + 1]), np.concatenate([cuts, [mask_idx.size - 1]])
+
+
+def global_qrs(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer],
+               velocity: NDArray[np.float64] | None = None) -> tuple[float, float]:
+    """Global QRS duration and its onset before the R peaks (both ms) from the spatial velocity of
+    the 8 independent leads.
+
+    The multi-lead convention of electrocardiographs (earliest QRS onset to latest offset over the
+    leads, CSE Working Party, Willems et al., Circulation 1985;71:523) computed as in vectorcardiographic
+    delineation: band-pass 1-40 Hz, spatial velocity ``sqrt(sum over leads of (dV/dt)^2)``, median
+    over beats aligned on the R peaks, then the span of the run above ``GLOBAL_QRS_FRACTION`` of its
+    peak (runs closer than ``GLOBAL_QRS_GAP_S`` merged) within -100..+150 ms of the R peak.
+    A single lead misses forces that are perpendicular to it (RBBB terminal forces in lead II).
+    NaN (both) with fewer than 2 beats 300 ms from the record's edges. ``velocity``: the record's
+    :func:`spatial_velocity`, when the caller has it already.
+    """
+    nan = (math.nan, math.nan)
+    w = int(0.3 * fs)
+    pk = np.asarray(peaks, dtype=np.int64)
+    pk = pk[(pk >= w) & (pk < np.asarray(signal).shape[1] - w)]
+    if pk.size < 2:
+        return nan
+    v = spatial_velocity(signal, fs) if velocity is None else velocity
+    med = np.median(v[pk[:, None] + np.arange(-w, w)[None, :]], axis=0)  # median beat, R at w
+    near = int(0.08 * fs)
+    top = w - near + int(np.argmax(med[w - near: w + near]))
+    base = float(np.percentile(med, 10))
+    thr = base + GLOBAL_QRS_FRACTION * (float(med[top]) - base)
+    lo = w - int(0.1 * fs)
+    above = np.flatnonzero(med[lo: w + int(0.15 * fs)] > thr) + lo
+    if above.size == 0:
+        return nan
+    starts, ends = _runs(above, int(GLOBAL_QRS_GAP_S * fs))
+    k = min(int(np.searchsorted(above[ends], top)), len(starts) - 1)
+    ms_per = 1000.0 / fs
+    return float(above[ends[k]] - above[starts[k]]) * ms_per, float(w - above[starts[k]]) * ms_per
+
+
+#: The P wave is searched between the previous beat's T end and the PR segment, the velocity's
+#: lowest point between 100 ms and this many seconds before the global QRS onset.
+_P_SEARCH_END_S = 0.01
+#: With no T end, the search starts this long before the QRS onset: beyond the longest PR of
+#: first-degree block the generator draws (340 ms); a marked first-degree block with a P wave on the
+#: preceding T is the case no single-record method reads well.
+_P_SEARCH_FALLBACK_S = 0.35
+
+
+def global_pr(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer], onset_before_r_ms: float,
+              t_end_after_r_ms: float, velocity: NDArray[np.float64] | None = None) -> float:
+    """PR interval (ms): global P onset to global QRS onset, from the spatial velocity's median beat.
+
+    The PR interval runs from the earliest P onset in any lead to the earliest QRS onset in any lead
+    (Surawicz et al., Circulation 2009;119:e235, AHA/ACCF/HRS recommendations part II); both are read
+    as for the global QRS (:func:`global_qrs`): the P wave is the largest spatial velocity between the
+    previous beat's T end (``t_end_after_r_ms`` after its R, from the delineation) and
+    ``_P_SEARCH_END_S`` before the QRS onset, and its onset the start of that run above
+    ``GLOBAL_QRS_FRACTION`` of its peak (runs closer than ``GLOBAL_QRS_GAP_S`` merged). The spatial
+    velocity is blind to the P wave's polarity, so an ectopic atrial P inverted in II and aVF (low
+    atrial rhythm) is read like an upright sinus P, where a single-lead delineator tuned for upright
+    P waves (neurokit2's) reads it wrongly. NaN when no P run is found or fewer than 2 beats fit.
+    """
+    if not math.isfinite(onset_before_r_ms):
+        return math.nan
+    pk = np.asarray(peaks, dtype=np.int64)
+    if pk.size < 3:
+        return math.nan
+    rr = float(np.median(np.diff(pk)))
+    wl, wr = int(min(0.9 * rr, 1.2 * fs)), int(0.05 * fs)
+    pk = pk[(pk >= wl) & (pk < np.asarray(signal).shape[1] - wr)]
+    if pk.size < 2:
+        return math.nan
+    v = spatial_velocity(signal, fs) if velocity is None else velocity
+    med = np.median(v[pk[:, None] + np.arange(-wl, wr)[None, :]], axis=0)  # R at wl
+    qon = wl - int(round(onset_before_r_ms * fs / 1000.0))
+    # the search ends at the PR segment: the velocity's lowest point 10-100 ms before the QRS onset
+    # (the QRS upstroke rises before its 10 % onset and would join the P wave's run)
+    a0 = max(0, qon - int(round(0.1 * fs)))
+    a1 = qon - int(round(_P_SEARCH_END_S * fs))
+    hi = a0 + int(np.argmin(med[a0:a1])) + 1 if a1 > a0 else a1
+    prev_r = wl - rr
+    lo = qon - int(round(_P_SEARCH_FALLBACK_S * fs))
+    if math.isfinite(t_end_after_r_ms) and t_end_after_r_ms > 0:
+        lo = max(lo, int(round(prev_r + t_end_after_r_ms * fs / 1000.0)))
+    lo = int(max(0, prev_r + 0.2 * fs, min(lo, qon - int(0.12 * fs))))
+    if hi - lo < int(0.04 * fs):
+        return math.nan
+    seg = med[lo:hi]
+    base = float(np.percentile(seg, 10))
+    thr = base + GLOBAL_QRS_FRACTION * (float(seg.max()) - base)
+    above = np.flatnonzero(seg > thr)
+    if above.size == 0 or float(seg.max()) <= base:
+        return math.nan
+    starts, ends = _runs(above, int(GLOBAL_QRS_GAP_S * fs))
+    # the P wave is the last wave before the QRS: the latest run of at least 20 ms (earlier runs
+    # are the previous beat's T wave when the T-P segment is short)
+    long = np.flatnonzero(above[ends] - above[starts] >= int(0.02 * fs))
+    if long.size == 0:
+        return math.nan
+    k = int(long[-1])
+    if above[starts[k]] <= int(0.01 * fs):  # the run starts with the search window: its onset is not
+        return math.nan                     # seen (the previous T wave's tail, or a P inside it)
+    pr = float(qon - (lo + above[starts[k]])) * 1000.0 / fs
+    return pr if 0 < pr < 600 else math.nan
+
+
+#: Lead-level P deflections smaller than this (mV) have no polarity (a flat P: half a small square).
+P_POLARITY_MIN_MV = 0.05
+
+
+def p_polarity(clean: NDArray[np.floating], fs: float, peaks: NDArray[np.integer],
+               qrs_onset_before_r_ms: float) -> float:
+    """Sign (+1, -1; NaN when flat or not measurable) of the P wave in one lead.
+
+    The largest deflection of the median beat (beats aligned on their R peaks) between 250 and 30 ms
+    before the (global) QRS onset, from the level of the PR segment 30 ms before the onset; NaN when
+    it is under ``P_POLARITY_MIN_MV``. A sinus P is upright in II (Surawicz et al. 2009); a P
+    inverted in II and aVF is an ectopic (low atrial or junctional) focus.
+    """
+    if not math.isfinite(qrs_onset_before_r_ms):
+        return math.nan
+    q = int(round(qrs_onset_before_r_ms * fs / 1000.0))
+    a, b = q + int(round(0.25 * fs)), q + int(round(0.03 * fs))
+    pk = np.asarray(peaks, dtype=np.int64)
+    pk = pk[pk - a >= 0]
+    if pk.size < 2:
+        return math.nan
+    beat = np.median(np.asarray(clean, dtype=np.float64)[pk[:, None] + np.arange(-a, -b + 1)[None, :]], axis=0)
+    dev = beat - beat[-1]
+    top = dev[int(np.argmax(np.abs(dev)))]
+    return float(np.sign(top)) if abs(top) >= P_POLARITY_MIN_MV else math.nan
+
+
+def pr_to_global_onset(waves: dict[str, NDArray[np.float64]], peaks: NDArray[np.integer], fs: float,
+                       onset_before_r_ms: float) -> tuple[float, float]:
+    """PR interval (ms) from each beat's P onset (one lead) to the global QRS onset, and its IQR.
+
+    The PR interval ends at the earliest QRS onset in any lead (Surawicz et al. 2009); in LBBB the
+    QRS starts late in lead II, and lead II's own onset lengthened PR by ~70 ms on synthetic
+    records. Per beat, R peak - P onset; the median minus the global onset's lead over the R peak.
+    """
+    rp = (np.asarray(peaks, dtype=np.float64) - waves["P_Onsets"]) * (1000.0 / fs)
+    rp = rp[np.isfinite(rp) & (rp > 0) & (rp < 700)]
+    if rp.size == 0 or not math.isfinite(onset_before_r_ms):
+        return math.nan, math.nan
+    pr = float(np.median(rp)) - onset_before_r_ms
+    iqr = float(np.subtract(*np.percentile(rp, [75, 25]))) if rp.size >= 3 else math.nan
+    return (pr, iqr) if 0 < pr < 600 else (math.nan, math.nan)
