@@ -32,7 +32,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ecgkit.ingest import _ptbxl_validation  # noqa: E402
+from ecgkit._ptbxl_db import _ptbxl_validation  # noqa: E402
 from ecgkit.labels import label_manifest, load_vocabulary, report_status  # noqa: E402
 from ecgkit.labels.cohort import label_codes  # noqa: E402
 from ecgkit.labels.core import explain_many  # noqa: E402

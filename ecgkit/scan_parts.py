@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 from ecgkit.engines import Engine, map_tasks
 from ecgkit._deid import PSEUDONYMIZED_PATH, SKIPPED_MAP_FILE, SOURCE_MAP_FILE
 from ecgkit._lock import atomic_write_text
-from ecgkit.ingest import (ScanConfig, _Candidate, _join_ptbxl, _ptbxl_databases, _pseudonymize, _read_chunk, _walk,
-                           _warm_readers, skipped_by_reason)
+from ecgkit._ptbxl_db import _join_ptbxl, _ptbxl_databases
+from ecgkit.ingest import ScanConfig, _Candidate, _pseudonymize, _read_chunk, _walk, _warm_readers, skipped_by_reason
 from ecgkit.manifest import COLUMNS, MANIFEST_FILE, STATUS_QUARANTINED, conform, write_manifest, write_quarantine
 
 logger = logging.getLogger(__name__)
