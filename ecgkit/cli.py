@@ -8,12 +8,12 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import click
 
 from ecgkit import __version__
-from ecgkit._cli_support import (DeviceType, EcgkitGroup, ThresholdType, about, check_device,
+from ecgkit._cli_support import (DeviceType, EcgkitGroup, ThresholdType, _paper_options, about, check_device,
                                  check_quarantine_rate, load_command_config)
 
 C = TypeVar("C")
@@ -176,42 +176,6 @@ def label_cmd(cohort_dir: str, vocabulary: str, uncertain: str, source: str, unc
     if unconfirmed == "drop":
         click.echo(f"label: {res.dropped} unconfirmed records quarantined; see "
                    f"{Path(cohort_dir).resolve() / 'quarantine.parquet'}")
-
-
-_PAPER_OPTIONS = (  # TrainConfig keys of the papers' settings (issue 20), as `ecgkit train` options
-    click.option("--base-filters", type=int, help="Filters of the first block (Hannun 32, Hughes 64)."),
-    click.option("--filter-growth", type=click.Choice(["double", "linear"]),
-                 help="Width every 4 blocks: double (Hannun) or linear (Hughes' 64k reading)."),
-    click.option("--kernel-size", type=click.IntRange(1, 255),
-                 help="Convolution kernel of every layer (Hannun 16; the CO-TASK authors' code 25)."),
-    click.option("--head", type=click.Choice(["mean", "flatten"]),
-                 help="mean: pool the final map over time; flatten: Hughes' flattened map."),
-    click.option("--major-tasks", help="Comma-separated major tasks (sampler weights, aux pairs, early stopping)."),
-    click.option("--major-weight", type=float, help="Task-sampling weight of a major task vs a minor one [4]."),
-    click.option("--aux-major-pairs", type=int,
-                 help="How many of the --aux-tasks pairs include a major task (the rest: minor tasks only)."),
-    click.option("--oversample", type=click.Choice(["none", "ucsf", "duplicate"]),
-                 help="Joint sampler's training set: Hughes' UCSF subset or duplicated positives."),
-    click.option("--oversample-k", type=int, help="Positives per class for --oversample (default 4000)."),
-    click.option("--early-stopping", type=click.Choice(["macro_auroc", "val_loss"]), help="Validation score."),
-    click.option("--early-stopping-min-positives", type=int,
-                 help="Score only tasks with at least this many validation positives."),
-    click.option("--method", type=click.Choice(["standard", "damtl"]), help="damtl: DAMTL's Algorithm 1."),
-    click.option("--damtl-tasks", help="DAMTL tasks: label sets joined by '+', comma-separated (LVH+AFIB,LVH+VT)."),
-    click.option("--lambda-l1", type=float, help="DAMTL: weight of the masks' L1 norm."),
-    click.option("--lambda-cmmd", type=float, help="DAMTL: weight of the conditional MMD."),
-    click.option("--sharing", type=click.Choice(["hard", "cross-stitch", "cross_stitch"]),
-                 callback=lambda ctx, param, v: v.replace("-", "_") if v else v,
-                 help="hard: one shared trunk; cross_stitch: one column per task mixed by cross-stitch units."),
-    click.option("--stitch-columns", "cross_stitch_columns", type=click.Choice(["task", "cohort"]),
-                 help="--sharing cross-stitch: one column per task, or per cohort of multi-cohort shards."),
-)
-
-
-def _paper_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed(_PAPER_OPTIONS):
-        f = option(f)
-    return f
 
 
 def _parse_ratios(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float, float]:
