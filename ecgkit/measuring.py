@@ -251,7 +251,7 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
                 t_end = (waves["T_Offsets"] - beats) * (1000.0 / fs)
                 t_end = t_end[np.isfinite(t_end) & (t_end > 0)]
                 pr = mg.global_pr(sig, fs, dominant, onset_before_r,
-                                  float(np.median(t_end)) if t_end.size else math.nan, velocity)
+                                  float(np.median(t_end)) if t_end.size else math.nan)
                 if math.isfinite(pr) and mg.p_polarity(clean, fs, beats, onset_before_r) < 0:
                     # neurokit2's delineator looks for an upright P: when the P is inverted in the
                     # measured lead (an ectopic atrial focus), the global P onset is the PR start
