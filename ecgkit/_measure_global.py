@@ -26,6 +26,9 @@ def global_qrs_ms(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.int
     return global_qrs(signal, fs, peaks)[0]
 
 
+#: A PR interval under this (ms) is not a P wave's: the shortest PR of pre-excitation is about
+#: 80-120 ms (Wolff-Parkinson-White: PR < 120 ms); a shorter "P onset" is the QRS's own start.
+PR_MIN_MS = 80.0
 #: Upper edge (Hz) of the band the P wave is searched in (:func:`global_pr`). The QRS needs 40 Hz; the
 #: P wave's energy lies below ~20 Hz, and a derivative amplifies what is above it (muscle noise):
 #: on 521 noisy synthetic records with 89 ectopic atrial rhythms, PR within 25 ms rose from 38 % to
@@ -148,7 +151,9 @@ def global_pr(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer
     starts, ends = _runs(above, int(GLOBAL_QRS_GAP_S * fs))
     # the P wave is the last wave before the QRS: the latest run of at least 20 ms (earlier runs
     # are the previous beat's T wave when the T-P segment is short)
-    long = np.flatnonzero(above[ends] - above[starts] >= int(0.02 * fs))
+    # a run that starts under PR_MIN_MS before the QRS onset is the QRS's own slurred start (LBBB)
+    onset_pr = (qon - (lo + above[starts])) * 1000.0 / fs
+    long = np.flatnonzero((above[ends] - above[starts] >= int(0.02 * fs)) & (onset_pr >= PR_MIN_MS))
     if long.size == 0:
         return math.nan
     k = int(long[-1])

@@ -226,9 +226,6 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
     return np.sort(np.concatenate([pk, np.asarray(merged, dtype=np.int64)]))
 
 
-#: A PR interval under this (ms) is not a P wave's: the shortest PR of pre-excitation is about
-#: 80-120 ms (Wolff-Parkinson-White: PR < 120 ms); a shorter "P onset" is the QRS's own start.
-PR_MIN_MS = 80.0
 #: A beat is premature when its RR is under this share of the median RR, or of the RR after it.
 PREMATURE_RR_RATIO = 0.85
 

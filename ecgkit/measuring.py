@@ -256,13 +256,13 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
                     # neurokit2's delineator looks for an upright P: when the P is inverted in the
                     # measured lead (an ectopic atrial focus), the global P onset is the PR start
                     row["pr_ms"] = pr
-                if row["pr_ms"] < ms.PR_MIN_MS:
+                if row["pr_ms"] < mg.PR_MIN_MS:
                     # a "P onset" at the QRS onset is the QRS's own first deflection (the slurred
                     # start of a left bundle branch block); the global P onset replaces it, or none
-                    row["pr_ms"] = pr if pr >= ms.PR_MIN_MS else math.nan
+                    row["pr_ms"] = pr if pr >= mg.PR_MIN_MS else math.nan
                     if not math.isfinite(row["pr_ms"]):
                         row["pr_iqr_ms"] = math.nan
-                        reasons.append(f"PR under {ms.PR_MIN_MS:g} ms on lead {LEADS[lead]} and in the global "
+                        reasons.append(f"PR under {mg.PR_MIN_MS:g} ms on lead {LEADS[lead]} and in the global "
                                        "P onset: no P onset found")
             missing = [k for k in ("pr_ms", "qrs_ms", "qt_ms") if not math.isfinite(row[k])]
             if missing and not any(r.startswith("neurokit2.ecg_delineate") for r in reasons):
