@@ -1,7 +1,8 @@
 """Accuracy of ``ecgkit measure`` against the synthetic generator's truth, and the audit's recall and
 precision on labels flipped by ``synth --label-noise``, per phenotype. Prints markdown tables.
 
-Usage: ``python benchmarks/eval_measure_synth.py [--patients N] [--noise P] [--seed S] [--workers W]``.
+Usage: ``python benchmarks/eval_measure_synth.py [--patients N] [--noise P] [--seed S] [--workers W]
+[--difficulty D] [--ratios 'EAR=4,LBBB=6']``.
 A record counts for a phenotype when the labels its signal shows include it (``labels_signal.parquet``
 where synth writes it, else the true labels; "normal": no label).
 """
@@ -23,6 +24,7 @@ from ecgkit.ingest import ScanConfig, scan  # noqa: E402
 from ecgkit.labels import label_manifest  # noqa: E402
 from ecgkit.measuring import MeasureConfig, measure  # noqa: E402
 from ecgkit.synth import LABELS, synth_cohort  # noqa: E402
+from ecgkit.synth.phenotypes import parse_ratios  # noqa: E402
 
 TOL = {"hr_bpm": 5.0, "pr_ms": 25.0, "qrs_ms": 30.0, "qrs_global_ms": 30.0, "qt_ms": 40.0}
 TRUE = {"qrs_global_ms": "qrs_ms_true"}  # both QRS measurements against the one true QRS
@@ -35,10 +37,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--difficulty", default="easy", help="synth difficulty: easy, realistic or hard")
+    ap.add_argument("--ratios", default=None,
+                    help="imbalance ratios to override, e.g. 'EAR=4,LBBB=6' (more records of rare phenotypes)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         truth = synth_cohort(args.patients, tmp, seed=args.seed, label_noise=args.noise, workers=args.workers,
-                             difficulty=args.difficulty)
+                             difficulty=args.difficulty, ratios=parse_ratios(args.ratios))
         intervals = pd.read_parquet(Path(tmp) / "truth_intervals.parquet")
         shown = Path(tmp) / "labels_signal.parquet"  # what the signal shows (differs at harder levels)
         phen = pd.read_parquet(shown) if shown.exists() else truth
