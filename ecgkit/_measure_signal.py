@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.signal import butter, sosfilt
 
-from ecgkit._measure_global import _INDEPENDENT
+from ecgkit._measure_global import _INDEPENDENT, spatial_velocity
 from ecgkit.record import LEADS
 from ecgkit.signal import FLAT_PTP_MV
 
@@ -158,23 +158,33 @@ def _nearest(x: NDArray[np.int64], y: NDArray[np.int64]) -> NDArray[np.int64]:
 PAUSE_RR_RATIO = 1.5
 #: A beat found in a pause counts when this many other independent leads show it within 100 ms.
 PAUSE_MIN_LEADS = 2
-#: A median RR over this many seconds (a rate under 60/min) has every interval searched for beats
+#: A beat found in the previous beat's T-wave window counts when its spatial velocity peaks at least at
+#: this share of the known beats' median peak (:func:`fill_pauses`).
+T_WAVE_VELOCITY_SHARE = 0.4
+#: A median RR over this many seconds (a rate under 60/min: bigeminy at a sinus rate up to 120 whose
+#: premature beats the lead misses) has every interval searched for beats
 #: the measured lead misses (:func:`fill_pauses`).
 SLOW_RR_S = 1.0
 
 
 def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer], lead: int,
                 usable: NDArray[np.bool_], detect: Callable[[NDArray[np.float64]], NDArray[np.int64]],
-                refractory_ms: float = 200.0) -> NDArray[np.int64]:
+                refractory_ms: float = 200.0,
+                detect_slow: Callable[[NDArray[np.float64]], NDArray[np.int64]] | None = None) -> NDArray[np.int64]:
     """Beats inside pauses of ``peaks`` that the other independent leads show.
 
     A premature ventricular beat with a compensatory pause leaves, when the measured lead misses it,
     one RR of about twice the others; rate and rhythm are read from all leads (a beat is a QRS in any
-    lead). Only when ``peaks`` has an RR > ``PAUSE_RR_RATIO`` x its median, each other usable
-    independent lead (I, II, V1-V6, not ``lead``) is cleaned (:func:`clean_leads`) and run through
-    ``detect`` (the detector of the measured lead) and a candidate inside a pause, ``refractory_ms`` from the beats around it, is added
-    when ``PAUSE_MIN_LEADS`` leads find it within 100 ms (its median position). A true pause (a
-    non-conducted P, a sinus pause) has no QRS in any lead and stays.
+    lead). Only when ``peaks`` has an RR > ``PAUSE_RR_RATIO`` x its median, or a median RR over
+    ``SLOW_RR_S`` (bigeminy whose every premature beat the lead misses looks like a regular rhythm at
+    half the rate; then every RR is searched), each other usable independent lead (I, II, V1-V6, not
+    ``lead``) is cleaned (:func:`clean_leads`) and run through ``detect`` (the detector of the measured
+    lead), plus ``detect_slow`` in the slow case. A candidate ``refractory_ms`` from the beats around
+    it is added when ``PAUSE_MIN_LEADS`` leads find it within 100 ms (its median position); inside the
+    previous beat's T-wave window (up to ``T_WAVE_MAX_MS``) it needs one lead more and a spatial
+    velocity of at least ``T_WAVE_VELOCITY_SHARE`` of the known beats'. Candidates closer than
+    ``refractory_ms`` are one beat. A true pause (a non-conducted P, a sinus pause) has no QRS in any
+    lead and stays.
     """
     pk = np.sort(np.asarray(peaks, dtype=np.int64))
     if pk.size < 3:
@@ -190,7 +200,8 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
     gaps = np.arange(rr.size) if slow else np.flatnonzero(pause)
     if gaps.size == 0:
         return pk
-    after = np.where(pause[gaps], ref, int(round(T_WAVE_MAX_MS * fs / 1000.0)))
+    after = np.full(gaps.size, ref)  # candidates this soon after a beat; in the T-wave window see below
+    t_win = int(round(T_WAVE_MAX_MS * fs / 1000.0))
     found: list[NDArray[np.int64]] = []
     leads = [i for i in _INDEPENDENT if i != lead and usable[i]]
     if not leads:
@@ -199,6 +210,8 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
     for row in cleaned:
         try:
             other = detect(row)
+            if slow and detect_slow is not None:  # a second detector where whole beats may be missing
+                other = np.union1d(other, detect_slow(row))
         except Exception:  # a lead the library cannot read does not vote
             continue
         inside = [other[(other > pk[g] + a) & (other < pk[g + 1] - ref)] for g, a in zip(gaps, after)]
@@ -208,12 +221,25 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
     cand = np.sort(np.concatenate(found))
     tol = int(round(0.1 * fs))
     added = []
+    # a candidate inside the previous beat's T-wave window (200-360 ms after it; an early, R-on-T
+    # premature beat or the T wave itself) needs one more lead and a QRS-sized spatial velocity: at
+    # least T_WAVE_VELOCITY_SHARE of the median peak at the known beats (a T wave is slow, ~10-20 %)
+    velocity = spatial_velocity(signal, fs)
+    half = int(round(0.05 * fs))
+
+    def peak_v(i: int) -> float:
+        return float(velocity[max(0, i - half): i + half + 1].max())
+
+    qrs_v = float(np.median([peak_v(int(b)) for b in pk]))
     j = 0
     while j < cand.size:  # clusters of candidates within 100 ms of the cluster's first
         k = int(np.searchsorted(cand, cand[j] + tol, side="right"))
         votes = sum(bool(((f >= cand[j]) & (f <= cand[j] + tol)).any()) for f in found)
-        if votes >= PAUSE_MIN_LEADS:
-            added.append(int(np.median(cand[j:k])))
+        at = int(np.median(cand[j:k]))
+        prev = pk[max(0, int(np.searchsorted(pk, at)) - 1)]
+        in_t = 0 < at - prev < t_win
+        if votes >= PAUSE_MIN_LEADS + in_t and (not in_t or peak_v(at) >= T_WAVE_VELOCITY_SHARE * qrs_v):
+            added.append(at)
         j = k
     if not added:
         return pk
