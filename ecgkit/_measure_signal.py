@@ -224,13 +224,19 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
     # a candidate inside the previous beat's T-wave window (200-360 ms after it; an early, R-on-T
     # premature beat or the T wave itself) needs one more lead and a QRS-sized spatial velocity: at
     # least T_WAVE_VELOCITY_SHARE of the median peak at the known beats (a T wave is slow, ~10-20 %)
-    velocity = spatial_velocity(signal, fs)
     half = int(round(0.05 * fs))
+    lazy: dict[str, Any] = {}  # the velocity, computed only for a candidate in a T window
 
     def peak_v(i: int) -> float:
-        return float(velocity[max(0, i - half): i + half + 1].max())
+        if "v" not in lazy:
+            lazy["v"] = spatial_velocity(signal, fs)
+        return float(lazy["v"][max(0, i - half): i + half + 1].max())
 
-    qrs_v = float(np.median([peak_v(int(b)) for b in pk]))
+    def qrs_v() -> float:
+        if "q" not in lazy:
+            lazy["q"] = float(np.median([peak_v(int(b)) for b in pk]))
+        return float(lazy["q"])
+
     j = 0
     while j < cand.size:  # clusters of candidates within 100 ms of the cluster's first
         k = int(np.searchsorted(cand, cand[j] + tol, side="right"))
@@ -238,7 +244,7 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
         at = int(np.median(cand[j:k]))
         prev = pk[max(0, int(np.searchsorted(pk, at)) - 1)]
         in_t = 0 < at - prev < t_win
-        if votes >= PAUSE_MIN_LEADS + in_t and (not in_t or peak_v(at) >= T_WAVE_VELOCITY_SHARE * qrs_v):
+        if votes >= PAUSE_MIN_LEADS + in_t and (not in_t or peak_v(at) >= T_WAVE_VELOCITY_SHARE * qrs_v()):
             added.append(at)
         j = k
     if not added:
