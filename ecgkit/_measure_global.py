@@ -19,13 +19,6 @@ GLOBAL_QRS_FRACTION = 0.1
 #: between the components of a notched or bundle-branch-block QRS.
 GLOBAL_QRS_GAP_S = 0.02
 _GQRS_SOS: dict[tuple[float, float], NDArray[np.float64]] = {}
-
-
-def global_qrs_ms(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer]) -> float:
-    """Global QRS duration (ms); see :func:`global_qrs`."""
-    return global_qrs(signal, fs, peaks)[0]
-
-
 #: A PR interval under this (ms) is not a P wave's: the shortest PR of pre-excitation is about
 #: 80-120 ms (Wolff-Parkinson-White: PR < 120 ms); a shorter "P onset" is the QRS's own start.
 PR_MIN_MS = 80.0
@@ -35,6 +28,11 @@ PR_MIN_MS = 80.0
 #: 83 % (EAR) and from 86 % to 92 % (1AVB) with 20 Hz instead of 40 (15 and 25 Hz gave the same
 #: within a few records; session 24, BENCHMARKS.md "Measure and audit").
 P_BAND_HZ = 20.0
+
+
+def global_qrs_ms(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer]) -> float:
+    """Global QRS duration (ms); see :func:`global_qrs`."""
+    return global_qrs(signal, fs, peaks)[0]
 
 
 def spatial_velocity(signal: NDArray[np.floating], fs: float, high_hz: float = 40.0) -> NDArray[np.float64]:

@@ -193,14 +193,11 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
     ref = int(round(refractory_ms * fs / 1000.0))
     pause = rr > PAUSE_RR_RATIO * float(np.median(rr))
     # a slow rate may be every other beat: bigeminy whose premature beats the lead does not show
-    # leaves a regular rhythm at half the rate, with no pause to find; then every interval is
-    # searched, from past the previous beat's T wave (a premature beat that early is an R on T,
-    # a large QRS the lead shows)
+    # leaves a regular rhythm at half the rate, with no pause to find; then every interval is searched
     slow = float(np.median(rr)) > SLOW_RR_S * fs
     gaps = np.arange(rr.size) if slow else np.flatnonzero(pause)
     if gaps.size == 0:
         return pk
-    after = np.full(gaps.size, ref)  # candidates this soon after a beat; in the T-wave window see below
     t_win = int(round(T_WAVE_MAX_MS * fs / 1000.0))
     found: list[NDArray[np.int64]] = []
     leads = [i for i in _INDEPENDENT if i != lead and usable[i]]
@@ -214,7 +211,7 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
                 other = np.union1d(other, detect_slow(row))
         except Exception:  # a lead the library cannot read does not vote
             continue
-        inside = [other[(other > pk[g] + a) & (other < pk[g + 1] - ref)] for g, a in zip(gaps, after)]
+        inside = [other[(other > pk[g] + ref) & (other < pk[g + 1] - ref)] for g in gaps]
         found.append(np.concatenate(inside) if inside else np.zeros(0, np.int64))
     if not found:
         return pk
@@ -225,17 +222,20 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
     # premature beat or the T wave itself) needs one more lead and a QRS-sized spatial velocity: at
     # least T_WAVE_VELOCITY_SHARE of the median peak at the known beats (a T wave is slow, ~10-20 %)
     half = int(round(0.05 * fs))
-    lazy: dict[str, Any] = {}  # the velocity, computed only for a candidate in a T window
+    velocity: NDArray[np.float64] | None = None  # computed only for a candidate in a T window
+    qrs_peak = math.nan
 
     def peak_v(i: int) -> float:
-        if "v" not in lazy:
-            lazy["v"] = spatial_velocity(signal, fs)
-        return float(lazy["v"][max(0, i - half): i + half + 1].max())
+        nonlocal velocity
+        if velocity is None:
+            velocity = spatial_velocity(signal, fs)
+        return float(velocity[max(0, i - half): i + half + 1].max())
 
     def qrs_v() -> float:
-        if "q" not in lazy:
-            lazy["q"] = float(np.median([peak_v(int(b)) for b in pk]))
-        return float(lazy["q"])
+        nonlocal qrs_peak
+        if math.isnan(qrs_peak):
+            qrs_peak = float(np.median([peak_v(int(b)) for b in pk]))
+        return qrs_peak
 
     j = 0
     while j < cand.size:  # clusters of candidates within 100 ms of the cluster's first
@@ -262,7 +262,7 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
 PREMATURE_RR_RATIO = 0.85
 
 
-def dominant_beats(peaks: NDArray[np.integer], fs: float) -> NDArray[np.int64]:
+def dominant_beats(peaks: NDArray[np.integer]) -> NDArray[np.int64]:
     """The beats of the dominant rhythm: ``peaks`` less the premature ones (RR before the beat under
     ``PREMATURE_RR_RATIO`` of the median RR or of the RR after it: an ectopic beat and its
     compensatory pause), which carry another QRS shape (ventricular) or P wave (atrial).

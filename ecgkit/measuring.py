@@ -244,7 +244,7 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
             except Exception as exc:  # the library failing on this record: recorded, never a crash
                 reasons.append(_failed("neurokit2.ecg_delineate", exc))
             velocity = mg.spatial_velocity(sig, fs)
-            dominant = ms.dominant_beats(peaks, fs)  # without ectopic beats (bigeminy's PVCs)
+            dominant = ms.dominant_beats(peaks)  # without ectopic beats (bigeminy's PVCs)
             row["qrs_global_ms"], onset_before_r = mg.global_qrs(sig, fs, dominant, velocity)
             if waves is not None:
                 row.update(ms.intervals(waves, fs, row["rr_mean_ms"]))
@@ -261,8 +261,9 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
                     row["pr_ms"] = pr
                 if row["pr_ms"] < mg.PR_MIN_MS:
                     # a "P onset" at the QRS onset is the QRS's own first deflection (the slurred
-                    # start of a left bundle branch block); the global P onset replaces it, or none
-                    row["pr_ms"] = pr if pr >= mg.PR_MIN_MS else math.nan
+                    # start of a left bundle branch block); the global P onset (never under
+                    # PR_MIN_MS) replaces it, or none
+                    row["pr_ms"] = pr
                     if not math.isfinite(row["pr_ms"]):
                         row["pr_iqr_ms"] = math.nan
                         reasons.append(f"PR under {mg.PR_MIN_MS:g} ms on lead {LEADS[lead]} and in the global "
