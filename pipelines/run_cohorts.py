@@ -34,12 +34,14 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ecgkit.bootstrap import paired_bootstrap  # noqa: E402
 from ecgkit.config import make_config  # noqa: E402
 from ecgkit.data import ShardDataset  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
-from ecgkit.trainer import TrainConfig, predict_run, train  # noqa: E402
+from ecgkit.trainer import BEST_CKPT, LAST_CKPT, METRICS_FILE, TrainConfig, predict_run, train  # noqa: E402
+from run_experiment import interrupted_record  # noqa: E402
 
 ARMS = ("separate", "shared", "damtl", "cross_stitch")
 
@@ -108,32 +110,57 @@ def _done(run: dict[str, Any]) -> bool:
     return (Path(run["dir"]) / "done.json").exists()
 
 
+def _n_parameters(ckpt: Path) -> int:
+    """Every parameter of a saved model (DAMTL: the auxiliary network, masks, BN and heads of every task)."""
+    import torch
+
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["model"]
+    return int(sum(v.numel() for k, v in state.items() if torch.is_floating_point(v) and "running_" not in k))
+
+
 def run_one(run: dict[str, Any]) -> None:
     """Worker: train one run and mark it done (with its samples/s and parameter count)."""
     cfg = make_config(TrainConfig, {**run["values"], "progress": False})
     d = Path(run["dir"])
     start = time.perf_counter()
-    res = train(cfg, d, resume=(d / "last.pt").exists(), overwrite=False)
+    res = train(cfg, d, resume=(d / LAST_CKPT).exists(), overwrite=False)
     wall = time.perf_counter() - start
-    import torch
-
-    # every parameter of the saved model (DAMTL: the auxiliary network, masks, BN and heads of every task)
-    state = torch.load(d / "last.pt", map_location="cpu", weights_only=False)["model"]
-    n_par = int(sum(v.numel() for k, v in state.items() if torch.is_floating_point(v) and "running_" not in k))
     (d / "done.json").write_text(json.dumps({
-        "steps": res.step, "epochs": res.epoch, "n_parameters": n_par, "train_wall_s": wall,
+        "steps": res.step, "epochs": res.epoch, "n_parameters": _n_parameters(d / LAST_CKPT), "train_wall_s": wall,
         "samples_per_s": res.step * cfg.batch_size / wall}))  # wall clock, validation included, every arm alike
 
 
-def run_all(runs: list[dict[str, Any]], jobs: int, log_dir: Path) -> None:
-    """Run the pending runs as up to ``jobs`` processes; a run waits for the run it needs (``after``)."""
+def take_interrupted(run: dict[str, Any], wall: float) -> None:
+    """Mark a run stopped at ``--run-limit`` done as it stood: its best epoch so far (``best.pt``) is scored."""
+    d = Path(run["dir"])
+    if not ((d / BEST_CKPT).exists() and (d / METRICS_FILE).exists()):
+        raise SystemExit(f"run {d} reached --run-limit before its first epoch ended; raise the limit")
+    rec = interrupted_record(d / METRICS_FILE, {})
+    bs = int(make_config(TrainConfig, run["values"]).batch_size)
+    (d / "done.json").write_text(json.dumps({
+        "steps": rec["step"], "epochs": rec["epoch"], "n_parameters": _n_parameters(d / BEST_CKPT),
+        "train_wall_s": wall, "samples_per_s": rec["step"] * bs / wall, "interrupted": True}))
+
+
+def run_all(runs: list[dict[str, Any]], jobs: int, log_dir: Path, run_limit: float | None = None) -> None:
+    """Run the pending runs as up to ``jobs`` processes; a run waits for the run it needs (``after``).
+
+    Runs that others wait for start first. ``run_limit`` (seconds): a run still training then is stopped
+    and taken as it stood after its last finished epoch (``interrupted`` in its ``done.json``).
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
-    pending = [r for r in runs if not _done(r)]
-    active: list[tuple[dict[str, Any], subprocess.Popen[bytes]]] = []
+    needed = {r["after"] for r in runs if r["after"]}
+    pending = sorted((r for r in runs if not _done(r)), key=lambda r: r["dir"] not in needed)
+    active: list[tuple[dict[str, Any], subprocess.Popen[bytes], float]] = []
     while pending or active:
-        for r, p in list(active):
-            if p.poll() is not None:
-                active.remove((r, p))
+        for r, p, t in list(active):
+            if p.poll() is None and run_limit is not None and time.perf_counter() - t > run_limit:
+                p.terminate()
+                p.wait()
+                take_interrupted(r, time.perf_counter() - t)
+                active.remove((r, p, t))
+            elif p.poll() is not None:
+                active.remove((r, p, t))
                 if p.returncode != 0:
                     raise SystemExit(f"run {r['dir']} failed (exit {p.returncode}); see {log_dir}")
         ready = [r for r in pending if r["after"] is None or (Path(r["after"]) / "done.json").exists()]
@@ -143,7 +170,7 @@ def run_all(runs: list[dict[str, Any]], jobs: int, log_dir: Path) -> None:
             name = Path(r["dir"]).relative_to(Path(r["dir"]).parents[2 if r["group"] else 1]).as_posix().replace("/", "_")
             log = open(log_dir / f"{r['arm']}_{name}.log", "wb")
             active.append((r, subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(r)],
-                                               stdout=log, stderr=subprocess.STDOUT)))
+                                               stdout=log, stderr=subprocess.STDOUT), time.perf_counter()))
         if pending and not active and not ready:
             raise SystemExit(f"runs wait for runs that are not planned: {[r['after'] for r in pending]}")
         time.sleep(0.5)
@@ -192,7 +219,9 @@ def compare(spec: dict[str, Any], runs: list[dict[str, Any]], out: Path) -> dict
         row = {"macro_auroc_seeds": per_seed, "mean": float(np.mean(per_seed)), "sd": float(np.std(per_seed, ddof=1))
                if len(per_seed) > 1 else 0.0,
                "n_parameters": int(sum(d["n_parameters"] or 0 for d in dones) / len(seeds)),
-               "samples_per_s": float(np.mean([d["samples_per_s"] for d in dones]))}
+               "samples_per_s": float(np.mean([d["samples_per_s"] for d in dones])),
+               "runs_interrupted": int(sum(bool(d.get("interrupted")) for d in dones)), "runs": len(dones),
+               "epochs": [int(d["epochs"]) for d in dones]}
         if a != ref:
             pb = paired_bootstrap(y_eval, np.nan_to_num(scores[ref]), np.nan_to_num(scores[a]),
                                   np.full((len(seeds), y.shape[1]), 0.5), np.full((len(seeds), y.shape[1]), 0.5),
@@ -211,7 +240,7 @@ def compare(spec: dict[str, Any], runs: list[dict[str, Any]], out: Path) -> dict
         table["arms"][a] = row
     (out / "comparison.json").write_text(json.dumps(table, indent=1))
     lines = [f"| arm | macro AUROC, all labels (seeds {seeds}) | macro AUROC, the interval's labels: arm vs {ref} "
-             f"| diff [95% CI], p | parameters | samples/s |", "|---|---|---|---|---|---|"]
+             f"| diff [95% CI], p | parameters | samples/s | runs stopped at --run-limit |", "|---|---|---|---|---|---|---|"]
     basis = ""
     for a, row in table["arms"].items():
         d = row.get(f"vs_{ref}")
@@ -222,7 +251,7 @@ def compare(spec: dict[str, Any], runs: list[dict[str, Any]], out: Path) -> dict
             cmp = f"{d['diff']:+.4f} [{d['low']:+.4f}, {d['high']:+.4f}], p {d['p']:.3f}"
             basis = ", ".join(d["macro_labels"])
         lines.append(f"| {a} | {row['mean']:.4f} ± {row['sd']:.4f} | {same} | {cmp} | {row['n_parameters']:,} | "
-                     f"{row['samples_per_s']:.0f} |")
+                     f"{row['samples_per_s']:.0f} | {row['runs_interrupted']} of {row['runs']} |")
     lines += ["", "The first column averages each seed's macro AUROC over every label with test positives. The "
               "difference (patient-level paired bootstrap, each resample averaging the arms' seeds) is over the "
               f"labels defined in every resample only ({basis or 'none'}); the column before it gives both arms "
@@ -241,6 +270,8 @@ def main() -> None:
     ap.add_argument("--patients-scale", type=float, default=1.0, help="Multiply every cohort's patients.")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=None, help="Override common.batch_size (tiny test runs).")
+    ap.add_argument("--run-limit", type=float, default=None,
+                    help="Seconds per training run; a run still going is stopped and scored at its best epoch so far.")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -255,7 +286,7 @@ def main() -> None:
     if args.batch_size:
         spec.setdefault("common", {})["batch_size"] = args.batch_size
     runs = plan_runs(spec, args.out, args.device, args.epochs)
-    run_all(runs, max(1, args.jobs), args.out / "logs")
+    run_all(runs, max(1, args.jobs), args.out / "logs", args.run_limit)
     t2 = time.perf_counter()
     table = compare(spec, runs, args.out)
     table["seconds"] = {"cohorts_and_shards": round(t1 - t0, 1), "training": round(t2 - t1, 1),

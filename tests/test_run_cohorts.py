@@ -52,3 +52,20 @@ def test_cohorts_pipeline_table_differences_read_off_the_same_basis(tmp_path: Pa
         assert math.isclose(d["diff"], d["arm_macro"] - d["reference_macro"], abs_tol=1e-9)
     md = (out / "comparison.md").read_text()
     assert "the interval's labels" in md and ", ".join(table["arms"]["shared"]["vs_separate"]["macro_labels"]) in md
+
+    # --run-limit: the shared runs, resumed with far more epochs and no early stop, are stopped and scored
+    # at their best epoch
+    for d in (out / "shared").glob("seed-*/done.json"):
+        d.unlink()
+    spec.write_text(yaml.safe_dump({**SPEC, "common": {**SPEC["common"], "patience": 10_000}}))
+    proc = subprocess.run([sys.executable, str(PIPELINES / "run_cohorts.py"), str(spec), "--out", str(out),
+                           "--device", "cpu", "--jobs", "2", "--workers", "1", "--epochs", "500", "--run-limit", "12"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    shared = json.loads((out / "comparison.json").read_text())["arms"]["shared"]
+    assert shared["runs_interrupted"] == 2 and shared["runs"] == 2
+    assert all(1 < e < 500 for e in shared["epochs"])  # resumed past epoch 1, stopped long before 500
+    for d in (out / "shared").glob("seed-*/done.json"):
+        rec = json.loads(d.read_text())
+        assert rec["interrupted"] and rec["n_parameters"] > 0 and rec["train_wall_s"] >= 12
+    assert "runs stopped at --run-limit" in (out / "comparison.md").read_text()
