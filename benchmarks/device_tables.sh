@@ -7,12 +7,17 @@
 # Usage: benchmarks/device_tables.sh OUTDIR [PATIENTS] [EPOCHS] [TRAIN_END_S] [COMPARE_END_S]
 #   TRAIN_END_S / COMPARE_END_S: seconds after the start by which training / comparing must end.
 #   Env: SPEC (default pipelines/experiment_tables.yaml), DEVICE (cuda), WORKDIR (/dev/shm/tables),
-#   TABLES (default "1 3 4 5"; 2 adds the samplers: which tables' arms to train and compare).
+#   TABLES (default "1 3 4 5"; 2 adds the samplers: which tables' arms to train and compare),
+#   BASE_ARMS (default "multi_task task_aware cotask") and BASE_SEEDS ("0 1 2"): table 1's arms, always trained;
+#   COHORT_S (default 120): the cohort's time limit (300,000 records: ~250 s);
+#   SEEDED (default none): tables among 2-5 whose arms train seeds 0-2 (else seed 0) and compare over them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/tmp/out}; patients=${2:-20000}; epochs=${3:-10}; train_end=${4:-280}; compare_end=${5:-375}
 spec=${SPEC:-pipelines/experiment_tables.yaml}; dev=${DEVICE:-cuda}; W=${WORKDIR:-/dev/shm/tables}
 tables=" ${TABLES:-1 3 4 5} "; want() { [[ "$tables" == *" $1 "* ]]; }
+seeded=" ${SEEDED:-} "; seeds_of() { if [[ "$seeded" == *" $1 "* ]]; then echo "0 1 2"; else echo 0; fi; }
+csv_seeds() { seeds_of "$1" | tr ' ' ','; }
 t0=$(date +%s)
 since() { echo $(( $(date +%s) - t0 )); }
 left() { local v=$(( $1 - $(since) )); (( v < 5 )) && v=5; echo $v; }
@@ -21,7 +26,7 @@ export OMP_NUM_THREADS=1
 rm -rf "$W"; mkdir -p "$out" "$W/logs" "$W/cmp"
 { echo "cores $workers"; nvidia-smi -L 2>/dev/null; python3 -c 'import torch; print("torch", torch.__version__)'; } \
     > "$out/cohort.txt" 2>&1
-timeout 120 python3 benchmarks/scale_run.py --patients "$patients" --workers "$workers" --out "$W/exp" \
+timeout "${COHORT_S:-120}" python3 benchmarks/scale_run.py --patients "$patients" --workers "$workers" --out "$W/exp" \
     --raw-dir "$W/raw" --fs 250 --synth-fs 250 --difficulty realistic --keep 2>&1 | tail -1 >> "$out/cohort.txt"
 python3 - "$W" >> "$out/cohort.txt" 2>&1 <<'PY'
 import json, sys
@@ -45,14 +50,17 @@ run_train() {  # arm seed [task]
       --device "$dev" --epochs "$epochs" --arms "$1" --seeds "$2" --train-only "${extra[@]}" \
       > "$W/logs/train_$name.txt" 2>&1 &
 }
-for arm in multi_task task_aware cotask; do for seed in 0 1 2; do run_train $arm $seed; done; done
+base_arms=${BASE_ARMS:-multi_task task_aware cotask}; base_seeds=${BASE_SEEDS:-0 1 2}
+for arm in $base_arms; do for seed in $base_seeds; do run_train $arm $seed; done; done
 if want 1; then for task in LVH 1AVB APC; do run_train single_task 0 $task; done; fi
-if want 3; then for arm in cotask_dwa cotask_uncertainty; do run_train $arm 0; done; fi
-if want 4; then for arm in multi_task_noise10 multi_task_noise30 multi_task_noise50 cotask_noise10 cotask_noise30 \
-    cotask_noise50; do run_train $arm 0; done; fi
-if want 2; then for arm in sampler_major_task sampler_inverse sampler_sqrt sampler_no_class_weight sampler_ucsf; do
-    run_train $arm 0; done; fi
-if want 5; then for arm in cotask_aux4 cotask_aux8 cotask_aux32; do run_train $arm 0; done; fi
+train_table() {  # table arms...
+  local t=$1 arm seed; shift
+  for arm in "$@"; do for seed in $(seeds_of "$t"); do run_train "$arm" "$seed"; done; done
+}
+want 3 && train_table 3 cotask_dwa cotask_uncertainty
+want 4 && train_table 4 multi_task_noise10 multi_task_noise30 multi_task_noise50 cotask_noise10 cotask_noise30 cotask_noise50
+want 2 && train_table 2 sampler_major_task sampler_inverse sampler_sqrt sampler_no_class_weight sampler_ucsf
+want 5 && train_table 5 cotask_aux4 cotask_aux8 cotask_aux32
 ( while (( $(since) < train_end )); do sleep 30
     echo "gpu at $(since) s: $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null)"
     echo "load at $(since) s: $(cut -d' ' -f1-3 /proc/loadavg)"; done >> "$out/cohort.txt" ) &
@@ -69,12 +77,12 @@ compare() {  # name arms seeds
       --epochs "$epochs" --arms "$2" --seeds "$3" --accept-interrupted > "$W/logs/compare_$1.txt" 2>&1
   echo "compare $1 rc $? at $(since) s" >> "$out/cohort.txt"
 }
-compare t1 multi_task,task_aware,cotask 0,1,2 &
+compare t1 "$(echo $base_arms | tr ' ' ',')" "$(echo $base_seeds | tr ' ' ',')" &
 want 1 && compare t1_single multi_task,task_aware,cotask,single_task 0 &
-want 3 && compare t3_weighting cotask,cotask_dwa,cotask_uncertainty 0 &
-for n in 10 30 50; do want 4 && compare t4_noise$n multi_task_noise$n,cotask_noise$n 0 & done
-want 2 && compare t2_samplers multi_task,sampler_major_task,task_aware,sampler_inverse,sampler_sqrt,sampler_no_class_weight,sampler_ucsf 0 &
-want 5 && compare t5_aux task_aware,cotask_aux4,cotask_aux8,cotask,cotask_aux32 0 &
+want 3 && compare t3_weighting cotask,cotask_dwa,cotask_uncertainty "$(csv_seeds 3)" &
+for n in 10 30 50; do want 4 && compare t4_noise$n multi_task_noise$n,cotask_noise$n "$(csv_seeds 4)" & done
+want 2 && compare t2_samplers multi_task,sampler_major_task,task_aware,sampler_inverse,sampler_sqrt,sampler_no_class_weight,sampler_ucsf "$(csv_seeds 2)" &
+want 5 && compare t5_aux task_aware,cotask_aux4,cotask_aux8,cotask,cotask_aux32 "$(csv_seeds 5)" &
 wait
 for f in "$W"/logs/compare_*.txt; do echo "== $f"; grep -E "Error|error|Traceback|interrupted" "$f" | tail -5; tail -1 "$f"
   done >> "$out/train_logs.txt" 2>&1

@@ -15,7 +15,7 @@ from ecgkit.errors import ConfigError
 from ecgkit.shards import ShardConfig, write_shards
 from ecgkit.split import split_by_patient
 from ecgkit.trainer import TrainConfig
-from ecgkit.trainer.batches import _EpochBatches, _task_aware_sampler
+from ecgkit.trainer.batches import MultiLabelBatches, _EpochBatches, _task_aware_sampler
 from ecgkit.trainer.loader import _BatchSource, _loader, _ship_mode, _ThreadLoader
 from ptbxl_cohort import ptbxl_manifest
 
@@ -52,6 +52,22 @@ def test_thread_loader_yields_the_sampled_batches_in_order(dataset, threads, dep
     assert got == 23
     # the ring reuses its buffers: no more than `depth` distinct arrays were ever handed out
     assert len({s.data_ptr() for s in loader.slots}) == depth
+
+
+def test_thread_loader_takes_the_major_task_samplers_multi_label_batches(dataset):
+    # sampler="major_task" wraps the task-aware sampler; the GPU loader sizes its buffers by batch_size
+    # (an H200 run of table 2 crashed on it: 'MultiLabelBatches' object has no attribute 'batch_size')
+    plain = _epoch(dataset).sampler
+    wrapped = MultiLabelBatches(_task_aware_sampler(np.asarray(dataset.labels), 6, task_weights=None, weight_fn="log",
+                                                    seed=3, batches_per_epoch=25, rank=0, world_size=1))
+    assert wrapped.batch_size == 6
+    loader = _ThreadLoader(_BatchSource(dataset, dataset.labels, "raw"), _EpochBatches(wrapped, 0), 2, 3,
+                           torch.device("cpu"))
+    got = [(task, x.shape[0], y.numpy().copy()) for task, x, y, _ in loader]
+    expected = [idx for _, idx in plain]
+    assert len(got) == len(expected) == 25
+    for (task, n, y), idx in zip(got, expected):  # the same records, trained as multi-label batches
+        assert task == -1 and n == 6 and np.array_equal(y, dataset.labels[idx])
 
 
 def test_loader_choice_follows_the_config(dataset):

@@ -136,6 +136,10 @@ class MultiLabelBatches:
     def __init__(self, sampler: Any):
         self.sampler = sampler
 
+    @property
+    def batch_size(self) -> int:  # the GPU loader sizes its pinned buffers by it
+        return int(self.sampler.batch_size)
+
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
 
