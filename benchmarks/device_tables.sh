@@ -7,7 +7,7 @@
 # Usage: benchmarks/device_tables.sh OUTDIR [PATIENTS] [EPOCHS] [TRAIN_END_S] [COMPARE_END_S]
 #   TRAIN_END_S / COMPARE_END_S: seconds after the start by which training / comparing must end.
 #   Env: SPEC (default pipelines/experiment_tables.yaml), DEVICE (cuda), WORKDIR (/dev/shm/tables),
-#   TABLES (default "1 3 4 5"; 2 adds the samplers: which tables' arms to train and compare),
+#   TABLES (default "1 3 4 5"; 2 adds the samplers; set and empty: table 1's base arms only): which tables to train and compare,
 #   BASE_ARMS (default "multi_task task_aware cotask") and BASE_SEEDS ("0 1 2"): table 1's arms, always trained;
 #   COHORT_S (default 120): the cohort's time limit (300,000 records: ~250 s);
 #   SEEDED (default none): tables among 2-5 whose arms train seeds 0-2 (else seed 0) and compare over them.
@@ -15,7 +15,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-/tmp/out}; patients=${2:-20000}; epochs=${3:-10}; train_end=${4:-280}; compare_end=${5:-375}
 spec=${SPEC:-pipelines/experiment_tables.yaml}; dev=${DEVICE:-cuda}; W=${WORKDIR:-/dev/shm/tables}
-tables=" ${TABLES:-1 3 4 5} "; want() { [[ "$tables" == *" $1 "* ]]; }
+tables=" ${TABLES-1 3 4 5} "; want() { [[ "$tables" == *" $1 "* ]]; }
 seeded=" ${SEEDED:-} "; seeds_of() { if [[ "$seeded" == *" $1 "* ]]; then echo "0 1 2"; else echo 0; fi; }
 csv_seeds() { seeds_of "$1" | tr ' ' ','; }
 t0=$(date +%s)
