@@ -355,10 +355,14 @@ def detect_biosppy(clean: NDArray[np.floating], fs: float, detector: str = "hami
 
 
 def detect_neurokit(clean: NDArray[np.floating], fs: float) -> NDArray[np.int64]:
-    """R peaks by ``nk.ecg_peaks`` (method "neurokit") on a cleaned lead."""
+    """R peaks of ``nk.ecg_peaks`` (method "neurokit", no artefact correction) on a cleaned lead.
+
+    Calls the detection step that ``ecg_peaks`` runs, ``nk.ecg_findpeaks``, and skips the per-sample
+    DataFrame ``ecg_peaks`` then builds: the same peaks (tested) at about a third of the cost.
+    """
     import neurokit2 as nk
 
-    _, info = nk.ecg_peaks(clean, sampling_rate=int(round(fs)), method="neurokit")
+    info = nk.ecg_findpeaks(clean, sampling_rate=int(round(fs)), method="neurokit")
     return np.asarray(info["ECG_R_Peaks"], dtype=np.int64)
 
 

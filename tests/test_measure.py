@@ -131,6 +131,20 @@ def test_rr_features_by_hand() -> None:
     assert f["rr_pnn50"] == pytest.approx(2 / 3) and f["n_beats"] == 5
 
 
+def test_detect_neurokit_gives_ecg_peaks_r_peaks(shared_data: Path) -> None:
+    import neurokit2 as nk
+
+    for path in ("cinc2021/E07500.hea", "cinc2021/HR06000.hea", "cinc2021/JS20004.hea",
+                 "muse/MUSE_20200923_093504_79000_example.xml"):
+        rec = read_record(shared_data / path)
+        for lead in (1, 7):  # II, V2
+            clean = ms.clean_lead(rec.signal[lead], rec.fs)
+            _, info = nk.ecg_peaks(clean, sampling_rate=int(round(rec.fs)), method="neurokit")
+            got = ms.detect_neurokit(clean, rec.fs)
+            assert np.array_equal(got, np.asarray(info["ECG_R_Peaks"], dtype=np.int64))
+            assert got.size > 3 or lead != 1  # lead II of each record has beats (a V2 may be flat)
+
+
 def test_template_quality_agrees_with_neurokit(shared_data: Path) -> None:
     import neurokit2 as nk
 
