@@ -59,7 +59,7 @@ train_table() {  # table arms...
 }
 want 3 && train_table 3 cotask_dwa cotask_uncertainty
 want 4 && train_table 4 multi_task_noise10 multi_task_noise30 multi_task_noise50 cotask_noise10 cotask_noise30 cotask_noise50
-want 2 && train_table 2 sampler_major_task sampler_inverse sampler_sqrt sampler_no_class_weight sampler_ucsf
+want 2 && train_table 2 sampler_major_task sampler_inverse sampler_inverse_log sampler_sqrt sampler_no_class_weight sampler_ucsf
 want 5 && train_table 5 cotask_aux4 cotask_aux8 cotask_aux32
 ( while (( $(since) < train_end )); do sleep 30
     echo "gpu at $(since) s: $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null)"
@@ -81,7 +81,7 @@ compare t1 "$(echo $base_arms | tr ' ' ',')" "$(echo $base_seeds | tr ' ' ',')" 
 want 1 && compare t1_single multi_task,task_aware,cotask,single_task 0 &
 want 3 && compare t3_weighting cotask,cotask_dwa,cotask_uncertainty "$(csv_seeds 3)" &
 for n in 10 30 50; do want 4 && compare t4_noise$n multi_task_noise$n,cotask_noise$n "$(csv_seeds 4)" & done
-want 2 && compare t2_samplers multi_task,sampler_major_task,task_aware,sampler_inverse,sampler_sqrt,sampler_no_class_weight,sampler_ucsf "$(csv_seeds 2)" &
+want 2 && compare t2_samplers multi_task,sampler_major_task,task_aware,sampler_inverse,sampler_inverse_log,sampler_sqrt,sampler_no_class_weight,sampler_ucsf "$(csv_seeds 2)" &
 want 5 && compare t5_aux task_aware,cotask_aux4,cotask_aux8,cotask,cotask_aux32 "$(csv_seeds 5)" &
 wait
 for f in "$W"/logs/compare_*.txt; do echo "== $f"; grep -E "Error|error|Traceback|interrupted" "$f" | tail -5; tail -1 "$f"

@@ -80,8 +80,15 @@ def _weight_log(n: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.where(n <= 1, LOG_WEIGHT_FLOOR, w)
 
 
+def _weight_inverse_log(n: NDArray[np.float64]) -> NDArray[np.float64]:
+    # 1/log(n) is infinite at n = 1: a class of one record weighs as a class of two, as for "log"
+    with np.errstate(divide="ignore"):
+        return 1.0 / np.log(np.maximum(n, 2.0))
+
+
 _WEIGHT_FNS: dict[str, Callable[[NDArray[np.float64]], NDArray[np.float64]]] = {
     "log": _weight_log,
+    "inverse_log": _weight_inverse_log,  # the CO-TASK authors' code: wf_onedivlogx
     "inverse": lambda n: 1.0 / n,
     "sqrt": lambda n: 1.0 / np.sqrt(n),
     "none": lambda n: np.ones_like(n),
@@ -97,7 +104,8 @@ def class_weights(counts: ArrayLike, weight_fn: WeightFn = "log") -> NDArray[np.
         (C,) class counts ``n_c`` (all >= 1).
     weight_fn
         ``"log"``: ``log(n)/n`` (``log(2)/2`` at ``n = 1``, see :data:`LOG_WEIGHT_FLOOR`);
-        ``"inverse"``: ``1/n``; ``"sqrt"``: ``1/sqrt(n)``; ``"none"``: 1; or a callable taking the
+        ``"inverse"``: ``1/n``; ``"inverse_log"``: ``1/log(n)`` (``1/log(2)`` at ``n = 1``);
+        ``"sqrt"``: ``1/sqrt(n)``; ``"none"``: 1; or a callable taking the
         (C,) float64 count array and returning (C,) non-negative finite weights.
 
     Returns

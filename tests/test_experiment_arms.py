@@ -55,6 +55,12 @@ def test_cotask_table8_arms() -> None:
     # the CO-TASK authors' code settings (github.com/Microsheep/COTASK) on every arm
     assert all((c.major_weight, c.kernel_size, c.base_filters, c.lr) == (5.0, 25, 64, 1e-4)
                for cs in plan.values() for c in cs)
+    assert all((c.increase_every, c.weight_decay, c.warmup_steps, c.lr_schedule, c.lr_milestones, c.lr_gamma,
+                c.batch_size, c.epochs, c.dropout) == (2, 0.0, 0, "multistep", (7, 14, 21, 28, 35, 42), 0.5, 64, 50, 0.2)
+               for cs in plan.values() for c in cs)
+    # their num_batch_scaler 3 applies to their task-aware sampler: the task-aware and major-task arms
+    assert {a: c.batches_per_epoch_scale for a, c in multi.items()} == {
+        "mtl_no_sampler": 1.0, "mtl_major_task_sampler": 3.0, "mtl_task_aware_sampler": 3.0, "dwa": 1.0, "cotask": 3.0}
     assert multi["cotask"].aux_major_pairs == 4
     assert {a: (c.sampler, c.weighting, c.aux_tasks) for a, c in multi.items()} == {
         "mtl_no_sampler": ("joint", "equal", 0), "mtl_major_task_sampler": ("major_task", "equal", 0),

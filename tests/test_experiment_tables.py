@@ -174,6 +174,7 @@ def test_tables_spec_resolves_to_the_issue_arms() -> None:
             if a.startswith("sampler_")} == {
         "sampler_major_task": ("major_task", "log", "none", ("LVH",)),
         "sampler_inverse": ("task_aware", "inverse", "none", None),
+        "sampler_inverse_log": ("task_aware", "inverse_log", "none", None),
         "sampler_sqrt": ("task_aware", "sqrt", "none", None),
         "sampler_no_class_weight": ("task_aware", "none", "none", None),
         "sampler_ucsf": ("joint", "log", "ucsf", None)}

@@ -230,7 +230,9 @@ def test_cli_options_reach_the_train_config(tmp_path: Path, monkeypatch: pytest.
             "--filter-growth", "linear", "--head", "flatten", "--kernel-size", "25", "--sampler", "joint", "--oversample", "ucsf",
             "--oversample-k", "4000", "--major-tasks", "LVH,AFIB", "--early-stopping", "val_loss",
             "--early-stopping-min-positives", "5", "--sharing", "cross-stitch", "--method", "damtl",
-            "--damtl-tasks", "LVH+AFIB,LVH+VT", "--lambda-l1", "1e-5", "--lambda-cmmd", "0.5", "--no-progress"]
+            "--damtl-tasks", "LVH+AFIB,LVH+VT", "--lambda-l1", "1e-5", "--lambda-cmmd", "0.5", "--no-progress",
+            "--increase-every", "2", "--weight-fn", "inverse_log", "--lr-schedule", "multistep",
+            "--lr-milestones", "7,14,21", "--lr-gamma", "0.5"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     cfg = seen["cfg"]
@@ -241,6 +243,8 @@ def test_cli_options_reach_the_train_config(tmp_path: Path, monkeypatch: pytest.
     assert (cfg.early_stopping, cfg.early_stopping_min_positives) == ("val_loss", 5)
     assert (cfg.sharing, cfg.method, cfg.damtl_tasks) == ("cross_stitch", "damtl", ("LVH+AFIB", "LVH+VT"))
     assert (cfg.lambda_l1, cfg.lambda_cmmd) == (1e-5, 0.5)
+    assert (cfg.increase_every, cfg.weight_fn, cfg.lr_schedule, cfg.lr_milestones, cfg.lr_gamma) == (
+        2, "inverse_log", "multistep", (7, 14, 21), 0.5)
     bad = CliRunner().invoke(main, ["train", str(tmp_path), "--out", str(tmp_path / "r"), "--head", "max"])
     assert bad.exit_code == 2 and "--head" in bad.output
 
@@ -362,3 +366,54 @@ def test_damtl_method_runs_algorithm_1_on_two_cohorts(fakes: dict, tmp_path: Pat
     with pytest.raises(ConfigError, match="T7"):
         T.train(_cfg(method="damtl", damtl_tasks=("T0+T7",), damtl_aux_run=str(run / "aux")), tmp_path / "bad",
                 datasets={"train": train, "val": val})
+
+
+def test_cotask_authors_width_schedule_doubles_every_two_blocks(fakes: dict, tmp_path: Path) -> None:
+    # their code: 64, 64, 128, 128, 256, 256, 512, 512 over 8 residual blocks, kernel 25
+    run = tmp_path / "run"
+    T.train(_cfg(blocks=8, base_filters=64, increase_every=2, kernel_size=25, batches_per_epoch=1), run, datasets=fakes)
+    ckpt = T.load_checkpoint(run / "best.pt")
+    assert ckpt["model_config"]["increase_every"] == 2
+    model = _model_from_ckpt(ckpt)
+    widths = [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv1d) and m.kernel_size[0] == 25]
+    blocks = widths[1::2]  # after the stem: two convolutions per block, the second gives the block's width
+    assert widths[0] == 64 and blocks == [64, 64, 128, 128, 256, 256, 512, 512]
+    with pytest.raises(ValueError, match="increase_every"):
+        _cfg(increase_every=0)
+
+
+def test_multistep_schedule_equals_torch_multisteplr() -> None:
+    from ecgkit.trainer.step import _optimizer
+
+    cfg = _cfg(lr=1e-4, lr_schedule="multistep", lr_milestones=(2, 4), lr_gamma=0.5, warmup_steps=0, epochs=6)
+    model = torch.nn.Linear(3, 2)
+    opt, sched = _optimizer(cfg, model, torch.nn.Module(), total_steps=6 * 10, steps_per_epoch=10)
+    ref_opt = torch.optim.Adam(torch.nn.Linear(3, 2).parameters(), lr=1e-4)
+    ref = torch.optim.lr_scheduler.MultiStepLR(ref_opt, milestones=[2, 4], gamma=0.5)  # stepped per epoch
+    for epoch in range(6):
+        for _ in range(10):
+            assert opt.param_groups[0]["lr"] == pytest.approx(ref_opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        ref_opt.step()
+        ref.step()
+    # by hand: 1e-4 for epochs 0-1, 5e-5 for 2-3, 2.5e-5 for 4-5
+    assert opt.param_groups[0]["lr"] == pytest.approx(2.5e-5)
+    for bad in (dict(lr_milestones=None), dict(lr_milestones=(4, 2)), dict(lr_milestones=(2,), lr_gamma=0.0)):
+        with pytest.raises(ValueError, match="multistep"):
+            _cfg(lr_schedule="multistep", **bad)
+
+
+def test_inverse_log_class_weight_is_one_over_log_n() -> None:
+    from ecgkit.sampler import class_weights
+
+    w = class_weights(np.array([1, 2, 10, 1000]), "inverse_log")
+    assert w == pytest.approx([1 / np.log(2), 1 / np.log(2), 1 / np.log(10), 1 / np.log(1000)])
+
+
+def test_batches_per_epoch_scale_multiplies_the_task_aware_epoch(fakes: dict, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    res = T.train(_cfg(batches_per_epoch=None, batch_size=32, batches_per_epoch_scale=3.0), run, datasets=fakes)
+    assert _info(run)["batches_per_epoch"] == 3 * 384 // 32 == res.step  # 3 passes' worth of batches, 1 epoch
+    with pytest.raises(ValueError, match="batches_per_epoch_scale"):
+        _cfg(sampler="joint", batches_per_epoch_scale=3.0)

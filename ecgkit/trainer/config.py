@@ -102,6 +102,8 @@ class TrainConfig:
     # width schedule every 4 blocks: "double" (Hannun's code: 32, 64, 128, 256) or "linear" (the
     # "64k filters" wording: 64, 128, 192, 256); Hughes = base_filters 64 + linear (see models.resnet1d)
     filter_growth: Literal["double", "linear"] = "double"
+    # blocks per width step: Hannun 4; the CO-TASK authors' code 2 (64, 64, 128, 128, 256, 256, 512, 512)
+    increase_every: int = 4
     # "mean" pools the final map over time (Hannun, CO-TASK); "flatten" feeds the whole (C, T') map
     # to each task's logistic regression (Hughes: 256 x 10 at 2,500 samples); needs fixed-length records
     head: Literal["mean", "flatten"] = "mean"
@@ -111,6 +113,9 @@ class TrainConfig:
     epochs: int = 30
     # batches per epoch (None: the sampler's default, about one pass over the training records)
     batches_per_epoch: int | None = None
+    # task-aware and major-task samplers: batches per epoch times this when batches_per_epoch is None
+    # (the CO-TASK authors' num_batch_scaler: 3 for their five-task runs)
+    batches_per_epoch_scale: float = 1.0
     # stop after this many optimiser steps in total (None: no limit); a checkpoint is written there.
     # The learning-rate schedule still spans `epochs`, so a run stopped here resumes exactly
     max_steps: int | None = None
@@ -118,8 +123,15 @@ class TrainConfig:
     batch_size: int = 256
     # AdamW peak learning rate; Hannun used Adam 1e-3
     lr: float = 1e-3
-    # AdamW weight decay (not applied to BN, biases or uncertainty weights)
+    # AdamW weight decay (not applied to BN, biases or uncertainty weights); 0 is Adam without weight
+    # decay (the same update), as Hannun and the CO-TASK authors' code train
     weight_decay: float = 1e-2
+    # "cosine": linear warm-up, then cosine decay to 10 % of lr over the run (ecgkit's default);
+    # "multistep": lr times lr_gamma at each epoch in lr_milestones (torch MultiStepLR; the CO-TASK
+    # authors' code: milestones 7, 14, ..., 42, gamma 0.5, no warm-up), after warmup_steps if any
+    lr_schedule: Literal["cosine", "multistep"] = "cosine"
+    lr_milestones: tuple[int, ...] | None = None
+    lr_gamma: float = 0.1
     # linear warm-up steps before the cosine decay (stabilises BN statistics with large batches);
     # capped at 10 % of the run's steps, so a short run is not spent warming up
     warmup_steps: int = 100
@@ -187,6 +199,18 @@ class TrainConfig:
         if self.head not in ("mean", "flatten") or self.filter_growth not in ("double", "linear"):
             raise ValueError(f"head must be mean or flatten and filter_growth double or linear, got "
                              f"{self.head!r}, {self.filter_growth!r}")
+        if not self.batches_per_epoch_scale > 0 or (self.batches_per_epoch_scale != 1.0 and self.sampler == "joint"):
+            raise ValueError(f"batches_per_epoch_scale must be > 0 and applies to the task-aware and major-task "
+                             f"samplers only, got {self.batches_per_epoch_scale!r} with sampler {self.sampler!r}")
+        if self.increase_every < 1:
+            raise ValueError(f"increase_every must be >= 1, got {self.increase_every}")
+        if self.lr_schedule not in ("cosine", "multistep"):
+            raise ValueError(f"lr_schedule must be cosine or multistep, got {self.lr_schedule!r}")
+        if self.lr_schedule == "multistep" and (not self.lr_milestones or any(
+                int(m) != m or m < 1 for m in self.lr_milestones) or list(self.lr_milestones) != sorted(
+                set(self.lr_milestones)) or not 0.0 < self.lr_gamma <= 1.0):
+            raise ValueError(f"lr_schedule multistep needs lr_milestones, increasing epochs >= 1, and lr_gamma in "
+                             f"(0, 1], got {self.lr_milestones!r}, {self.lr_gamma!r}")
         if int(self.kernel_size) != self.kernel_size or not 1 <= self.kernel_size <= 255:
             raise ValueError(f"kernel_size must be an integer in [1, 255], got {self.kernel_size!r}")
         if not 0.0 <= self.label_noise <= 1.0:

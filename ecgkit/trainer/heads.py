@@ -8,6 +8,7 @@ batches over the whole or a rebalanced training set) and says what it decided, f
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -117,9 +118,14 @@ def _make_sampler(config: TrainConfig, heads: _Heads, dist_info: _Dist) -> tuple
         else:
             weights = _task_weights(config, heads)
         info["task_weights"] = None if weights is None else dict(zip(heads.names, map(float, weights)))
+        per_epoch = config.batches_per_epoch
+        if per_epoch is None and config.batches_per_epoch_scale != 1.0:  # default: one pass, scaled
+            per_epoch = max(1, math.ceil(config.batches_per_epoch_scale * n_records
+                                         / (config.batch_size * dist_info.world_size)))
+        info["batches_per_epoch"] = per_epoch
         sampler = batches._task_aware_sampler(heads.labels, config.batch_size, task_weights=weights,
                                               weight_fn=config.weight_fn, seed=config.seed,
-                                              batches_per_epoch=config.batches_per_epoch, rank=dist_info.rank,
+                                              batches_per_epoch=per_epoch, rank=dist_info.rank,
                                               world_size=dist_info.world_size, task_names=heads.names)
         return (batches.MultiLabelBatches(sampler) if config.sampler == "major_task" else sampler), info
     pool = None

@@ -167,7 +167,7 @@ def _train(config: TrainConfig, out: Path, device: torch.device, dist_info: _Dis
     weighting.to(device)
     # the schedule spans the planned epochs, also under max_steps: a run stopped there and resumed
     # continues exactly as one that never stopped
-    opt, sched = _optimizer(config, raw_model, weighting, config.epochs * len(sampler))
+    opt, sched = _optimizer(config, raw_model, weighting, config.epochs * len(sampler), len(sampler))
     state = _State(ep_sum=torch.zeros(len(heads.names), dtype=torch.float64, device=device),
                    ep_cnt=torch.zeros(len(heads.names), dtype=torch.float64, device=device))
     if ckpt is not None:

@@ -28,7 +28,8 @@ def _build(cfg: TrainConfig, n_leads: int, n_heads: int, n_samples: int | None =
     torch.manual_seed(cfg.seed)
     model_cfg = ResNet1dConfig(
         n_tasks=n_heads, n_leads=n_leads, n_blocks=cfg.blocks, dropout=cfg.dropout, base_filters=cfg.base_filters,
-        filter_growth=cfg.filter_growth, head=cfg.head, kernel_size=cfg.kernel_size,
+        filter_growth=cfg.filter_growth, increase_every=cfg.increase_every, head=cfg.head,
+        kernel_size=cfg.kernel_size,
         n_samples=n_samples if cfg.head == "flatten" else None)
     model: Any = ResNet1d(model_cfg)
     if cfg.sharing == "cross_stitch":
@@ -43,17 +44,21 @@ def _build(cfg: TrainConfig, n_leads: int, n_heads: int, n_samples: int | None =
     return model, make_weighting(cfg.weighting, n_heads, **kwargs)
 
 
-def _optimizer(cfg: TrainConfig, model: nn.Module, weighting: nn.Module, total_steps: int) -> tuple[
-        torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+def _optimizer(cfg: TrainConfig, model: nn.Module, weighting: nn.Module, total_steps: int,
+               steps_per_epoch: int | None = None) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1] + list(weighting.parameters())
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     warm = min(max(cfg.warmup_steps, 0), total_steps // 10)  # never more than 10 % of the run
+    per_epoch = max(1, steps_per_epoch or total_steps // max(cfg.epochs, 1))
+    bounds = [int(m) * per_epoch for m in (cfg.lr_milestones or [])]
 
-    def lr_lambda(step: int) -> float:  # linear warm-up, then cosine to 10 % of the peak
+    def lr_lambda(step: int) -> float:  # linear warm-up, then cosine to 10 % of the peak (or steps)
         if step < warm:
             return (step + 1) / warm
+        if cfg.lr_schedule == "multistep":  # MultiStepLR: the epoch of `step` past each milestone
+            return float(cfg.lr_gamma ** sum(step >= b for b in bounds))
         frac = min((step - warm) / max(total_steps - warm, 1), 1.0)
         return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * frac))
 
