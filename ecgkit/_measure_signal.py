@@ -106,7 +106,8 @@ T_WAVE_MAX_MS = 360.0
 def fuse_beats(primary: NDArray[np.integer], secondary: NDArray[np.integer], fs: float,
                refractory_ms: float = 200.0, n_samples: int | None = None) -> NDArray[np.int64]:
     """The primary detector's beats plus the secondary's beats that have no primary beat within
-    ``refractory_ms`` (no second QRS can follow within the ventricular refractory period, ~200 ms).
+    ``refractory_ms`` (no second QRS can follow within the ventricular refractory period, ~200 ms);
+    of such secondary beats closer than ``refractory_ms`` to each other, only the first.
 
     One detector alone misses beats of an unusual shape (a premature ventricular beat that is small
     or negative in the measured lead); two detectors with different filters rarely miss the same
@@ -121,7 +122,11 @@ def fuse_beats(primary: NDArray[np.integer], secondary: NDArray[np.integer], fs:
         return a if a.size else b
     tol = refractory_ms * fs / 1000.0
     a_near, b_near = _nearest(a, b), _nearest(b, a)
-    fused = np.sort(np.concatenate([a, b[b_near > tol]]))
+    extra = b[b_near > tol]
+    if extra.size > 1:  # secondary-only beats closer than refractory_ms are one QRS (a wide one that the
+        keep = np.r_[True, np.diff(extra) > tol]  # detector took at two of its peaks): the first stays
+        extra = extra[keep]
+    fused = np.sort(np.concatenate([a, extra]))
     # one lone beat of each detector 200-360 ms apart is one beat seen twice: one detector took the
     # QRS, the other its T wave (the T apex is 250-350 ms after R at normal rates), so the later one
     # is dropped; a premature beat that early (R on T) is a large QRS that both detectors find
@@ -165,10 +170,10 @@ T_WAVE_VELOCITY_SHARE = 0.4
 #: premature beats the lead misses) has every interval searched for beats
 #: the measured lead misses (:func:`fill_pauses`).
 SLOW_RR_S = 1.0
-#: The second detector run in the other leads in the slow case (:func:`fill_pauses`): neurokit2's
-#: "kalidas2017" (stationary-wavelet QRS detector). It finds the wide, early premature beats the
-#: "neurokit" method misses, as biosppy's Hamilton does, with the same measured accuracy on three
-#: synthetic cohorts (session 25) at 1.2 instead of 3.9 ms per 10 s lead.
+#: The second detector run in the other leads when pauses or a slow rate are searched
+#: (:func:`fill_pauses`): neurokit2's "kalidas2017" (stationary-wavelet QRS detector). It finds the
+#: wide, early premature beats the "neurokit" method misses, as biosppy's Hamilton does, with the same
+#: measured accuracy on three synthetic cohorts (session 25) at 1.2 instead of 3.9 ms per 10 s lead.
 SLOW_DETECTOR = "kalidas2017"
 
 
@@ -184,8 +189,8 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
     ``SLOW_RR_S`` (bigeminy whose every premature beat the lead misses looks like a regular rhythm at
     half the rate; then every RR is searched), each other usable independent lead (I, II, V1-V6, not
     ``lead``) is cleaned (:func:`clean_leads`) and run through ``detect`` (the detector of the measured
-    lead), plus ``detect_slow`` in the slow case. A candidate ``refractory_ms`` from the beats around
-    it is added when ``PAUSE_MIN_LEADS`` leads find it within 100 ms (its median position); inside the
+    lead) and ``detect_slow`` (a second detector: the first misses wide, early beats). A candidate
+    ``refractory_ms`` from the beats around it is added when ``PAUSE_MIN_LEADS`` leads find it within 100 ms (its median position); inside the
     previous beat's T-wave window (up to ``T_WAVE_MAX_MS``) it needs one lead more and a spatial
     velocity of at least ``T_WAVE_VELOCITY_SHARE`` of the known beats'. Candidates closer than
     ``refractory_ms`` are one beat. A true pause (a non-conducted P, a sinus pause) has no QRS in any
@@ -212,7 +217,7 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
     for row in cleaned:
         try:
             other = detect(row)
-            if slow and detect_slow is not None:  # a second detector where whole beats may be missing
+            if detect_slow is not None:  # a second detector: whole beats may be missing
                 other = np.union1d(other, detect_slow(row))
         except Exception:  # a lead the library cannot read does not vote
             continue

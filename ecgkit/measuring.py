@@ -219,8 +219,8 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
         if config.fuse_beats:
             peaks = ms.fuse_beats(peaks, bio, fs, n_samples=sig.shape[1])
     if config.fuse_beats:
-        # under 60/min two detectors run in the other leads: the "neurokit" method misses wide, early
-        # premature beats that a wavelet detector finds, and a beat counts only where two leads show it
+        # in a pause or under 60/min two detectors run in the other leads: the "neurokit" method misses
+        # wide, early premature beats that a wavelet detector finds; a beat counts where two leads show it
         peaks = ms.fill_pauses(sig, fs, peaks, lead, ~bad, lambda x: ms.detect_neurokit(x, fs),
                                detect_slow=lambda x: ms.detect_neurokit(x, fs, ms.SLOW_DETECTOR))
     row.update(ms.rr_features(peaks, fs))
