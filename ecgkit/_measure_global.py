@@ -30,11 +30,6 @@ PR_MIN_MS = 80.0
 P_BAND_HZ = 20.0
 
 
-def global_qrs_ms(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer]) -> float:
-    """Global QRS duration (ms); see :func:`global_qrs`."""
-    return global_qrs(signal, fs, peaks)[0]
-
-
 def spatial_velocity(signal: NDArray[np.floating], fs: float, high_hz: float = 40.0) -> NDArray[np.float64]:
     """Spatial velocity ``sqrt(sum over the 8 independent leads of (dV/dt)^2)`` (mV/s) after a
     1-``high_hz`` Hz band-pass (zero phase, so wave onsets do not move)."""

@@ -174,13 +174,14 @@ SLOW_RR_S = 1.0
 #: (:func:`fill_pauses`): neurokit2's "kalidas2017" (stationary-wavelet QRS detector). It finds the
 #: wide, early premature beats the "neurokit" method misses, as biosppy's Hamilton does, with the same
 #: measured accuracy on three synthetic cohorts (session 25) at 1.2 instead of 3.9 ms per 10 s lead.
-SLOW_DETECTOR = "kalidas2017"
+SECOND_DETECTOR = "kalidas2017"
 
 
 def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer], lead: int,
                 usable: NDArray[np.bool_], detect: Callable[[NDArray[np.float64]], NDArray[np.int64]],
                 refractory_ms: float = 200.0,
-                detect_slow: Callable[[NDArray[np.float64]], NDArray[np.int64]] | None = None) -> NDArray[np.int64]:
+                detect_second: Callable[[NDArray[np.float64]], NDArray[np.int64]] | None = None
+                ) -> NDArray[np.int64]:
     """Beats inside pauses of ``peaks`` that the other independent leads show.
 
     A premature ventricular beat with a compensatory pause leaves, when the measured lead misses it,
@@ -189,9 +190,9 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
     ``SLOW_RR_S`` (bigeminy whose every premature beat the lead misses looks like a regular rhythm at
     half the rate; then every RR is searched), each other usable independent lead (I, II, V1-V6, not
     ``lead``) is cleaned (:func:`clean_leads`) and run through ``detect`` (the detector of the measured
-    lead) and ``detect_slow`` (a second detector: the first misses wide, early beats). A candidate
-    ``refractory_ms`` from the beats around it is added when ``PAUSE_MIN_LEADS`` leads find it within 100 ms (its median position); inside the
-    previous beat's T-wave window (up to ``T_WAVE_MAX_MS``) it needs one lead more and a spatial
+    lead) and ``detect_second`` (a second detector: the first misses wide, early beats). A candidate
+    ``refractory_ms`` from the beats around it is added when ``PAUSE_MIN_LEADS`` leads find it within
+    100 ms (its median position); inside the previous beat's T-wave window (up to ``T_WAVE_MAX_MS``) it needs one lead more and a spatial
     velocity of at least ``T_WAVE_VELOCITY_SHARE`` of the known beats'. Candidates closer than
     ``refractory_ms`` are one beat. A true pause (a non-conducted P, a sinus pause) has no QRS in any
     lead and stays.
@@ -217,8 +218,8 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
     for row in cleaned:
         try:
             other = detect(row)
-            if detect_slow is not None:  # a second detector: whole beats may be missing
-                other = np.union1d(other, detect_slow(row))
+            if detect_second is not None:  # a second detector: whole beats may be missing
+                other = np.union1d(other, detect_second(row))
         except Exception:  # a lead the library cannot read does not vote
             continue
         inside = [other[(other > pk[g] + ref) & (other < pk[g + 1] - ref)] for g in gaps]

@@ -31,7 +31,7 @@ pr_ms .. n_delineated  ``--delineate`` only (NaN otherwise): medians over beats 
                        QTc (Bazett, Fridericia), PR interquartile range, P-wave presence share,
                        beats with a delineated QRS, from ``nk.ecg_delineate`` (method "prominence")
 qrs_global_ms          ``--delineate`` only: global QRS of the 8 independent leads (spatial velocity
-                       of the median beat, :func:`ecgkit._measure_global.global_qrs_ms`)
+                       of the median beat, :func:`ecgkit._measure_global.global_qrs`)
 bsqi_by_lead           ``bsqi_by_lead=True`` only: bSQI of each of the 12 leads
 measure_reason         why a value is NaN (the library and its error); null when none is missing
 =====================  ======================================================================
@@ -222,7 +222,7 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
         # in a pause or under 60/min two detectors run in the other leads: the "neurokit" method misses
         # wide, early premature beats that a wavelet detector finds; a beat counts where two leads show it
         peaks = ms.fill_pauses(sig, fs, peaks, lead, ~bad, lambda x: ms.detect_neurokit(x, fs),
-                               detect_slow=lambda x: ms.detect_neurokit(x, fs, ms.SLOW_DETECTOR))
+                               detect_second=lambda x: ms.detect_neurokit(x, fs, ms.SECOND_DETECTOR))
     row.update(ms.rr_features(peaks, fs))
     row["quality"] = ms.template_quality(clean, peaks, fs)
     if len(peaks) < 3:

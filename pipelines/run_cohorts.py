@@ -154,15 +154,16 @@ def run_all(runs: list[dict[str, Any]], jobs: int, log_dir: Path, run_limit: flo
     active: list[tuple[dict[str, Any], subprocess.Popen[bytes], float]] = []
     while pending or active:
         for r, p, t in list(active):
-            if p.poll() is None and run_limit is not None and time.perf_counter() - t > run_limit:
+            rc = p.poll()
+            if rc is None and run_limit is not None and time.perf_counter() - t > run_limit:
                 p.terminate()
                 p.wait()
                 take_interrupted(r, time.perf_counter() - t)
-                active.remove((r, p, t))
-            elif p.poll() is not None:
-                active.remove((r, p, t))
-                if p.returncode != 0:
-                    raise SystemExit(f"run {r['dir']} failed (exit {p.returncode}); see {log_dir}")
+            elif rc is None:
+                continue
+            elif rc != 0:
+                raise SystemExit(f"run {r['dir']} failed (exit {rc}); see {log_dir}")
+            active.remove((r, p, t))
         ready = [r for r in pending if r["after"] is None or (Path(r["after"]) / "done.json").exists()]
         while ready and len(active) < jobs:
             r = ready.pop(0)

@@ -36,11 +36,11 @@ def test_fill_pauses_takes_a_beat_the_second_detector_finds_in_other_leads() -> 
     usable = np.ones(12, dtype=bool)
     none = lambda x: np.zeros(0, np.int64)  # noqa: E731 - the measured lead's detector sees nothing there
     second = lambda x: np.array([1500], np.int64)  # noqa: E731 - a wide early beat the second one finds
-    got = ms.fill_pauses(signal, FS, peaks, 1, usable, none, detect_slow=second)
+    got = ms.fill_pauses(signal, FS, peaks, 1, usable, none, detect_second=second)
     assert got.tolist() == [0, 500, 1000, 1500, 2000, 2500, 3000]
     # without the second detector the pause stays (a true pause has no QRS in any lead)
     assert ms.fill_pauses(signal, FS, peaks, 1, usable, none).tolist() == peaks.tolist()
     # one lead is not enough: PAUSE_MIN_LEADS (2) must show it
     only_v1 = np.zeros(12, dtype=bool)
     only_v1[[1, 6]] = True  # II (the measured lead) and V1
-    assert ms.fill_pauses(signal, FS, peaks, 1, only_v1, none, detect_slow=second).tolist() == peaks.tolist()
+    assert ms.fill_pauses(signal, FS, peaks, 1, only_v1, none, detect_second=second).tolist() == peaks.tolist()

@@ -51,10 +51,10 @@ def _optimizer(cfg: TrainConfig, model: nn.Module, weighting: nn.Module, total_s
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     warm = min(max(cfg.warmup_steps, 0), total_steps // 10)  # never more than 10 % of the run
-    per_epoch = max(1, steps_per_epoch or total_steps // max(cfg.epochs, 1))
-    bounds = [int(m) * per_epoch for m in (cfg.lr_milestones or [])]
+    per_epoch = max(1, steps_per_epoch or total_steps // max(cfg.epochs, 1))  # default: the run's epochs even
+    bounds = [int(m) * per_epoch for m in (cfg.lr_milestones or [])]  # the steps where milestone epochs begin
 
-    def lr_lambda(step: int) -> float:  # linear warm-up, then cosine to 10 % of the peak (or steps)
+    def lr_lambda(step: int) -> float:  # linear warm-up, then cosine to 10 % of the peak, or MultiStepLR
         if step < warm:
             return (step + 1) / warm
         if cfg.lr_schedule == "multistep":  # MultiStepLR: the epoch of `step` past each milestone
