@@ -439,7 +439,13 @@ def _add_headline(table: dict[str, Any], reports: dict[str, list[dict[str, Any]]
     table["headline"] = {"metric": metric, "tasks": {a: reports[a][0]["headline"]["tasks"] for a in arms},
                          "values": values}
     scope = ", ".join(major) if major else "all tasks"
-    row = f"| **headline: {metric} ({scope})** | " + " | ".join(_fmt_ms(values[a]) for a in arms) + " |"
+    tasks = table["headline"]["tasks"]
+    widest = max(len(tasks[a]) for a in arms)
+
+    def cell(a: str) -> str:  # an arm whose own major tasks narrow its headline says so in its cell
+        own = tasks[a]
+        return _fmt_ms(values[a]) + (f" ({', '.join(own)})" if not major and len(own) < widest else "")
+    row = f"| **headline: {metric} ({scope})** | " + " | ".join(cell(a) for a in arms) + " |"
     lines = table["markdown"].split("\n")
     at = next(i for i, ln in enumerate(lines) if ln.startswith("|---|")) + 1  # first row of the summary table
     table["markdown"] = "\n".join(lines[:at] + [row] + lines[at:])

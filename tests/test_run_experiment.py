@@ -162,3 +162,18 @@ def test_group_arms_major_task_headline_and_major_task_sampler(shards: Path, tmp
     info = json.loads((out / "all_head" / "seed-0" / "run_info.json").read_text())
     assert info["sampler"] == "major_task" and info["major_tasks"] == ["LVH"]
     assert "| **headline: macro_f1 (LVH)** |" in (out / "comparison.md").read_text()
+
+
+def test_headline_cell_names_an_arms_own_major_tasks(tmp_path: Path) -> None:
+    """An arm whose own spec sets major_tasks (CO-TASK Table 8's major-task sampler) has a headline over
+    those tasks only: its cell says so, while the row's scope stays 'all tasks' for the other arms."""
+    pipe = load_pipeline()
+    md = "| metric | a | b |\n|---|---|---|\n| **macro_auroc** | 0.8 | 0.7 |"
+    table = {"arms": ["a", "b"], "markdown": md}
+    reports = {"a": [{"headline": {"value": 0.80, "tasks": ["LVH", "AFIB"]}}],
+               "b": [{"headline": {"value": 0.90, "tasks": ["LVH"]}}]}
+    out = pipe._add_headline(table, reports, "macro_auroc", None, tmp_path)
+    row = out["markdown"].split("\n")[2]
+    assert row.startswith("| **headline: macro_auroc (all tasks)** | 0.800 ")
+    assert row.endswith(" (LVH) |") and "0.800 ± 0.000 |" in row
+    assert (tmp_path / "comparison.md").read_text() == out["markdown"]
