@@ -45,7 +45,8 @@ def main() -> None:
                              difficulty=args.difficulty, ratios=parse_ratios(args.ratios))
         intervals = pd.read_parquet(Path(tmp) / "truth_intervals.parquet")
         shown = Path(tmp) / "labels_signal.parquet"  # what the signal shows (differs at harder levels)
-        phen = pd.read_parquet(shown) if shown.exists() else truth
+        shown_exists = shown.exists()
+        phen = pd.read_parquet(shown) if shown_exists else truth
         stated = pd.read_parquet(Path(tmp) / "labels_stated.parquet")
         manifest = label_manifest(scan([tmp], ScanConfig(workers=args.workers)))
         measured = measure(manifest, MeasureConfig(delineate=True, workers=args.workers))
@@ -72,11 +73,15 @@ def main() -> None:
             cells += [f"{np.mean(np.abs(err) <= tol):.0%}", bias]
         print(f"| {name} | {len(s)} | " + " | ".join(cells) + " |")
     res = audit(measured)
-    sc = flag_scores(res, truth, stated)
+    sc = flag_scores(res, truth, stated, shown=phen if shown_exists else None)
     n_labels = len({r.label for r in res.rules.rules if r.enabled and r.label})
     print(f"\naudit at label noise {args.noise}: {int(sc['flags'])} label flags, {int(sc['flipped'])} "
           f"flipped labels in the {n_labels} labels with rules; precision {sc['precision']:.2f}, "
-          f"recall {sc['recall']:.2f}\n")
+          f"recall {sc['recall']:.2f}")
+    if shown_exists:  # every statement its signal contradicts: noise flips and silent/mimic findings
+        print(f"against what the signal shows: {int(sc['contradictions'])} stated labels contradict their signal; "
+              f"precision {sc['precision_signal']:.2f}, recall {sc['recall_signal']:.2f}")
+    print()
     print(res.summary.to_string(index=False))
 
 

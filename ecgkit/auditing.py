@@ -249,7 +249,8 @@ def audit(manifest: pd.DataFrame, rules: RuleSet | None = None) -> AuditResult:
                        rules=rules)
 
 
-def flag_scores(result: AuditResult, truth: pd.DataFrame, stated: pd.DataFrame) -> dict[str, float]:
+def flag_scores(result: AuditResult, truth: pd.DataFrame, stated: pd.DataFrame,
+                shown: pd.DataFrame | None = None) -> dict[str, float]:
     """Recall and precision of label flags against known label noise (synthetic cohorts).
 
     A flipped label is a (record, label) whose ``stated`` value differs from ``truth``; a flag is
@@ -263,6 +264,13 @@ def flag_scores(result: AuditResult, truth: pd.DataFrame, stated: pd.DataFrame) 
     truth, stated : DataFrame
         ``truth.parquet`` and ``labels_stated.parquet`` of :func:`ecgkit.synth.synth_cohort`, with
         ``record_id`` matching the manifest's.
+    shown : DataFrame, optional
+        ``labels_signal.parquet`` (what each signal shows; at harder difficulties some stated findings
+        are silent in the signal and some signals mimic an unstated one). With it the result also
+        scores flags against every *contradiction*, a (record, label) whose stated value differs from
+        what its signal shows, noise flips and silent/mimic records alike: ``contradictions``,
+        ``precision_signal`` and ``recall_signal``. That is what the audit is for; the flip scores
+        count a correctly flagged silent finding as a false flag.
     """
     flags = result.flags
     lab = flags[~flags["label"].astype(str).str.startswith("statement:")]
@@ -272,9 +280,17 @@ def flag_scores(result: AuditResult, truth: pd.DataFrame, stated: pd.DataFrame) 
     flipped = {(rid, name) for name in labels for rid in t.index[(t[name] != s[name]).to_numpy()]}
     got = {(r, name) for r, name in zip(lab["record_id"], lab["label"]) if r in t.index}
     tp = len(got & flipped)
-    return {"flags": float(len(got)), "flipped": float(len(flipped)), "true_positives": float(tp),
-            "precision": tp / len(got) if got else math.nan,
-            "recall": tp / len(flipped) if flipped else math.nan}
+    out = {"flags": float(len(got)), "flipped": float(len(flipped)), "true_positives": float(tp),
+           "precision": tp / len(got) if got else math.nan,
+           "recall": tp / len(flipped) if flipped else math.nan}
+    if shown is not None:
+        w = shown.set_index("record_id").loc[t.index]
+        contra = {(rid, name) for name in labels for rid in t.index[(w[name] != s[name]).to_numpy()]}
+        hit = len(got & contra)
+        out.update({"contradictions": float(len(contra)), "true_positives_signal": float(hit),
+                    "precision_signal": hit / len(got) if got else math.nan,
+                    "recall_signal": hit / len(contra) if contra else math.nan})
+    return out
 
 
 def _mark_beats(fig: Any, signal: NDArray[np.floating], fs: float, lead: str, row: pd.Series) -> None:

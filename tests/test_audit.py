@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from ecgkit.auditing import audit, load_rules
+from ecgkit.auditing import AuditResult, audit, flag_scores, load_rules
 from ecgkit.cli import main
 from ecgkit.errors import ConfigError, SchemaError
 from ecgkit.manifest import read_manifest
@@ -136,3 +136,24 @@ def test_shard_audit_mask_drop_and_min_quality(cohort: Path, tmp_path: Path) -> 
         measure(m, MeasureConfig(), shards_dir=tmp_path / "mask")
     with pytest.raises(SchemaError, match="ecgkit audit"):
         write_shards(m.drop(columns=["audit_flags"]), tmp_path / "x", ShardConfig(workers=1, audit="mask"))
+
+
+def test_flag_scores_against_flips_and_against_the_signal_by_hand(tmp_path: Path) -> None:
+    """Four records, one rule label (AFIB). r1: noise flip (true 0, stated 1, signal 0); r2: silent finding
+    (true 1, stated 1, signal 0); r3: agreement; r4: mimic (true 0, stated 0, signal 1). Flags on r1, r2, r3.
+    Against flips: 1 of 3 flags right, 1 of 1 flip found. Against the signal: r1 and r2 are contradictions
+    flagged, r4 one missed: precision 2/3, recall 2/3."""
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n  - id: af\n    label: AFIB\n    stated: 1\n    all: [[rr_cv, '<', 0.06]]\n")
+    ids = ["r1", "r2", "r3", "r4"]
+    flags = pd.DataFrame({"record_id": ["r1", "r2", "r3", "r9"], "label": ["AFIB"] * 3 + ["statement:x"]})
+    result = AuditResult(flags=flags, summary=pd.DataFrame(), manifest=pd.DataFrame(), rules=load_rules(path))
+    truth = pd.DataFrame({"record_id": ids, "AFIB": [0, 1, 1, 0]})
+    stated = pd.DataFrame({"record_id": ids, "AFIB": [1, 1, 1, 0]})
+    shown = pd.DataFrame({"record_id": ids[::-1], "AFIB": [1, 1, 0, 0]})  # r4, r3, r2, r1: order must not matter
+    sc = flag_scores(result, truth, stated, shown=shown)
+    assert (sc["flags"], sc["flipped"], sc["true_positives"]) == (3, 1, 1)
+    assert sc["precision"] == pytest.approx(1 / 3) and sc["recall"] == 1.0
+    assert (sc["contradictions"], sc["true_positives_signal"]) == (3, 2)
+    assert sc["precision_signal"] == pytest.approx(2 / 3) and sc["recall_signal"] == pytest.approx(2 / 3)
+    assert "precision_signal" not in flag_scores(result, truth, stated)
