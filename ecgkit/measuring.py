@@ -259,6 +259,10 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
                     # neurokit2's delineator looks for an upright P: when the P is inverted in the
                     # measured lead (an ectopic atrial focus), the global P onset is the PR start
                     row["pr_ms"] = pr
+                elif not math.isfinite(row["pr_ms"]) and math.isfinite(pr):
+                    # the measured lead shows no P onset (a P wave flat in it, or on the previous T
+                    # wave): the earliest onset in any lead is the PR start (Surawicz et al. 2009)
+                    row["pr_ms"], row["pr_iqr_ms"] = pr, math.nan
                 if row["pr_ms"] < mg.PR_MIN_MS:
                     # a "P onset" at the QRS onset is the QRS's own first deflection (the slurred
                     # start of a left bundle branch block); the global P onset (never under
