@@ -1,6 +1,6 @@
 """Multi-lead (global) wave measurements behind :func:`ecgkit.measuring.measure_signal`: the spatial
 velocity of the 8 independent leads, the global QRS duration and onset, the global PR interval, the
-P wave's polarity in the measured lead, and the PR from a lead's P onsets to the global QRS onset.
+PR from a lead's P onsets to the global QRS onset.
 """
 from __future__ import annotations
 
@@ -193,33 +193,6 @@ def _p_onset_from_floor(seg: NDArray[np.float64], s0: int, e0: int, fs: float) -
     above = np.flatnonzero(seg[f0: p + 1] > thr) + f0
     starts, _ = _runs(above, int(GLOBAL_QRS_GAP_S * fs))
     return max(s0, int(above[starts[-1]]))
-
-
-#: Lead-level P deflections smaller than this (mV) have no polarity (a flat P: half a small square).
-P_POLARITY_MIN_MV = 0.05
-
-
-def p_polarity(clean: NDArray[np.floating], fs: float, peaks: NDArray[np.integer],
-               qrs_onset_before_r_ms: float) -> float:
-    """Sign (+1, -1; NaN when flat or not measurable) of the P wave in one lead.
-
-    The largest deflection of the median beat (beats aligned on their R peaks) between 250 and 30 ms
-    before the (global) QRS onset, from the level of the PR segment 30 ms before the onset; NaN when
-    it is under ``P_POLARITY_MIN_MV``. A sinus P is upright in II (Surawicz et al. 2009); a P
-    inverted in II and aVF is an ectopic (low atrial or junctional) focus.
-    """
-    if not math.isfinite(qrs_onset_before_r_ms):
-        return math.nan
-    q = int(round(qrs_onset_before_r_ms * fs / 1000.0))
-    a, b = q + int(round(0.25 * fs)), q + int(round(0.03 * fs))
-    pk = np.asarray(peaks, dtype=np.int64)
-    pk = pk[pk - a >= 0]
-    if pk.size < 2:
-        return math.nan
-    beat = np.median(np.asarray(clean, dtype=np.float64)[pk[:, None] + np.arange(-a, -b + 1)[None, :]], axis=0)
-    dev = beat - beat[-1]
-    top = dev[int(np.argmax(np.abs(dev)))]
-    return float(np.sign(top)) if abs(top) >= P_POLARITY_MIN_MV else math.nan
 
 
 def pr_to_global_onset(waves: dict[str, NDArray[np.float64]], peaks: NDArray[np.integer], fs: float,
