@@ -90,10 +90,11 @@ def global_qrs(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.intege
 #: The P wave is searched between the previous beat's T end and the PR segment, the velocity's
 #: lowest point between 100 ms and this many seconds before the global QRS onset.
 _P_SEARCH_END_S = 0.01
-#: With no T end, the search starts this long before the QRS onset: beyond the longest PR of
-#: first-degree block the generator draws (340 ms); a marked first-degree block with a P wave on the
-#: preceding T is the case no single-record method reads well.
-_P_SEARCH_FALLBACK_S = 0.35
+#: The search starts at the previous T end, and at most this long before the QRS onset: the
+#: longest PR of a marked first-degree block (~600 ms, also the bound of a valid PR here). 350 ms cut
+#: the P wave of a real first-degree block (GE MUSE example, PR 330 ms by GE's 12SL) off at its
+#: onset. A P wave on the preceding T is the case no single-record method reads well.
+_P_SEARCH_FALLBACK_S = 0.6
 
 
 def global_pr(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer], onset_before_r_ms: float,
@@ -152,6 +153,13 @@ def global_pr(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer
     long = np.flatnonzero((above[ends] - above[starts] >= int(0.02 * fs)) & (onset_pr >= PR_MIN_MS))
     if long.size == 0:
         return math.nan
+    # of those, only runs that peak at P_PEAK_SHARE of the largest: a small bump in the PR segment
+    # (noise, atrial repolarisation) is not the P wave; a run from the window's start (the previous
+    # T wave's tail) sets no reference
+    tops = np.array([seg[above[starts[i]]: above[ends[i]] + 1].max() for i in long])
+    inner = above[starts[long]] > int(0.01 * fs)
+    ref = float(tops[inner].max()) if inner.any() else float(tops.max())
+    long = long[tops >= P_PEAK_SHARE * ref]
     k = int(long[-1])
     if above[starts[k]] <= int(0.01 * fs):  # the run starts with the search window: its onset is not
         return math.nan                     # seen (the previous T wave's tail, or a P inside it)
@@ -170,6 +178,10 @@ def global_pr(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer
 #: synthetic LBBB records). Shares of 0.15-0.3 gave the same within 2 records on 521 noisy synthetic
 #: records (LBBB PR within 25 ms 80 -> 92 %, EAR 87 -> 91 %; 0.1 with the local floor: 83 and 78 %).
 P_ONSET_FRACTION = 0.2
+#: A run of the P search that peaks under this share of the largest run's peak is not the P wave
+#: (:func:`global_pr`): on a real first-degree block (GE MUSE example, PR 330 ms by GE's 12SL) a
+#: bump at 45 % of the P wave's velocity in the PR segment was read as the P wave (PR 164 ms).
+P_PEAK_SHARE = 0.5
 #: The floor under the P wave is the velocity's lowest point this long (s) before its peak: the
 #: T-P segment or PR-level stretch before a P wave, which lasts up to ~120 ms.
 P_FLOOR_S = 0.15
