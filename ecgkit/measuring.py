@@ -220,6 +220,8 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
         row["bsqi"] = ms.bsqi(peaks, bio, fs, config.bsqi_tolerance_ms)
         if config.fuse_beats:
             peaks = ms.fuse_beats(peaks, bio, fs, n_samples=sig.shape[1])
+            # a tall T wave that one detector took for a QRS (its spatial velocity is a T wave's)
+            peaks = ms.drop_t_waves(sig, fs, peaks, bio)
     if config.fuse_beats:
         # in a pause or under 60/min two detectors run in the other leads: the "neurokit" method misses
         # wide, early premature beats that a wavelet detector finds; a beat counts where two leads show it
