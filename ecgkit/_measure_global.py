@@ -18,8 +18,12 @@ GLOBAL_QRS_FRACTION = 0.1
 #: Above-threshold runs closer than this are one QRS: the spatial velocity dips at the R apex and
 #: between the components of a notched or bundle-branch-block QRS.
 GLOBAL_QRS_GAP_S = 0.02
-#: The QRS onset is searched this long (s) before the R peak of the measured lead.
-GLOBAL_QRS_PRE_S = 0.1
+#: The QRS onset is searched this long (s) before the R peak of the measured lead. A wide QRS (bundle
+#: branch block, IVCD: up to ~200 ms) can peak late in that lead and start more than 100 ms before
+#: the peak: at 100 ms the onset sat on the window's edge in 42 of 70 synthetic LBBB records, and
+#: the PR ended there. A P wave does not join the QRS's run: it is under a tenth of the QRS's
+#: velocity and ends a PR segment (> GLOBAL_QRS_GAP_S) before it.
+GLOBAL_QRS_PRE_S = 0.2
 _GQRS_SOS: dict[tuple[float, float], NDArray[np.float64]] = {}
 #: A PR interval under this (ms) is not a P wave's: the shortest PR of pre-excitation is about
 #: 80-120 ms (Wolff-Parkinson-White: PR < 120 ms); a shorter "P onset" is the QRS's own start.
@@ -60,7 +64,7 @@ def global_qrs(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.intege
     leads, CSE Working Party, Willems et al., Circulation 1985;71:523) computed as in vectorcardiographic
     delineation: band-pass 1-40 Hz, spatial velocity ``sqrt(sum over leads of (dV/dt)^2)``, median
     over beats aligned on the R peaks, then the span of the run above ``GLOBAL_QRS_FRACTION`` of its
-    peak (runs closer than ``GLOBAL_QRS_GAP_S`` merged) within -100..+150 ms of the R peak.
+    peak (runs closer than ``GLOBAL_QRS_GAP_S`` merged) within -``GLOBAL_QRS_PRE_S``..+150 ms of the R peak.
     A single lead misses forces that are perpendicular to it (RBBB terminal forces in lead II).
     NaN (both) with fewer than 2 beats 300 ms from the record's edges. ``velocity``: the record's
     :func:`spatial_velocity`, when the caller has it already.
