@@ -21,7 +21,7 @@ GLOBAL_QRS_GAP_S = 0.02
 #: The QRS onset is searched this long (s) before the R peak of the measured lead. A wide QRS (bundle
 #: branch block, IVCD: up to ~200 ms) can peak late in that lead and start more than 100 ms before
 #: the peak: at 100 ms the onset sat on the window's edge in 42 of 70 synthetic LBBB records, and
-#: the PR ended there. A P wave does not join the QRS's run: it is under a tenth of the QRS's
+#: the PR ended there (none at 200 ms). A P wave does not join the QRS's run: it is under a tenth of the QRS's
 #: velocity and ends a PR segment (> GLOBAL_QRS_GAP_S) before it.
 GLOBAL_QRS_PRE_S = 0.2
 _GQRS_SOS: dict[tuple[float, float], NDArray[np.float64]] = {}
