@@ -1,6 +1,6 @@
 """Multi-lead (global) wave measurements behind :func:`ecgkit.measuring.measure_signal`: the spatial
 velocity of the 8 independent leads, the global QRS duration and onset, the global PR interval, the
-P wave's polarity in the measured lead, and the PR from a lead's P onsets to the global QRS onset.
+PR from a lead's P onsets to the global QRS onset.
 """
 from __future__ import annotations
 
@@ -18,6 +18,12 @@ GLOBAL_QRS_FRACTION = 0.1
 #: Above-threshold runs closer than this are one QRS: the spatial velocity dips at the R apex and
 #: between the components of a notched or bundle-branch-block QRS.
 GLOBAL_QRS_GAP_S = 0.02
+#: The QRS onset is searched this long (s) before the R peak of the measured lead. A wide QRS (bundle
+#: branch block, IVCD: up to ~200 ms) can peak late in that lead and start more than 100 ms before
+#: the peak: at 100 ms the onset sat on the window's edge in 42 of 70 synthetic LBBB records, and
+#: the PR ended there (none at 200 ms). A P wave does not join the QRS's run: it is under a tenth of the QRS's
+#: velocity and ends a PR segment (> GLOBAL_QRS_GAP_S) before it.
+GLOBAL_QRS_PRE_S = 0.2
 _GQRS_SOS: dict[tuple[float, float], NDArray[np.float64]] = {}
 #: A PR interval under this (ms) is not a P wave's: the shortest PR of pre-excitation is about
 #: 80-120 ms (Wolff-Parkinson-White: PR < 120 ms); a shorter "P onset" is the QRS's own start.
@@ -58,7 +64,7 @@ def global_qrs(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.intege
     leads, CSE Working Party, Willems et al., Circulation 1985;71:523) computed as in vectorcardiographic
     delineation: band-pass 1-40 Hz, spatial velocity ``sqrt(sum over leads of (dV/dt)^2)``, median
     over beats aligned on the R peaks, then the span of the run above ``GLOBAL_QRS_FRACTION`` of its
-    peak (runs closer than ``GLOBAL_QRS_GAP_S`` merged) within -100..+150 ms of the R peak.
+    peak (runs closer than ``GLOBAL_QRS_GAP_S`` merged) within -``GLOBAL_QRS_PRE_S``..+150 ms of the R peak.
     A single lead misses forces that are perpendicular to it (RBBB terminal forces in lead II).
     NaN (both) with fewer than 2 beats 300 ms from the record's edges. ``velocity``: the record's
     :func:`spatial_velocity`, when the caller has it already.
@@ -75,7 +81,7 @@ def global_qrs(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.intege
     top = w - near + int(np.argmax(med[w - near: w + near]))
     base = float(np.percentile(med, 10))
     thr = base + GLOBAL_QRS_FRACTION * (float(med[top]) - base)
-    lo = w - int(0.1 * fs)
+    lo = w - int(GLOBAL_QRS_PRE_S * fs)
     above = np.flatnonzero(med[lo: w + int(0.15 * fs)] > thr) + lo
     if above.size == 0:
         return nan
@@ -88,10 +94,11 @@ def global_qrs(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.intege
 #: The P wave is searched between the previous beat's T end and the PR segment, the velocity's
 #: lowest point between 100 ms and this many seconds before the global QRS onset.
 _P_SEARCH_END_S = 0.01
-#: With no T end, the search starts this long before the QRS onset: beyond the longest PR of
-#: first-degree block the generator draws (340 ms); a marked first-degree block with a P wave on the
-#: preceding T is the case no single-record method reads well.
-_P_SEARCH_FALLBACK_S = 0.35
+#: The search starts at the previous T end, and at most this long before the QRS onset: the
+#: longest PR of a marked first-degree block (~600 ms, also the bound of a valid PR here). 350 ms cut
+#: the P wave of a real first-degree block (GE MUSE example, PR 330 ms by GE's 12SL) off at its
+#: onset. A P wave on the preceding T is the case no single-record method reads well.
+_P_SEARCH_FALLBACK_S = 0.6
 
 
 def global_pr(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer], onset_before_r_ms: float,
@@ -103,7 +110,8 @@ def global_pr(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer
     as for the global QRS (:func:`global_qrs`): the P wave is the largest spatial velocity between the
     previous beat's T end (``t_end_after_r_ms`` after its R, from the delineation) and
     ``_P_SEARCH_END_S`` before the QRS onset, and its onset the start of that run above
-    ``GLOBAL_QRS_FRACTION`` of its peak (runs closer than ``GLOBAL_QRS_GAP_S`` merged). The spatial
+    ``GLOBAL_QRS_FRACTION`` of its peak (runs closer than ``GLOBAL_QRS_GAP_S`` merged), read again
+    against the floor just before the P wave (:func:`_p_onset_from_floor`). The spatial
     velocity is blind to the P wave's polarity, so an ectopic atrial P inverted in II and aVF (low
     atrial rhythm) is read like an upright sinus P, where a single-lead delineator tuned for upright
     P waves (neurokit2's) reads it wrongly. The velocity is band-passed to ``P_BAND_HZ``, not the
@@ -149,38 +157,58 @@ def global_pr(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer
     long = np.flatnonzero((above[ends] - above[starts] >= int(0.02 * fs)) & (onset_pr >= PR_MIN_MS))
     if long.size == 0:
         return math.nan
+    # of those, only runs that peak at P_PEAK_SHARE of the largest: a small bump in the PR segment
+    # (noise, atrial repolarisation) is not the P wave; a run from the window's start (the previous
+    # T wave's tail) sets no reference
+    tops = np.array([seg[above[starts[i]]: above[ends[i]] + 1].max() for i in long])
+    inner = above[starts[long]] > int(0.01 * fs)
+    ref = float(tops[inner].max()) if inner.any() else float(tops.max())
+    long = long[tops >= P_PEAK_SHARE * ref]
     k = int(long[-1])
     if above[starts[k]] <= int(0.01 * fs):  # the run starts with the search window: its onset is not
         return math.nan                     # seen (the previous T wave's tail, or a P inside it)
-    pr = float(qon - (lo + above[starts[k]])) * 1000.0 / fs
+    # the run (over the window's 10 % threshold) holds the P wave; its onset is read against the
+    # floor just before it
+    onset = _p_onset_from_floor(seg, int(above[starts[k]]), int(above[ends[k]]), fs)
+    pr = float(qon - (lo + onset)) * 1000.0 / fs
     return pr if 0 < pr < 600 else math.nan
 
 
-#: Lead-level P deflections smaller than this (mV) have no polarity (a flat P: half a small square).
-P_POLARITY_MIN_MV = 0.05
+#: The P onset is where the velocity rises above this share of the P wave's peak over the floor just
+#: before it (:func:`_p_onset_from_floor`). The share of the QRS (``GLOBAL_QRS_FRACTION``, 0.1) is
+#: too low for the P wave: its peak is ~10x smaller, so the slow tail of a large T wave (the
+#: secondary ST-T of a bundle branch block) and baseline wander reach a tenth of it, and a
+#: threshold over the whole search window joins that tail to the P wave (P onsets 50-130 ms early on
+#: synthetic LBBB records). Shares of 0.15-0.3 gave the same within 2 records on 521 noisy synthetic
+#: records (LBBB PR within 25 ms 80 -> 92 %, EAR 87 -> 91 %; 0.1 with the local floor: 83 and 78 %).
+P_ONSET_FRACTION = 0.2
+#: A run of the P search that peaks under this share of the largest run's peak is not the P wave
+#: (:func:`global_pr`): on a real first-degree block (GE MUSE example, PR 330 ms by GE's 12SL) a
+#: bump at 45 % of the P wave's velocity in the PR segment was read as the P wave (PR 164 ms).
+P_PEAK_SHARE = 0.5
+#: The floor under the P wave is the velocity's lowest point this long (s) before its peak: the
+#: T-P segment or PR-level stretch before a P wave, which lasts up to ~120 ms.
+P_FLOOR_S = 0.15
 
 
-def p_polarity(clean: NDArray[np.floating], fs: float, peaks: NDArray[np.integer],
-               qrs_onset_before_r_ms: float) -> float:
-    """Sign (+1, -1; NaN when flat or not measurable) of the P wave in one lead.
+def _p_onset_from_floor(seg: NDArray[np.float64], s0: int, e0: int, fs: float) -> int:
+    """Onset (index into ``seg``) of the P wave whose above-threshold run is ``seg[s0:e0+1]``.
 
-    The largest deflection of the median beat (beats aligned on their R peaks) between 250 and 30 ms
-    before the (global) QRS onset, from the level of the PR segment 30 ms before the onset; NaN when
-    it is under ``P_POLARITY_MIN_MV``. A sinus P is upright in II (Surawicz et al. 2009); a P
-    inverted in II and aVF is an ectopic (low atrial or junctional) focus.
+    The threshold is ``P_ONSET_FRACTION`` of the way from the local floor (the lowest velocity in the
+    ``P_FLOOR_S`` before the run's peak) to the peak; the onset is the start of the above-threshold
+    run that holds the peak (gaps under ``GLOBAL_QRS_GAP_S`` bridged: the velocity dips at the P
+    apex). The floor is local because what precedes the P wave (a T wave's tail, wander) differs
+    from record to record; never earlier than ``s0``'s run started.
     """
-    if not math.isfinite(qrs_onset_before_r_ms):
-        return math.nan
-    q = int(round(qrs_onset_before_r_ms * fs / 1000.0))
-    a, b = q + int(round(0.25 * fs)), q + int(round(0.03 * fs))
-    pk = np.asarray(peaks, dtype=np.int64)
-    pk = pk[pk - a >= 0]
-    if pk.size < 2:
-        return math.nan
-    beat = np.median(np.asarray(clean, dtype=np.float64)[pk[:, None] + np.arange(-a, -b + 1)[None, :]], axis=0)
-    dev = beat - beat[-1]
-    top = dev[int(np.argmax(np.abs(dev)))]
-    return float(np.sign(top)) if abs(top) >= P_POLARITY_MIN_MV else math.nan
+    p = s0 + int(np.argmax(seg[s0: e0 + 1]))
+    f0 = max(0, p - int(round(P_FLOOR_S * fs)))
+    if p - f0 < 2:
+        return s0
+    floor = float(seg[f0:p].min())
+    thr = floor + P_ONSET_FRACTION * (float(seg[p]) - floor)
+    above = np.flatnonzero(seg[f0: p + 1] > thr) + f0
+    starts, _ = _runs(above, int(GLOBAL_QRS_GAP_S * fs))
+    return max(s0, int(above[starts[-1]]))
 
 
 def pr_to_global_onset(waves: dict[str, NDArray[np.float64]], peaks: NDArray[np.integer], fs: float,

@@ -7,6 +7,7 @@ their import time (about 1-2 s together).
 Steps, each a small private function (the shape of NeuroKit's ``ecg_process``):
 ``_lead_shares`` (flat and noisy 1 s windows of every lead, all 12 leads at once) ->
 ``_choose_lead`` -> ``nk.ecg_clean`` -> ``nk.ecg_peaks`` and a biosppy detector -> ``_bsqi`` ->
+``fuse_beats`` -> ``drop_t_waves`` -> ``fill_pauses`` ->
 ``_rr_features`` -> ``_template_quality`` -> optionally ``nk.ecg_delineate`` -> ``_intervals``; the
 multi-lead (global) QRS and PR are in :mod:`ecgkit._measure_global`.
 """
@@ -156,6 +157,47 @@ def _nearest(x: NDArray[np.int64], y: NDArray[np.int64]) -> NDArray[np.int64]:
     before = np.abs(x - y[np.clip(pos - 1, 0, y.size - 1)])
     after = np.abs(y[np.clip(pos, 0, y.size - 1)] - x)
     return np.asarray(np.minimum(before, after), dtype=np.int64)
+
+
+#: A beat one detector alone finds in the T-wave window is a T wave only when its spatial velocity
+#: is also under this share of the slowest beat both detectors find (:func:`drop_t_waves`): beats
+#: of one ectopic focus vary by ~10-20 % in velocity with noise and respiration.
+AGREED_VELOCITY_SHARE = 0.75
+
+
+def drop_t_waves(signal: NDArray[np.floating], fs: float, fused: NDArray[np.integer],
+                 secondary: NDArray[np.integer], refractory_ms: float = 200.0) -> NDArray[np.int64]:
+    """``fused`` less the beats that are the previous beat's T wave: found by one detector only
+    (no ``secondary`` beat within 50 ms), ``refractory_ms`` to ``T_WAVE_MAX_MS`` after the beat
+    before, with a spatial velocity peak under ``T_WAVE_VELOCITY_SHARE`` of the median at the beats
+    both detectors found.
+
+    A tall T wave (hyperkalaemia, LVH, a secondary ST-T) crosses a detector's threshold; over the 8
+    independent leads a T wave is slow (its velocity ~10-20 % of the QRS's), a QRS is not. The same
+    rule admits a beat in the T-wave window in :func:`fill_pauses`. Costs nothing (no velocity) when
+    no such beat is found.
+    """
+    pk = np.sort(np.asarray(fused, dtype=np.int64))
+    b = np.sort(np.asarray(secondary, dtype=np.int64))
+    if pk.size < 3 or b.size == 0:
+        return pk
+    agreed = _nearest(pk, b) <= int(round(0.05 * fs))
+    lag = np.diff(pk) * (1000.0 / fs)
+    cand = np.flatnonzero(~agreed[1:] & (lag >= refractory_ms) & (lag <= T_WAVE_MAX_MS)) + 1
+    if cand.size == 0 or agreed.sum() < 2:
+        return pk
+    v = spatial_velocity(signal, fs)
+    half = int(round(0.05 * fs))
+
+    def peak_v(i: int) -> float:
+        return float(v[max(0, i - half): i + half + 1].max())
+
+    known = np.array([peak_v(int(x)) for x in pk[agreed]])
+    # slow against the median beat, and against every beat both detectors take (wide premature
+    # beats, as slow as a fifth to a third of the sinus QRS, are such beats in bigeminy)
+    limit = min(T_WAVE_VELOCITY_SHARE * float(np.median(known)), AGREED_VELOCITY_SHARE * float(known.min()))
+    slow = [int(i) for i in cand if peak_v(int(pk[i])) < limit]
+    return np.delete(pk, slow) if slow else pk
 
 
 #: An RR interval this many times the median RR is a pause: a dropped beat, or a beat the measured

@@ -26,8 +26,10 @@ flat_share             share of 1 s lead windows (12 leads) with peak-to-peak < 
 noise_share            share of 1 s lead windows with > 0.05 mV RMS above 40 Hz
 flat_leads             leads flat in more than half their windows
 noisy_leads            leads noisy in more than half their windows
-pr_ms .. n_delineated  ``--delineate`` only (NaN otherwise): medians over beats of PR (P onset on
-                       the measured lead to the global QRS onset), QRS, QT,
+pr_ms .. n_delineated  ``--delineate`` only (NaN otherwise): PR (global P onset to global QRS
+                       onset, :func:`ecgkit._measure_global.global_pr`; where not measurable the
+                       median over beats of the measured lead's P onset to the global QRS onset),
+                       medians over beats of QRS, QT,
                        QTc (Bazett, Fridericia), PR interquartile range, P-wave presence share,
                        beats with a delineated QRS, from ``nk.ecg_delineate`` (method "prominence")
 qrs_global_ms          ``--delineate`` only: global QRS of the 8 independent leads (spatial velocity
@@ -218,6 +220,8 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
         row["bsqi"] = ms.bsqi(peaks, bio, fs, config.bsqi_tolerance_ms)
         if config.fuse_beats:
             peaks = ms.fuse_beats(peaks, bio, fs, n_samples=sig.shape[1])
+            # a tall T wave that one detector took for a QRS (its spatial velocity is a T wave's)
+            peaks = ms.drop_t_waves(sig, fs, peaks, bio)
     if config.fuse_beats:
         # in a pause or under 60/min two detectors run in the other leads: the "neurokit" method misses
         # wide, early premature beats that a wavelet detector finds; a beat counts where two leads show it
@@ -255,19 +259,23 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
                 t_end = t_end[np.isfinite(t_end) & (t_end > 0)]
                 pr = mg.global_pr(sig, fs, dominant, onset_before_r,
                                   float(np.median(t_end)) if t_end.size else math.nan)
-                if math.isfinite(pr) and mg.p_polarity(clean, fs, beats, onset_before_r) < 0:
-                    # neurokit2's delineator looks for an upright P: when the P is inverted in the
-                    # measured lead (an ectopic atrial focus), the global P onset is the PR start
+                if math.isfinite(pr):
+                    # the PR interval runs from the earliest P onset in any lead to the earliest QRS
+                    # onset in any lead (Surawicz et al. 2009): the multi-lead reading is the PR, the
+                    # measured lead's P onset the fallback. neurokit2's delineator looks for an upright
+                    # P in one lead: it misses a P inverted there (an ectopic atrial focus), takes the
+                    # slurred start of a bundle-branch-block QRS for a P onset, and a P flat in the
+                    # lead for none. On 3 synthetic cohorts (521 enriched noisy, 1,900 realistic,
+                    # 1,900 easy records) the global PR was within 25 ms of the truth where the
+                    # lead's was not in 37 records, and the reverse in 6. The lead's IQR over beats
+                    # stays: the median beat has no beat-to-beat spread.
                     row["pr_ms"] = pr
-                if row["pr_ms"] < mg.PR_MIN_MS:
+                elif row["pr_ms"] < mg.PR_MIN_MS:
                     # a "P onset" at the QRS onset is the QRS's own first deflection (the slurred
-                    # start of a left bundle branch block); the global P onset (never under
-                    # PR_MIN_MS) replaces it, or none
-                    row["pr_ms"] = pr
-                    if not math.isfinite(row["pr_ms"]):
-                        row["pr_iqr_ms"] = math.nan
-                        reasons.append(f"PR under {mg.PR_MIN_MS:g} ms on lead {LEADS[lead]} and in the global "
-                                       "P onset: no P onset found")
+                    # start of a left bundle branch block), and no global P onset was found
+                    row["pr_ms"] = row["pr_iqr_ms"] = math.nan
+                    reasons.append(f"PR under {mg.PR_MIN_MS:g} ms on lead {LEADS[lead]} and no global "
+                                   "P onset: no P onset found")
             missing = [k for k in ("pr_ms", "qrs_ms", "qt_ms") if not math.isfinite(row[k])]
             if missing and not any(r.startswith("neurokit2.ecg_delineate") for r in reasons):
                 reasons.append(f"ecg_delineate found no {', '.join(m[:-3].upper() for m in missing)} "

@@ -6,9 +6,10 @@ groups under 10 records, all but one). ``ecgkit measure`` measures intervals on 
 ``nk.ecg_delineate(method="prominence")``; on the synthetic generator that single-lead QRS misses
 the late forces of bundle branch blocks and IVCD (RBBB/LBBB/IRBBB/IVCD/NIVCD underestimated by
 35-75 ms) and reads the inverted ectopic P of EAR poorly, so the single-lead QRS check leaves out
-those conduction phenotypes (the global QRS, ``qrs_global_ms``, is checked on all of them) and the
-PR check leaves out EAR (and AF/AFL/3AVB, where PR is undefined);
-misses are mostly 1AVB records whose long PR puts the P wave on the preceding T.
+those conduction phenotypes (the global QRS, ``qrs_global_ms``, is checked on all of them). PR is
+read on all leads at once (``global_pr``), so EAR's inverted P is checked too; the PR check leaves
+out AF/AFL/3AVB, where PR is undefined; misses are mostly 1AVB records whose long PR puts the P
+wave on the preceding T.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from ecgkit.synth import LABELS, synth_cohort
 
 HR_TOL_BPM, PR_TOL_MS, QRS_TOL_MS = 5.0, 25.0, 30.0
 _QRS_UNRELIABLE = {"RBBB", "LBBB", "IRBBB", "IVCD", "NIVCD"}
-_PR_UNDEFINED = {"AFIB", "AFL", "3AVB", "EAR"}
+_PR_UNDEFINED = {"AFIB", "AFL", "3AVB"}
 
 
 @pytest.fixture(scope="module")
@@ -285,3 +286,18 @@ def test_dask_engine_measures_the_same_as_the_local_engine(tmp_path: Path) -> No
     assert int((measured & ~reasons).sum() + reasons.sum()) == len(manifest)
     assert str(dask.loc[ok[0], "measure_reason"]).startswith("read:")
     assert str(dask.loc[ok[1], "measure_reason"]).startswith("not measured")
+
+
+def test_p_onset_is_read_against_the_floor_just_before_the_p_wave() -> None:
+    # a spatial-velocity segment (mV/s, 500 Hz): the slow tail of a large T wave (a plateau at 2.5)
+    # runs into a P wave whose velocity rises from 2 to 10 at sample 300; a threshold a tenth of the
+    # way up from the segment's floor (0.5) joins the plateau to the P wave, the local floor does not
+    from ecgkit import _measure_global as mg
+
+    seg = np.full(500, 0.5)
+    seg[100:290] = 2.5
+    seg[290:300] = 2.0  # the T-P floor just before the P wave
+    seg[300:360] = np.linspace(2.0, 10.0, 60)
+    seg[360:420] = np.linspace(10.0, 1.0, 60)
+    onset = mg._p_onset_from_floor(seg, 100, 419, 500.0)
+    assert 300 <= onset <= 320  # where the P wave's own rise passes a fifth of its height

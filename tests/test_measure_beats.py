@@ -44,3 +44,25 @@ def test_fill_pauses_takes_a_beat_the_second_detector_finds_in_other_leads() -> 
     only_v1 = np.zeros(12, dtype=bool)
     only_v1[[1, 6]] = True  # II (the measured lead) and V1
     assert ms.fill_pauses(signal, FS, peaks, 1, only_v1, none, detect_second=second).tolist() == peaks.tolist()
+
+
+def _beats_signal(qrs: list[int], slow: list[int], n: int = 5000) -> np.ndarray:
+    """12 leads: a sharp bump (QRS, 10 ms wide) at ``qrs``, a slow one (T wave, 60 ms) at ``slow``."""
+    t = np.arange(n)
+    x = sum(np.exp(-0.5 * ((t - q) / (0.01 * FS)) ** 2) for q in qrs)
+    x = x + sum(0.5 * np.exp(-0.5 * ((t - s) / (0.06 * FS)) ** 2) for s in slow)
+    return np.tile(x, (12, 1))
+
+
+def test_drop_t_waves_drops_a_slow_primary_only_beat_in_the_t_window() -> None:
+    qrs = [500, 1000, 1500, 2000, 2500]
+    sig = _beats_signal(qrs, [1150])  # a T wave 300 ms after the QRS at 1000
+    primary = np.array([500, 1000, 1150, 1500, 2000, 2500])
+    got = ms.drop_t_waves(sig, FS, primary, np.array(qrs))
+    assert got.tolist() == qrs
+    # as fast as a QRS, it is a beat (an early premature one), and stays
+    fast = _beats_signal(qrs + [1150], [])
+    assert ms.drop_t_waves(fast, FS, primary, np.array(qrs)).tolist() == primary.tolist()
+    # found by both detectors it stays whatever its speed
+    both = np.array(qrs + [1150])
+    assert ms.drop_t_waves(sig, FS, primary, both).tolist() == primary.tolist()
