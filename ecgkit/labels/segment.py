@@ -272,13 +272,17 @@ def _spans_phrase(before: str, after: str, automaton: Any) -> bool:
     window = f" {' '.join(left)} {' '.join(right)} "
     hits = [(end - len(entry.key) + 1, end, entry) for end, entry in automaton.iter(window)]
     # the right piece opens with a phrase of its own that reaches past the spanning one
-    # ("short PR   Prolonged QT": "prolonged qt", not "pr prolonged"): the break stands
-    own = max((end for start, end, entry in hits if start == gap and entry.key.strip() not in (",", "?")),
-              default=-1)
-    for start, end, entry in hits:
+    # ("short PR   Prolonged QT": "prolonged qt", not "pr prolonged"): the break stands. One that
+    # ends where the spanning phrase ends is that phrase's tail when the left piece ends in no phrase
+    # of its own: "Left  bundle branch block", "Non-specific  intra-ventricular conduction delay" are
+    # one statement with a doubled space; "Atrial fibrillation  Atrial flutter" are two
+    real = [(start, end, entry) for start, end, entry in hits if entry.key.strip() not in (",", "?")]
+    own = max((end for start, end, _ in real if start == gap), default=-1)
+    left_whole = any(end == gap for _, end, _ in real)
+    for start, end, entry in real:
         # a generated form (a word order or coordination) glues nothing: only listed phrases do
-        if (start < gap and end > gap + 1 and entry.key.strip() not in (",", "?") and not entry.generated
-                and end > own):
+        if (start < gap and end > gap + 1 and not entry.generated
+                and (end > own or (end == own and not left_whole))):
             return True
     return False
 
