@@ -159,6 +159,27 @@ def _nearest(x: NDArray[np.int64], y: NDArray[np.int64]) -> NDArray[np.int64]:
     return np.asarray(np.minimum(before, after), dtype=np.int64)
 
 
+class BeatVelocity:
+    """A record's spatial velocity (:func:`ecgkit._measure_global.spatial_velocity`, 40 Hz), computed
+    on first use and then shared by the steps that read it (:func:`drop_t_waves`, :func:`fill_pauses`,
+    the global QRS), and its peak within 50 ms of a beat."""
+
+    def __init__(self, signal: NDArray[np.floating], fs: float) -> None:
+        self._signal, self._fs = signal, fs
+        self._half = int(round(0.05 * fs))
+        self._values: NDArray[np.float64] | None = None
+
+    @property
+    def values(self) -> NDArray[np.float64]:
+        if self._values is None:
+            self._values = spatial_velocity(self._signal, self._fs)
+        return self._values
+
+    def peak(self, i: int) -> float:
+        """The largest velocity within 50 ms of sample ``i``."""
+        return float(self.values[max(0, i - self._half): i + self._half + 1].max())
+
+
 #: A beat one detector alone finds in the T-wave window is a T wave only when its spatial velocity
 #: is also under this share of the slowest beat both detectors find (:func:`drop_t_waves`): beats
 #: of one ectopic focus vary by ~10-20 % in velocity with noise and respiration.
@@ -166,7 +187,8 @@ AGREED_VELOCITY_SHARE = 0.75
 
 
 def drop_t_waves(signal: NDArray[np.floating], fs: float, fused: NDArray[np.integer],
-                 secondary: NDArray[np.integer], refractory_ms: float = 200.0) -> NDArray[np.int64]:
+                 secondary: NDArray[np.integer], refractory_ms: float = 200.0,
+                 velocity: BeatVelocity | None = None) -> NDArray[np.int64]:
     """``fused`` less the beats that are the previous beat's T wave: found by one detector only
     (no ``secondary`` beat within 50 ms), ``refractory_ms`` to ``T_WAVE_MAX_MS`` after the beat
     before, with a spatial velocity peak under ``T_WAVE_VELOCITY_SHARE`` of the median at the beats
@@ -175,7 +197,7 @@ def drop_t_waves(signal: NDArray[np.floating], fs: float, fused: NDArray[np.inte
     A tall T wave (hyperkalaemia, LVH, a secondary ST-T) crosses a detector's threshold; over the 8
     independent leads a T wave is slow (its velocity ~10-20 % of the QRS's), a QRS is not. The same
     rule admits a beat in the T-wave window in :func:`fill_pauses`. Costs nothing (no velocity) when
-    no such beat is found.
+    no such beat is found. ``velocity``: the record's :class:`BeatVelocity`, when the caller shares one.
     """
     pk = np.sort(np.asarray(fused, dtype=np.int64))
     b = np.sort(np.asarray(secondary, dtype=np.int64))
@@ -186,17 +208,12 @@ def drop_t_waves(signal: NDArray[np.floating], fs: float, fused: NDArray[np.inte
     cand = np.flatnonzero(~agreed[1:] & (lag >= refractory_ms) & (lag <= T_WAVE_MAX_MS)) + 1
     if cand.size == 0 or agreed.sum() < 2:
         return pk
-    v = spatial_velocity(signal, fs)
-    half = int(round(0.05 * fs))
-
-    def peak_v(i: int) -> float:
-        return float(v[max(0, i - half): i + half + 1].max())
-
-    known = np.array([peak_v(int(x)) for x in pk[agreed]])
+    vel = velocity if velocity is not None else BeatVelocity(signal, fs)
+    known = np.array([vel.peak(int(x)) for x in pk[agreed]])
     # slow against the median beat, and against every beat both detectors take (wide premature
     # beats, as slow as a fifth to a third of the sinus QRS, are such beats in bigeminy)
     limit = min(T_WAVE_VELOCITY_SHARE * float(np.median(known)), AGREED_VELOCITY_SHARE * float(known.min()))
-    slow = [int(i) for i in cand if peak_v(int(pk[i])) < limit]
+    slow = [int(i) for i in cand if vel.peak(int(pk[i])) < limit]
     return np.delete(pk, slow) if slow else pk
 
 
@@ -222,8 +239,8 @@ SECOND_DETECTOR = "kalidas2017"
 def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer], lead: int,
                 usable: NDArray[np.bool_], detect: Callable[[NDArray[np.float64]], NDArray[np.int64]],
                 refractory_ms: float = 200.0,
-                detect_second: Callable[[NDArray[np.float64]], NDArray[np.int64]] | None = None
-                ) -> NDArray[np.int64]:
+                detect_second: Callable[[NDArray[np.float64]], NDArray[np.int64]] | None = None,
+                velocity: BeatVelocity | None = None) -> NDArray[np.int64]:
     """Beats inside pauses of ``peaks`` that the other independent leads show.
 
     A premature ventricular beat with a compensatory pause leaves, when the measured lead misses it,
@@ -237,7 +254,7 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
     100 ms (its median position); inside the previous beat's T-wave window (up to ``T_WAVE_MAX_MS``) it needs one lead more and a spatial
     velocity of at least ``T_WAVE_VELOCITY_SHARE`` of the known beats'. Candidates closer than
     ``refractory_ms`` are one beat. A true pause (a non-conducted P, a sinus pause) has no QRS in any
-    lead and stays.
+    lead and stays. ``velocity``: the record's :class:`BeatVelocity`, when the caller shares one.
     """
     pk = np.sort(np.asarray(peaks, dtype=np.int64))
     if pk.size < 3:
@@ -274,20 +291,13 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
     # a candidate inside the previous beat's T-wave window (200-360 ms after it; an early, R-on-T
     # premature beat or the T wave itself) needs one more lead and a QRS-sized spatial velocity: at
     # least T_WAVE_VELOCITY_SHARE of the median peak at the known beats (a T wave is slow, ~10-20 %)
-    half = int(round(0.05 * fs))
-    velocity: NDArray[np.float64] | None = None  # computed only for a candidate in a T window
+    vel = velocity if velocity is not None else BeatVelocity(signal, fs)  # computed only for such a candidate
     qrs_peak = math.nan
-
-    def peak_v(i: int) -> float:
-        nonlocal velocity
-        if velocity is None:
-            velocity = spatial_velocity(signal, fs)
-        return float(velocity[max(0, i - half): i + half + 1].max())
 
     def qrs_v() -> float:
         nonlocal qrs_peak
         if math.isnan(qrs_peak):
-            qrs_peak = float(np.median([peak_v(int(b)) for b in pk]))
+            qrs_peak = float(np.median([vel.peak(int(b)) for b in pk]))
         return qrs_peak
 
     j = 0
@@ -297,7 +307,7 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
         at = int(np.median(cand[j:k]))
         prev = pk[max(0, int(np.searchsorted(pk, at)) - 1)]
         in_t = 0 < at - prev < t_win
-        if votes >= PAUSE_MIN_LEADS + in_t and (not in_t or peak_v(at) >= T_WAVE_VELOCITY_SHARE * qrs_v()):
+        if votes >= PAUSE_MIN_LEADS + in_t and (not in_t or vel.peak(at) >= T_WAVE_VELOCITY_SHARE * qrs_v()):
             added.append(at)
         j = k
     if not added:

@@ -210,6 +210,7 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
     if clean is None:
         row["measure_reason"] = "; ".join(reasons)
         return row
+    vel = ms.BeatVelocity(sig, fs)  # the spatial velocity, computed once if any step needs it
     bio = None
     try:
         bio = ms.detect_biosppy(clean, fs, config.detector)
@@ -221,12 +222,13 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
         if config.fuse_beats:
             peaks = ms.fuse_beats(peaks, bio, fs, n_samples=sig.shape[1])
             # a tall T wave that one detector took for a QRS (its spatial velocity is a T wave's)
-            peaks = ms.drop_t_waves(sig, fs, peaks, bio)
+            peaks = ms.drop_t_waves(sig, fs, peaks, bio, velocity=vel)
     if config.fuse_beats:
         # in a pause or under 60/min two detectors run in the other leads: the "neurokit" method misses
         # wide, early premature beats that a wavelet detector finds; a beat counts where two leads show it
         peaks = ms.fill_pauses(sig, fs, peaks, lead, ~bad, lambda x: ms.detect_neurokit(x, fs),
-                               detect_second=lambda x: ms.detect_neurokit(x, fs, ms.SECOND_DETECTOR))
+                               detect_second=lambda x: ms.detect_neurokit(x, fs, ms.SECOND_DETECTOR),
+                               velocity=vel)
     row.update(ms.rr_features(peaks, fs))
     row["quality"] = ms.template_quality(clean, peaks, fs)
     if len(peaks) < 3:
@@ -247,7 +249,7 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
                 waves = ms.delineate(clean, beats, fs, config.delineate_method)
             except Exception as exc:  # the library failing on this record: recorded, never a crash
                 reasons.append(_failed("neurokit2.ecg_delineate", exc))
-            velocity = mg.spatial_velocity(sig, fs)
+            velocity = vel.values
             dominant = ms.dominant_beats(peaks)  # without ectopic beats (bigeminy's PVCs)
             row["qrs_global_ms"], onset_before_r = mg.global_qrs(sig, fs, dominant, velocity)
             if waves is not None:
