@@ -97,7 +97,7 @@ _P_SEARCH_END_S = 0.01
 #: The search starts at the previous T end, and at most this long before the QRS onset: the
 #: longest PR of a marked first-degree block (~600 ms, also the bound of a valid PR here). 350 ms cut
 #: the P wave of a real first-degree block (GE MUSE example, PR 330 ms by GE's 12SL) off at its
-#: onset. A P wave on the preceding T is the case no single-record method reads well.
+#: onset. A P wave on the preceding T wave is read from the valley between them (:func:`_p_onset_on_t`).
 _P_SEARCH_FALLBACK_S = 0.6
 
 
@@ -111,7 +111,9 @@ def global_pr(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer
     previous beat's T end (``t_end_after_r_ms`` after its R, from the delineation) and
     ``_P_SEARCH_END_S`` before the QRS onset, and its onset the start of that run above
     ``GLOBAL_QRS_FRACTION`` of its peak (runs closer than ``GLOBAL_QRS_GAP_S`` merged), read again
-    against the floor just before the P wave (:func:`_p_onset_from_floor`). The spatial
+    against the floor just before the P wave (:func:`_p_onset_from_floor`). A P wave that starts before
+    the T end (a long PR at a fast rate) or lasts under ``P_MIN_S`` from that onset is read from the
+    valley between the T and the P wave instead (:func:`_p_onset_on_t`). The spatial
     velocity is blind to the P wave's polarity, so an ectopic atrial P inverted in II and aVF (low
     atrial rhythm) is read like an upright sinus P, where a single-lead delineator tuned for upright
     P waves (neurokit2's) reads it wrongly. The velocity is band-passed to ``P_BAND_HZ``, not the
@@ -165,13 +167,61 @@ def global_pr(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integer
     ref = float(tops[inner].max()) if inner.any() else float(tops.max())
     long = long[tops >= P_PEAK_SHARE * ref]
     k = int(long[-1])
-    if above[starts[k]] <= int(0.01 * fs):  # the run starts with the search window: its onset is not
-        return math.nan                     # seen (the previous T wave's tail, or a P inside it)
-    # the run (over the window's 10 % threshold) holds the P wave; its onset is read against the
-    # floor just before it
-    onset = _p_onset_from_floor(seg, int(above[starts[k]]), int(above[ends[k]]), fs)
-    pr = float(qon - (lo + onset)) * 1000.0 / fs
+    p_end = lo + int(above[ends[k]])
+    # the run ends on its own, not at the search's end (a short PR puts the P wave's second half
+    # less than 100 ms before the QRS onset, and the PR-segment minimum is then the P's apex dip)
+    ends_free = hi - p_end > int(GLOBAL_QRS_GAP_S * fs)
+    if above[starts[k]] <= int(0.01 * fs):
+        if not ends_free:
+            return math.nan
+        # the run starts with the search window: the P wave began before the T end read by the
+        # delineator (a long PR at a fast rate puts the P on the T wave), or the window starts in the
+        # previous T wave's tail; the onset is the valley between the T and the P wave
+        at = _p_onset_on_t(med, p_end, int(max(0, prev_r + 0.2 * fs)), fs)
+    else:
+        # the run (over the window's 10 % threshold) holds the P wave; its onset is read against the
+        # floor just before it
+        at = lo + _p_onset_from_floor(seg, int(above[starts[k]]), int(above[ends[k]]), fs)
+        if ends_free and p_end - at < int(P_MIN_S * fs):  # shorter than any P: the window began in it
+            at = _p_onset_on_t(med, p_end, int(max(0, prev_r + 0.2 * fs)), fs)
+    if at is None:
+        return math.nan
+    pr = float(qon - at) * 1000.0 / fs
     return pr if 0 < pr < 600 else math.nan
+
+
+#: The shortest and longest P wave (s) :func:`_p_onset_on_t` allows: a normal P lasts 80-110 ms;
+#: under 60 ms is not seen in sinus rhythm, and a left atrial abnormality (P mitrale) lengthens it to
+#: 120-140 ms (Hancock et al., Circulation 2009;119:e251, AHA/ACCF/HRS recommendations part V).
+P_MIN_S = 0.06
+P_MAX_S = 0.14
+#: The valley between a T wave and a P wave on it (:func:`_p_onset_on_t`) is under this share of the P
+#: wave's peak velocity: 0.06-0.23 on 12 synthetic first-degree blocks at 90/min; in a noisy record
+#: with no P wave standing out it was 0.4 and more.
+P_VALLEY_SHARE = 0.3
+
+
+def _p_onset_on_t(med: NDArray[np.float64], p_end: int, first: int, fs: float) -> int | None:
+    """Onset (index into ``med``) of a P wave that ends at ``p_end`` and may sit on the previous T wave.
+
+    The onset is the rise from the valley between the T wave and the P wave: the lowest velocity
+    ``P_MAX_S`` to ``P_MIN_S`` before the P end (a P wave's own dip at its apex lies about half its
+    duration before its end, so after that window for a P under 120 ms), not before ``first``. The rise is where the
+    velocity crosses ``P_ONSET_FRACTION`` of the way from the valley to the P wave's peak. None when
+    there is no valley (the lowest point over ``P_VALLEY_SHARE`` of the P wave's peak: P and T wave
+    are merged, or noise as large as the P wave).
+    """
+    a0, a1 = max(first, p_end - int(round(P_MAX_S * fs))), p_end - int(round(P_MIN_S * fs))
+    if a1 - a0 < 2:
+        return None
+    valley = a0 + int(np.argmin(med[a0:a1]))
+    peak = float(med[valley:p_end + 1].max())
+    floor = float(med[valley])
+    if floor > P_VALLEY_SHARE * peak:
+        return None
+    thr = floor + P_ONSET_FRACTION * (peak - floor)
+    rise = np.flatnonzero(med[valley:p_end + 1] > thr)
+    return valley + int(rise[0]) if rise.size else None
 
 
 #: The P onset is where the velocity rises above this share of the P wave's peak over the floor just

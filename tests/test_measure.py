@@ -8,8 +8,8 @@ the late forces of bundle branch blocks and IVCD (RBBB/LBBB/IRBBB/IVCD/NIVCD und
 35-75 ms) and reads the inverted ectopic P of EAR poorly, so the single-lead QRS check leaves out
 those conduction phenotypes (the global QRS, ``qrs_global_ms``, is checked on all of them). PR is
 read on all leads at once (``global_pr``), so EAR's inverted P is checked too; the PR check leaves
-out AF/AFL/3AVB, where PR is undefined; misses are mostly 1AVB records whose long PR puts the P
-wave on the preceding T.
+out AF/AFL/3AVB, where PR is undefined. A first-degree block whose long PR puts the P wave on the
+preceding T wave is read from the valley between the two (``_p_onset_on_t``).
 """
 from __future__ import annotations
 
@@ -301,3 +301,43 @@ def test_p_onset_is_read_against_the_floor_just_before_the_p_wave() -> None:
     seg[360:420] = np.linspace(10.0, 1.0, 60)
     onset = mg._p_onset_from_floor(seg, 100, 419, 500.0)
     assert 300 <= onset <= 320  # where the P wave's own rise passes a fifth of its height
+
+
+def _hump(v: np.ndarray, start: int, width: int, height: float) -> None:
+    v[start: start + width] += height * np.sin(np.pi * np.arange(width) / width) ** 2
+
+
+def test_p_wave_on_the_previous_t_wave_is_read_from_the_valley_between_them() -> None:
+    # a spatial-velocity trace (mV/s, 500 Hz) of a first-degree block at 94/min: RR 320 samples, the T
+    # wave's two slopes end 260 ms after the R peak and the P wave (90 ms, two humps with a dip at its
+    # apex) starts 254 ms after it, on the T wave's tail; the next QRS starts 40 ms before its R: PR
+    # = (320 - 20 - 127) samples = 346 ms. A delineator that puts the T end at the P's apex dip
+    # (304 ms) made the P search start inside the P wave (NaN before); from the T-P valley it reads
+    # the PR, and a right T end gives the same
+    from ecgkit import _measure_global as mg
+
+    fs, rr = 500.0, 320
+    peaks = np.arange(200, 200 + 15 * rr, rr)
+    v = np.full(int(peaks[-1] + 400), 0.5)
+    for r in peaks:
+        _hump(v, r - 20, 40, 100.0)    # QRS: onset 40 ms before R
+        _hump(v, r + 55, 33, 10.0)     # T upslope
+        _hump(v, r + 88, 42, 15.0)     # T downslope, ends at r + 130 (260 ms)
+        _hump(v, r + 127, 23, 7.0)     # P wave's first half ...
+        _hump(v, r + 150, 22, 7.7)     # ... and second, ends at r + 172
+    sig = np.zeros((12, v.size))
+    for t_end_ms in (304.0, 260.0):
+        pr = mg.global_pr(sig, fs, peaks, 40.0, t_end_ms, velocity=v)
+        assert abs(pr - 346.0) <= 12.0, (t_end_ms, pr)
+
+
+def test_p_onset_on_t_needs_a_valley() -> None:
+    # P and T merged (no dip below P_VALLEY_SHARE of the P's peak between them): no onset, not a guess
+    from ecgkit import _measure_global as mg
+
+    med = np.full(400, 4.0)
+    _hump(med, 150, 90, 4.0)
+    assert mg._p_onset_on_t(med, 240, 0, 500.0) is None
+    med[180] = 0.5  # a valley 120 ms before the P end: the onset is the rise from it
+    at = mg._p_onset_on_t(med, 240, 0, 500.0)
+    assert at == 181
