@@ -5,9 +5,9 @@ Entry point: :func:`synth_cohort`. Pieces: :mod:`.phenotypes` (which findings), 
 """
 from __future__ import annotations
 
-from ecgkit.synth.cohort import synth_cohort
+from ecgkit.synth.cohort import pr_error_ms, synth_cohort
 from ecgkit.synth.phenotypes import LABELS
 from ecgkit.synth.render import SimulatedEcg, simulate_record
 from ecgkit.synth.writers import write_muse, write_wfdb
 
-__all__ = ["synth_cohort", "simulate_record", "SimulatedEcg", "write_wfdb", "write_muse", "LABELS"]
+__all__ = ["synth_cohort", "pr_error_ms", "simulate_record", "SimulatedEcg", "write_wfdb", "write_muse", "LABELS"]

@@ -31,9 +31,10 @@ from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from ecgkit.errors import ConfigError
-from ecgkit.synth.beats import make_morphology
+from ecgkit.synth.beats import P_APC, QRS_CONDUCTED, make_morphology
 from ecgkit.synth.difficulty import Difficulty, get_difficulty, signal_findings
 from ecgkit.synth.phenotypes import (LABELS, check_ratios, record_prevalence, resolve_exclusions,
                                      sample_patient_findings, sample_record_findings, to_vector)
@@ -52,19 +53,52 @@ _EPOCH = datetime(2012, 1, 1)
 #: Columns of ``truth_intervals.parquet`` (besides ``record_id``), from the simulator's own beat times
 #: and wave templates (:class:`ecgkit.synth.render.SimulatedEcg` ``measurements``): ``hr_bpm`` 60 / mean
 #: RR of the visible QRS onsets; ``rr_cv`` SD / mean of those RR; ``n_beats`` visible QRS complexes;
-#: ``pr_ms`` P onset to QRS onset of conducted beats (NaN without conducted P waves: AFIB, AFL, 3AVB);
+#: ``pr_ms`` P onset to QRS onset of conducted beats, the median over the visible ones, and
+#: ``pr_min_ms``/``pr_max_ms`` their range (the PR lengthens from beat to beat in Mobitz I
+#: second-degree block; premature atrial beats, with their own PR, left out; all three NaN without
+#: conducted P waves: AFIB, AFL, 3AVB);
 #: ``qrs_ms`` QRS duration of the dominant beat kind; ``qt_ms`` QRS onset to T end at the mean RR.
-TRUTH_INTERVALS: tuple[str, ...] = ("hr_bpm", "rr_cv", "n_beats", "pr_ms", "qrs_ms", "qt_ms")
+TRUTH_INTERVALS: tuple[str, ...] = ("hr_bpm", "rr_cv", "n_beats", "pr_ms", "pr_min_ms", "pr_max_ms",
+                                    "qrs_ms", "qt_ms")
+
+
+def _conducted_prs_ms(meas: dict[str, Any], fs: float) -> list[float]:
+    """PR (ms) of each visible conducted beat of the dominant atrial rhythm: its QRS onset less the
+    last P onset before it (within 600 ms), premature atrial beats left out; the record's nominal PR
+    where no beat has its P wave in the record, none without conducted P waves."""
+    if meas["pr_ms"] is None:
+        return []
+    order = np.argsort(np.asarray(meas["p_onsets"], dtype=np.float64), kind="stable")
+    p_on = np.asarray(meas["p_onsets"], dtype=np.float64)[order]
+    p_kind = [meas["p_kinds"][i] for i in order]
+    prs = []
+    for q, kind in zip(meas["qrs_onsets"], meas["qrs_kinds"]):
+        i = int(np.searchsorted(p_on, q)) - 1
+        if kind == QRS_CONDUCTED and i >= 0 and p_kind[i] != P_APC and 0 < q - p_on[i] <= 0.6 * fs:
+            prs.append((q - p_on[i]) * 1000.0 / fs)
+    return prs or [float(meas["pr_ms"])]
 
 
 def _true_intervals(meas: dict[str, Any], fs: float) -> dict[str, float]:
     onsets = np.asarray(meas["qrs_onsets"], dtype=np.float64)
     rr = np.diff(onsets) / fs
-    pr = meas["pr_ms"]
+    prs = _conducted_prs_ms(meas, fs)
+    nan = float("nan")
     return {"hr_bpm": 60.0 / float(rr.mean()) if rr.size else float("nan"),
             "rr_cv": float(rr.std() / rr.mean()) if rr.size > 1 else float("nan"),
-            "n_beats": float(onsets.size), "pr_ms": float("nan") if pr is None else float(pr),
+            "n_beats": float(onsets.size), "pr_ms": float(np.median(prs)) if prs else nan,
+            "pr_min_ms": min(prs) if prs else nan, "pr_max_ms": max(prs) if prs else nan,
             "qrs_ms": float(meas["qrs_ms"]), "qt_ms": float(meas["qt_ms"])}
+
+
+def pr_error_ms(measured: Any, pr_min_ms: Any, pr_max_ms: Any) -> NDArray[np.float64]:
+    """Error (ms) of measured PR intervals against the true PR range of each record (``pr_min_ms``,
+    ``pr_max_ms`` of ``truth_intervals.parquet``): 0 inside the range, else the distance to its
+    nearer end (signed, measured - true). A PR that changes from beat to beat (Mobitz I) has no one
+    true value; a reading inside the range of the record's PRs is right. For a constant PR this is
+    ``measured - pr_ms``. NaN where either side is NaN."""
+    m = np.asarray(measured, dtype=np.float64)
+    return m - np.clip(m, np.asarray(pr_min_ms, dtype=np.float64), np.asarray(pr_max_ms, dtype=np.float64))
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ class SimulatedEcg:
     measurements : dict
         ``ventricular_rate``, ``atrial_rate`` (bpm), ``pr_ms`` (None without conducted P waves),
         ``qrs_ms``, ``qt_ms``, ``qtc_ms``, ``p_axis``, ``r_axis``, ``t_axis`` (degrees),
-        ``qrs_onsets`` (sample indices of visible QRS onsets), ``qrs_kinds``, ``p_onsets``,
+        ``qrs_onsets`` (sample indices of visible QRS onsets), ``qrs_kinds``, ``p_onsets``, ``p_kinds``,
         and the median-beat fiducials ``p_onset``, ``p_offset``, ``q_onset``, ``q_offset``,
         ``t_offset`` (samples in the median beat).
     """
@@ -227,6 +227,7 @@ def simulate_record(labels: set[str], morph: Morphology, rng: np.random.Generato
         "qrs_onsets": [int(round(t * fs)) for t, _ in visible],
         "qrs_kinds": [int(k) for _, k in visible],
         "p_onsets": [int(round(t * fs)) for t in beats.p_times if 0.0 <= t < seconds],
+        "p_kinds": [k for t, k in zip(beats.p_times, beats.p_kinds) if 0.0 <= t < seconds],
         "p_onset": p_on, "p_offset": p_off, "q_onset": q_on, "q_offset": q_off, "t_offset": t_off,
         "misplaced_leads": misplaced,
     }
