@@ -36,17 +36,27 @@ PR_MIN_MS = 80.0
 P_BAND_HZ = 20.0
 
 
-def spatial_velocity(signal: NDArray[np.floating], fs: float, high_hz: float = 40.0) -> NDArray[np.float64]:
-    """Spatial velocity ``sqrt(sum over the 8 independent leads of (dV/dt)^2)`` (mV/s) after a
-    1-``high_hz`` Hz band-pass (zero phase, so wave onsets do not move)."""
+def band_passed(signal: NDArray[np.floating], fs: float, high_hz: float = 40.0) -> NDArray[np.float64]:
+    """The 8 independent leads after a 1-``high_hz`` Hz band-pass (zero phase, so wave onsets do not
+    move), shape (8, n)."""
     sos = _GQRS_SOS.get((fs, high_hz))
     if sos is None:  # filter coefficients per rate and band (a cache of constants)
         sos = butter(2, [1.0, min(high_hz, 0.45 * fs)], btype="bandpass", fs=fs, output="sos")
         _GQRS_SOS[(fs, high_hz)] = sos
     from scipy.signal import sosfiltfilt
 
-    x = sosfiltfilt(sos, np.asarray(signal, dtype=np.float64)[list(_INDEPENDENT)], axis=1)
+    return np.asarray(sosfiltfilt(sos, np.asarray(signal, dtype=np.float64)[list(_INDEPENDENT)], axis=1))
+
+
+def velocity_of(x: NDArray[np.float64], fs: float) -> NDArray[np.float64]:
+    """``sqrt(sum over rows of (dV/dt)^2)`` (mV/s) of band-passed leads (:func:`band_passed`)."""
     return np.asarray(np.sqrt((np.gradient(x, axis=1) ** 2).sum(axis=0)) * fs, dtype=np.float64)
+
+
+def spatial_velocity(signal: NDArray[np.floating], fs: float, high_hz: float = 40.0) -> NDArray[np.float64]:
+    """Spatial velocity ``sqrt(sum over the 8 independent leads of (dV/dt)^2)`` (mV/s) after a
+    1-``high_hz`` Hz band-pass (zero phase, so wave onsets do not move)."""
+    return velocity_of(band_passed(signal, fs, high_hz), fs)
 
 
 def _runs(mask_idx: NDArray[np.int64], gap: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:

@@ -220,9 +220,11 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
         row["n_beats_biosppy"] = float(bio.size)
         row["bsqi"] = ms.bsqi(peaks, bio, fs, config.bsqi_tolerance_ms)
         if config.fuse_beats:
-            peaks = ms.fuse_beats(peaks, bio, fs, n_samples=sig.shape[1])
+            # P waves that one detector took for beats (complete heart block; the slurred QRS of LBBB)
+            peaks, bio_fused = ms.drop_p_waves(sig, fs, peaks, bio, velocity=vel)
+            peaks = ms.fuse_beats(peaks, bio_fused, fs, n_samples=sig.shape[1])
             # a tall T wave that one detector took for a QRS (its spatial velocity is a T wave's)
-            peaks = ms.drop_t_waves(sig, fs, peaks, bio, velocity=vel)
+            peaks = ms.drop_t_waves(sig, fs, peaks, bio_fused, velocity=vel)
     if config.fuse_beats:
         # in a pause or under 60/min two detectors run in the other leads: the "neurokit" method misses
         # wide, early premature beats that a wavelet detector finds; a beat counts where two leads show it

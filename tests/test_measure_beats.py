@@ -66,3 +66,60 @@ def test_drop_t_waves_drops_a_slow_primary_only_beat_in_the_t_window() -> None:
     # found by both detectors it stays whatever its speed
     both = np.array(qrs + [1150])
     assert ms.drop_t_waves(sig, FS, primary, both).tolist() == primary.tolist()
+
+
+def _bump(t: np.ndarray, at: float, width_s: float, mv: float) -> np.ndarray:
+    return mv * np.exp(-0.5 * ((t - at) / (width_s * FS)) ** 2)
+
+
+def test_drop_p_waves_removes_p_waves_one_detector_took_for_beats() -> None:
+    # complete heart block: escape QRS (1.2 mV) every 1.4 s, P waves (0.15 mV) at their own 0.75 s;
+    # the primary detector takes the P waves away from the QRS for beats too, the secondary does not
+    t = np.arange(6000)
+    qrs = [400, 1100, 1800, 2500, 3200, 3900, 4600, 5300]
+    p_waves = [775, 1525, 2275, 2975, 3725, 4475, 5225]
+    x = sum(_bump(t, q, 0.012, 1.2) for q in qrs) + sum(_bump(t, p, 0.02, 0.15) for p in p_waves)
+    sig = np.tile(x, (12, 1))
+    primary = np.sort(np.array(qrs + p_waves))
+    a, b = ms.drop_p_waves(sig, FS, primary, np.array(qrs), velocity=None)
+    assert a.tolist() == qrs and b.tolist() == qrs
+    # a lone beat of QRS size (a premature ventricular beat only one detector sees) stays
+    x2 = x + _bump(t, 2150, 0.03, 1.0)
+    a, _ = ms.drop_p_waves(np.tile(x2, (12, 1)), FS, np.sort(np.r_[primary, 2150]), np.array(qrs))
+    assert 2150 in a.tolist() and not set(p_waves) & set(a.tolist())
+
+
+def test_drop_p_waves_lets_the_qrs_behind_a_p_wave_through_fusion() -> None:
+    # a slurred wide QRS (LBBB): the primary detector takes each P wave 170 ms before the QRS, the
+    # secondary the QRS; fusing keeps the primary's beat within 200 ms, so the P waves must go first
+    t = np.arange(5000)
+    qrs = [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500]
+    p_waves = [q - 85 for q in qrs]
+    x = sum(_bump(t, q, 0.03, 1.0) for q in qrs) + sum(_bump(t, p, 0.02, 0.15) for p in p_waves)
+    sig = np.tile(x, (12, 1))
+    a, b = ms.drop_p_waves(sig, FS, np.array(p_waves), np.array(qrs))
+    assert ms.fuse_beats(a, b, FS).tolist() == qrs
+
+
+def _none(x: np.ndarray) -> np.ndarray:
+    return np.zeros(0, np.int64)
+
+
+def test_fill_pauses_finds_an_r_on_t_beat_no_detector_finds_from_the_spatial_velocity() -> None:
+    # sinus QRS every 400 ms with a T wave 300 ms after each; one premature ventricular beat 280 ms
+    # after the QRS at 2000 (on its T wave), the sinus beat at 2400 hidden: a compensatory pause
+    t = np.arange(5000)
+    sinus = [400, 800, 1200, 1600, 2000, 2800, 3200, 3600, 4000, 4400]
+    x = sum(_bump(t, q, 0.01, 1.2) + _bump(t, q + 150, 0.05, 0.4) for q in sinus)
+    pvc = x + _bump(t, 2140, 0.025, 1.5)
+    usable = np.ones(12, dtype=bool)
+    got = ms.fill_pauses(np.tile(pvc, (12, 1)), FS, np.array(sinus), 1, usable, _none)
+    added = sorted(set(got.tolist()) - set(sinus))
+    assert len(added) == 1 and abs(added[0] - 2140) <= 20  # at its steepest slope, before its apex
+    # a step of the baseline in one electrode (V3) in that pause is not a beat
+    pop = np.tile(x, (12, 1))
+    pop[8, 2140:] += 1.5
+    assert ms.fill_pauses(pop, FS, np.array(sinus), 1, usable, _none).tolist() == sinus
+    # nor is a peaked T wave that follows every beat alike (the T waves' velocity is the reference)
+    peaked = sum(_bump(t, q, 0.01, 1.2) + _bump(t, q + 150, 0.012, 0.9) for q in sinus)
+    assert ms.fill_pauses(np.tile(peaked, (12, 1)), FS, np.array(sinus), 1, usable, _none).tolist() == sinus
