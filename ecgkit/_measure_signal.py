@@ -214,39 +214,53 @@ def _p_sized(vel: BeatVelocity, i: int, ref_v: float) -> bool:
     return vel.amplitude(i) < P_WAVE_MAX_MV and vel.peak(i) < P_SIZED_SHARE * ref_v
 
 
+def _raw_spread(signal: NDArray[np.floating], beats: NDArray[np.int64], fs: float) -> bool:
+    """Whether the beats' amplitudes (largest peak-to-peak of the 8 unfiltered independent leads
+    within 60 ms) differ by more than 2x: cheap, no filtering."""
+    if beats.size == 0:
+        return False
+    w = int(round(0.06 * fs))
+    x = np.asarray(signal)[list(_INDEPENDENT)]
+    idx = np.clip(beats[:, None] + np.arange(-w, w + 1)[None, :], 0, x.shape[1] - 1)
+    amps = np.ptp(x[:, idx], axis=2).max(axis=0)  # (beats,)
+    return bool(amps.min() < 0.5 * amps.max())
+
+
 def drop_p_waves(signal: NDArray[np.floating], fs: float, primary: NDArray[np.integer],
                  secondary: NDArray[np.integer], velocity: BeatVelocity | None = None
                  ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Both detectors' beats less those that one detector alone found (no beat of the other within
-    50 ms) and that have the size of a P wave: under ``P_WAVE_MAX_MV``, and under ``P_SIZED_SHARE``
-    of the median spatial velocity of the beats over ``P_WAVE_MAX_MV`` (QRS complexes).
+    """Both detectors' beats less those that have the size of a P wave: under ``P_WAVE_MAX_MV``, and
+    under ``P_SIZED_SHARE`` of the median spatial velocity of the beats over ``P_WAVE_MAX_MV`` (QRS
+    complexes).
 
     Run before :func:`fuse_beats`. In complete heart block the P waves march through at their own
     rate, and between slow escape beats a detector's adaptive threshold falls until it takes them for
-    beats (43/min read as 79/min); with a wide QRS whose start is slurred (LBBB) a detector may take
-    each P wave 170 ms before its QRS, and the other detector's QRS then lies inside the 200 ms that
-    fusing leaves to the first detector's beat. Costs nothing (no velocity) when the two lists agree.
+    beats (43/min read as 79/min; both detectors when the escape QRS is small in the lead); with a
+    wide QRS whose start is slurred (LBBB) a detector may take each P wave 170 ms before its QRS, and
+    the other detector's QRS then lies inside the 200 ms that fusing leaves to the first detector's
+    beat. Costs no filtering when the two lists agree and the beats' raw amplitudes are alike.
     """
     a = np.sort(np.asarray(primary, dtype=np.int64))
     b = np.sort(np.asarray(secondary, dtype=np.int64))
     if a.size == 0 or b.size == 0:
         return a, b
-    near = int(round(0.05 * fs))
-    lone_a, lone_b = _nearest(a, b) > near, _nearest(b, a) > near
-    if not (lone_a.any() or lone_b.any()):
+    near, edge, n = int(round(0.05 * fs)), int(round(EDGE_S * fs)), np.asarray(signal).shape[1]
+    beats = np.union1d(a, b)
+
+    def lone(x: NDArray[np.int64], y: NDArray[np.int64]) -> bool:  # away from the record's edges, where
+        inner = (x >= edge) & (x < n - edge)                        # fuse_beats keeps only agreed beats
+        return bool((inner & (_nearest(x, y) > near)).any())
+
+    inner = beats[(beats >= edge) & (beats < n - edge)]
+    if not (lone(a, b) or lone(b, a) or _raw_spread(signal, inner, fs)):
         return a, b
     vel = velocity if velocity is not None else BeatVelocity(signal, fs)
-    beats = np.union1d(a, b)
     amp = np.array([vel.amplitude(int(x)) for x in beats])
     if not (amp >= P_WAVE_MAX_MV).any():  # a low-voltage record: no QRS to measure against
         return a, b
     ref_v = float(np.median([vel.peak(int(x)) for x in beats[amp >= P_WAVE_MAX_MV]]))
-
-    def keep(x: NDArray[np.int64], lone: NDArray[np.bool_]) -> NDArray[np.int64]:
-        small = np.array([bool(lo) and _p_sized(vel, int(i), ref_v) for i, lo in zip(x, lone)], dtype=bool)
-        return x[~small]
-
-    return keep(a, lone_a), keep(b, lone_b)
+    small = beats[[_p_sized(vel, int(i), ref_v) for i in beats]]
+    return a[~np.isin(a, small)], b[~np.isin(b, small)]
 
 
 #: A beat one detector alone finds in the T-wave window is a T wave only when its spatial velocity
@@ -255,13 +269,25 @@ def drop_p_waves(signal: NDArray[np.floating], fs: float, primary: NDArray[np.in
 AGREED_VELOCITY_SHARE = 0.75
 
 
+#: Upper normal QTc (ms, Bazett): the T wave of a beat ends by ``QT_UPPER_MS * sqrt(RR s)`` after
+#: it (QTc over 450-470 ms is prolonged, Rautaharju et al., Circulation 2009;119:e241).
+QT_UPPER_MS = 450.0
+
+
+def _t_window(rr: float, fs: float) -> int:
+    """Samples after a beat that its T wave may reach: ``T_WAVE_MAX_MS``, at slow rates the upper
+    normal QT at the median RR ``rr`` (samples)."""
+    return int(round(max(T_WAVE_MAX_MS, QT_UPPER_MS * math.sqrt(rr / fs)) * fs / 1000.0))
+
+
 def drop_t_waves(signal: NDArray[np.floating], fs: float, fused: NDArray[np.integer],
                  secondary: NDArray[np.integer], refractory_ms: float = 200.0,
                  velocity: BeatVelocity | None = None) -> NDArray[np.int64]:
     """``fused`` less the beats that are the previous beat's T wave: found by one detector only
     (no ``secondary`` beat within 50 ms), ``refractory_ms`` to ``T_WAVE_MAX_MS`` after the beat
-    before, with a spatial velocity peak under ``T_WAVE_VELOCITY_SHARE`` of the median at the beats
-    both detectors found.
+    before (at slow rates up to the upper normal QT, ``QT_UPPER_MS`` at the RR of the beats both
+    detectors found), with a spatial velocity peak under ``T_WAVE_VELOCITY_SHARE`` of the median at
+    those beats.
 
     A tall T wave (hyperkalaemia, LVH, a secondary ST-T) crosses a detector's threshold; over the 8
     independent leads a T wave is slow (its velocity ~10-20 % of the QRS's), a QRS is not. The same
@@ -273,9 +299,13 @@ def drop_t_waves(signal: NDArray[np.floating], fs: float, fused: NDArray[np.inte
     if pk.size < 3 or b.size == 0:
         return pk
     agreed = _nearest(pk, b) <= int(round(0.05 * fs))
+    if agreed.sum() < 2:
+        return pk
     lag = np.diff(pk) * (1000.0 / fs)
-    cand = np.flatnonzero(~agreed[1:] & (lag >= refractory_ms) & (lag <= T_WAVE_MAX_MS)) + 1
-    if cand.size == 0 or agreed.sum() < 2:
+    # the T wave ends later at slow rates: up to the upper normal QT at the agreed beats' RR
+    t_max = _t_window(float(np.median(np.diff(pk[agreed]))), fs) * 1000.0 / fs
+    cand = np.flatnonzero(~agreed[1:] & (lag >= refractory_ms) & (lag <= t_max)) + 1
+    if cand.size == 0:
         return pk
     vel = velocity if velocity is not None else BeatVelocity(signal, fs)
     known = np.array([vel.peak(int(x)) for x in pk[agreed]])
@@ -335,7 +365,16 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
     # leaves a regular rhythm at half the rate, with no pause to find; then every interval is searched
     slow = float(np.median(rr)) > SLOW_RR_S * fs
     gaps = np.arange(rr.size) if slow else np.flatnonzero(pause)
-    if gaps.size == 0:
+    # windows searched: the gaps, and a record's start or end longer than a pause with no beat (a run
+    # of wide beats that the measured lead does not show, before its first or after its last beat)
+    windows = [(int(pk[g]) + ref, int(pk[g + 1]) - ref) for g in gaps]
+    edge, n = int(round(EDGE_S * fs)), np.asarray(signal).shape[1]
+    long_gap = PAUSE_RR_RATIO * float(np.median(rr))
+    if pk[0] - edge > long_gap:
+        windows.append((edge, int(pk[0]) - ref))
+    if n - edge - pk[-1] > long_gap:
+        windows.append((int(pk[-1]) + ref, n - edge))
+    if not windows:
         return pk
     t_win = int(round(T_WAVE_MAX_MS * fs / 1000.0))
     found: list[NDArray[np.int64]] = []
@@ -350,7 +389,7 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
                 other = np.union1d(other, detect_second(row))
         except Exception:  # a lead the library cannot read does not vote
             continue
-        inside = [other[(other > pk[g] + ref) & (other < pk[g + 1] - ref)] for g in gaps]
+        inside = [other[(other > lo) & (other < hi)] for lo, hi in windows]
         found.append(np.concatenate(inside) if inside else np.zeros(0, np.int64))
     if not found:
         return pk
@@ -369,7 +408,8 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
         at = int(np.median(cand[j:k]))
         prev = pk[max(0, int(np.searchsorted(pk, at)) - 1)]
         in_t = 0 < at - prev < t_win
-        if (votes >= PAUSE_MIN_LEADS + in_t and (not in_t or vel.peak(at) >= T_WAVE_VELOCITY_SHARE * qrs_v)
+        floor = T_WAVE_VELOCITY_SHARE if in_t else PAUSE_VELOCITY_SHARE  # slower: a T or a P wave
+        if (votes >= PAUSE_MIN_LEADS + in_t and vel.peak(at) >= floor * qrs_v
                 and not _p_sized(vel, at, qrs_v)):  # P waves of a complete block, seen in 2 leads
             added.append(at)
         j = k
@@ -387,8 +427,11 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
 
 
 #: A beat that no detector finds (:func:`velocity_beats`) has at least this many times the spatial
-#: velocity found at the same lag after the record's other beats of the same shape (their T waves).
+#: velocity found at the same lag after the record's other beats of the same shape (``SAME_SHAPE``: their T waves).
 OVER_OWN_T = 2.0
+#: Two beats have the same shape when their amplitudes in the 8 independent leads differ by at most
+#: this share (vector norm): a beat of another focus has another electrical axis.
+SAME_SHAPE = 0.25
 #: ... and an amplitude of at least this share of the lead's median QRS amplitude in
 #: ``PAUSE_MIN_LEADS`` + 1 of the 8 independent leads: a beat's electrical axis projects onto
 #: neighbouring leads, an electrode's artefact (a pop, a step of the baseline) is in its own.
@@ -420,12 +463,15 @@ def velocity_beats(vel: BeatVelocity, pk: NDArray[np.int64], gaps: NDArray[np.in
     t_win = int(round(T_WAVE_MAX_MS * fs / 1000.0))
     nxt = np.r_[pk[1:], np.iinfo(np.int64).max]
     out: list[int] = []
-    per_lead: list[NDArray[np.float64]] = []
+    per_beat: list[NDArray[np.float64]] = []
 
-    def lead_qrs() -> NDArray[np.float64]:  # each lead's median QRS amplitude, on first use
-        if not per_lead:
-            per_lead.append(np.median(np.stack([vel.amplitudes(int(b)) for b in pk]), axis=0))
-        return per_lead[0]
+    def beat_amps() -> NDArray[np.float64]:  # (beats, 8) each beat's amplitude in each lead, on first use
+        if not per_beat:
+            per_beat.append(np.stack([vel.amplitudes(int(b)) for b in pk]))
+        return per_beat[0]
+
+    def lead_qrs() -> NDArray[np.float64]:  # each lead's median QRS amplitude
+        return np.asarray(np.median(beat_amps(), axis=0))
 
     for g in gaps:
         end = int(pk[g + 1]) - ref
@@ -443,13 +489,13 @@ def velocity_beats(vel: BeatVelocity, pk: NDArray[np.int64], gaps: NDArray[np.in
         # a heart beat shows in several leads; an electrode's artefact (a pop, a step) in its own
         if (vel.amplitudes(at) >= VELOCITY_BEAT_LEAD_SHARE * lead_qrs()).sum() < PAUSE_MIN_LEADS + 1:
             continue
-        # the other beats of the same shape (spatial velocity within 25 %): a premature ventricular
-        # beat's own T wave is larger than the sinus beats'
-        own = vel.peak(int(pk[g]))
-        others = [vel.peak(int(b) + lag) for b, n in zip(pk, nxt)
-                  if b != pk[g] and n - b > lag + ref and b + lag < vel.values.size
-                  and abs(vel.peak(int(b)) - own) <= 0.25 * own]
-        if others and v >= OVER_OWN_T * float(np.median(others)):
+        # the other beats of the same shape (amplitude in the 8 leads within 25 %): a premature
+        # ventricular beat's own T wave is larger than the sinus beats'
+        amps = beat_amps()
+        same = np.linalg.norm(amps - amps[g], axis=1) <= SAME_SHAPE * float(np.linalg.norm(amps[g]))
+        others = [vel.peak(int(b) + lag) for b, n, sh in zip(pk, nxt, same)
+                  if sh and b != pk[g] and n - b > lag + ref // 2 and b + lag < vel.values.size]
+        if others and v >= OVER_OWN_T * float(np.percentile(others, 25)):
             out.append(at)
     return out
 
