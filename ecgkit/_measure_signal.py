@@ -413,7 +413,7 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
                 and not _p_sized(vel, at, qrs_v)):  # P waves of a complete block, seen in 2 leads
             added.append(at)
         j = k
-    added += velocity_beats(vel, pk, gaps, pause, added, fs, ref, qrs_v)
+    added += velocity_beats(vel, pk, gaps, added, fs, ref, qrs_v)
     if not added:
         return pk
     added.sort()
@@ -436,17 +436,17 @@ SAME_SHAPE = 0.25
 #: ``PAUSE_MIN_LEADS`` + 1 of the 8 independent leads: a beat's electrical axis projects onto
 #: neighbouring leads, an electrode's artefact (a pop, a step of the baseline) is in its own.
 VELOCITY_BEAT_LEAD_SHARE = 0.3
-#: ... and at least this share of the median beat's velocity in a pause, beyond the T wave, when its
+#: ... and at least this share of the median beat's velocity beyond the T wave, when its
 #: amplitude is over ``P_WAVE_MAX_MV`` (in the T wave: ``T_WAVE_VELOCITY_SHARE``). Premature
 #: ventricular beats measured 0.14-1.4 of the median QRS's velocity on 4,092 synthetic records.
 PAUSE_VELOCITY_SHARE = 0.15
 
 
-def velocity_beats(vel: BeatVelocity, pk: NDArray[np.int64], gaps: NDArray[np.int64], pauses: NDArray[np.bool_],
-                   added: list[int], fs: float, ref: int, qrs_v: float) -> list[int]:
+def velocity_beats(vel: BeatVelocity, pk: NDArray[np.int64], gaps: NDArray[np.int64], added: list[int],
+                   fs: float, ref: int, qrs_v: float) -> list[int]:
     """Beats that no detector finds in any lead, from the spatial velocity of the 8 independent leads:
     the largest velocity peak ``ref`` after each searched beat ``pk[gaps]`` and ``ref`` before the
-    next (in a pause; else up to ``T_WAVE_MAX_MS`` after it), where :func:`fill_pauses` added none.
+    next, where :func:`fill_pauses` added none.
 
     QRS detectors wait 250-300 ms after a beat before they look for the next (neurokit2's
     ``ecg_findpeaks`` 300 ms), so a ventricular premature beat coupled closer (R on T) is in no
@@ -457,8 +457,8 @@ def velocity_beats(vel: BeatVelocity, pk: NDArray[np.int64], gaps: NDArray[np.in
     when it has ``OVER_OWN_T`` times the median velocity at the same lag after the other beats of
     its shape (their own T waves: a T wave tall or peaked enough to pass the first bound, as in
     hyperkalaemia, recurs after every beat and fails this one), and in ``PAUSE_MIN_LEADS`` + 1 leads
-    ``VELOCITY_BEAT_LEAD_SHARE`` of their QRS amplitude. Bigeminy whose every premature beat
-    has the same early coupling fails it too, and is left to the detectors.
+    ``VELOCITY_BEAT_LEAD_SHARE`` of their QRS amplitude. Bigeminy whose every premature beat has the
+    same coupling fails the reference too, and is left to the detectors.
     """
     t_win = int(round(T_WAVE_MAX_MS * fs / 1000.0))
     nxt = np.r_[pk[1:], np.iinfo(np.int64).max]
@@ -474,8 +474,7 @@ def velocity_beats(vel: BeatVelocity, pk: NDArray[np.int64], gaps: NDArray[np.in
         return np.asarray(np.median(beat_amps(), axis=0))
 
     for g in gaps:
-        end = int(pk[g + 1]) - ref
-        a0, a1 = int(pk[g]) + ref, end if pauses[g] else min(int(pk[g]) + t_win, end)
+        a0, a1 = int(pk[g]) + ref, int(pk[g + 1]) - ref
         if a1 - a0 < 3 or any(a0 - ref <= a < a1 + ref for a in added):
             continue
         at = a0 + int(np.argmax(vel.values[a0:a1]))

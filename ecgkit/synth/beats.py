@@ -396,6 +396,12 @@ def _visible_slots(q_t: list[float], seconds: float) -> list[int]:
     return [i for i in range(1, len(q_t) - 1) if 0.6 < q_t[i] < seconds - 0.6]
 
 
+#: Shortest coupling (s) of a ventricular premature beat or VT run to the beat before it: after the
+#: ventricles' effective refractory period (200-300 ms) and the T-wave apex; an earlier beat (R on T)
+#: is rare and dangerous, not the common bigeminy or VPC of an archive.
+_MIN_COUPLING_S = 0.35
+
+
 def _add_ectopy(labels: set[str], rng: np.random.Generator, seconds: float, p_t: list[float], p_k: list[str],
                 q_t: list[float], q_k: list[int], pr: float, d: Difficulty = EASY) -> None:
     """Insert VPCs, bigeminy, a VT run or APCs into the beat lists, in place.
@@ -416,7 +422,7 @@ def _add_ectopy(labels: set[str], rng: np.random.Generator, seconds: float, p_t:
             else:
                 n = 3 if borderline(rng, d) else int(rng.integers(4, 12))
                 rr_vt = 60.0 / float(rng.uniform(110, 190))
-            start = q_t[i - 1] + max(0.35, 0.55 * (q_t[i] - q_t[i - 1]))
+            start = q_t[i - 1] + max(_MIN_COUPLING_S, 0.55 * (q_t[i] - q_t[i - 1]))
             run = [start + k * rr_vt for k in range(n)]
             end = run[-1] + max(0.6, rr_vt * 1.5)
             keep = [j for j in range(len(q_t)) if not (start - 0.1 < q_t[j] < end)]
@@ -439,7 +445,10 @@ def _add_ectopy(labels: set[str], rng: np.random.Generator, seconds: float, p_t:
         vpc_slots = [s for k, s in enumerate(vpc_slots) if k == 0 or s - vpc_slots[k - 1] > 1]
     for i in vpc_slots:  # premature wide beat, sinus beat i (and its P) hidden: compensatory pause
         rr = q_t[i] - q_t[i - 1]
-        t_v = q_t[i - 1] + float(rng.uniform(0.55, 0.70)) * rr
+        # coupled at 0.55-0.70 of the RR, and not inside the previous beat's ventricular refractory
+        # period (~300 ms; clinical coupling intervals are 350-600 ms): at least _MIN_COUPLING_S, as
+        # the VT run's first beat, while still premature (at most 0.9 of the RR)
+        t_v = q_t[i - 1] + min(max(float(rng.uniform(0.55, 0.70)) * rr, _MIN_COUPLING_S), 0.9 * rr)
         p_t[:], p_k[:] = _drop_near(p_t, p_k, q_t[i] - pr, 0.05)
         q_t[i], q_k[i] = t_v, QRS_VPC
     if "APC" in labels:
