@@ -171,6 +171,7 @@ class BeatVelocity:
         self._wide = int(round(0.06 * fs))
         self._leads: NDArray[np.float64] | None = None
         self._values: NDArray[np.float64] | None = None
+        self._slopes: NDArray[np.float64] | None = None
 
     @property
     def leads(self) -> NDArray[np.float64]:
@@ -192,6 +193,12 @@ class BeatVelocity:
         """Peak-to-peak amplitude (mV) of each of the 8 leads within 60 ms of sample ``i``."""
         seg = self.leads[:, max(0, i - self._wide): i + self._wide + 1]
         return np.asarray(seg.max(axis=1) - seg.min(axis=1), dtype=np.float64)
+
+    def lead_peaks(self, i: int) -> NDArray[np.float64]:
+        """The largest absolute slope (mV/s) of each of the 8 leads within 50 ms of sample ``i``."""
+        if self._slopes is None:
+            self._slopes = np.abs(np.gradient(self.leads, axis=1)) * self._fs
+        return np.asarray(self._slopes[:, max(0, i - self._half): i + self._half + 1].max(axis=1))
 
     def amplitude(self, i: int) -> float:
         """The largest peak-to-peak amplitude (mV) of the 8 leads within 60 ms of sample ``i``."""
@@ -374,46 +381,17 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
         windows.append((edge, int(pk[0]) - ref))
     if n - edge - pk[-1] > long_gap:
         windows.append((int(pk[-1]) + ref, n - edge))
-    if not windows:
+    # an interval over SUSPECT_RR_RATIO x the shortest ones may hold a beat no lead's detector found
+    # (every other beat of a ventricular run): searched in the spatial velocity only (cheap)
+    suspect = np.flatnonzero(rr > SUSPECT_RR_RATIO * float(np.percentile(rr, 10)))
+    vgaps = np.union1d(gaps, suspect)
+    if not windows and vgaps.size == 0:
         return pk
-    t_win = int(round(T_WAVE_MAX_MS * fs / 1000.0))
-    found: list[NDArray[np.int64]] = []
-    leads = [i for i in _INDEPENDENT if i != lead and usable[i]]
-    if not leads:
-        return pk
-    cleaned = clean_leads(np.asarray(signal, dtype=np.float64)[leads], fs)
-    for row in cleaned:
-        try:
-            other = detect(row)
-            if detect_second is not None:  # a second detector: whole beats may be missing
-                other = np.union1d(other, detect_second(row))
-        except Exception:  # a lead the library cannot read does not vote
-            continue
-        inside = [other[(other > lo) & (other < hi)] for lo, hi in windows]
-        found.append(np.concatenate(inside) if inside else np.zeros(0, np.int64))
-    if not found:
-        return pk
-    cand = np.sort(np.concatenate(found))
-    tol = int(round(0.1 * fs))
-    added = []
-    # a candidate inside the previous beat's T-wave window (200-360 ms after it; an early, R-on-T
-    # premature beat or the T wave itself) needs one more lead and a QRS-sized spatial velocity: at
-    # least T_WAVE_VELOCITY_SHARE of the median peak at the known beats (a T wave is slow, ~10-20 %)
     vel = velocity if velocity is not None else BeatVelocity(signal, fs)
     qrs_v = float(np.median([vel.peak(int(b)) for b in pk]))
-    j = 0
-    while j < cand.size:  # clusters of candidates within 100 ms of the cluster's first
-        k = int(np.searchsorted(cand, cand[j] + tol, side="right"))
-        votes = sum(bool(((f >= cand[j]) & (f <= cand[j] + tol)).any()) for f in found)
-        at = int(np.median(cand[j:k]))
-        prev = pk[max(0, int(np.searchsorted(pk, at)) - 1)]
-        in_t = 0 < at - prev < t_win
-        floor = T_WAVE_VELOCITY_SHARE if in_t else PAUSE_VELOCITY_SHARE  # slower: a T or a P wave
-        if (votes >= PAUSE_MIN_LEADS + in_t and vel.peak(at) >= floor * qrs_v
-                and not _p_sized(vel, at, qrs_v)):  # P waves of a complete block, seen in 2 leads
-            added.append(at)
-        j = k
-    added += velocity_beats(vel, pk, gaps, added, fs, ref, qrs_v)
+    added = (_detector_beats(signal, fs, pk, lead, usable, detect, detect_second, windows, vel, qrs_v)
+             if windows else [])
+    added += velocity_beats(vel, pk, vgaps, added, fs, ref, qrs_v)
     if not added:
         return pk
     added.sort()
@@ -426,16 +404,61 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
     return np.sort(np.concatenate([pk, np.asarray(merged, dtype=np.int64)]))
 
 
+def _detector_beats(signal: NDArray[np.floating], fs: float, pk: NDArray[np.int64], lead: int,
+                    usable: NDArray[np.bool_], detect: Callable[[NDArray[np.float64]], NDArray[np.int64]],
+                    detect_second: Callable[[NDArray[np.float64]], NDArray[np.int64]] | None,
+                    windows: list[tuple[int, int]], vel: BeatVelocity, qrs_v: float) -> list[int]:
+    """Beats the other independent leads' detectors find inside ``windows`` (:func:`fill_pauses`)."""
+    t_win = int(round(T_WAVE_MAX_MS * fs / 1000.0))
+    found: list[NDArray[np.int64]] = []
+    leads = [i for i in _INDEPENDENT if i != lead and usable[i]]
+    if not leads:
+        return []
+    cleaned = clean_leads(np.asarray(signal, dtype=np.float64)[leads], fs)
+    for row in cleaned:
+        try:
+            other = detect(row)
+            if detect_second is not None:  # a second detector: whole beats may be missing
+                other = np.union1d(other, detect_second(row))
+        except Exception:  # a lead the library cannot read does not vote
+            continue
+        inside = [other[(other > lo) & (other < hi)] for lo, hi in windows]
+        found.append(np.concatenate(inside) if inside else np.zeros(0, np.int64))
+    if not found:
+        return []
+    cand = np.sort(np.concatenate(found))
+    tol = int(round(0.1 * fs))
+    added = []
+    # a candidate inside the previous beat's T-wave window (200-360 ms after it; an early, R-on-T
+    # premature beat or the T wave itself) needs one more lead and a QRS-sized spatial velocity: at
+    # least T_WAVE_VELOCITY_SHARE of the median peak at the known beats (a T wave is slow, ~10-20 %)
+    j = 0
+    while j < cand.size:  # clusters of candidates within 100 ms of the cluster's first
+        k = int(np.searchsorted(cand, cand[j] + tol, side="right"))
+        votes = sum(bool(((f >= cand[j]) & (f <= cand[j] + tol)).any()) for f in found)
+        at = int(np.median(cand[j:k]))
+        prev = pk[max(0, int(np.searchsorted(pk, at)) - 1)]
+        in_t = 0 < at - prev < t_win
+        floor = T_WAVE_VELOCITY_SHARE if in_t else PAUSE_VELOCITY_SHARE  # slower: a T or a P wave
+        if (votes >= PAUSE_MIN_LEADS + in_t and vel.peak(at) >= floor * qrs_v
+                and not _p_sized(vel, at, qrs_v)):  # P waves of a complete block, seen in 2 leads
+            added.append(at)
+        j = k
+    return added
+
+
 #: A beat that no detector finds (:func:`velocity_beats`) has at least this many times the spatial
 #: velocity found at the same lag after the record's other beats of the same shape (``SAME_SHAPE``: their T waves).
 OVER_OWN_T = 2.0
 #: Two beats have the same shape when their amplitudes in the 8 independent leads differ by at most
 #: this share (vector norm): a beat of another focus has another electrical axis.
 SAME_SHAPE = 0.25
-#: ... and an amplitude of at least this share of the lead's median QRS amplitude in
-#: ``PAUSE_MIN_LEADS`` + 1 of the 8 independent leads: a beat's electrical axis projects onto
-#: neighbouring leads, an electrode's artefact (a pop, a step of the baseline) is in its own.
-VELOCITY_BEAT_LEAD_SHARE = 0.3
+#: ... and a slope of at least this share of the lead's median QRS slope in ``PAUSE_MIN_LEADS`` + 1
+#: of the 8 independent leads: a beat's electrical axis projects onto neighbouring leads; an
+#: electrode's artefact (a pop, a step of the baseline) is in its own leads (a limb electrode: I or
+#: II and a third of it in V1-V6, through the central terminal). An amplitude test was fooled by the
+#: T waves in the same window.
+VELOCITY_BEAT_LEAD_SHARE = 0.2
 #: ... and at least this share of the median beat's velocity beyond the T wave, when its
 #: amplitude is over ``P_WAVE_MAX_MV`` (in the T wave: ``T_WAVE_VELOCITY_SHARE``). Premature
 #: ventricular beats measured 0.14-1.4 of the median QRS's velocity on 4,092 synthetic records.
@@ -457,21 +480,23 @@ def velocity_beats(vel: BeatVelocity, pk: NDArray[np.int64], gaps: NDArray[np.in
     when it has ``OVER_OWN_T`` times the median velocity at the same lag after the other beats of
     its shape (their own T waves: a T wave tall or peaked enough to pass the first bound, as in
     hyperkalaemia, recurs after every beat and fails this one), and in ``PAUSE_MIN_LEADS`` + 1 leads
-    ``VELOCITY_BEAT_LEAD_SHARE`` of their QRS amplitude. Bigeminy whose every premature beat has the
+    ``VELOCITY_BEAT_LEAD_SHARE`` of their QRS slope. Bigeminy whose every premature beat has the
     same coupling fails the reference too, and is left to the detectors.
     """
     t_win = int(round(T_WAVE_MAX_MS * fs / 1000.0))
     nxt = np.r_[pk[1:], np.iinfo(np.int64).max]
     out: list[int] = []
-    per_beat: list[NDArray[np.float64]] = []
+    per_beat: dict[str, NDArray[np.float64]] = {}
 
     def beat_amps() -> NDArray[np.float64]:  # (beats, 8) each beat's amplitude in each lead, on first use
-        if not per_beat:
-            per_beat.append(np.stack([vel.amplitudes(int(b)) for b in pk]))
-        return per_beat[0]
+        if "amps" not in per_beat:
+            per_beat["amps"] = np.stack([vel.amplitudes(int(b)) for b in pk])
+        return per_beat["amps"]
 
-    def lead_qrs() -> NDArray[np.float64]:  # each lead's median QRS amplitude
-        return np.asarray(np.median(beat_amps(), axis=0))
+    def lead_qrs() -> NDArray[np.float64]:  # each lead's median QRS slope
+        if "slopes" not in per_beat:
+            per_beat["slopes"] = np.median(np.stack([vel.lead_peaks(int(b)) for b in pk]), axis=0)
+        return per_beat["slopes"]
 
     for g in gaps:
         a0, a1 = int(pk[g]) + ref, int(pk[g + 1]) - ref
@@ -486,7 +511,7 @@ def velocity_beats(vel: BeatVelocity, pk: NDArray[np.int64], gaps: NDArray[np.in
         if not in_t and vel.amplitude(at) < P_WAVE_MAX_MV:
             continue
         # a heart beat shows in several leads; an electrode's artefact (a pop, a step) in its own
-        if (vel.amplitudes(at) >= VELOCITY_BEAT_LEAD_SHARE * lead_qrs()).sum() < PAUSE_MIN_LEADS + 1:
+        if (vel.lead_peaks(at) >= VELOCITY_BEAT_LEAD_SHARE * lead_qrs()).sum() < PAUSE_MIN_LEADS + 1:
             continue
         # the other beats of the same shape (amplitude in the 8 leads within 25 %): a premature
         # ventricular beat's own T wave is larger than the sinus beats'
@@ -497,6 +522,12 @@ def velocity_beats(vel: BeatVelocity, pk: NDArray[np.int64], gaps: NDArray[np.in
         if others and v >= OVER_OWN_T * float(np.percentile(others, 25)):
             out.append(at)
     return out
+
+
+#: An RR interval over this many times the record's short ones (10th percentile) is searched for a
+#: beat in the spatial velocity (:func:`fill_pauses`, :func:`velocity_beats`): one beat of a run
+#: missed doubles its interval.
+SUSPECT_RR_RATIO = 1.6
 
 
 #: A beat is premature when its RR is under this share of the median RR, or of the RR after it.
