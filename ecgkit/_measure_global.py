@@ -216,7 +216,8 @@ def _p_onset_on_t(med: NDArray[np.float64], p_end: int, first: int, fs: float) -
 
     The onset is the rise from the valley between the T wave and the P wave: the lowest velocity
     ``P_MAX_S`` to ``P_MIN_S`` before the P end (a P wave's own dip at its apex lies about half its
-    duration before its end, so after that window for a P under 120 ms), not before ``first``. The rise is where the
+    duration before its end, so after that window for a P under 120 ms), not before ``first``. The
+    rise is where the
     velocity crosses ``P_ONSET_FRACTION`` of the way from the valley to the P wave's peak. None when
     there is no valley (the lowest point over ``P_VALLEY_SHARE`` of the P wave's peak: P and T wave
     are merged, or noise as large as the P wave).

@@ -58,6 +58,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from ecgkit import _measure_global as mg
+from ecgkit import _measure_beats as mb
 from ecgkit import _measure_signal as ms
 from ecgkit.engines import map_tasks
 from ecgkit.errors import ConfigError, RecordError, SchemaError
@@ -210,7 +211,7 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
     if clean is None:
         row["measure_reason"] = "; ".join(reasons)
         return row
-    vel = ms.BeatVelocity(sig, fs)  # the spatial velocity, computed once if any step needs it
+    vel = mb.BeatVelocity(sig, fs)  # the spatial velocity, computed once if any step needs it
     bio = None
     try:
         bio = ms.detect_biosppy(clean, fs, config.detector)
@@ -221,15 +222,15 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
         row["bsqi"] = ms.bsqi(peaks, bio, fs, config.bsqi_tolerance_ms)
         if config.fuse_beats:
             # P waves that one detector took for beats (complete heart block; the slurred QRS of LBBB)
-            peaks, bio_fused = ms.drop_p_waves(sig, fs, peaks, bio, velocity=vel)
-            peaks = ms.fuse_beats(peaks, bio_fused, fs, n_samples=sig.shape[1])
+            peaks, bio_fused = mb.drop_p_waves(sig, fs, peaks, bio, velocity=vel)
+            peaks = mb.fuse_beats(peaks, bio_fused, fs, n_samples=sig.shape[1])
             # a tall T wave that one detector took for a QRS (its spatial velocity is a T wave's)
-            peaks = ms.drop_t_waves(sig, fs, peaks, bio_fused, velocity=vel)
+            peaks = mb.drop_t_waves(sig, fs, peaks, bio_fused, velocity=vel)
     if config.fuse_beats:
         # in a pause or under 60/min two detectors run in the other leads: the "neurokit" method misses
         # wide, early premature beats that a wavelet detector finds; a beat counts where two leads show it
-        peaks = ms.fill_pauses(sig, fs, peaks, lead, ~bad, lambda x: ms.detect_neurokit(x, fs),
-                               detect_second=lambda x: ms.detect_neurokit(x, fs, ms.SECOND_DETECTOR),
+        peaks = mb.fill_pauses(sig, fs, peaks, lead, ~bad, lambda x: ms.detect_neurokit(x, fs),
+                               detect_second=lambda x: ms.detect_neurokit(x, fs, mb.SECOND_DETECTOR),
                                velocity=vel)
     row.update(ms.rr_features(peaks, fs))
     row["quality"] = ms.template_quality(clean, peaks, fs)
@@ -252,7 +253,7 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
             except Exception as exc:  # the library failing on this record: recorded, never a crash
                 reasons.append(_failed("neurokit2.ecg_delineate", exc))
             velocity = vel.values
-            dominant = ms.dominant_beats(peaks)  # without ectopic beats (bigeminy's PVCs)
+            dominant = mb.dominant_beats(peaks)  # without ectopic beats (bigeminy's PVCs)
             row["qrs_global_ms"], onset_before_r = mg.global_qrs(sig, fs, dominant, velocity)
             if waves is not None:
                 row.update(ms.intervals(waves, fs, row["rr_mean_ms"]))

@@ -3,30 +3,30 @@ from __future__ import annotations
 
 import numpy as np
 
-from ecgkit import _measure_signal as ms
+from ecgkit import _measure_beats as mb
 
 FS = 500.0
 
 
 def test_fuse_beats_adds_secondary_only_beats_once_per_refractory_period() -> None:
     # 1500 and 1555 (110 ms apart) are one wide QRS the secondary detector took at two of its peaks
-    got = ms.fuse_beats(np.array([1000, 2000]), np.array([1000, 1500, 1555, 2000]), FS)
+    got = mb.fuse_beats(np.array([1000, 2000]), np.array([1000, 1500, 1555, 2000]), FS)
     assert got.tolist() == [1000, 1500, 2000]
     # 250 ms apart they are two beats only if not a lone QRS + T pair: here both are secondary-only,
     # so both stay (the T-wave rule pairs one lone beat of each detector)
-    got = ms.fuse_beats(np.array([1000, 3000]), np.array([1000, 2000, 2125, 3000]), FS)
+    got = mb.fuse_beats(np.array([1000, 3000]), np.array([1000, 2000, 2125, 3000]), FS)
     assert got.tolist() == [1000, 2000, 2125, 3000]
 
 
 def test_fuse_beats_drops_the_later_of_a_lone_pair_200_to_360_ms_apart() -> None:
     # primary alone at 2000, secondary alone at 2150 (300 ms later): a QRS and its T wave, one beat
-    got = ms.fuse_beats(np.array([1000, 2000, 3000]), np.array([1000, 2150, 3000]), FS)
+    got = mb.fuse_beats(np.array([1000, 2000, 3000]), np.array([1000, 2150, 3000]), FS)
     assert got.tolist() == [1000, 2000, 3000]
 
 
 def test_fuse_beats_keeps_edge_beats_only_where_both_detectors_agree() -> None:
     n = 5000
-    got = ms.fuse_beats(np.array([50, 1000, 2000, 4980]), np.array([1000, 2000, 4975]), FS, n_samples=n)
+    got = mb.fuse_beats(np.array([50, 1000, 2000, 4980]), np.array([1000, 2000, 4975]), FS, n_samples=n)
     assert got.tolist() == [1000, 2000, 4980]  # 50 (0.1 s, primary only) goes; 4980/4975 agree
 
 
@@ -36,14 +36,15 @@ def test_fill_pauses_takes_a_beat_the_second_detector_finds_in_other_leads() -> 
     usable = np.ones(12, dtype=bool)
     none = lambda x: np.zeros(0, np.int64)  # noqa: E731 - the measured lead's detector sees nothing there
     second = lambda x: np.array([1500], np.int64)  # noqa: E731 - a wide early beat the second one finds
-    got = ms.fill_pauses(signal, FS, peaks, 1, usable, none, detect_second=second)
+    got = mb.fill_pauses(signal, FS, peaks, 1, usable, none, detect_second=second)
     assert got.tolist() == [0, 500, 1000, 1500, 2000, 2500, 3000]
     # without the second detector the pause stays (a true pause has no QRS in any lead)
-    assert ms.fill_pauses(signal, FS, peaks, 1, usable, none).tolist() == peaks.tolist()
+    assert mb.fill_pauses(signal, FS, peaks, 1, usable, none).tolist() == peaks.tolist()
     # one lead is not enough: PAUSE_MIN_LEADS (2) must show it
     only_v1 = np.zeros(12, dtype=bool)
     only_v1[[1, 6]] = True  # II (the measured lead) and V1
-    assert ms.fill_pauses(signal, FS, peaks, 1, only_v1, none, detect_second=second).tolist() == peaks.tolist()
+    got = mb.fill_pauses(signal, FS, peaks, 1, only_v1, none, detect_second=second)
+    assert got.tolist() == peaks.tolist()
 
 
 def _beats_signal(qrs: list[int], slow: list[int], n: int = 5000) -> np.ndarray:
@@ -58,14 +59,14 @@ def test_drop_t_waves_drops_a_slow_primary_only_beat_in_the_t_window() -> None:
     qrs = [500, 1000, 1500, 2000, 2500]
     sig = _beats_signal(qrs, [1150])  # a T wave 300 ms after the QRS at 1000
     primary = np.array([500, 1000, 1150, 1500, 2000, 2500])
-    got = ms.drop_t_waves(sig, FS, primary, np.array(qrs))
+    got = mb.drop_t_waves(sig, FS, primary, np.array(qrs))
     assert got.tolist() == qrs
     # as fast as a QRS, it is a beat (an early premature one), and stays
     fast = _beats_signal(qrs + [1150], [])
-    assert ms.drop_t_waves(fast, FS, primary, np.array(qrs)).tolist() == primary.tolist()
+    assert mb.drop_t_waves(fast, FS, primary, np.array(qrs)).tolist() == primary.tolist()
     # found by both detectors it stays whatever its speed
     both = np.array(qrs + [1150])
-    assert ms.drop_t_waves(sig, FS, primary, both).tolist() == primary.tolist()
+    assert mb.drop_t_waves(sig, FS, primary, both).tolist() == primary.tolist()
 
 
 def _bump(t: np.ndarray, at: float, width_s: float, mv: float) -> np.ndarray:
@@ -81,11 +82,11 @@ def test_drop_p_waves_removes_p_waves_one_detector_took_for_beats() -> None:
     x = sum(_bump(t, q, 0.012, 1.2) for q in qrs) + sum(_bump(t, p, 0.02, 0.15) for p in p_waves)
     sig = np.tile(x, (12, 1))
     primary = np.sort(np.array(qrs + p_waves))
-    a, b = ms.drop_p_waves(sig, FS, primary, np.array(qrs), velocity=None)
+    a, b = mb.drop_p_waves(sig, FS, primary, np.array(qrs), velocity=None)
     assert a.tolist() == qrs and b.tolist() == qrs
     # a lone beat of QRS size (a premature ventricular beat only one detector sees) stays
     x2 = x + _bump(t, 2150, 0.03, 1.0)
-    a, _ = ms.drop_p_waves(np.tile(x2, (12, 1)), FS, np.sort(np.r_[primary, 2150]), np.array(qrs))
+    a, _ = mb.drop_p_waves(np.tile(x2, (12, 1)), FS, np.sort(np.r_[primary, 2150]), np.array(qrs))
     assert 2150 in a.tolist() and not set(p_waves) & set(a.tolist())
 
 
@@ -97,8 +98,8 @@ def test_drop_p_waves_lets_the_qrs_behind_a_p_wave_through_fusion() -> None:
     p_waves = [q - 85 for q in qrs]
     x = sum(_bump(t, q, 0.03, 1.0) for q in qrs) + sum(_bump(t, p, 0.02, 0.15) for p in p_waves)
     sig = np.tile(x, (12, 1))
-    a, b = ms.drop_p_waves(sig, FS, np.array(p_waves), np.array(qrs))
-    assert ms.fuse_beats(a, b, FS).tolist() == qrs
+    a, b = mb.drop_p_waves(sig, FS, np.array(p_waves), np.array(qrs))
+    assert mb.fuse_beats(a, b, FS).tolist() == qrs
 
 
 def _none(x: np.ndarray) -> np.ndarray:
@@ -113,13 +114,13 @@ def test_fill_pauses_finds_an_r_on_t_beat_no_detector_finds_from_the_spatial_vel
     x = sum(_bump(t, q, 0.01, 1.2) + _bump(t, q + 150, 0.05, 0.4) for q in sinus)
     pvc = x + _bump(t, 2140, 0.025, 1.5)
     usable = np.ones(12, dtype=bool)
-    got = ms.fill_pauses(np.tile(pvc, (12, 1)), FS, np.array(sinus), 1, usable, _none)
+    got = mb.fill_pauses(np.tile(pvc, (12, 1)), FS, np.array(sinus), 1, usable, _none)
     added = sorted(set(got.tolist()) - set(sinus))
     assert len(added) == 1 and abs(added[0] - 2140) <= 20  # at its steepest slope, before its apex
     # a step of the baseline in one electrode (V3) in that pause is not a beat
     pop = np.tile(x, (12, 1))
     pop[8, 2140:] += 1.5
-    assert ms.fill_pauses(pop, FS, np.array(sinus), 1, usable, _none).tolist() == sinus
+    assert mb.fill_pauses(pop, FS, np.array(sinus), 1, usable, _none).tolist() == sinus
     # nor is a peaked T wave that follows every beat alike (the T waves' velocity is the reference)
     peaked = sum(_bump(t, q, 0.01, 1.2) + _bump(t, q + 150, 0.012, 0.9) for q in sinus)
-    assert ms.fill_pauses(np.tile(peaked, (12, 1)), FS, np.array(sinus), 1, usable, _none).tolist() == sinus
+    assert mb.fill_pauses(np.tile(peaked, (12, 1)), FS, np.array(sinus), 1, usable, _none).tolist() == sinus
