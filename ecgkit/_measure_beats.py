@@ -460,14 +460,35 @@ SUSPECT_RR_RATIO = 1.6
 PREMATURE_RR_RATIO = 0.85
 
 
-def dominant_beats(peaks: NDArray[np.integer]) -> NDArray[np.int64]:
+def shape_classes(shapes: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Class of each beat by its amplitude in the 8 independent leads (``shapes``, (beats, 8)): a beat
+    joins the first class whose first beat it is within ``SAME_SHAPE`` of (vector norm), else starts
+    a class. Beats of one focus share an electrical axis; a ventricular beat has another."""
+    reps: list[NDArray[np.float64]] = []
+    out = np.empty(len(shapes), dtype=np.int64)
+    for i, a in enumerate(shapes):
+        for k, r in enumerate(reps):
+            if np.linalg.norm(a - r) <= SAME_SHAPE * float(np.linalg.norm(r)):
+                out[i] = k
+                break
+        else:
+            out[i] = len(reps)
+            reps.append(a)
+    return out
+
+
+def dominant_beats(peaks: NDArray[np.integer], shapes: NDArray[np.float64] | None = None) -> NDArray[np.int64]:
     """The beats of the dominant rhythm: ``peaks`` less the premature ones (RR before the beat under
     ``PREMATURE_RR_RATIO`` of the median RR or of the RR after it: an ectopic beat and its
     compensatory pause), which carry another QRS shape (ventricular) or P wave (atrial).
 
     A median beat over all beats is the ectopic beat's shape when every other beat is ectopic
     (bigeminy); intervals (QRS duration, PR) are read on the dominant beats, as a reader does. With
-    fewer than 3 dominant beats (an irregular rhythm), ``peaks`` unchanged.
+    ``shapes`` (each beat's amplitude in the 8 independent leads), the beats are first limited to the
+    shape class (:func:`shape_classes`, 3 beats or more) that comes slowest (longest median RR before
+    its beats): a run of ventricular tachycardia that fills most of the record is not premature
+    against its own rate, but faster than the rhythm it interrupts. With fewer than 3 dominant beats
+    (an irregular rhythm), ``peaks`` unchanged.
     """
     pk = np.sort(np.asarray(peaks, dtype=np.int64))
     if pk.size < 4:
@@ -479,4 +500,17 @@ def dominant_beats(peaks: NDArray[np.integer]) -> NDArray[np.int64]:
     keep[1:-1] = ~early
     # the last beat has no RR after it: premature by the median alone
     keep[-1] = not rr[-1] < PREMATURE_RR_RATIO * float(np.median(rr))
+    if shapes is not None and len(shapes) == pk.size:
+        cls = shape_classes(np.asarray(shapes, dtype=np.float64)[np.argsort(np.asarray(peaks))])
+        before = np.r_[np.nan, rr]
+        big = [k for k in np.unique(cls) if (cls == k).sum() >= 3]
+        if len(big) > 1:
+            slowest = max(big, key=lambda k: float(np.nanmedian(before[cls == k])))
+            # in the slowest class, its beats that are premature against the median or the next RR
+            # stay out; against the median of the whole record a slower class is never premature
+            in_cls = cls == slowest
+            late = np.r_[True, ~(before[1:-1] < PREMATURE_RR_RATIO * nxt), True]
+            if (in_cls & late).sum() >= 3:
+                return pk[in_cls & late]
+            return pk[in_cls]
     return pk[keep] if keep.sum() >= 3 else pk

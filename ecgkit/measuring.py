@@ -253,7 +253,8 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
             except Exception as exc:  # the library failing on this record: recorded, never a crash
                 reasons.append(_failed("neurokit2.ecg_delineate", exc))
             velocity = vel.values
-            dominant = mb.dominant_beats(peaks)  # without ectopic beats (bigeminy's PVCs)
+            # without ectopic beats (bigeminy's PVCs) and, by shape, a VT run that fills the record
+            dominant = mb.dominant_beats(peaks, np.stack([vel.amplitudes(int(b)) for b in peaks]))
             row["qrs_global_ms"], onset_before_r = mg.global_qrs(sig, fs, dominant, velocity)
             if waves is not None:
                 row.update(ms.intervals(waves, fs, row["rr_mean_ms"]))

@@ -124,3 +124,20 @@ def test_fill_pauses_finds_an_r_on_t_beat_no_detector_finds_from_the_spatial_vel
     # nor is a peaked T wave that follows every beat alike (the T waves' velocity is the reference)
     peaked = sum(_bump(t, q, 0.01, 1.2) + _bump(t, q + 150, 0.012, 0.9) for q in sinus)
     assert mb.fill_pauses(np.tile(peaked, (12, 1)), FS, np.array(sinus), 1, usable, _none).tolist() == sinus
+
+
+def test_dominant_beats_keeps_the_slower_shape_when_a_vt_run_fills_the_record() -> None:
+    # 4 sinus beats (RR 900 ms) around a run of 8 ventricular beats (RR 350 ms): by RR alone the run
+    # is the record's rhythm (its beats are not premature against the median RR); by shape the sinus
+    # class comes slower, and intervals are read on it
+    sinus = [250, 700]
+    run = [875 + 175 * k for k in range(8)]
+    after = [run[-1] + 450, run[-1] + 900]
+    peaks = np.array(sinus + run + after)
+    shapes = np.array([[1.0, 1.2, 0.4, 0.8, 1.1, 1.3, 1.2, 0.9]] * len(peaks))
+    shapes[2:10] = [0.3, 2.0, 1.8, 1.5, 0.6, 0.4, 0.5, 0.7]  # another electrical axis
+    assert mb.dominant_beats(peaks).tolist() != sinus + after
+    assert mb.dominant_beats(peaks, shapes).tolist() == sinus + after
+    # one shape: the RR rule alone (an ectopic beat and its compensatory pause left out)
+    one = np.array([0, 500, 1000, 1300, 2000, 2500, 3000])
+    assert mb.dominant_beats(one, np.ones((7, 8))).tolist() == [0, 500, 1000, 2000, 2500, 3000]
