@@ -111,6 +111,23 @@ class BeatVelocity:
         """The largest velocity within 50 ms of sample ``i``."""
         return float(self.values[max(0, i - self._half): i + self._half + 1].max())
 
+    def _windows(self, at: NDArray[np.integer], half: int) -> NDArray[np.int64]:
+        n = self.values.size if self._values is not None else self.leads.shape[1]
+        return np.clip(np.asarray(at, dtype=np.int64)[:, None] + np.arange(-half, half + 1)[None, :], 0, n - 1)
+
+    def peaks_at(self, at: NDArray[np.integer]) -> NDArray[np.float64]:
+        """:meth:`peak` at each of the samples ``at``, in one gather."""
+        if len(at) == 0:
+            return np.zeros(0)
+        return np.asarray(self.values[self._windows(at, self._half)].max(axis=1))
+
+    def amplitudes_at(self, at: NDArray[np.integer]) -> NDArray[np.float64]:
+        """:meth:`amplitudes` at each of the samples ``at``, shape (len(at), 8), in one gather."""
+        if len(at) == 0:
+            return np.zeros((0, self.leads.shape[0]))
+        seg = self.leads[:, self._windows(at, self._wide)]  # (8, beats, window)
+        return np.asarray((seg.max(axis=2) - seg.min(axis=2)).T)
+
     def amplitudes(self, i: int) -> NDArray[np.float64]:
         """Peak-to-peak amplitude (mV) of each of the 8 leads within 60 ms of sample ``i``."""
         seg = self.leads[:, max(0, i - self._wide): i + self._wide + 1]
@@ -149,9 +166,10 @@ def _raw_spread(signal: NDArray[np.floating], beats: NDArray[np.int64], fs: floa
     if beats.size == 0:
         return False
     w = int(round(0.06 * fs))
-    x = np.asarray(signal)[list(_INDEPENDENT)]
+    x = np.asarray(signal)
     idx = np.clip(beats[:, None] + np.arange(-w, w + 1)[None, :], 0, x.shape[1] - 1)
-    amps = np.ptp(x[:, idx], axis=2).max(axis=0)  # (beats,)
+    seg = x[np.asarray(_INDEPENDENT)[:, None, None], idx[None, :, :]]  # (8, beats, window), no copy of x
+    amps = (seg.max(axis=2) - seg.min(axis=2)).max(axis=0)  # (beats,)
     return bool(amps.min() < 0.5 * amps.max())
 
 
@@ -184,11 +202,12 @@ def drop_p_waves(signal: NDArray[np.floating], fs: float, primary: NDArray[np.in
     if not (lone(a, b) or lone(b, a) or _raw_spread(signal, inner, fs)):
         return a, b
     vel = velocity if velocity is not None else BeatVelocity(signal, fs)
-    amp = np.array([vel.amplitude(int(x)) for x in beats])
+    amp = vel.amplitudes_at(beats).max(axis=1)
     if not (amp >= P_WAVE_MAX_MV).any():  # a low-voltage record: no QRS to measure against
         return a, b
-    ref_v = float(np.median([vel.peak(int(x)) for x in beats[amp >= P_WAVE_MAX_MV]]))
-    small = beats[[_p_sized(vel, int(i), ref_v) for i in beats]]
+    v = vel.peaks_at(beats)
+    ref_v = float(np.median(v[amp >= P_WAVE_MAX_MV]))
+    small = beats[(amp < P_WAVE_MAX_MV) & (v < P_SIZED_SHARE * ref_v)]  # as _p_sized, all at once
     return a[~np.isin(a, small)], b[~np.isin(b, small)]
 
 
@@ -237,7 +256,7 @@ def drop_t_waves(signal: NDArray[np.floating], fs: float, fused: NDArray[np.inte
     if cand.size == 0:
         return pk
     vel = velocity if velocity is not None else BeatVelocity(signal, fs)
-    known = np.array([vel.peak(int(x)) for x in pk[agreed]])
+    known = vel.peaks_at(pk[agreed])
     # slow against the median beat, and against every beat both detectors take (wide premature
     # beats, as slow as a fifth to a third of the sinus QRS, are such beats in bigeminy)
     limit = min(T_WAVE_VELOCITY_SHARE * float(np.median(known)), AGREED_VELOCITY_SHARE * float(known.min()))
@@ -313,7 +332,7 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
     if not windows and vgaps.size == 0:
         return pk
     vel = velocity if velocity is not None else BeatVelocity(signal, fs)
-    qrs_v = float(np.median([vel.peak(int(b)) for b in pk]))
+    qrs_v = float(np.median(vel.peaks_at(pk)))
     added = (_detector_beats(signal, fs, pk, lead, usable, detect, detect_second, windows, vel, qrs_v)
              if windows else [])
     added += velocity_beats(vel, pk, vgaps, added, fs, ref, qrs_v)
@@ -416,7 +435,7 @@ def velocity_beats(vel: BeatVelocity, pk: NDArray[np.int64], gaps: NDArray[np.in
 
     def beat_amps() -> NDArray[np.float64]:  # (beats, 8) each beat's amplitude in each lead, on first use
         if "amps" not in per_beat:
-            per_beat["amps"] = np.stack([vel.amplitudes(int(b)) for b in pk])
+            per_beat["amps"] = vel.amplitudes_at(pk)
         return per_beat["amps"]
 
     def lead_qrs() -> NDArray[np.float64]:  # each lead's median QRS slope

@@ -254,7 +254,7 @@ def measure_signal(signal: NDArray[np.floating], fs: float, config: MeasureConfi
                 reasons.append(_failed("neurokit2.ecg_delineate", exc))
             velocity = vel.values
             # without ectopic beats (bigeminy's PVCs) and, by shape, a VT run that fills the record
-            dominant = mb.dominant_beats(peaks, np.stack([vel.amplitudes(int(b)) for b in peaks]))
+            dominant = mb.dominant_beats(peaks, vel.amplitudes_at(peaks))
             row["qrs_global_ms"], onset_before_r = mg.global_qrs(sig, fs, dominant, velocity)
             if waves is not None:
                 row.update(ms.intervals(waves, fs, row["rr_mean_ms"]))
