@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.signal import butter, sosfilt
 
+from ecgkit._measure_global import filtfilt_rows, sosfiltfilt_rows
 from ecgkit.record import LEADS
 from ecgkit.signal import FLAT_PTP_MV
 
@@ -188,12 +189,12 @@ def clean_leads(x: NDArray[np.floating], fs: float) -> NDArray[np.float64]:
 
     The same two steps as neurokit2's ``_ecg_clean_nk`` (0.12-0.16): a 5th-order Butterworth
     high-pass at 0.5 Hz (``sosfiltfilt``), then the "powerline" moving average of one 50 Hz period
-    (``filtfilt`` with ``method="pad"``). Designing the filter took a third of neurokit2's call; the
-    result equals ``nk.ecg_clean`` to rounding (``tests/test_measure.py``). Rows with non-finite
+    (``filtfilt`` with ``method="pad"``). Designing the filter took a third of neurokit2's call, and
+    the filters' initial states (a linear solve each) a third of what remained: both are computed
+    once per rate (:func:`ecgkit._measure_global.sosfiltfilt_rows`). The result equals
+    ``nk.ecg_clean`` to rounding (``tests/test_measure.py``). Rows with non-finite
     samples go through ``nk.ecg_clean`` itself (it fills them first).
     """
-    from scipy.signal import filtfilt, sosfiltfilt
-
     sr = int(round(fs))
     arr = np.atleast_2d(np.asarray(x, dtype=np.float64))
     if not np.isfinite(arr).all():
@@ -205,9 +206,9 @@ def clean_leads(x: NDArray[np.floating], fs: float) -> NDArray[np.float64]:
     if sos is None:  # filter coefficients per rate (a cache of constants)
         sos = butter(5, 0.5, btype="highpass", output="sos", fs=sr)
         _CLEAN_SOS[sr] = sos
-    y = sosfiltfilt(sos, arr, axis=1)
+    y = sosfiltfilt_rows(sos, arr)
     b = np.ones(int(sr / 50)) if sr >= 100 else np.ones(2)
-    return np.asarray(filtfilt(b, [len(b)], y, axis=1, method="pad"), dtype=np.float64)
+    return filtfilt_rows(b, np.array([float(len(b))]), y)
 
 
 def clean_lead(x: NDArray[np.floating], fs: float) -> NDArray[np.float64]:

@@ -343,3 +343,18 @@ def test_p_onset_on_t_needs_a_valley() -> None:
     med[180] = 0.5  # a valley 120 ms before the P end: the onset is the rise from it
     at = mg._p_onset_on_t(med, 240, 0, 500.0)
     assert at == 181
+
+
+def test_cached_zero_phase_filters_equal_scipys() -> None:
+    # the measure stage's filtfilt/sosfiltfilt keep the filters' initial states; same arithmetic
+    from scipy.signal import butter, filtfilt, sosfiltfilt
+
+    from ecgkit import _measure_global as mg
+
+    x = np.random.default_rng(0).normal(size=(8, 5000)).cumsum(axis=1)
+    for sos in (butter(5, 0.5, btype="highpass", output="sos", fs=500),
+                butter(2, [1.0, 40.0], btype="bandpass", output="sos", fs=500)):
+        assert np.array_equal(mg.sosfiltfilt_rows(sos, x), sosfiltfilt(sos, x, axis=1))
+        assert np.array_equal(mg.sosfiltfilt_rows(sos, x[:, :20]), sosfiltfilt(sos, x[:, :20], axis=1))
+    b, a = np.ones(10), np.array([10.0])
+    assert np.array_equal(mg.filtfilt_rows(b, a, x), filtfilt(b, a, x, axis=1, method="pad"))
