@@ -113,7 +113,8 @@ class BeatVelocity:
 
     def _windows(self, at: NDArray[np.integer], half: int) -> NDArray[np.int64]:
         n = self.values.size if self._values is not None else self.leads.shape[1]
-        return np.clip(np.asarray(at, dtype=np.int64)[:, None] + np.arange(-half, half + 1)[None, :], 0, n - 1)
+        idx = np.asarray(at, dtype=np.int64)[:, None] + np.arange(-half, half + 1)[None, :]
+        return np.clip(idx, 0, n - 1)
 
     def peaks_at(self, at: NDArray[np.integer]) -> NDArray[np.float64]:
         """:meth:`peak` at each of the samples ``at``, in one gather."""
@@ -496,7 +497,8 @@ def shape_classes(shapes: NDArray[np.float64]) -> NDArray[np.int64]:
     return out
 
 
-def dominant_beats(peaks: NDArray[np.integer], shapes: NDArray[np.float64] | None = None) -> NDArray[np.int64]:
+def dominant_beats(peaks: NDArray[np.integer],
+                   shapes: NDArray[np.float64] | None = None) -> NDArray[np.int64]:
     """The beats of the dominant rhythm: ``peaks`` less the premature ones (RR before the beat under
     ``PREMATURE_RR_RATIO`` of the median RR or of the RR after it: an ectopic beat and its
     compensatory pause), which carry another QRS shape (ventricular) or P wave (atrial).

@@ -69,7 +69,8 @@ def sosfiltfilt_rows(sos: NDArray[np.float64], x: NDArray[np.float64]) -> NDArra
     return np.asarray(y[:, ::-1][:, edge:-edge])
 
 
-def filtfilt_rows(b: NDArray[np.float64], a: NDArray[np.float64], x: NDArray[np.float64]) -> NDArray[np.float64]:
+def filtfilt_rows(b: NDArray[np.float64], a: NDArray[np.float64],
+                  x: NDArray[np.float64]) -> NDArray[np.float64]:
     """``scipy.signal.filtfilt(b, a, x, axis=1, method="pad")`` (odd padding, default length) with
     the initial state (``lfilter_zi``) computed once per filter; the same arithmetic as scipy's."""
     from scipy.signal import lfilter, lfilter_zi
