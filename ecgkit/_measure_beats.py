@@ -122,6 +122,17 @@ class BeatVelocity:
             return np.zeros(0)
         return np.asarray(self.values[self._windows(at, self._half)].max(axis=1))
 
+    def robust_size_at(self, at: NDArray[np.integer]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(second-largest lead amplitude, spatial slope without the steepest lead) at each sample of
+        ``at``: the size of a wave with one lead's artefact (an electrode pop) left out."""
+        if len(at) == 0:
+            return np.zeros(0), np.zeros(0)
+        amps = np.sort(self.amplitudes_at(at), axis=1)
+        if self._slopes is None:
+            self._slopes = np.abs(np.gradient(self.leads, axis=1)) * self._fs
+        sl = np.sort(self._slopes[:, self._windows(at, self._half)].max(axis=2).T, axis=1)  # (n, 8)
+        return amps[:, -2], np.sqrt((sl[:, :-1] ** 2).sum(axis=1))
+
     def amplitudes_at(self, at: NDArray[np.integer]) -> NDArray[np.float64]:
         """:meth:`amplitudes` at each of the samples ``at``, shape (len(at), 8), in one gather."""
         if len(at) == 0:
@@ -145,8 +156,9 @@ class BeatVelocity:
         return float(self.amplitudes(i).max())
 
 
-#: A beat is the size of a P wave when its amplitude (largest peak-to-peak of the 8 independent leads)
-#: is under ``P_WAVE_MAX_MV`` and its spatial velocity under ``P_SIZED_SHARE`` of the median QRS's
+#: A beat is the size of a P wave when its amplitude (second-largest peak-to-peak of the 8 independent
+#: leads: one lead's artefact left out) is under ``P_WAVE_MAX_MV`` and its spatial slope (without its
+#: steepest lead) under ``P_SIZED_SHARE`` of the median QRS's
 #: (:func:`drop_p_waves`, :func:`fill_pauses`). A P wave is at most 0.25 mV in the limb leads, more in
 #: right atrial enlargement (Hancock et al., Circulation 2009;119:e251) and seldom over 0.5 mV; a QRS
 #: is 1 mV or more in some precordial lead unless the whole ECG is of low voltage, and then it keeps
@@ -158,7 +170,17 @@ P_SIZED_SHARE = 0.25
 
 
 def _p_sized(vel: BeatVelocity, i: int, ref_v: float) -> bool:
-    return vel.amplitude(i) < P_WAVE_MAX_MV and vel.peak(i) < P_SIZED_SHARE * ref_v
+    """Whether the wave at ``i`` has a P wave's size against QRS complexes of robust slope ``ref_v``
+    (:meth:`BeatVelocity.robust_size_at`: one lead's artefact left out of both)."""
+    amp, v = vel.robust_size_at(np.array([i]))
+    return bool(amp[0] < P_WAVE_MAX_MV and v[0] < P_SIZED_SHARE * ref_v)
+
+
+def qrs_slope(vel: BeatVelocity, beats: NDArray[np.int64]) -> float:
+    """Median robust slope (:meth:`BeatVelocity.robust_size_at`) of the beats over ``P_WAVE_MAX_MV``
+    (QRS complexes); NaN when there are none (a low-voltage record)."""
+    amp, v = vel.robust_size_at(beats)
+    return float(np.median(v[amp >= P_WAVE_MAX_MV])) if (amp >= P_WAVE_MAX_MV).any() else math.nan
 
 
 def _raw_spread(signal: NDArray[np.floating], beats: NDArray[np.int64], fs: float) -> bool:
@@ -203,10 +225,9 @@ def drop_p_waves(signal: NDArray[np.floating], fs: float, primary: NDArray[np.in
     if not (lone(a, b) or lone(b, a) or _raw_spread(signal, inner, fs)):
         return a, b
     vel = velocity if velocity is not None else BeatVelocity(signal, fs)
-    amp = vel.amplitudes_at(beats).max(axis=1)
+    amp, v = vel.robust_size_at(beats)
     if not (amp >= P_WAVE_MAX_MV).any():  # a low-voltage record: no QRS to measure against
         return a, b
-    v = vel.peaks_at(beats)
     ref_v = float(np.median(v[amp >= P_WAVE_MAX_MV]))
     small = beats[(amp < P_WAVE_MAX_MV) & (v < P_SIZED_SHARE * ref_v)]  # as _p_sized, all at once
     return a[~np.isin(a, small)], b[~np.isin(b, small)]
@@ -372,6 +393,7 @@ def _detector_beats(signal: NDArray[np.floating], fs: float, pk: NDArray[np.int6
     if not found:
         return []
     cand = np.sort(np.concatenate(found))
+    ref_p = qrs_slope(vel, pk)
     tol = int(round(0.1 * fs))
     added = []
     # a candidate inside the previous beat's T-wave window (200-360 ms after it; an early, R-on-T
@@ -386,7 +408,7 @@ def _detector_beats(signal: NDArray[np.floating], fs: float, pk: NDArray[np.int6
         in_t = 0 < at - prev < t_win
         floor = T_WAVE_VELOCITY_SHARE if in_t else PAUSE_VELOCITY_SHARE  # slower: a T or a P wave
         if (votes >= PAUSE_MIN_LEADS + in_t and vel.peak(at) >= floor * qrs_v
-                and not _p_sized(vel, at, qrs_v)):  # P waves of a complete block, seen in 2 leads
+                and not (math.isfinite(ref_p) and _p_sized(vel, at, ref_p))):  # P waves, seen in 2 leads
             added.append(at)
         j = k
     return added
