@@ -151,6 +151,12 @@ class BeatVelocity:
             self._slopes = np.abs(np.gradient(self.leads, axis=1)) * self._fs
         return np.asarray(self._slopes[:, max(0, i - self._half): i + self._half + 1].max(axis=1))
 
+    def wave_width_ms(self, i: int) -> float:
+        """Time (ms) within 60 ms of sample ``i`` that the spatial velocity is over half its value at
+        ``i``."""
+        seg = self.values[max(0, i - self._wide): i + self._wide + 1]
+        return float((seg >= 0.5 * self.values[i]).sum() * 1000.0 / self._fs)
+
     def amplitude(self, i: int) -> float:
         """The largest peak-to-peak amplitude (mV) of the 8 leads within 60 ms of sample ``i``."""
         return float(self.amplitudes(i).max())
@@ -421,12 +427,16 @@ OVER_OWN_T = 2.0
 #: Two beats have the same shape when their amplitudes in the 8 independent leads differ by at most
 #: this share (vector norm): a beat of another focus has another electrical axis.
 SAME_SHAPE = 0.25
-#: ... and a slope of at least this share of the lead's median QRS slope in ``PAUSE_MIN_LEADS`` + 1
+#: ... and a slope of at least this share of the lead's median QRS slope in ``PAUSE_MIN_LEADS``
 #: of the 8 independent leads: a beat's electrical axis projects onto neighbouring leads; an
 #: electrode's artefact (a pop, a step of the baseline) is in its own leads (a limb electrode: I or
 #: II and a third of it in V1-V6, through the central terminal). An amplitude test was fooled by the
 #: T waves in the same window.
 VELOCITY_BEAT_LEAD_SHARE = 0.2
+#: ... and a spatial velocity over half its peak for at least this long (ms, :meth:`BeatVelocity.
+#: wave_width_ms`): 32-50 ms at synthetic QRS complexes and ventricular beats, 12 ms at electrode
+#: pops and baseline steps (the band-pass's transient).
+MIN_WAVE_MS = 20.0
 #: ... and at least this share of the median beat's velocity beyond the T wave, when its
 #: amplitude is over ``P_WAVE_MAX_MV`` (in the T wave: ``T_WAVE_VELOCITY_SHARE``). Premature
 #: ventricular beats measured 0.14-1.4 of the median QRS's velocity on 4,092 synthetic records.
@@ -445,11 +455,12 @@ def velocity_beats(vel: BeatVelocity, pk: NDArray[np.int64], gaps: NDArray[np.in
     threshold. Kept in the previous beat's T wave when it reaches ``T_WAVE_VELOCITY_SHARE`` of the
     median beat's velocity ``qrs_v`` (a T wave measured 0.05-0.2), beyond it when it reaches
     ``PAUSE_VELOCITY_SHARE`` and an amplitude over ``P_WAVE_MAX_MV`` (not a P wave), and in both
-    when it has ``OVER_OWN_T`` times the median velocity at the same lag after the other beats of
-    its shape (their own T waves: a T wave tall or peaked enough to pass the first bound, as in
-    hyperkalaemia, recurs after every beat and fails this one), and in ``PAUSE_MIN_LEADS`` + 1 leads
-    ``VELOCITY_BEAT_LEAD_SHARE`` of their QRS slope. Bigeminy whose every premature beat has the
-    same coupling fails the reference too, and is left to the detectors.
+    when it has ``OVER_OWN_T`` times the 25th percentile of the velocity at the same lag after the
+    other beats of its shape (their own T waves: a T wave tall or peaked enough to pass the first
+    bound, as in hyperkalaemia, recurs after every beat and fails this one), a velocity over half
+    its peak for ``MIN_WAVE_MS`` (an electrode pop's is a 12 ms transient), and in
+    ``PAUSE_MIN_LEADS`` leads ``VELOCITY_BEAT_LEAD_SHARE`` of their QRS slope. Bigeminy whose every
+    premature beat has the same coupling fails the reference too, and is left to the detectors.
     """
     t_win = int(round(T_WAVE_MAX_MS * fs / 1000.0))
     nxt = np.r_[pk[1:], np.iinfo(np.int64).max]
@@ -478,8 +489,10 @@ def velocity_beats(vel: BeatVelocity, pk: NDArray[np.int64], gaps: NDArray[np.in
             continue  # not a peak, or slow
         if not in_t and vel.amplitude(at) < P_WAVE_MAX_MV:
             continue
-        # a heart beat shows in several leads; an electrode's artefact (a pop, a step) in its own
-        if (vel.lead_peaks(at) >= VELOCITY_BEAT_LEAD_SHARE * lead_qrs()).sum() < PAUSE_MIN_LEADS + 1:
+        # an electrode's pop or step is a transient: its velocity is up for a few ms, a QRS's stays up
+        # over its 60-200 ms; and it sits in one electrode's leads, a beat in two leads or more
+        if (vel.wave_width_ms(at) < MIN_WAVE_MS
+                or (vel.lead_peaks(at) >= VELOCITY_BEAT_LEAD_SHARE * lead_qrs()).sum() < PAUSE_MIN_LEADS):
             continue
         # the other beats of the same shape (amplitude in the 8 leads within 25 %): a premature
         # ventricular beat's own T wave is larger than the sinus beats'
