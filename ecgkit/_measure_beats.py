@@ -355,7 +355,10 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
         windows.append((int(pk[-1]) + ref, n - edge))
     # an interval over SUSPECT_RR_RATIO x the shortest ones may hold a beat no lead's detector found
     # (every other beat of a ventricular run): searched in the spatial velocity only (cheap)
-    suspect = np.flatnonzero(rr > SUSPECT_RR_RATIO * float(np.percentile(rr, 10)))
+    inf = np.array([np.inf])
+    neighbour = np.minimum(np.r_[inf, rr[:-1]], np.r_[rr[1:], inf])  # the shorter RR beside each
+    suspect = np.flatnonzero((rr > SUSPECT_RR_RATIO * float(np.percentile(rr, 10)))
+                             | (rr > SUSPECT_RR_RATIO * neighbour))
     vgaps = np.union1d(gaps, suspect)
     if not windows and vgaps.size == 0:
         return pk
@@ -505,9 +508,9 @@ def velocity_beats(vel: BeatVelocity, pk: NDArray[np.int64], gaps: NDArray[np.in
     return out
 
 
-#: An RR interval over this many times the record's short ones (10th percentile) is searched for a
-#: beat in the spatial velocity (:func:`fill_pauses`, :func:`velocity_beats`): one beat of a run
-#: missed doubles its interval.
+#: An RR interval over this many times the record's short ones (10th percentile) or the shorter of
+#: the two beside it is searched for a beat in the spatial velocity (:func:`fill_pauses`,
+#: :func:`velocity_beats`): one beat of a run missed doubles its interval.
 SUSPECT_RR_RATIO = 1.6
 
 
