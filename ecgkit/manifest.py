@@ -105,7 +105,7 @@ class StageColumn:
 #: The measure stage's columns (:mod:`ecgkit.measuring`), documented in the module docstring above.
 MEASURE_COLUMNS: tuple[StageColumn, ...] = tuple(StageColumn(n, k, d) for n, k, d in (
     ("measure_lead", "string", "lead measured"),
-    ("n_beats", "float", "R peaks by neurokit2, plus biosppy beats it missed"),
+    ("n_beats", "float", "beats: neurokit2's and biosppy's R peaks fused, repaired from all leads"),
     ("n_beats_biosppy", "float", "R peaks by biosppy"),
     ("bsqi", "float", "beat agreement F1 of the two detectors within 150 ms"),
     ("hr_bpm", "float", "heart rate, beats per minute"),

@@ -13,7 +13,9 @@ column                 meaning
 measure_lead           lead measured: ``lead`` of the config (II) unless it is flat or noisy in
                        more than half its 1 s windows, else the lead of best template quality
 n_beats                R peaks found by neurokit2 (``ecg_clean`` + ``ecg_peaks``) on that lead, plus
-                       the biosppy beats it missed (``fuse_beats``, default)
+                       the biosppy beats it missed (``fuse_beats``, default), less P and T waves a
+                       detector took for beats, plus beats the lead does not show, from the other
+                       leads and their spatial velocity (:mod:`ecgkit._measure_beats`)
 n_beats_biosppy        R peaks found by the biosppy detector (Hamilton by default)
 bsqi                   agreement F1 of the two beat lists within 150 ms (Li et al. 2008)
 hr_bpm                 60 / mean RR (the beats of ``n_beats``)
