@@ -206,8 +206,8 @@ def drop_p_waves(signal: NDArray[np.floating], fs: float, primary: NDArray[np.in
                  secondary: NDArray[np.integer], velocity: BeatVelocity | None = None
                  ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Both detectors' beats less those that have the size of a P wave: under ``P_WAVE_MAX_MV``, and
-    under ``P_SIZED_SHARE`` of the median spatial velocity of the beats over ``P_WAVE_MAX_MV`` (QRS
-    complexes).
+    under ``P_SIZED_SHARE`` of the median spatial slope of the beats over ``P_WAVE_MAX_MV`` (QRS
+    complexes), both read with one lead's artefact left out (:meth:`BeatVelocity.robust_size_at`).
 
     Run before :func:`fuse_beats`. In complete heart block the P waves march through at their own
     rate, and between slow escape beats a detector's adaptive threshold falls until it takes them for
