@@ -121,6 +121,16 @@ def test_fill_pauses_finds_an_r_on_t_beat_no_detector_finds_from_the_spatial_vel
     pop = np.tile(x, (12, 1))
     pop[8, 2140:] += 1.5
     assert mb.fill_pauses(pop, FS, np.array(sinus), 1, usable, _none).tolist() == sinus
+    # nor a left-arm electrode's step: lead I, and a third of it in V1-V6 through the central terminal
+    # (7 leads: the lead test passes; the velocity is up for a few ms only, not a QRS's 30-50)
+    limb = np.tile(x, (12, 1))
+    limb[0, 2140:] += 1.5
+    limb[6:, 2140:] -= 0.5
+    assert mb.fill_pauses(limb, FS, np.array(sinus), 1, usable, _none).tolist() == sinus
+    # nor a wave as wide as a beat in one lead only (one electrode's artefact: the lead test)
+    one = np.tile(x, (12, 1))
+    one[8] += _bump(t, 2140, 0.025, 3.0)
+    assert mb.fill_pauses(one, FS, np.array(sinus), 1, usable, _none).tolist() == sinus
     # nor is a peaked T wave that follows every beat alike (the T waves' velocity is the reference)
     peaked = sum(_bump(t, q, 0.01, 1.2) + _bump(t, q + 150, 0.012, 0.9) for q in sinus)
     assert mb.fill_pauses(np.tile(peaked, (12, 1)), FS, np.array(sinus), 1, usable, _none).tolist() == sinus
