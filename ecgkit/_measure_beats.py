@@ -245,6 +245,11 @@ def drop_p_waves(signal: NDArray[np.floating], fs: float, primary: NDArray[np.in
 AGREED_VELOCITY_SHARE = 0.75
 
 
+#: A beat one detector alone finds in the T-wave window is a T wave when its spatial velocity is under
+#: this share of the median beat's (:func:`drop_t_waves`). Higher than the share a candidate needs to
+#: be added (``T_WAVE_VELOCITY_SHARE``): next to a wide, slow QRS (bundle branch block, IVCD) a T wave
+#: reaches a third of the QRS's velocity.
+T_WAVE_DROP_SHARE = 0.4
 #: Upper normal QTc (ms, Bazett): the T wave of a beat ends by ``QT_UPPER_MS * sqrt(RR s)`` after
 #: it (QTc over 450-470 ms is prolonged, Rautaharju et al., Circulation 2009;119:e241).
 QT_UPPER_MS = 450.0
@@ -262,7 +267,7 @@ def drop_t_waves(signal: NDArray[np.floating], fs: float, fused: NDArray[np.inte
     """``fused`` less the beats that are the previous beat's T wave: found by one detector only
     (no ``secondary`` beat within 50 ms), ``refractory_ms`` to ``T_WAVE_MAX_MS`` after the beat
     before (at slow rates up to the upper normal QT, ``QT_UPPER_MS`` at the RR of the beats both
-    detectors found), with a spatial velocity peak under ``T_WAVE_VELOCITY_SHARE`` of the median at
+    detectors found), with a spatial velocity peak under ``T_WAVE_DROP_SHARE`` of the median at
     those beats.
 
     A tall T wave (hyperkalaemia, LVH, a secondary ST-T) crosses a detector's threshold; over the 8
@@ -287,7 +292,7 @@ def drop_t_waves(signal: NDArray[np.floating], fs: float, fused: NDArray[np.inte
     known = vel.peaks_at(pk[agreed])
     # slow against the median beat, and against every beat both detectors take (wide premature
     # beats, as slow as a fifth to a third of the sinus QRS, are such beats in bigeminy)
-    limit = min(T_WAVE_VELOCITY_SHARE * float(np.median(known)), AGREED_VELOCITY_SHARE * float(known.min()))
+    limit = min(T_WAVE_DROP_SHARE * float(np.median(known)), AGREED_VELOCITY_SHARE * float(known.min()))
     slow = [int(i) for i in cand if vel.peak(int(pk[i])) < limit]
     return np.delete(pk, slow) if slow else pk
 
