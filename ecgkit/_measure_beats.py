@@ -107,6 +107,13 @@ class BeatVelocity:
             self._values = velocity_of(self.leads, self._fs)
         return self._values
 
+    @property
+    def slopes(self) -> NDArray[np.float64]:
+        """Absolute slope (mV/s) of each of the 8 leads."""
+        if self._slopes is None:
+            self._slopes = np.abs(np.gradient(self.leads, axis=1)) * self._fs
+        return self._slopes
+
     def peak(self, i: int) -> float:
         """The largest velocity within 50 ms of sample ``i``."""
         return float(self.values[max(0, i - self._half): i + self._half + 1].max())
@@ -128,9 +135,7 @@ class BeatVelocity:
         if len(at) == 0:
             return np.zeros(0), np.zeros(0)
         amps = np.sort(self.amplitudes_at(at), axis=1)
-        if self._slopes is None:
-            self._slopes = np.abs(np.gradient(self.leads, axis=1)) * self._fs
-        sl = np.sort(self._slopes[:, self._windows(at, self._half)].max(axis=2).T, axis=1)  # (n, 8)
+        sl = np.sort(self.lead_peaks_at(at), axis=1)  # (n, 8)
         return amps[:, -2], np.sqrt((sl[:, :-1] ** 2).sum(axis=1))
 
     def amplitudes_at(self, at: NDArray[np.integer]) -> NDArray[np.float64]:
@@ -140,16 +145,13 @@ class BeatVelocity:
         seg = self.leads[:, self._windows(at, self._wide)]  # (8, beats, window)
         return np.asarray((seg.max(axis=2) - seg.min(axis=2)).T)
 
-    def amplitudes(self, i: int) -> NDArray[np.float64]:
-        """Peak-to-peak amplitude (mV) of each of the 8 leads within 60 ms of sample ``i``."""
-        seg = self.leads[:, max(0, i - self._wide): i + self._wide + 1]
-        return np.asarray(seg.max(axis=1) - seg.min(axis=1), dtype=np.float64)
+    def lead_peaks_at(self, at: NDArray[np.integer]) -> NDArray[np.float64]:
+        """The largest slope of each of the 8 leads within 50 ms of each sample of ``at``, (len(at), 8)."""
+        return np.asarray(self.slopes[:, self._windows(at, self._half)].max(axis=2).T)
 
     def lead_peaks(self, i: int) -> NDArray[np.float64]:
-        """The largest absolute slope (mV/s) of each of the 8 leads within 50 ms of sample ``i``."""
-        if self._slopes is None:
-            self._slopes = np.abs(np.gradient(self.leads, axis=1)) * self._fs
-        return np.asarray(self._slopes[:, max(0, i - self._half): i + self._half + 1].max(axis=1))
+        """:meth:`lead_peaks_at` at one sample."""
+        return self.lead_peaks_at(np.array([i]))[0]
 
     def wave_width_ms(self, i: int) -> float:
         """Time (ms) within 60 ms of sample ``i`` that the spatial velocity is over half its value at
@@ -159,7 +161,7 @@ class BeatVelocity:
 
     def amplitude(self, i: int) -> float:
         """The largest peak-to-peak amplitude (mV) of the 8 leads within 60 ms of sample ``i``."""
-        return float(self.amplitudes(i).max())
+        return float(self.amplitudes_at(np.array([i])).max())
 
 
 #: A beat is the size of a P wave when its amplitude (second-largest peak-to-peak of the 8 independent
@@ -175,11 +177,12 @@ P_WAVE_MAX_MV = 0.5
 P_SIZED_SHARE = 0.25
 
 
-def _p_sized(vel: BeatVelocity, i: int, ref_v: float) -> bool:
-    """Whether the wave at ``i`` has a P wave's size against QRS complexes of robust slope ``ref_v``
-    (:meth:`BeatVelocity.robust_size_at`: one lead's artefact left out of both)."""
-    amp, v = vel.robust_size_at(np.array([i]))
-    return bool(amp[0] < P_WAVE_MAX_MV and v[0] < P_SIZED_SHARE * ref_v)
+def _p_sized(vel: BeatVelocity, at: NDArray[np.int64], ref_v: float) -> NDArray[np.bool_]:
+    """Whether each wave of ``at`` has a P wave's size against QRS complexes of robust slope ``ref_v``
+    (:meth:`BeatVelocity.robust_size_at`: one lead's artefact left out of both); none when ``ref_v``
+    is NaN (a low-voltage record)."""
+    amp, v = vel.robust_size_at(at)
+    return (amp < P_WAVE_MAX_MV) & (v < P_SIZED_SHARE * ref_v)
 
 
 def qrs_slope(vel: BeatVelocity, beats: NDArray[np.int64]) -> float:
@@ -231,11 +234,10 @@ def drop_p_waves(signal: NDArray[np.floating], fs: float, primary: NDArray[np.in
     if not (lone(a, b) or lone(b, a) or _raw_spread(signal, inner, fs)):
         return a, b
     vel = velocity if velocity is not None else BeatVelocity(signal, fs)
-    amp, v = vel.robust_size_at(beats)
-    if not (amp >= P_WAVE_MAX_MV).any():  # a low-voltage record: no QRS to measure against
+    ref_v = qrs_slope(vel, beats)
+    if not math.isfinite(ref_v):  # a low-voltage record: no QRS to measure against
         return a, b
-    ref_v = float(np.median(v[amp >= P_WAVE_MAX_MV]))
-    small = beats[(amp < P_WAVE_MAX_MV) & (v < P_SIZED_SHARE * ref_v)]  # as _p_sized, all at once
+    small = beats[_p_sized(vel, beats, ref_v)]
     return a[~np.isin(a, small)], b[~np.isin(b, small)]
 
 
@@ -344,7 +346,8 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
         return pk
     rr = np.diff(pk)
     ref = int(round(refractory_ms * fs / 1000.0))
-    pause = rr > PAUSE_RR_RATIO * float(np.median(rr))
+    long_gap = PAUSE_RR_RATIO * float(np.median(rr))
+    pause = rr > long_gap
     # a slow rate may be every other beat: bigeminy whose premature beats the lead does not show
     # leaves a regular rhythm at half the rate, with no pause to find; then every interval is searched
     slow = float(np.median(rr)) > SLOW_RR_S * fs
@@ -353,7 +356,6 @@ def fill_pauses(signal: NDArray[np.floating], fs: float, peaks: NDArray[np.integ
     # of wide beats that the measured lead does not show, before its first or after its last beat)
     windows = [(int(pk[g]) + ref, int(pk[g + 1]) - ref) for g in gaps]
     edge, n = int(round(EDGE_S * fs)), np.asarray(signal).shape[1]
-    long_gap = PAUSE_RR_RATIO * float(np.median(rr))
     if pk[0] - edge > long_gap:
         windows.append((edge, int(pk[0]) - ref))
     if n - edge - pk[-1] > long_gap:
@@ -422,7 +424,7 @@ def _detector_beats(signal: NDArray[np.floating], fs: float, pk: NDArray[np.int6
         in_t = 0 < at - prev < t_win
         floor = T_WAVE_VELOCITY_SHARE if in_t else PAUSE_VELOCITY_SHARE  # slower: a T or a P wave
         if (votes >= PAUSE_MIN_LEADS + in_t and vel.peak(at) >= floor * qrs_v
-                and not (math.isfinite(ref_p) and _p_sized(vel, at, ref_p))):  # P waves, seen in 2 leads
+                and not _p_sized(vel, np.array([at]), ref_p)[0]):  # P waves, seen in 2 leads
             added.append(at)
         j = k
     return added
@@ -482,7 +484,7 @@ def velocity_beats(vel: BeatVelocity, pk: NDArray[np.int64], gaps: NDArray[np.in
 
     def lead_qrs() -> NDArray[np.float64]:  # each lead's median QRS slope
         if "slopes" not in per_beat:
-            per_beat["slopes"] = np.median(np.stack([vel.lead_peaks(int(b)) for b in pk]), axis=0)
+            per_beat["slopes"] = np.median(vel.lead_peaks_at(pk), axis=0)
         return per_beat["slopes"]
 
     for g in gaps:
@@ -506,9 +508,9 @@ def velocity_beats(vel: BeatVelocity, pk: NDArray[np.int64], gaps: NDArray[np.in
         # ventricular beat's own T wave is larger than the sinus beats'
         amps = beat_amps()
         same = np.linalg.norm(amps - amps[g], axis=1) <= SAME_SHAPE * float(np.linalg.norm(amps[g]))
-        others = [vel.peak(int(b) + lag) for b, n, sh in zip(pk, nxt, same)
-                  if sh and b != pk[g] and n - b > lag + ref // 2 and b + lag < vel.values.size]
-        if others and v >= OVER_OWN_T * float(np.percentile(others, 25)):
+        use = same & (pk != pk[g]) & (nxt - pk > lag + ref // 2) & (pk + lag < vel.values.size)
+        others = vel.peaks_at(pk[use] + lag)
+        if others.size and v >= OVER_OWN_T * float(np.percentile(others, 25)):
             out.append(at)
     return out
 
