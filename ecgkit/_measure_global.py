@@ -5,6 +5,7 @@ PR from a lead's P onsets to the global QRS onset.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,48 +47,48 @@ def _odd_ext(x: NDArray[np.float64], n: int) -> NDArray[np.float64]:
     return np.concatenate([left, x, right], axis=1)
 
 
+_Run = Callable[[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]], NDArray[np.float64]]
+
+
+def _zero_phase(key: bytes, make_zi: Callable[[], NDArray[np.float64]], run: _Run, edge: int,
+                x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """scipy's forward-backward filtering (odd padding by ``edge``, each pass started from the
+    filter's steady state ``zi`` scaled by the first sample), with ``zi`` computed once per filter
+    ``key``. ``run(x, zi, x0)`` filters the rows of ``x`` forward from ``zi`` scaled by ``x0``."""
+    zi = _ZI.get(key)
+    if zi is None:  # the initial state of a fixed filter (a cache of constants)
+        zi = _ZI[key] = make_zi()
+    ext = _odd_ext(x, edge)
+    y = run(ext, zi, ext[:, :1])
+    y = run(y[:, ::-1], zi, y[:, -1:])
+    return np.asarray(y[:, ::-1][:, edge:-edge])
+
+
 def sosfiltfilt_rows(sos: NDArray[np.float64], x: NDArray[np.float64]) -> NDArray[np.float64]:
     """``scipy.signal.sosfiltfilt(sos, x, axis=1)`` (odd padding, default length) with the filter's
     initial state (``sosfilt_zi``, a linear solve per section, a third of the call on a 10 s lead)
     computed once per filter. The same arithmetic as scipy's, so the same result."""
-    from scipy.signal import sosfilt, sosfilt_zi
+    from scipy.signal import sosfilt, sosfilt_zi, sosfiltfilt
 
-    key = b"sos" + sos.tobytes()
-    zi = _ZI.get(key)
-    if zi is None:  # the initial state of a fixed filter (a cache of constants)
-        zi = _ZI[key] = sosfilt_zi(sos)
     ntaps = 2 * len(sos) + 1 - min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
-    edge = 3 * ntaps
-    if x.shape[1] <= edge:
-        from scipy.signal import sosfiltfilt
-
+    if x.shape[1] <= 3 * ntaps:
         return np.asarray(sosfiltfilt(sos, x, axis=1))
-    ext = _odd_ext(x, edge)
-    z = zi[:, None, :]  # (sections, rows, 2)
-    y, _ = sosfilt(sos, ext, axis=1, zi=z * ext[None, :, :1])
-    y, _ = sosfilt(sos, y[:, ::-1], axis=1, zi=z * y[None, :, -1:])
-    return np.asarray(y[:, ::-1][:, edge:-edge])
+    return _zero_phase(b"sos" + sos.tobytes(), lambda: sosfilt_zi(sos),
+                       lambda u, zi, x0: sosfilt(sos, u, axis=1, zi=zi[:, None, :] * x0[None, :, :])[0],
+                       3 * ntaps, x)
 
 
 def filtfilt_rows(b: NDArray[np.float64], a: NDArray[np.float64],
                   x: NDArray[np.float64]) -> NDArray[np.float64]:
     """``scipy.signal.filtfilt(b, a, x, axis=1, method="pad")`` (odd padding, default length) with
     the initial state (``lfilter_zi``) computed once per filter; the same arithmetic as scipy's."""
-    from scipy.signal import lfilter, lfilter_zi
+    from scipy.signal import filtfilt, lfilter, lfilter_zi
 
-    key = b"ba" + b.tobytes() + b"|" + a.tobytes()
-    zi = _ZI.get(key)
-    if zi is None:  # the initial state of a fixed filter (a cache of constants)
-        zi = _ZI[key] = lfilter_zi(b, a)
     edge = 3 * max(len(a), len(b))
     if x.shape[1] <= edge:
-        from scipy.signal import filtfilt
-
         return np.asarray(filtfilt(b, a, x, axis=1, method="pad"))
-    ext = _odd_ext(x, edge)
-    y, _ = lfilter(b, a, ext, axis=1, zi=zi[None, :] * ext[:, :1])
-    y, _ = lfilter(b, a, y[:, ::-1], axis=1, zi=zi[None, :] * y[:, -1:])
-    return np.asarray(y[:, ::-1][:, edge:-edge])
+    return _zero_phase(b"ba" + b.tobytes() + b"|" + a.tobytes(), lambda: lfilter_zi(b, a),
+                       lambda u, zi, x0: lfilter(b, a, u, axis=1, zi=zi[None, :] * x0)[0], edge, x)
 
 
 def band_passed(signal: NDArray[np.floating], fs: float, high_hz: float = 40.0) -> NDArray[np.float64]:
